@@ -1,0 +1,88 @@
+import { spawn, type SpawnOptions } from "node:child_process";
+import { createServer } from "node:net";
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Written to stdin, then stdin is closed. */
+  input?: string | Buffer;
+  /** Kill the process (SIGKILL) after this many ms. Default 10 minutes. */
+  timeoutMs?: number;
+  /** Run as this user (via `runuser -u USER --`). */
+  user?: string;
+}
+
+/** Run a command without a shell; never throws on a non-zero exit (check `code`). */
+export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  let file = cmd;
+  let argv = args;
+  if (opts.user) {
+    file = "runuser";
+    argv = ["-u", opts.user, "--", cmd, ...args];
+  }
+  const spawnOpts: SpawnOptions = { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] };
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, spawnOpts);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 600_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") });
+    });
+    child.stdin!.on("error", () => undefined);
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    else child.stdin!.end();
+  });
+}
+
+/** Like run(), but throws with the command's stderr when it exits non-zero. */
+export async function runOk(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} exited ${r.code ?? r.signal}:\n${r.stderr}\n${r.stdout}`.trim());
+  }
+  return r;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      if (addr === null || typeof addr === "string") return reject(new Error("no port"));
+      srv.close(() => resolve(addr.port));
+    });
+  });
+}
+
+/** Poll until fn() returns a truthy value or the deadline passes. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ""}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

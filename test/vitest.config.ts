@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// Integration tests start real services (Ceph radosgw, PostgreSQL, dockerd, sshd, cron);
+// the machine has 2 cores, so test files run at most two at a time and get generous timeouts.
+export default defineConfig({
+  test: {
+    root: ".",
+    include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
+    testTimeout: 180_000,
+    hookTimeout: 600_000,
+    maxWorkers: 2,
+    reporters: ["default"],
+  },
+});
