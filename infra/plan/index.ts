@@ -1,0 +1,84 @@
+// config -> plan. Pure: no Pulumi imports. Everything a component or a test needs to know
+// about what should exist is computed here.
+import type { HostConfig, RestorableConfig } from "../config/schema";
+import { formatDuration } from "../config/schema";
+import { b2HostKey, hostIamPolicy, type B2KeySpec, type IamPolicy } from "./access";
+import { hostPrefix } from "./layout";
+import { b2Lifecycle, retentionRules, s3Lifecycle, tierExpiryDays, type B2LifecycleRule, type RetentionRule, type S3LifecycleRule, type TierExpiry } from "./retention";
+
+export * from "./layout";
+export * from "./retention";
+export * from "./access";
+
+export interface HostPlan {
+  name: string;
+  prefix: string;
+  config: HostConfig;
+  access: { iamPolicy: IamPolicy; b2: B2KeySpec };
+  /** IAM user name for aws. */
+  iamUserName: string;
+}
+
+export interface Plan {
+  config: RestorableConfig;
+  bucket: string;
+  provider: RestorableConfig["storage"]["provider"];
+  endpoint: string;
+  region: string;
+  offsite: boolean;
+  retention: { counts: RestorableConfig["retention"]; expiryDays: TierExpiry; rules: RetentionRule[] };
+  lifecycle: { s3: { Rules: S3LifecycleRule[] }; b2: B2LifecycleRule[] };
+  hosts: HostPlan[];
+  /** Short human summary of the policy, for PR review and `pulumi stack output`. */
+  summary: string[];
+}
+
+export function buildPlan(cfg: RestorableConfig): Plan {
+  const bucket = cfg.storage.bucket;
+  const rules = retentionRules(cfg.hosts.map((h) => h.name), cfg.retention);
+  const expiryDays = tierExpiryDays(cfg.retention);
+  const hosts: HostPlan[] = cfg.hosts.map((h) => ({
+    name: h.name,
+    prefix: hostPrefix(h.name),
+    config: h,
+    access: { iamPolicy: hostIamPolicy(bucket, h.name), b2: b2HostKey(bucket, h.name) },
+    iamUserName: `restorable-${bucket}-${h.name}`.slice(0, 64),
+  }));
+  const plan: Plan = {
+    config: cfg,
+    bucket,
+    provider: cfg.storage.provider,
+    endpoint: cfg.storage.endpoint,
+    region: cfg.storage.region,
+    offsite: !cfg.storage.allowNotOffsite,
+    retention: { counts: cfg.retention, expiryDays, rules },
+    lifecycle: { s3: s3Lifecycle(rules), b2: b2Lifecycle(rules) },
+    hosts,
+    summary: [],
+  };
+  plan.summary = summarize(plan);
+  return plan;
+}
+
+export function summarize(plan: Plan): string[] {
+  const { config: cfg } = plan;
+  const r = cfg.retention;
+  const lines: string[] = [];
+  if (!plan.offsite) lines.push("WARNING: NOT OFF-SITE (restorable:storage.allowNotOffsite is true): a loss of the host may take the backups with it. For demos and tests only.");
+  lines.push(`Storage: ${plan.provider} bucket ${plan.bucket} at ${plan.endpoint} (region ${plan.region})${cfg.storage.objectLock ? `, object lock ${cfg.storage.objectLock.mode} ${cfg.storage.objectLock.days}d` : ""}.`);
+  lines.push(`Objectives: lose at most ${formatDuration(cfg.objectives.rpo)} of data (RPO), restore within ${formatDuration(cfg.objectives.rto)} (RTO).`);
+  lines.push(
+    `Retention: a restore point for each of the last ${r.daily} days, ${r.weekly} weeks and ${r.monthly} months (objects expire after ${plan.retention.expiryDays.daily}/${plan.retention.expiryDays.weekly}/${plan.retention.expiryDays.monthly} days in daily/weekly/monthly).`,
+  );
+  for (const h of plan.hosts) {
+    const c = h.config;
+    const what = [
+      ...c.postgres.map((p) => `postgres ${p.database} (${p.via === "compose" ? `compose ${p.project} service ${p.service}` : p.via === "container" ? `container ${p.container}` : `local ${p.host}:${p.port}`})`),
+      ...(c.postgres.length ? ["roles (globals)"] : []),
+      ...c.volumes.map((v) => `volume ${v}`),
+    ];
+    lines.push(`Host ${h.name} (${c.ssh.user}@${c.ssh.host}:${c.ssh.port}) -> s3://${plan.bucket}/${h.prefix}: ${what.join(", ")}.`);
+    lines.push(`  backup "${c.schedule.backup}", volumes "${c.schedule.volumes}", restore drill "${c.schedule.drill}" (${c.drill.runtime}${c.drill.runtime === "docker" ? ` ${c.drill.image}` : ""}, ${c.drill.checks.length} SQL checks)${c.encryption ? `, encrypted to ${c.encryption.ageRecipients.length} age recipient(s)` : ", not encrypted client-side"}.`);
+  }
+  return lines;
+}
