@@ -127,17 +127,27 @@ export function firings(spec: CronSpec, fromMs: number, toMs: number): number[] 
 }
 
 /**
- * The longest time between two consecutive runs of the schedule, in seconds, over a full
- * 4-year cycle (so every month length and a leap day are included). Infinity when the
- * schedule never fires (e.g. "0 0 31 2 *").
+ * The longest time between two consecutive runs of the schedule, in seconds, over eight
+ * years (so every month length and two leap days are included). Infinity when the schedule
+ * fires less than twice in that span (e.g. "0 0 30 2 *").
  */
 export function maxGapSeconds(expr: string): number {
   const spec = parseCron(expr);
   const from = Date.UTC(2027, 0, 1);
-  const to = Date.UTC(2031, 0, 8);
-  const times = firings(spec, from, to);
-  if (times.length < 2) return Infinity;
-  let max = 0;
-  for (let i = 1; i < times.length; i++) max = Math.max(max, times[i]! - times[i - 1]!);
-  return max / 1000;
+  const to = Date.UTC(2035, 0, 8);
+  const minutes = [...spec.minutes].sort((a, b) => a - b);
+  const hours = [...spec.hours].sort((a, b) => a - b);
+  let prev: number | undefined;
+  let max = -1;
+  for (let day = from; day < to; day += DAY_MS) {
+    if (!dayMatches(spec, new Date(day))) continue;
+    for (const h of hours) {
+      for (const m of minutes) {
+        const t = day + (h * 60 + m) * 60_000;
+        if (prev !== undefined) max = Math.max(max, t - prev);
+        prev = t;
+      }
+    }
+  }
+  return max < 0 ? Infinity : max / 1000;
 }

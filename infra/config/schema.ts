@@ -221,8 +221,8 @@ export const configSchema = z
     if (st.provider === "s3" && !st.endpoint) {
       ctx.addIssue({ code: "custom", path: ["storage", "endpoint"], message: "is required for provider s3 (any S3-compatible store): the store's URL" });
     }
-    if (st.endpoint) {
-      const url = new URL(st.endpoint);
+    const url = st.endpoint ? URL.parse(st.endpoint) : null;
+    if (st.endpoint && url) {
       const where = ["storage", "endpoint"];
       if (!st.allowNotOffsite) {
         if (url.protocol !== "https:") {
