@@ -4,6 +4,7 @@ import { ConfigError, formatIssue } from "./errors";
 export * from "./schema";
 export { ConfigError, keyPath } from "./errors";
 export { parseCron, maxGapSeconds } from "./cron";
+export { parseSecret, secretSchemas, type S3Credentials, type DbPasswords } from "./secrets";
 
 /** The project's keys, as they appear (without namespace) under `restorable:` in Pulumi.<stack>.yaml. */
 export const CONFIG_KEYS = ["storage", "objectives", "retention", "notify", "hosts"] as const;

@@ -1,0 +1,57 @@
+// Everything one server gets: its scoped credentials, and (see HostInstall) its rendered
+// scripts, config, credentials file and crontab installed over SSH.
+import type * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { HostPlan, Plan } from "../plan";
+import type { B2MasterKey, BackupBucket } from "./backup-bucket";
+import { HostCredentials, type S3KeyPair } from "./host-credentials";
+
+export interface ServerBackupsArgs {
+  plan: Plan;
+  host: HostPlan;
+  bucket: BackupBucket;
+  awsProvider?: aws.Provider;
+  b2?: B2MasterKey;
+  suppliedKey?: pulumi.Output<S3KeyPair>;
+  /** Passwords for this host's databases, by database name (secret). */
+  dbPasswords?: pulumi.Output<Record<string, string>>;
+  /** SSH private key for the host (secret). */
+  sshPrivateKey?: pulumi.Output<string>;
+}
+
+/** What `pulumi stack output hosts` shows for each host (contract). */
+export interface HostSummary {
+  prefix: string;
+  backupCron: string;
+  volumesCron: string;
+  drillCron: string;
+  scriptsDir: string;
+  configDir: string;
+  keyId: pulumi.Output<string>;
+}
+
+export class ServerBackups extends pulumi.ComponentResource {
+  public readonly credentials: HostCredentials;
+  public readonly summary: HostSummary;
+
+  constructor(name: string, args: ServerBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("restorable:index:ServerBackups", name, {}, opts);
+    const { host } = args;
+    this.credentials = new HostCredentials(
+      name,
+      { plan: args.plan, host, bucket: args.bucket, awsProvider: args.awsProvider, b2: args.b2, suppliedKey: args.suppliedKey },
+      { parent: this },
+    );
+    const c = host.config;
+    this.summary = {
+      prefix: host.prefix,
+      backupCron: c.schedule.backup,
+      volumesCron: c.schedule.volumes,
+      drillCron: c.schedule.drill,
+      scriptsDir: c.paths.scriptsDir,
+      configDir: c.paths.configDir,
+      keyId: this.credentials.accessKeyId,
+    };
+    this.registerOutputs({ ...this.summary });
+  }
+}
