@@ -1,0 +1,686 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are read by the scripts that source this file
+# lib-restore.sh — helpers shared by `restore` and `restore-drill` (sourced, never executed).
+#
+#   config      rr_load_config: restorable.conf + credentials, PATH, TZ=UTC
+#   logging     rr_log / rr_say; one failure line per run:
+#                 restorable <script>: FAILED at stage <stage>: <reason>
+#   run control rr_stage, rr_die (exit 1), rr_usage (exit 2), rr_lock (exit 3), rr_run (interruptible
+#               child), traps on EXIT INT TERM HUP that kill children, stop the throwaway Postgres,
+#               remove the temp dir, then call the script's rr_on_finish hook, print the failure line
+#               and ping.
+#   bucket      rr_aws, rr_restore_points (restore points = manifests, found by listing <host>/),
+#               rr_fetch (download -> sha256 verify -> age decrypt -> zstd decompress -> plain file)
+#   targets     rr_target_* (compose service, container, local server, URL) and rr_tgt_run
+#   throwaway   rr_throwaway_up / rr_throwaway_down (runtime docker | local)
+#
+# Exit codes (the same in all four scripts): 0 success; 1 failure (the one-line reason says the
+# stage); 2 usage or configuration error; 3 another run holds the lock.
+#
+# Secrets: AWS keys and database passwords reach child processes through the environment only
+# (AWS_*, PGPASSWORD); never argv, never a log line. The age identity is a file path.
+
+# ---- basics -----------------------------------------------------------------------------------
+
+export TZ=UTC
+export LC_ALL=C
+PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
+export PATH
+# aws: no instance-metadata probing (slow and pointless off-cloud), bounded retries.
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_RETRY_MODE="${AWS_RETRY_MODE:-standard}"
+export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-5}"
+export AWS_PAGER=""
+
+RR_SCRIPT="${RR_SCRIPT:-restore}"
+RR_STAGE="start"
+RR_FAIL_STAGE=""
+RR_FAIL_REASON=""
+RR_LAST_ERR=""
+RR_LOG=""
+RR_TMP=""
+RR_CHILD=""
+RR_PINGED_START=0
+RR_FINISHING=0
+# Throwaway Postgres state (restore-drill)
+RR_TA_KIND=""      # docker | local
+RR_TA_CID=""
+RR_TA_DIR=""
+RR_TA_BIN=""
+RR_RUN_ID=""
+
+# Seconds since the epoch with microseconds (bash 5 EPOCHREALTIME).
+rr_clock() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+# rr_elapsed START -> seconds since START with 3 decimals
+rr_elapsed() { awk -v a="$1" -v b="$(rr_clock)" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+# "now" as epoch seconds: RESTORABLE_NOW (ISO-8601 UTC, for tests and operators) or the clock.
+rr_now() {
+  if [[ -n ${RESTORABLE_NOW:-} ]]; then
+    date -u -d "$RESTORABLE_NOW" +%s
+  else
+    date -u +%s
+  fi
+}
+rr_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+rr_stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
+# 20261124T030000Z -> epoch seconds
+rr_stamp_epoch() {
+  local s=$1
+  [[ $s =~ ^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$ ]] || return 1
+  date -u -d "${BASH_REMATCH[1]}-${BASH_REMATCH[2]}-${BASH_REMATCH[3]}T${BASH_REMATCH[4]}:${BASH_REMATCH[5]}:${BASH_REMATCH[6]}Z" +%s
+}
+# rr_parse_date TEXT -> epoch seconds. Accepts a stamp (20261124T030000Z), ISO-8601
+# (2026-11-24T03:00:00Z, 2026-11-24 03:00) or a bare date (2026-11-24 = the end of that UTC day).
+rr_parse_date() {
+  local t=$1
+  if [[ $t =~ ^[0-9]{8}T[0-9]{6}Z$ ]]; then
+    rr_stamp_epoch "$t"
+  elif [[ $t =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]]; then
+    date -u -d "$t 23:59:59" +%s
+  else
+    date -u -d "$t" +%s
+  fi
+}
+# 93784 -> 1d2h3m (coarse: two largest units)
+rr_human_age() {
+  local s=$1 d h m
+  ((s < 0)) && s=0
+  d=$((s / 86400)) h=$((s % 86400 / 3600)) m=$((s % 3600 / 60))
+  if ((d > 0)); then printf '%dd%dh\n' "$d" "$h"
+  elif ((h > 0)); then printf '%dh%dm\n' "$h" "$m"
+  elif ((m > 0)); then printf '%dm%ds\n' "$m" "$((s % 60))"
+  else printf '%ds\n' "$s"
+  fi
+}
+rr_human_size() {
+  awk -v b="$1" 'BEGIN {
+    if (b == "" || b == "?") { print "?"; exit }
+    split("B KiB MiB GiB TiB", u, " "); i = 1
+    while (b >= 1024 && i < 5) { b /= 1024; i++ }
+    if (i == 1) printf "%d %s\n", b, u[i]; else printf "%.1f %s\n", b, u[i]
+  }'
+}
+
+# ---- logging ----------------------------------------------------------------------------------
+
+# Log line on stderr (and in the run log): "2026-11-24T03:00:00Z restorable restore: message"
+rr_log() {
+  local line
+  printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RR_SCRIPT" "$*"
+  printf '%s\n' "$line" >&2
+  if [[ -n $RR_LOG ]]; then printf '%s\n' "$line" >>"$RR_LOG" 2>/dev/null || true; fi
+}
+# Say something to the operator (stdout) and log it.
+rr_say() {
+  printf '%s\n' "$*"
+  if [[ -n $RR_LOG ]]; then
+    local line
+    printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RR_SCRIPT" "$*"
+    printf '%s\n' "$line" >>"$RR_LOG" 2>/dev/null || true
+  fi
+}
+# Append a file's last lines to the log (indented), e.g. a tool's stderr.
+rr_log_file_tail() {
+  local f=$1 n=${2:-20} l
+  [[ -s $f ]] || return 0
+  while IFS= read -r l; do rr_log "  | $l"; done < <(tail -n "$n" "$f")
+}
+# The last non-empty line of a file, for one-line reasons.
+rr_last_line() {
+  if [[ -s $1 ]]; then grep -v '^[[:space:]]*$' "$1" | tail -n 1 | cut -c1-300 || true; fi
+}
+
+# ---- stages and failure -----------------------------------------------------------------------
+
+rr_stage() { RR_STAGE=$1; }
+# rr_die REASON: fail the run at the current stage (exit 1). The EXIT trap does the rest.
+rr_die() {
+  if [[ -z $RR_FAIL_REASON ]]; then RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON=$*; fi
+  exit 1
+}
+rr_usage() {
+  printf 'restorable %s: %s (see %s --help)\n' "$RR_SCRIPT" "$*" "$RR_SCRIPT" >&2
+  RR_FAIL_STAGE=usage RR_FAIL_REASON="usage: $*"
+  RR_USAGE_PRINTED=1
+  exit 2
+}
+RR_USAGE_PRINTED=0
+
+rr__on_err() {
+  # Remember the failing command for an "unexpected error" line; set -e does the exit.
+  RR_LAST_ERR="line $2: $3 (exit $1)"
+}
+rr__on_signal() {
+  local sig=$1 code=$2
+  if [[ $RR_FINISHING -eq 1 ]]; then return 0; fi
+  RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON="interrupted by SIG$sig"
+  exit "$code"
+}
+
+# Kill a process and all its descendants (children first), quietly.
+rr_kill_tree() {
+  local p=$1 c
+  for c in $(pgrep -P "$p" 2>/dev/null || true); do rr_kill_tree "$c"; done
+  kill -TERM "$p" 2>/dev/null || true
+}
+
+rr__on_exit() {
+  local rc=$?
+  RR_FINISHING=1
+  set +e
+  trap - ERR
+  trap '' INT TERM HUP
+  if [[ $rc -ne 0 && -z $RR_FAIL_REASON ]]; then
+    RR_FAIL_STAGE=$RR_STAGE
+    RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
+  fi
+  if [[ $rc -eq 0 && -n $RR_FAIL_REASON ]]; then rc=1; fi
+  if [[ -n $RR_CHILD ]]; then rr_kill_tree "$RR_CHILD"; wait "$RR_CHILD" 2>/dev/null; RR_CHILD=""; fi
+  rr_throwaway_down
+  if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
+  if declare -F rr_on_finish >/dev/null; then
+    rr_finish_rc=""
+    rr_on_finish "$rc"
+    if [[ -n $rr_finish_rc ]]; then rc=$rr_finish_rc; fi
+  fi
+  if [[ $rc -ne 0 ]]; then
+    if [[ $rc -eq 2 && $RR_USAGE_PRINTED -eq 1 ]]; then
+      :
+    else
+      printf 'restorable %s: FAILED at stage %s: %s\n' "$RR_SCRIPT" "${RR_FAIL_STAGE:-$RR_STAGE}" "$RR_FAIL_REASON" >&2
+      if [[ -n $RR_LOG ]]; then
+        printf '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: FAILED at stage %s: %s\n' -1 "$RR_SCRIPT" "${RR_FAIL_STAGE:-$RR_STAGE}" "$RR_FAIL_REASON" >>"$RR_LOG" 2>/dev/null
+      fi
+    fi
+    if [[ $RR_PINGED_START -eq 1 ]]; then rr_ping fail; fi
+  elif [[ $RR_PINGED_START -eq 1 ]]; then
+    rr_ping success
+  fi
+  exit "$rc"
+}
+
+rr_traps() {
+  set -E
+  trap 'rr__on_err $? $LINENO "$BASH_COMMAND"' ERR
+  trap rr__on_exit EXIT
+  trap 'rr__on_signal INT 130' INT
+  trap 'rr__on_signal TERM 143' TERM
+  trap 'rr__on_signal HUP 129' HUP
+}
+
+# rr_run CMD...: run a command as a background child and wait for it, so that a signal to this
+# script is handled at once (bash defers traps while a foreground child runs). Returns its status.
+# Only for external commands and simple wrappers: called in a condition (`if ! rr_run f`), a shell
+# function runs with set -e ignored.
+rr_run() {
+  "$@" &
+  RR_CHILD=$!
+  local rc=0
+  wait "$RR_CHILD" || rc=$?
+  RR_CHILD=""
+  return "$rc"
+}
+
+# ---- config -----------------------------------------------------------------------------------
+
+# rr_load_config: source restorable.conf (RESTORABLE_CONFIG) and the credentials file it names.
+rr_load_config() {
+  local conf=${RESTORABLE_CONFIG:-$RR_DEFAULT_CONFIG}
+  [[ -r $conf ]] || rr_config_error "cannot read config $conf (set RESTORABLE_CONFIG)"
+  # shellcheck source=/dev/null
+  . "$conf"
+  local v
+  for v in RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT; do
+    [[ -n ${!v:-} ]] || rr_config_error "$v is not set in $conf"
+  done
+  RESTORABLE_REGION=${RESTORABLE_REGION:-us-east-1}
+  RESTORABLE_PREFIX=${RESTORABLE_PREFIX:-$RESTORABLE_HOST/}
+  RESTORABLE_PING_URL=${RESTORABLE_PING_URL:-}
+  RESTORABLE_RPO_SECONDS=${RESTORABLE_RPO_SECONDS:-86400}
+  RESTORABLE_RTO_SECONDS=${RESTORABLE_RTO_SECONDS:-3600}
+  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-/var/lib/restorable}
+  RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
+  RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
+  RESTORABLE_DRILL_IMAGE=${RESTORABLE_DRILL_IMAGE:-postgres:16}
+  RESTORABLE_AGE_IDENTITY=${RESTORABLE_AGE_IDENTITY:-}
+  [[ -n ${RESTORABLE_PG_DATABASE+x} ]] || RESTORABLE_PG_DATABASE=()
+  [[ -n ${RESTORABLE_PG_VIA+x} ]] || RESTORABLE_PG_VIA=()
+  [[ -n ${RESTORABLE_PG_USER+x} ]] || RESTORABLE_PG_USER=()
+  [[ -n ${RESTORABLE_PG_PROJECT+x} ]] || RESTORABLE_PG_PROJECT=()
+  [[ -n ${RESTORABLE_PG_SERVICE+x} ]] || RESTORABLE_PG_SERVICE=()
+  [[ -n ${RESTORABLE_PG_CONTAINER+x} ]] || RESTORABLE_PG_CONTAINER=()
+  [[ -n ${RESTORABLE_PG_HOST+x} ]] || RESTORABLE_PG_HOST=()
+  [[ -n ${RESTORABLE_PG_PORT+x} ]] || RESTORABLE_PG_PORT=()
+  [[ -n ${RESTORABLE_VOLUMES+x} ]] || RESTORABLE_VOLUMES=()
+  [[ -n ${RESTORABLE_DRILL_CHECKS+x} ]] || RESTORABLE_DRILL_CHECKS=()
+  [[ -n ${RESTORABLE_AGE_RECIPIENTS+x} ]] || RESTORABLE_AGE_RECIPIENTS=()
+  [[ $RESTORABLE_RPO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RPO_SECONDS must be a number of seconds"
+  [[ $RESTORABLE_RTO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RTO_SECONDS must be a number of seconds"
+
+  RESTORABLE_CREDENTIALS=${RESTORABLE_CREDENTIALS:-}
+  RESTORABLE_PG_PASSWORD=()
+  if [[ -n $RESTORABLE_CREDENTIALS ]]; then
+    if [[ -r $RESTORABLE_CREDENTIALS ]]; then
+      # shellcheck source=/dev/null
+      . "$RESTORABLE_CREDENTIALS"
+    elif [[ -z ${AWS_ACCESS_KEY_ID:-} ]]; then
+      rr_config_error "cannot read credentials $RESTORABLE_CREDENTIALS (run as root, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    fi
+  fi
+  [[ -n ${RESTORABLE_PG_PASSWORD+x} ]] || RESTORABLE_PG_PASSWORD=()
+  if [[ -n ${AWS_ACCESS_KEY_ID:-} ]]; then export AWS_ACCESS_KEY_ID; fi
+  if [[ -n ${AWS_SECRET_ACCESS_KEY:-} ]]; then export AWS_SECRET_ACCESS_KEY; fi
+  if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then export AWS_SESSION_TOKEN; fi
+  # Never hand a database password to a child by accident; targets export it deliberately.
+  RR_ENV_PGPASSWORD=${PGPASSWORD:-}
+  unset PGPASSWORD
+}
+rr_config_error() {
+  RR_FAIL_STAGE=config RR_FAIL_REASON=$*
+  exit 2
+}
+
+# rr_state_init NAME: state dir (0700), the run log (truncated) and the lock (exit 3 when held).
+rr_state_init() {
+  local name=$1
+  if ! mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null || ! chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
+    rr_config_error "cannot create state dir $RESTORABLE_STATE_DIR"
+  fi
+  RR_LOG="$RESTORABLE_STATE_DIR/$name.log"
+  : >"$RR_LOG" 2>/dev/null || RR_LOG=""
+  local lock="$RESTORABLE_STATE_DIR/$name.lock"
+  exec {RR_LOCK_FD}>>"$lock" || rr_config_error "cannot open lock $lock"
+  if ! flock -n "$RR_LOCK_FD"; then
+    RR_FAIL_STAGE=lock RR_FAIL_REASON="another $name run holds $lock"
+    exit 3
+  fi
+}
+
+# rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal).
+rr_tmp_init() {
+  RR_TMP=$(mktemp -d "${TMPDIR:-/tmp}/restorable-$RR_SCRIPT.XXXXXXXX") || rr_die "cannot create a temp dir under ${TMPDIR:-/tmp}"
+  chmod 0711 "$RR_TMP"
+  mkdir -m 0700 "$RR_TMP/work"
+}
+
+# ---- pings (healthchecks-style; never fail the job) -------------------------------------------
+
+rr_ping() {
+  local kind=$1 url=${RESTORABLE_PING_URL:-}
+  [[ -n $url ]] || return 0
+  case $kind in
+    start) curl -fsS -m 10 --retry 2 -o /dev/null "$url/start" >/dev/null 2>&1 || true; RR_PINGED_START=1 ;;
+    success) curl -fsS -m 10 --retry 2 -o /dev/null "$url" >/dev/null 2>&1 || true ;;
+    fail)
+      local body=""
+      if [[ -n $RR_LOG && -r $RR_LOG ]]; then body=$(tail -c 10000 "$RR_LOG"); fi
+      printf '%s\n' "$body" | curl -fsS -m 10 --retry 2 -o /dev/null --data-binary @- "$url/fail" >/dev/null 2>&1 || true
+      ;;
+  esac
+}
+# Mark that a start ping belongs to this run even without a URL (so success/fail pings follow).
+rr_ping_start() { RR_PINGED_START=1; rr_ping start; }
+
+# ---- bucket -----------------------------------------------------------------------------------
+
+rr_aws() { aws --endpoint-url "$RESTORABLE_ENDPOINT" --region "$RESTORABLE_REGION" --no-cli-pager "$@"; }
+
+# rr_list_bucket OUT: every object under <host>/ as JSON lines {key,size} into OUT.
+rr_list_bucket() {
+  local out=$1 raw=$RR_TMP/work/list.json err=$RR_TMP/work/list.err
+  if ! rr_run rr_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$RESTORABLE_PREFIX" --output json >"$raw" 2>"$err"; then
+    rr_log_file_tail "$err" 5
+    rr_die "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX: $(rr_last_line "$err")"
+  fi
+  if [[ ! -s $raw ]]; then : >"$out"; return 0; fi
+  jq -c '(.Contents // [])[] | {key: .Key, size: .Size}' "$raw" >"$out" || rr_die "cannot parse the bucket listing"
+}
+
+# rr_restore_points LISTING -> TSV lines, oldest first:
+#   kind  name  tier  stamp  manifestKey  objectKey  size
+# kind is postgres | globals | volume; name is the database / volume ("-" for globals).
+# Only keys with a manifest count; objectKey/size come from the listing ("-"/"?" when absent).
+rr_restore_points() {
+  local listing=$1
+  jq -r -s --arg host "$RESTORABLE_HOST" '
+    (map(select(.key | endswith(".manifest.json") | not))) as $data
+    | .[]
+    | .key as $k | ($k | split("/")) as $p
+    | select($p[0] == $host and (["daily","weekly","monthly"] | index($p[1])) != null)
+    | select($p[-1] | test("^[0-9]{8}T[0-9]{6}Z\\.manifest\\.json$"))
+    | (if $p[2] == "postgres" and ($p | length) == 5 then {kind: "postgres", name: $p[3]}
+       elif $p[2] == "globals" and ($p | length) == 4 then {kind: "globals", name: "-"}
+       elif $p[2] == "volumes" and ($p | length) == 5 then {kind: "volume", name: $p[3]}
+       else empty end)
+    | .tier = $p[1] | .stamp = ($p[-1] | .[0:16]) | .manifest = $k
+    | (($p[0:-1] | join("/")) + "/" + .stamp + ".") as $base
+    | ([$data[] | select(.key | startswith($base))] | first) as $obj
+    | [.kind, .name, .tier, .stamp, .manifest, ($obj.key // "-"), (($obj.size // "?") | tostring)]
+    | @tsv' "$listing" | sort -t $'\t' -k4,4 -k3,3
+}
+
+# rr_pick POINTS KIND NAME [AT_EPOCH] -> the TSV line of the newest restore point (at or before AT).
+rr_pick() {
+  local points=$1 kind=$2 name=$3 at=${4:-} at_stamp="99999999T999999Z"
+  if [[ -n $at ]]; then at_stamp=$(rr_stamp "$at"); fi
+  awk -F '\t' -v k="$kind" -v n="$name" -v at="$at_stamp" '$1 == k && $2 == n && $4 <= at { line = $0 } END { if (line != "") print line }' "$points"
+}
+
+# rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download and check the manifest -> RR_MF.
+rr_fetch_manifest() {
+  local mkey=$1 kind=$2 name=$3 dir=$4 err=$4/fetch.err
+  RR_MF="$dir/manifest.json"
+  rr_stage download
+  if ! rr_run rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$mkey" "$RR_MF" 2>"$err"; then
+    rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$err")"
+  fi
+  rr_check_manifest "$RR_MF" "$mkey" "$kind" "$name"
+}
+
+# rr_fetch_object DIR IDENTITY: download the object RR_MF names into DIR, verify its sha256 and
+# size against the manifest, decrypt (age) and decompress (zstd). Sets RR_ART (the plain
+# artifact: custom-format dump, SQL or tar) and RR_T_DOWNLOAD / RR_T_VERIFY / RR_T_DECODE
+# (seconds). Nothing outside DIR is touched, so a failure here has no side effects.
+rr_fetch_object() {
+  local dir=$1 identity=${2:-} t0 err=$1/fetch.err
+  local okey sha size enc comp
+  okey=$(jq -r '.object.key' "$RR_MF")
+  sha=$(jq -r '.object.sha256 | ascii_downcase' "$RR_MF")
+  size=$(jq -r '.object.size // "" | tostring' "$RR_MF")
+  enc=$(jq -r '.encryption // "none"' "$RR_MF")
+  comp=$(jq -r '.compression // "none"' "$RR_MF")
+  rr_stage download
+  t0=$(rr_clock)
+  if ! rr_run rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$okey" "$dir/object" 2>"$err"; then
+    rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$err")"
+  fi
+  RR_T_DOWNLOAD=$(rr_elapsed "$t0")
+
+  rr_stage verify
+  t0=$(rr_clock)
+  local actual actual_size
+  actual_size=$(stat -c %s "$dir/object")
+  actual=$(sha256sum "$dir/object" | cut -d ' ' -f 1) || rr_die "sha256sum failed on the downloaded object"
+  if [[ $actual != "$sha" ]]; then
+    rr_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not restoring it"
+  fi
+  if [[ -n $size && $size != "$actual_size" ]]; then
+    rr_die "size mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $size bytes, downloaded $actual_size"
+  fi
+  RR_T_VERIFY=$(rr_elapsed "$t0")
+  rr_log "verified sha256 of $okey ($actual_size bytes)"
+
+  t0=$(rr_clock)
+  local f="$dir/object"
+  case $enc in
+    none) ;;
+    age)
+      rr_stage decrypt
+      [[ -n $identity ]] || rr_die "$okey is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
+      [[ -r $identity ]] || rr_die "cannot read the age identity file $identity"
+      if ! rr_run age -d -i "$identity" -o "$dir/object.dec" "$f" 2>"$err"; then
+        rr_log_file_tail "$err" 5
+        rr_die "age could not decrypt $okey with identity $identity: $(rr_last_line "$err")"
+      fi
+      rm -f -- "$f"
+      f="$dir/object.dec"
+      ;;
+    *) rr_stage decrypt; rr_die "unknown encryption \"$enc\" in the manifest of $okey" ;;
+  esac
+  RR_ART="$dir/artifact"
+  case $comp in
+    zstd)
+      rr_stage decompress
+      if ! rr_run zstd -q -d -f -o "$RR_ART" "$f" 2>"$err"; then
+        rr_die "zstd could not decompress $okey: $(rr_last_line "$err")"
+      fi
+      rm -f -- "$f"
+      ;;
+    none) mv -- "$f" "$RR_ART" ;;
+    *) rr_stage decompress; rr_die "unknown compression \"$comp\" in the manifest of $okey" ;;
+  esac
+  RR_T_DECODE=$(rr_elapsed "$t0")
+}
+
+# rr_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.
+rr_check_manifest() {
+  local f=$1 key=$2 kind=$3 name=$4 dir
+  dir=${key%/*}
+  jq -e . "$f" >/dev/null 2>&1 || rr_die "manifest $key is not valid JSON"
+  local problem
+  problem=$(jq -r --arg kind "$kind" --arg name "$name" --arg host "$RESTORABLE_HOST" --arg dir "$dir/" '
+    if .format != 1 then "unsupported manifest format \(.format)"
+    elif .kind != $kind then "kind is \(.kind), expected \($kind)"
+    elif .host != $host then "host is \(.host), expected \($host)"
+    elif ($kind == "postgres" and .database != $name) then "database is \(.database), expected \($name)"
+    elif ($kind == "volume" and .volume != $name) then "volume is \(.volume), expected \($name)"
+    elif (.object.key | type) != "string" or (.object.key | startswith($dir) | not) then "object.key \(.object.key) is not beside the manifest"
+    elif (.object.sha256 | type) != "string" or (.object.sha256 | test("^[0-9a-fA-F]{64}$") | not) then "object.sha256 is missing or malformed"
+    else "" end' "$f")
+  [[ -z $problem ]] || rr_die "manifest $key: $problem"
+}
+
+# ---- database targets -------------------------------------------------------------------------
+#
+# A target is where pg client tools run: "exec" (docker exec into a container: the compose
+# service's or a named one, client tools of the container), "native" (host binaries over TCP or a
+# socket dir), or "url" (a libpq URL without password). rr_tgt_run TOOL DB ARGS... runs
+# psql/pg_restore against database DB of the target, stdin passed through.
+
+RR_T_KIND="" RR_T_CID="" RR_T_SOCK="" RR_T_HOST="" RR_T_PORT="" RR_T_USER="" RR_T_URL="" RR_T_BIN="" RR_T_DESC=""
+
+rr_compose_cmd() {
+  if docker compose version >/dev/null 2>&1; then printf 'docker compose\n'
+  elif command -v docker-compose >/dev/null 2>&1; then printf 'docker-compose\n'
+  else return 1
+  fi
+}
+
+# rr_target_compose PROJECT_DIR SERVICE USER: resolve the service's running container.
+rr_target_compose() {
+  local project=$1 service=$2 user=$3 compose ids err=$RR_TMP/work/compose.err
+  compose=$(rr_compose_cmd) || rr_die "neither 'docker compose' nor 'docker-compose' is available"
+  [[ -d $project ]] || rr_die "compose project directory $project does not exist"
+  # shellcheck disable=SC2086 # "docker compose" is two words on purpose
+  ids=$(cd "$project" && $compose ps -q "$service" 2>"$err") || rr_die "cannot find compose service $service in $project: $(rr_last_line "$err")"
+  ids=$(printf '%s\n' "$ids" | grep -v '^$' || true)
+  [[ -n $ids ]] || rr_die "compose service $service in $project has no container (is it up?)"
+  [[ $(printf '%s\n' "$ids" | wc -l) -eq 1 ]] || rr_die "compose service $service in $project has several containers"
+  RR_T_KIND=exec RR_T_CID=$ids RR_T_USER=$user RR_T_SOCK=""
+  RR_T_DESC="compose service $service in $project (container ${ids:0:12}) as $user"
+}
+rr_target_container() {
+  local name=$1 user=$2
+  docker inspect --format '{{.State.Running}}' "$name" 2>/dev/null | grep -qx true || rr_die "container $name is not running"
+  RR_T_KIND=exec RR_T_CID=$name RR_T_USER=$user RR_T_SOCK=""
+  RR_T_DESC="container $name as $user"
+}
+rr_target_local() {
+  local host=$1 port=$2 user=$3
+  RR_T_KIND=native RR_T_HOST=$host RR_T_PORT=$port RR_T_USER=$user RR_T_BIN=""
+  RR_T_DESC="local server $host:$port as $user"
+}
+rr_target_url() {
+  local url=$1 user=$2
+  RR_T_KIND=url RR_T_URL=${url%/} RR_T_USER=$user
+  RR_T_DESC="server ${url%/}${user:+ as $user}"
+}
+
+rr_tgt_run() {
+  local tool=$1 db=$2
+  shift 2
+  case $RR_T_KIND in
+    exec)
+      local envs=() sock=()
+      if [[ -n ${PGPASSWORD:-} ]]; then envs=(-e PGPASSWORD); fi
+      if [[ -n $RR_T_SOCK ]]; then sock=(-h "$RR_T_SOCK"); fi
+      docker exec -i "${envs[@]}" "$RR_T_CID" "$tool" "${sock[@]}" -U "$RR_T_USER" -d "$db" "$@"
+      ;;
+    native) "$RR_T_BIN$tool" -h "$RR_T_HOST" -p "$RR_T_PORT" -U "$RR_T_USER" -d "$db" "$@" ;;
+    url)
+      local u=()
+      if [[ -n $RR_T_USER ]]; then u=(-U "$RR_T_USER"); fi
+      "$tool" -d "$RR_T_URL/$db" "${u[@]}" "$@"
+      ;;
+    *) return 2 ;;
+  esac
+}
+# rr_sql DB SQL: run SQL (from stdin of psql, never argv) and print the unaligned result.
+rr_sql() {
+  local db=$1 sql=$2
+  printf '%s\n' "$sql" | rr_tgt_run psql "$db" -XAtq -v ON_ERROR_STOP=1 -f -
+}
+
+# The table list of a database as sorted "schema.table" lines: ordinary and partitioned tables
+# outside the system schemas (the same set the backup writes into the manifest).
+RR_TABLES_SQL="SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1"
+# Objects that make a database "non-empty" for restore: any relation, type-less function or
+# schema outside the system schemas and the default empty public schema.
+RR_NONEMPTY_SQL="SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%') + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) + (SELECT count(*) FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%')"
+
+# Expected tables from a manifest, sorted "schema.table" lines.
+rr_manifest_tables() { jq -r '(.tables // [])[] | "\(.schema).\(.name)"' "$1" | sort; }
+
+# rr_compare_tables EXPECTED_FILE ACTUAL_FILE -> prints a reason and returns 1 when they differ.
+rr_compare_tables() {
+  local missing unexpected
+  missing=$(comm -23 "$1" "$2" | paste -sd, - | sed 's/,/, /g')
+  unexpected=$(comm -13 "$1" "$2" | paste -sd, - | sed 's/,/, /g')
+  if [[ -z $missing && -z $unexpected ]]; then return 0; fi
+  local r=""
+  [[ -n $missing ]] && r="missing relative to the manifest: $missing"
+  [[ -n $unexpected ]] && r="${r:+$r; }not in the manifest: $unexpected"
+  printf '%s\n' "$r"
+  return 1
+}
+
+# Identifier checks for names that end up in SQL (plain names only; no quoting games).
+rr_valid_ident() { [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_$-]{0,62}$ ]]; }
+
+# ---- throwaway Postgres (restore-drill) --------------------------------------------------------
+#
+# docker: `docker run -d --rm` the image with a command that uses only its Postgres binaries
+#         (initdb + postgres, as the image's postgres user), network none, unix socket only,
+#         labelled restorable.drill=<run id>. Clients run in it with docker exec.
+# local:  initdb as the postgres OS user in a temp dir, unix socket only in that dir.
+# Both: fsync off, wal_level minimal (COPY into a table created in the same transaction skips WAL),
+# no autovacuum: it is thrown away after the checks.
+
+RR_TA_SOCK_IN_CONTAINER=/tmp/restorable-drill/sock
+RR_TA_OPTS="-c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off -c max_wal_size=4GB -c checkpoint_timeout=1h -c maintenance_work_mem=128MB -c work_mem=16MB"
+
+# The newest local Postgres bin dir (RESTORABLE_DRILL_PGBIN overrides).
+rr_local_pgbin() {
+  if [[ -n ${RESTORABLE_DRILL_PGBIN:-} ]]; then printf '%s\n' "${RESTORABLE_DRILL_PGBIN%/}"; return 0; fi
+  local d
+  d=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null | sort -V | tail -n 1)
+  if [[ -n $d ]]; then dirname "$d"; return 0; fi
+  if command -v pg_config >/dev/null 2>&1 && [[ -x "$(pg_config --bindir)/initdb" ]]; then pg_config --bindir; return 0; fi
+  d=$(command -v initdb 2>/dev/null) || return 1
+  dirname "$d"
+}
+
+# rr_throwaway_up RUNTIME IMAGE: start it and point the rr_tgt_* target at it (user postgres).
+rr_throwaway_up() {
+  local runtime=$1 image=$2
+  RR_RUN_ID=${RR_RUN_ID:-$(date -u +%Y%m%d%H%M%S)-$$}
+  case $runtime in
+    docker) rr_throwaway_up_docker "$image" ;;
+    local) rr_throwaway_up_local ;;
+    *) rr_die "unknown drill runtime \"$runtime\" (docker or local)" ;;
+  esac
+}
+
+rr_throwaway_up_docker() {
+  local image=$1 err=$RR_TMP/work/docker.err cid
+  docker info >/dev/null 2>"$err" || rr_die "docker is not reachable: $(rr_last_line "$err")"
+  # Only the image's Postgres binaries: find initdb on PATH or under /usr/lib/postgresql.
+  local script
+  # shellcheck disable=SC2016 # expanded inside the container
+  script='set -eu
+b=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1)")
+[ -x "$b/initdb" ] || { echo "no initdb in this image" >&2; exit 1; }
+mkdir -p /tmp/restorable-drill/sock
+"$b/initdb" -D /tmp/restorable-drill/data -U postgres --auth=trust -E UTF8 --no-locale --no-sync >/tmp/restorable-drill/initdb.log 2>&1 || { cat /tmp/restorable-drill/initdb.log >&2; exit 1; }
+exec "$b/postgres" -D /tmp/restorable-drill/data -k /tmp/restorable-drill/sock '"$RR_TA_OPTS"
+  RR_TA_KIND=docker
+  if ! cid=$(docker run -d --rm --label "restorable.drill=$RR_RUN_ID" --name "restorable-drill-$RR_RUN_ID" \
+    --network none --user postgres --entrypoint sh "$image" -c "$script" 2>"$err"); then
+    RR_TA_CID=""
+    rr_die "cannot start a throwaway container from $image: $(rr_last_line "$err")"
+  fi
+  RR_TA_CID=$cid
+  docker logs -f "$cid" >"$RR_TMP/work/throwaway.log" 2>&1 &
+  local logs=$! i
+  for ((i = 0; i < 600; i++)); do
+    if docker exec "$cid" pg_isready -q -h "$RR_TA_SOCK_IN_CONTAINER" >/dev/null 2>&1; then break; fi
+    if ! docker inspect --format '{{.State.Running}}' "$cid" 2>/dev/null | grep -qx true; then
+      kill "$logs" 2>/dev/null || true
+      rr_log_file_tail "$RR_TMP/work/throwaway.log" 10
+      rr_die "the throwaway container from $image exited during startup: $(rr_last_line "$RR_TMP/work/throwaway.log")"
+    fi
+    sleep 0.1
+  done
+  kill "$logs" 2>/dev/null || true
+  wait "$logs" 2>/dev/null || true
+  ((i < 600)) || rr_die "the throwaway container from $image did not accept connections within 60 s"
+  RR_T_KIND=exec RR_T_CID=$cid RR_T_SOCK=$RR_TA_SOCK_IN_CONTAINER RR_T_USER=postgres
+  RR_T_DESC="throwaway container ${cid:0:12} ($image)"
+}
+
+rr_throwaway_up_local() {
+  local bin err=$RR_TMP/work/initdb.err as=()
+  bin=$(rr_local_pgbin) || rr_die "runtime local needs PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
+  [[ -x $bin/initdb && -x $bin/pg_ctl && -x $bin/pg_restore ]] || rr_die "no initdb/pg_ctl/pg_restore in $bin"
+  RR_TA_KIND=local
+  RR_TA_BIN=$bin
+  RR_TA_DIR="$RR_TMP/pg"
+  mkdir -m 0700 "$RR_TA_DIR"
+  if [[ $(id -u) -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || rr_die "runtime local runs initdb as the postgres OS user, which does not exist (apt-get install postgresql)"
+    chown postgres: "$RR_TA_DIR"
+    as=(runuser -u postgres --)
+  fi
+  mkdir -p "$RR_TA_DIR/sock" 2>/dev/null || "${as[@]}" mkdir -p "$RR_TA_DIR/sock"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres: "$RR_TA_DIR/sock"; fi
+  if ! (cd "$RR_TA_DIR" && "${as[@]}" "$bin/initdb" -D "$RR_TA_DIR/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync) >"$err" 2>&1; then
+    rr_log_file_tail "$err" 10
+    rr_die "initdb failed: $(rr_last_line "$err")"
+  fi
+  # Unix socket only (listen_addresses empty): no TCP port to collide with; the port number only
+  # names the socket file inside our own directory.
+  local port=$((20000 + RANDOM % 40000))
+  if ! (cd "$RR_TA_DIR" && "${as[@]}" "$bin/pg_ctl" -D "$RR_TA_DIR/data" -l "$RR_TA_DIR/server.log" \
+    -o "-p $port -k $RR_TA_DIR/sock $RR_TA_OPTS" -w -t 60 start) >"$err" 2>&1; then
+    rr_log_file_tail "$RR_TA_DIR/server.log" 10
+    rr_die "the throwaway cluster did not start: $(rr_last_line "$RR_TA_DIR/server.log")"
+  fi
+  RR_T_KIND=native RR_T_HOST="$RR_TA_DIR/sock" RR_T_PORT=$port RR_T_USER=postgres RR_T_BIN="$bin/"
+  RR_T_DESC="throwaway cluster in $RR_TA_DIR (PostgreSQL $("$bin/postgres" -V | awk '{print $NF}'))"
+}
+
+# Stop and remove whatever rr_throwaway_up started. Idempotent; safe from the EXIT trap.
+rr_throwaway_down() {
+  case $RR_TA_KIND in
+    docker)
+      local ids
+      ids=$(docker ps -aq --filter "label=restorable.drill=$RR_RUN_ID" 2>/dev/null || true)
+      if [[ -n $RR_TA_CID ]]; then ids=$(printf '%s\n%s\n' "$RR_TA_CID" "$ids" | grep -v '^$' | sort -u); fi
+      if [[ -n $ids ]]; then
+        # shellcheck disable=SC2086 # ids are hex, one per line
+        docker rm -f -v $ids >/dev/null 2>&1 || rr_log "could not remove throwaway container(s): $ids"
+      fi
+      ;;
+    local)
+      if [[ -n $RR_TA_DIR && -f $RR_TA_DIR/data/postmaster.pid ]]; then
+        local as=()
+        if [[ $(id -u) -eq 0 ]]; then as=(runuser -u postgres --); fi
+        (cd "$RR_TA_DIR" && "${as[@]}" "$RR_TA_BIN/pg_ctl" -D "$RR_TA_DIR/data" -m immediate -w -t 30 stop) >/dev/null 2>&1 ||
+          rr_log "could not stop the throwaway cluster in $RR_TA_DIR"
+      fi
+      if [[ -n $RR_TA_DIR ]]; then rm -rf -- "$RR_TA_DIR"; fi
+      ;;
+  esac
+  RR_TA_KIND="" RR_TA_CID="" RR_TA_DIR=""
+}

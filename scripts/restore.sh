@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# restore — restore a database, the roles (globals) or a Docker volume from a manifest-backed
+# backup in the bucket. Installed by restorable as <scriptsDir>/restore.
+#
+# Usage:
+#   restore --list [--database NAME | --globals | --volume NAME] [--json]
+#   restore --database NAME [--at DATE] [--target SPEC] [--target-database NAME] [--user ROLE]
+#           [--force] [--no-owner] [--identity FILE] [--dry-run]
+#   restore --globals [--at DATE] [--target SPEC] [--user ROLE] [--identity FILE] [--dry-run]
+#   restore --volume NAME [--at DATE] [--target-volume NAME] [--force] [--identity FILE] [--dry-run]
+#   restore (--database NAME | --globals | --volume NAME) [--at DATE] --fetch-only DIR [--identity FILE]
+#
+# Restore points are the backups that have a manifest (<stamp>.manifest.json beside the object);
+# an object without one (an interrupted upload) is never used. The newest one is picked, or with
+# --at DATE the newest one taken at or before DATE (never a later one: it could contain the damage
+# being undone). DATE: 2026-11-24T14:00:00Z, "2026-11-24 14:00" (UTC), 20261124T140000Z, or
+# 2026-11-24 (= the end of that UTC day).
+#
+# Every restore: download the manifest and the object, verify the object's sha256 (and size)
+# against the manifest, decrypt with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY)
+# when encrypted, decompress, check the archive, and only then touch the target. It says what it
+# will do before, and what it did after.
+#
+# Database targets (--target SPEC; default: the configured source of that database):
+#   compose:PROJECT_DIR:SERVICE   the service's container (docker compose / docker-compose)
+#   container:NAME                a running container (its own pg_restore/psql over its socket)
+#   local:HOST[:PORT]             a server reached with the host's pg_restore/psql (HOST may be a
+#                                 socket directory); port 5432 by default
+#   postgresql://USER@HOST:PORT   a libpq URL without password and without database
+# --user ROLE connects as ROLE (default: the configured user, else postgres). Passwords come from
+# the credentials file for a configured source, else from PGPASSWORD in the environment or
+# ~/.pgpass; never from the command line.
+#
+# A database is restored into --target-database (default: its own name), created when missing,
+# with pg_restore --single-transaction --exit-on-error: all or nothing; a database this run created
+# is dropped again when the restore fails. A target database that already holds objects is refused
+# unless --force, which drops and recreates the objects in the backup (pg_restore --clean
+# --if-exists, still one transaction; objects not in the backup are left alone). After the restore
+# the table list is compared with the manifest's. Ownership and privileges are restored (restore
+# the globals first on a new server); --no-owner skips them (objects then belong to the --user).
+#
+# --globals restores roles (pg_dumpall --globals-only) into the target's postgres database,
+# creating missing roles and updating existing ones; it needs a superuser. Default target: the
+# first configured postgres source.
+#
+# --volume restores a Docker volume (--target-volume, default: its own name; created when missing)
+# with RESTORABLE_VOLUME_IMAGE's tar. A non-empty volume is refused unless --force, which first
+# deletes the volume's current content so that it ends up exactly as backed up.
+#
+# --fetch-only DIR downloads, verifies, decrypts and decompresses into DIR (the plain dump / SQL /
+# tar plus the manifest) without restoring anything: for manual restores and inspection.
+# --dry-run stops after saying what it would do. --list shows restore points per kind and tier with
+# their age and size (--json: one JSON object per line).
+#
+# Environment: RESTORABLE_CONFIG (path of restorable.conf), RESTORABLE_NOW (clock for ages),
+# RESTORABLE_AGE_IDENTITY, TMPDIR (where the download is staged; needs room for the dump).
+#
+# Exit codes: 0 done; 1 failed (one line on stderr: "restorable restore: FAILED at stage <stage>:
+# <reason>"; stages: find, target, download, verify, decrypt, decompress, inspect, restore, tables);
+# 2 usage or configuration error; 3 another restore holds the lock.
+set -euo pipefail
+
+RR_SCRIPT=restore
+RR_DEFAULT_CONFIG=/etc/restorable/restorable.conf
+RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib-restore.sh
+. "$RR_HERE/lib-restore.sh"
+
+usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+
+mode="" kind="" name="" at="" target="" target_db="" target_volume="" user="" identity=""
+force=0 no_owner=0 dry_run=0 json=0 fetch_dir=""
+rr_traps
+while (($#)); do
+  case $1 in
+    -h | --help) usage || true; exit 0 ;;
+    --list) mode=list ;;
+    --json) json=1 ;;
+    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; kind=postgres name=$2; shift ;;
+    --globals) kind=globals name=- ;;
+    --volume) [[ $# -ge 2 ]] || rr_usage "--volume needs a name"; kind=volume name=$2; shift ;;
+    --at) [[ $# -ge 2 ]] || rr_usage "--at needs a date"; at=$2; shift ;;
+    --target) [[ $# -ge 2 ]] || rr_usage "--target needs a spec"; target=$2; shift ;;
+    --target-database) [[ $# -ge 2 ]] || rr_usage "--target-database needs a name"; target_db=$2; shift ;;
+    --target-volume) [[ $# -ge 2 ]] || rr_usage "--target-volume needs a name"; target_volume=$2; shift ;;
+    --user) [[ $# -ge 2 ]] || rr_usage "--user needs a role"; user=$2; shift ;;
+    --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
+    --force) force=1 ;;
+    --no-owner) no_owner=1 ;;
+    --dry-run) dry_run=1 ;;
+    --fetch-only) [[ $# -ge 2 ]] || rr_usage "--fetch-only needs a directory"; fetch_dir=$2; shift ;;
+    *) rr_usage "unknown argument: $1" ;;
+  esac
+  shift
+done
+if [[ $mode != list ]]; then
+  [[ -n $kind ]] || rr_usage "say what to restore: --database NAME, --globals or --volume NAME (or --list)"
+  mode=restore
+fi
+if [[ $kind == postgres || $kind == volume ]]; then
+  [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.$-]*$ ]] || rr_usage "\"$name\" is not a database or volume name"
+fi
+[[ -z $target_db ]] || rr_valid_ident "$target_db" || rr_usage "--target-database \"$target_db\" is not a plain database name"
+[[ -z $user ]] || rr_valid_ident "$user" || rr_usage "--user \"$user\" is not a plain role name"
+[[ -z $target_volume || $target_volume =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || rr_usage "--target-volume \"$target_volume\" is not a volume name"
+[[ -z $target_db || $kind == postgres ]] || rr_usage "--target-database is for --database"
+[[ -z $target_volume || $kind == volume ]] || rr_usage "--target-volume is for --volume"
+[[ $force -eq 0 || $kind != globals ]] || rr_usage "--force is for --database and --volume"
+at_epoch=""
+if [[ -n $at ]]; then at_epoch=$(rr_parse_date "$at" 2>/dev/null) || rr_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
+
+rr_load_config
+identity=${identity:-$RESTORABLE_AGE_IDENTITY}
+rr_state_init restore
+rr_tmp_init
+now=$(rr_now)
+
+# ---- find ---------------------------------------------------------------------------------------
+
+rr_stage find
+rr_list_bucket "$RR_TMP/work/listing.jsonl"
+points="$RR_TMP/work/points.tsv"
+rr_restore_points "$RR_TMP/work/listing.jsonl" >"$points"
+
+if [[ $mode == list ]]; then
+  filter() { awk -F '\t' -v k="$kind" -v n="$name" '(k == "" || ($1 == k && $2 == n))' "$points"; }
+  if [[ $json -eq 1 ]]; then
+    filter | while IFS=$'\t' read -r k n t s m o z; do
+      created=$(rr_stamp_epoch "$s")
+      jq -cn --arg kind "$k" --arg name "$n" --arg tier "$t" --arg stamp "$s" --arg manifest "$m" --arg object "$o" \
+        --arg size "$z" --argjson age "$((now - created))" --arg createdAt "$(rr_iso "$created")" \
+        '{kind: $kind, name: (if $name == "-" then null else $name end), tier: $tier, stamp: $stamp, createdAt: $createdAt,
+          ageSeconds: $age, manifestKey: $manifest, objectKey: (if $object == "-" then null else $object end),
+          size: (if $size == "?" then null else ($size | tonumber) end)}'
+    done
+    exit 0
+  fi
+  printf 'Restore points of %s in s3://%s/%s (manifest-backed only; now %s)\n' "$RESTORABLE_HOST" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$(rr_iso "$now")"
+  if [[ ! -s $points ]] || [[ -z $(filter) ]]; then
+    printf '\n  none\n'
+    exit 0
+  fi
+  filter | awk -F '\t' '{ print $1 "\t" $2 }' | sort -u | while IFS=$'\t' read -r k n; do
+    if [[ $k == globals ]]; then printf '\nglobals (roles)\n'; else printf '\n%s %s\n' "$k" "$n"; fi
+    printf '  %-8s %-17s %-21s %-8s %10s  %s\n' TIER STAMP CREATED AGE SIZE OBJECT
+    for t in daily weekly monthly; do
+      awk -F '\t' -v k="$k" -v n="$n" -v t="$t" '$1 == k && $2 == n && $3 == t' "$points" | sort -t $'\t' -k4,4r |
+        while IFS=$'\t' read -r _ _ tier s _ o z; do
+          created=$(rr_stamp_epoch "$s")
+          printf '  %-8s %-17s %-21s %-8s %10s  %s\n' "$tier" "$s" "$(rr_iso "$created")" "$(rr_human_age $((now - created)))" "$(rr_human_size "$z")" "${o##*/}"
+        done
+    done
+  done
+  exit 0
+fi
+
+what() { case $kind in postgres) printf 'database %s' "$name" ;; globals) printf 'the globals (roles)' ;; volume) printf 'volume %s' "$name" ;; esac; }
+point=$(rr_pick "$points" "$kind" "$name" "$at_epoch")
+if [[ -z $point ]]; then
+  any=$(rr_pick "$points" "$kind" "$name")
+  if [[ -n $at_epoch && -n $any ]]; then
+    oldest=$(awk -F '\t' -v k="$kind" -v n="$name" '$1 == k && $2 == n { print $4; exit }' "$points")
+    rr_die "no restore point of $(what) at or before $(rr_iso "$at_epoch"); the oldest is $oldest"
+  fi
+  rr_die "no manifest-backed backup of $(what) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+fi
+IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest _ _ <<<"$point"
+rr_fetch_manifest "$p_manifest" "$kind" "$name" "$RR_TMP/work"
+rr_stage find
+m_created=$(jq -r '.createdAt // empty' "$RR_MF")
+created_epoch=$(date -u -d "${m_created:-x}" +%s 2>/dev/null || rr_stamp_epoch "$p_stamp")
+m_key=$(jq -r '.object.key' "$RR_MF")
+m_size=$(jq -r '.object.size // "?"' "$RR_MF")
+m_enc=$(jq -r '.encryption // "none"' "$RR_MF")
+m_sha=$(jq -r '.object.sha256' "$RR_MF")
+point_desc="$p_tier restore point $p_stamp (created $(rr_iso "$created_epoch"), $(rr_human_age $((now - created_epoch))) ago; $(rr_human_size "$m_size"), sha256 ${m_sha:0:12}…, encryption $m_enc)"
+
+# ---- fetch only ---------------------------------------------------------------------------------
+
+if [[ -n $fetch_dir ]]; then
+  mkdir -p -- "$fetch_dir" || rr_die "cannot create $fetch_dir"
+  case $kind in postgres) ext=dump base="$name" ;; globals) ext=sql base=globals ;; volume) ext=tar base="$name" ;; esac
+  out="$fetch_dir/$p_stamp.$base.$ext"
+  rr_say "Will fetch $(what) from s3://$RESTORABLE_BUCKET/$m_key"
+  rr_say "  $point_desc"
+  rr_say "  into $out (verified, decrypted, decompressed) and $fetch_dir/$p_stamp.$base.manifest.json"
+  [[ $dry_run -eq 0 ]] || { rr_say "Dry run: nothing fetched."; exit 0; }
+  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_stage fetch
+  mv -- "$RR_ART" "$out" || rr_die "cannot write $out"
+  cp -- "$RR_MF" "$fetch_dir/$p_stamp.$base.manifest.json" || rr_die "cannot write the manifest to $fetch_dir"
+  rr_say "Fetched $(what): $out ($(rr_human_size "$(stat -c %s "$out")")), sha256 of the object verified against the manifest."
+  exit 0
+fi
+
+# ---- target -------------------------------------------------------------------------------------
+
+rr_stage target
+cfg_index() { # index of the configured postgres source for database $1, or nothing
+  local i
+  for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
+    if [[ ${RESTORABLE_PG_DATABASE[$i]} == "$1" ]]; then printf '%s\n' "$i"; return 0; fi
+  done
+  return 0
+}
+resolve_db_target() {
+  local spec=$1 idx=""
+  if [[ -z $spec ]]; then
+    if [[ $kind == postgres ]]; then idx=$(cfg_index "$name"); fi
+    if [[ $kind == globals && ${#RESTORABLE_PG_DATABASE[@]} -gt 0 ]]; then idx=0; fi
+    [[ -n $idx ]] || rr_usage "$(what) has no configured source on $RESTORABLE_HOST: give --target (compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT)"
+    local tu=${user:-${RESTORABLE_PG_USER[$idx]:-postgres}} pw=${RESTORABLE_PG_PASSWORD[$idx]:-}
+    if [[ -n $pw ]]; then export PGPASSWORD=$pw; fi
+    case ${RESTORABLE_PG_VIA[$idx]:-} in
+      compose) rr_target_compose "${RESTORABLE_PG_PROJECT[$idx]}" "${RESTORABLE_PG_SERVICE[$idx]}" "$tu" ;;
+      container) rr_target_container "${RESTORABLE_PG_CONTAINER[$idx]}" "$tu" ;;
+      local) rr_target_local "${RESTORABLE_PG_HOST[$idx]:-127.0.0.1}" "${RESTORABLE_PG_PORT[$idx]:-5432}" "$tu" ;;
+      *) rr_config_error "RESTORABLE_PG_VIA[$idx] must be compose, container or local" ;;
+    esac
+    return 0
+  fi
+  if [[ -n $RR_ENV_PGPASSWORD ]]; then export PGPASSWORD=$RR_ENV_PGPASSWORD; fi
+  case $spec in
+    compose:*:*)
+      local rest=${spec#compose:}
+      rr_target_compose "${rest%:*}" "${rest##*:}" "${user:-postgres}" ;;
+    container:?*) rr_target_container "${spec#container:}" "${user:-postgres}" ;;
+    local:?*)
+      local hp=${spec#local:} h p=5432
+      if [[ $hp =~ ^(.*):([0-9]+)$ ]]; then h=${BASH_REMATCH[1]} p=${BASH_REMATCH[2]}; else h=$hp; fi
+      rr_target_local "$h" "$p" "${user:-postgres}" ;;
+    postgres://* | postgresql://*)
+      local rest=${spec#*://}
+      rest=${rest%%/*}
+      if [[ $rest == *@* && ${rest%@*} == *:* ]]; then
+        rr_usage "--target URL contains a password: put it in PGPASSWORD or ~/.pgpass, never on the command line"
+      fi
+      [[ $spec != *://*/* || ${spec#*://*/} == "" ]] || rr_usage "--target URL must not name a database (use --target-database)"
+      [[ $spec != *\?* ]] || rr_usage "--target URL must not carry parameters"
+      rr_target_url "${spec%/}" "$user" ;;
+    *) rr_usage "--target \"$spec\" is not compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT" ;;
+  esac
+}
+
+dbq() { printf '"%s"' "$1"; }  # names are validated plain identifiers
+say_plan_tail() {
+  if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
+}
+
+case $kind in
+# ------------------------------------------------------------------------------------------------
+postgres)
+  db=${target_db:-$name}
+  rr_valid_ident "$db" || rr_usage "\"$db\" is not a plain database name"
+  resolve_db_target "$target"
+  err="$RR_TMP/work/target.err"
+  exists=$(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'" 2>"$err") ||
+    rr_die "cannot connect to $RR_T_DESC: $(rr_last_line "$err")"
+  state="does not exist yet: it will be created"
+  if [[ $exists == 1 ]]; then
+    objects=$(rr_sql "$db" "$RR_NONEMPTY_SQL" 2>"$err") || rr_die "cannot inspect database $db on $RR_T_DESC: $(rr_last_line "$err")"
+    if [[ $objects -gt 0 ]]; then
+      if [[ $force -eq 0 ]]; then
+        rr_die "database $db on $RR_T_DESC is not empty ($objects objects); refusing to restore into it without --force (or restore into another database with --target-database)"
+      fi
+      state="is NOT empty ($objects objects): --force, the objects in the backup will be dropped and recreated"
+    else
+      state="exists and is empty"
+    fi
+  fi
+  rr_say "Will restore database $name from s3://$RESTORABLE_BUCKET/$m_key"
+  rr_say "  $point_desc"
+  rr_say "  into database $db on $RR_T_DESC; it $state"
+  rr_say "  with pg_restore --single-transaction --exit-on-error$([[ $force -eq 1 ]] && printf ' --clean --if-exists')$([[ $no_owner -eq 1 ]] && printf ' --no-owner --no-privileges')"
+  say_plan_tail
+  t_start=$(rr_clock)
+  rr_fetch_object "$RR_TMP/work" "$identity"
+
+  rr_stage inspect
+  [[ $(head -c 5 "$RR_ART") == PGDMP ]] || rr_die "the restored object is not a pg_dump custom-format archive"
+  if command -v pg_restore >/dev/null 2>&1; then
+    pg_restore -l "$RR_ART" >"$RR_TMP/work/toc" 2>"$err" || rr_die "pg_restore cannot read the archive: $(rr_last_line "$err")"
+  fi
+
+  rr_stage restore
+  t0=$(rr_clock)
+  created=0
+  if [[ $exists != 1 ]]; then
+    rr_sql postgres "CREATE DATABASE $(dbq "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
+      rr_die "cannot create database $db on $RR_T_DESC: $(rr_last_line "$err")"
+    created=1
+    rr_log "created database $db"
+  fi
+  opts=(--single-transaction --exit-on-error)
+  if [[ $force -eq 1 ]]; then opts+=(--clean --if-exists); fi
+  if [[ $no_owner -eq 1 ]]; then opts+=(--no-owner --no-privileges); fi
+  if ! rr_run rr_tgt_run pg_restore "$db" "${opts[@]}" <"$RR_ART" 2>"$RR_TMP/work/restore.err"; then
+    rr_log_file_tail "$RR_TMP/work/restore.err" 20
+    reason=$(grep -m1 -i 'error' "$RR_TMP/work/restore.err" | cut -c1-300 || true)
+    if [[ $created -eq 1 ]]; then
+      rr_sql postgres "DROP DATABASE IF EXISTS $(dbq "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
+    fi
+    rr_die "pg_restore into $db failed, nothing was committed: ${reason:-$(rr_last_line "$RR_TMP/work/restore.err")}"
+  fi
+  t_restore=$(rr_elapsed "$t0")
+
+  rr_stage tables
+  rr_manifest_tables "$RR_MF" >"$RR_TMP/work/expected"
+  rr_sql "$db" "$RR_TABLES_SQL" >"$RR_TMP/work/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
+  sort -o "$RR_TMP/work/actual" "$RR_TMP/work/actual"
+  if ! diff_reason=$(rr_compare_tables "$RR_TMP/work/expected" "$RR_TMP/work/actual"); then
+    rr_die "restored database $db differs from the manifest: $diff_reason"
+  fi
+  ntables=$(wc -l <"$RR_TMP/work/actual")
+  rr_say "Restored database $name into $db on $RR_T_DESC from $p_stamp ($p_tier): $ntables tables, as listed in the manifest; $(rr_elapsed "$t_start") s (download $RR_T_DOWNLOAD s, verify $RR_T_VERIFY s, decode $RR_T_DECODE s, restore $t_restore s)."
+  ;;
+# ------------------------------------------------------------------------------------------------
+globals)
+  resolve_db_target "$target"
+  err="$RR_TMP/work/target.err"
+  rr_sql postgres "SELECT 1" >/dev/null 2>"$err" || rr_die "cannot connect to $RR_T_DESC: $(rr_last_line "$err")"
+  super=$(rr_sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user" 2>"$err") || rr_die "cannot connect to $RR_T_DESC: $(rr_last_line "$err")"
+  [[ $super == t ]] || rr_die "restoring roles needs a superuser; $RR_T_USER on $RR_T_DESC is not one (use --user)"
+  rr_say "Will restore the globals (roles) from s3://$RESTORABLE_BUCKET/$m_key"
+  rr_say "  $point_desc"
+  rr_say "  into $RR_T_DESC: missing roles are created, existing ones updated (attributes, passwords, memberships)"
+  say_plan_tail
+  t_start=$(rr_clock)
+  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_stage inspect
+  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$RR_ART" || rr_die "the object does not look like pg_dumpall --globals-only output"
+  # CREATE ROLE fails for roles that exist (the superuser always does): make it idempotent.
+  # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
+  sed -E 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
+    "$RR_ART" >"$RR_TMP/work/globals.sql" || rr_die "cannot prepare the globals SQL"
+  rr_stage restore
+  if ! rr_run rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$RR_TMP/work/globals.sql" >"$RR_TMP/work/restore.out" 2>"$RR_TMP/work/restore.err"; then
+    rr_log_file_tail "$RR_TMP/work/restore.err" 20
+    rr_die "restoring the globals failed: $(grep -m1 -i 'error' "$RR_TMP/work/restore.err" | cut -c1-300 || true)"
+  fi
+  nroles=$(grep -c '^CREATE ROLE' "$RR_ART" || true)
+  rr_say "Restored the globals from $p_stamp ($p_tier) into $RR_T_DESC: $nroles roles; $(rr_elapsed "$t_start") s."
+  ;;
+# ------------------------------------------------------------------------------------------------
+volume)
+  vol=${target_volume:-$name}
+  err="$RR_TMP/work/target.err"
+  docker info >/dev/null 2>"$err" || rr_die "docker is not reachable: $(rr_last_line "$err")"
+  vexists=0
+  if docker volume inspect "$vol" >/dev/null 2>&1; then vexists=1; fi
+  state="does not exist yet: it will be created"
+  if [[ $vexists -eq 1 ]]; then
+    first=$(docker run --rm --network none -v "$vol:/data:ro" "$RESTORABLE_VOLUME_IMAGE" ls -A /data 2>"$err") ||
+      rr_die "cannot look into volume $vol with $RESTORABLE_VOLUME_IMAGE: $(rr_last_line "$err")"
+    if [[ -n $first ]]; then
+      [[ $force -eq 1 ]] || rr_die "volume $vol is not empty; refusing to restore into it without --force (or use --target-volume)"
+      state="is NOT empty: --force, its current content will be deleted first"
+    else
+      state="exists and is empty"
+    fi
+  fi
+  rr_say "Will restore volume $name from s3://$RESTORABLE_BUCKET/$m_key"
+  rr_say "  $point_desc"
+  rr_say "  into Docker volume $vol (with $RESTORABLE_VOLUME_IMAGE); it $state"
+  say_plan_tail
+  t_start=$(rr_clock)
+  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_stage inspect
+  tar -tf "$RR_ART" >"$RR_TMP/work/toc" 2>"$err" || rr_die "the object is not a readable tar archive: $(rr_last_line "$err")"
+  nfiles=$(wc -l <"$RR_TMP/work/toc")
+  rr_stage restore
+  created=0
+  if [[ $vexists -eq 0 ]]; then
+    docker volume create "$vol" >/dev/null 2>"$err" || rr_die "cannot create volume $vol: $(rr_last_line "$err")"
+    created=1
+  elif [[ $force -eq 1 ]]; then
+    docker run --rm --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
+      find /data -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>"$err" || rr_die "cannot empty volume $vol: $(rr_last_line "$err")"
+  fi
+  if ! rr_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
+    tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$RR_TMP/work/restore.err"; then
+    rr_log_file_tail "$RR_TMP/work/restore.err" 10
+    if [[ $created -eq 1 ]]; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
+    rr_die "extracting into volume $vol failed: $(rr_last_line "$RR_TMP/work/restore.err")"
+  fi
+  rr_say "Restored volume $name into $vol from $p_stamp ($p_tier): $nfiles entries; $(rr_elapsed "$t_start") s."
+  ;;
+esac
+exit 0
