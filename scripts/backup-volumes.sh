@@ -1,0 +1,122 @@
+#!/bin/bash
+# restorable backup-volumes: back up every configured Docker named volume to the bucket.
+#
+# For each volume: a throwaway container from RESTORABLE_VOLUME_IMAGE (needs `tar`) mounts the
+# volume read-only, with no network and no log driver (the stream never lands in container logs):
+#   docker run --rm -v <volume>:/data:ro <image> tar -C /data -cf - .
+#   | zstd | [age -r <recipients>] | tee (sha256, size) | aws s3 cp - s3://<bucket>/<key>
+# streamed, with no local copy, into the tier the UTC date calls for; the manifest is uploaded
+# last, only when every stage exited 0 and the bucket holds exactly the streamed bytes.
+# The tarball keeps contents, modes, owners and mtimes; restore with `tar -xpf` into an empty
+# volume. Files written while the tar runs may be captured half-written: stop writers first when
+# that matters. A failing volume does not stop the others; the run then fails naming it.
+#
+# Keys (contract): <host>/<tier>/volumes/<volume>/<stamp>.tar.zst[.age] + <stamp>.manifest.json
+#
+# Usage: backup-volumes     (no arguments)
+# Exit codes (same for all restorable scripts; see lib.sh):
+#   0 success, 1 a stage failed, 2 usage/config/credentials error, 3 another backup-volumes run holds the lock.
+# On failure the last stderr line is "<time> restorable backup-volumes: FAILED at stage <stage>: <reason>"
+# with stage one of: config, lock, credentials, preflight, tar, compress, encrypt, hash, upload,
+# verify, manifest.
+# shellcheck disable=SC2154  # RESTORABLE_* settings come from the sourced config and credentials
+# shellcheck disable=SC2317  # functions run indirectly, through restorable_try / restorable_stream
+set -euo pipefail
+
+RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd -P)
+# shellcheck source=lib.sh
+. "$RESTORABLE_SELF_DIR/lib.sh"
+
+if (($# > 0)); then
+  case $1 in
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "usage: backup-volumes (takes no arguments)" >&2
+      exit 2
+      ;;
+  esac
+fi
+
+restorable_init backup-volumes
+restorable_lock backup-volumes
+restorable_ping start
+restorable_load_credentials
+
+volumes_preflight() {
+  if ! restorable_try preflight restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" \
+    --prefix "$RESTORABLE_PREFIX" --max-items 1 --query 'KeyCount' --output text >/dev/null; then
+    restorable_fail preflight "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
+  fi
+  local what
+  for what in docker zstd sha256sum flock curl; do
+    if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
+  done
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
+    restorable_fail preflight "age is not installed, but encryption to age recipients is configured"
+  fi
+}
+
+# The throwaway container: read-only mount, no network, no logs kept, removed afterwards.
+volumes_run() {
+  local volume=$1
+  shift
+  docker run --rm --network none --log-driver none -v "$volume:/data:ro" "$RESTORABLE_VOLUME_IMAGE" "$@"
+}
+
+volumes_check() {
+  local volume=$1 exists
+  # `docker run -v name:...` would silently create a missing volume and back up nothing.
+  if ! docker volume inspect --format '{{.Name}}' "$volume" >/dev/null 2>&1; then
+    echo "docker volume $volume does not exist" >&2
+    return 1
+  fi
+  exists=$(restorable_s3_exists "$2") || return 1
+  if [[ $exists == yes ]]; then
+    echo "$(restorable_s3_url "$2") already exists: a backup with stamp $RESTORABLE_STAMP is already in the bucket" >&2
+    return 1
+  fi
+}
+
+backup_volume() {
+  local volume=$1 started=$EPOCHREALTIME
+  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/volumes/$volume/$RESTORABLE_STAMP"
+  local key="$base.tar.zst" manifest="$base.manifest.json"
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_log "volume $volume: archiving to $(restorable_s3_url "$key") (image $RESTORABLE_VOLUME_IMAGE)"
+  restorable_try preflight volumes_check "$volume" "$manifest" || return 1
+
+  # The volume's size bounds the tarball's (plus headers); it sizes multipart parts past 80 GB.
+  local kb expected=0
+  restorable_try preflight volumes_run "$volume" du -sk /data >"$RESTORABLE_RUN_DIR/du" || return 1
+  kb=$(cut -f1 <"$RESTORABLE_RUN_DIR/du" | tr -dc '0-9')
+  if [[ -n $kb ]]; then expected=$(((kb + kb / 10 + 1024) * 1024)); fi
+
+  restorable_stream "$key" "$expected" tar volumes_run "$volume" tar -C /data -cf - . || return 1
+
+  local extra
+  extra="\"volume\": $(restorable_json_str "$volume"),"
+  extra+=" \"source\": { \"via\": \"docker\", \"volume\": $(restorable_json_str "$volume"), \"image\": $(restorable_json_str "$RESTORABLE_VOLUME_IMAGE") }"
+  restorable_try manifest volumes_upload_manifest "$manifest" \
+    "$(restorable_manifest volume "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" tar "$extra" "$started")" || return 1
+  restorable_log "volume $volume: done, $RESTORABLE_STREAM_SIZE bytes, sha256 $RESTORABLE_STREAM_SHA256, manifest $(restorable_s3_url "$manifest")"
+}
+
+volumes_upload_manifest() {
+  printf '%s' "$2" | restorable_s3_put_small "$1" application/json
+}
+
+# ------------------------------------------------------------------------------------------ main
+
+restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_VOLUMES[@]} volume(s)"
+if ((${#RESTORABLE_VOLUMES[@]} == 0)); then
+  restorable_log "no volumes configured; nothing to do"
+  restorable_finish
+fi
+volumes_preflight
+for volume in "${RESTORABLE_VOLUMES[@]}"; do
+  if ! backup_volume "$volume"; then restorable_record_failure "volume $volume"; fi
+done
+restorable_finish

@@ -1,0 +1,205 @@
+#!/bin/bash
+# restorable backup: dump every configured PostgreSQL database and the cluster roles to the bucket.
+#
+# For each database: pg_dump -Fc -Z0 (through its access mode: compose | container | local)
+#   | zstd | [age -r <recipients>] | tee (sha256, size) | aws s3 cp - s3://<bucket>/<key>
+# streamed, with no local copy of the dump, into the tier the UTC date calls for; then the
+# manifest, uploaded last and only when every stage of the pipe exited 0 and the object in the
+# bucket has exactly the streamed size. A backup exists only when its manifest exists.
+# Then, once per run, the roles (pg_dumpall --globals-only) of every distinct cluster, the same way.
+# A failing database does not stop the others; the run then fails naming the first failure.
+#
+# Keys (contract):
+#   <host>/<tier>/postgres/<database>/<stamp>.dump.zst[.age]  + <stamp>.manifest.json
+#   <host>/<tier>/globals/<stamp>.sql.zst[.age]                + <stamp>.manifest.json
+#
+# Usage: backup            (no arguments; config from RESTORABLE_CONFIG or the installed path)
+# Exit codes (same for all restorable scripts; see lib.sh):
+#   0 success, 1 a stage failed, 2 usage/config/credentials error, 3 another backup run holds the lock.
+# On failure the last stderr line is "<time> restorable backup: FAILED at stage <stage>: <reason>"
+# with stage one of: config, lock, credentials, preflight, connect, dump, globals, compress,
+# encrypt, hash, upload, verify, manifest.
+# shellcheck disable=SC2154  # RESTORABLE_* settings come from the sourced config and credentials
+# shellcheck disable=SC2317  # functions run indirectly, through restorable_try / restorable_stream
+set -euo pipefail
+
+RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd -P)
+# shellcheck source=lib.sh
+. "$RESTORABLE_SELF_DIR/lib.sh"
+
+if (($# > 0)); then
+  case $1 in
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "usage: backup (takes no arguments)" >&2
+      exit 2
+      ;;
+  esac
+fi
+
+restorable_init backup
+restorable_lock backup
+restorable_ping start
+restorable_load_credentials
+
+# One row: server version | is superuser | database size | tables (JSON, exact list; row counts
+# are the statistics' live-tuple estimates, which are cheap).
+BACKUP_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
+  || '|' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text
+  || '|' || pg_database_size(current_database())::text
+  || '|' || coalesce((
+    SELECT jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname,
+                                        'rows', greatest(coalesce(s.n_live_tup, 0), 0))
+                     ORDER BY n.nspname, c.relname)
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+    WHERE c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%'
+      AND n.nspname NOT LIKE 'pg\\_temp\\_%'), '[]')::text"
+
+declare -A CLUSTER_SUPERUSER=() CLUSTER_VERSION=()
+
+backup_preflight() {
+  local what
+  RESTORABLE_STAGE=preflight
+  if ! restorable_try preflight restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" \
+    --prefix "$RESTORABLE_PREFIX" --max-items 1 --query 'KeyCount' --output text >/dev/null; then
+    restorable_fail preflight "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
+  fi
+  for what in zstd sha256sum flock curl; do
+    if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
+  done
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
+    restorable_fail preflight "age is not installed, but encryption to age recipients is configured"
+  fi
+  local i
+  for i in "${!RESTORABLE_PG_VIA[@]}"; do
+    if [[ ${RESTORABLE_PG_VIA[i]} == compose ]] && ! restorable_try preflight restorable_detect_compose; then
+      restorable_fail preflight "$RESTORABLE_ERROR_REASON"
+    fi
+  done
+}
+
+# backup_refuse_existing KEY: never overwrite an existing backup (same stamp) with this run's data.
+backup_refuse_existing() {
+  local exists
+  exists=$(restorable_s3_exists "$1") || return 1
+  if [[ $exists == yes ]]; then
+    echo "$(restorable_s3_url "$1") already exists: a backup with stamp $RESTORABLE_STAMP is already in the bucket" >&2
+    return 1
+  fi
+}
+
+backup_database() {
+  local i=$1 started=$EPOCHREALTIME
+  local db=${RESTORABLE_PG_DATABASE[i]}
+  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/postgres/$db/$RESTORABLE_STAMP"
+  local key="$base.dump.zst" manifest="$base.manifest.json"
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_log "database $db ($(restorable_pg_describe "$i")): dumping to $(restorable_s3_url "$key")"
+
+  restorable_try preflight backup_refuse_existing "$manifest" || return 1
+
+  local facts version super size tables
+  restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
+    -c "$BACKUP_FACTS_SQL" >"$RESTORABLE_RUN_DIR/facts" || return 1
+  facts=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/facts" || true)
+  IFS='|' read -r version super size tables <<<"$facts"
+  if [[ -z $version || ! $size =~ ^[0-9]+$ || ${tables:0:1} != '[' ]]; then
+    RESTORABLE_ERROR_STAGE=connect
+    RESTORABLE_ERROR_REASON="unexpected answer from the server: ${facts:0:200}"
+    return 1
+  fi
+  CLUSTER_VERSION[$(restorable_pg_cluster_id "$i")]=$version
+  CLUSTER_SUPERUSER[$(restorable_pg_cluster_id "$i")]=$super
+
+  # The database's size on disk bounds the dump's size (no indexes, no dead rows in a dump).
+  if ! restorable_stream "$key" "$size" dump restorable_pg "$i" pg_dump -w -Fc -Z0 \
+    --lock-wait-timeout=600000 -d "$db"; then
+    return 1
+  fi
+
+  local extra
+  extra="\"database\": $(restorable_json_str "$db"),"
+  extra+=" \"source\": $(restorable_pg_source_json "$i"),"
+  extra+=" \"serverVersion\": $(restorable_json_str "$version"),"
+  extra+=" \"tables\": $tables"
+  restorable_try manifest backup_upload_manifest "$manifest" \
+    "$(restorable_manifest postgres "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" custom "$extra" "$started")" || return 1
+  restorable_log "database $db: done, $RESTORABLE_STREAM_SIZE bytes, sha256 $RESTORABLE_STREAM_SHA256, manifest $(restorable_s3_url "$manifest")"
+}
+
+backup_upload_manifest() {
+  printf '%s' "$2" | restorable_s3_put_small "$1" application/json
+}
+
+# The roles and tablespaces of every distinct cluster, one after the other, as one SQL stream.
+backup_globals_stream() {
+  local i cid
+  for i in "${GLOBALS_SOURCES[@]}"; do
+    cid=$(restorable_pg_cluster_id "$i")
+    local -a opts=(-w --globals-only -l "${RESTORABLE_PG_DATABASE[i]}")
+    if [[ ${CLUSTER_SUPERUSER[$cid]:-true} != true ]]; then
+      # Only superusers may read pg_authid; without it the roles come without their passwords.
+      opts+=(--no-role-passwords)
+    fi
+    printf -- '--\n-- restorable: roles and tablespaces of %s\n--\n' "$(restorable_pg_describe "$i")"
+    restorable_pg "$i" pg_dumpall "${opts[@]}" || return $?
+  done
+}
+
+backup_globals() {
+  local started=$EPOCHREALTIME
+  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/globals/$RESTORABLE_STAMP"
+  local key="$base.sql.zst" manifest="$base.manifest.json"
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_log "globals (roles) of ${#GLOBALS_SOURCES[@]} cluster(s): dumping to $(restorable_s3_url "$key")"
+  restorable_try preflight backup_refuse_existing "$manifest" || return 1
+  restorable_stream "$key" 0 globals backup_globals_stream || return 1
+
+  local first=${GLOBALS_SOURCES[0]} i sources='' passwords=true
+  for i in "${GLOBALS_SOURCES[@]}"; do
+    sources+="${sources:+, }$(restorable_pg_source_json "$i")"
+    if [[ ${CLUSTER_SUPERUSER[$(restorable_pg_cluster_id "$i")]:-true} != true ]]; then passwords=false; fi
+  done
+  local extra
+  extra="\"source\": $(restorable_pg_source_json "$first"),"
+  extra+=" \"sources\": [$sources],"
+  extra+=" \"rolePasswords\": $passwords,"
+  extra+=" \"serverVersion\": $(restorable_json_str "${CLUSTER_VERSION[$(restorable_pg_cluster_id "$first")]:-unknown}")"
+  restorable_try manifest backup_upload_manifest "$manifest" \
+    "$(restorable_manifest globals "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" sql "$extra" "$started")" || return 1
+  restorable_log "globals: done, $RESTORABLE_STREAM_SIZE bytes, manifest $(restorable_s3_url "$manifest")"
+}
+
+# ------------------------------------------------------------------------------------------ main
+
+restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PG_DATABASE[@]} database(s)"
+backup_preflight
+
+GLOBALS_SOURCES=()
+declare -A seen_cluster=()
+for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
+  if ! backup_database "$i"; then
+    restorable_record_failure "database ${RESTORABLE_PG_DATABASE[i]}"
+    continue
+  fi
+  cid=$(restorable_pg_cluster_id "$i")
+  if [[ -z ${seen_cluster[$cid]:-} ]]; then
+    seen_cluster[$cid]=1
+    GLOBALS_SOURCES+=("$i")
+  fi
+done
+
+if ((${#GLOBALS_SOURCES[@]} > 0)); then
+  if ! backup_globals; then restorable_record_failure globals; fi
+elif ((${#RESTORABLE_PG_DATABASE[@]} == 0)); then
+  restorable_log "no postgres sources configured; nothing to do"
+fi
+
+restorable_finish

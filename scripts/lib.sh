@@ -1,0 +1,581 @@
+# shellcheck shell=bash
+# restorable: shared shell library, sourced by backup, backup-volumes, restore and restore-drill
+# from their own directory. Installed as <scriptsDir>/lib.sh (0644) by `pulumi up`; rendered from
+# scripts/lib.sh in the repository (placeholders between double at-signs are substituted, each
+# shell-quoted; see infra/plan/render.ts).
+#
+# Exit codes (contract; the same for all four scripts):
+#   0  the whole job succeeded
+#   1  a stage failed
+#   2  usage or configuration error (bad arguments, unreadable config, missing credentials)
+#   3  another run of the same script holds its lock
+# On failure the last line on stderr is
+#   <UTC time> restorable <script>: FAILED at stage <stage>: <reason>
+# and, when a ping URL is configured, <url>/fail receives the tail of the run's log.
+#
+# Environment overrides: RESTORABLE_CONFIG (path of restorable.conf; default substituted at
+# render time), RESTORABLE_NOW (ISO-8601 UTC clock deciding stamp and tier, for tests).
+#
+# Conventions: functions and variables are prefixed restorable_ / RESTORABLE_; names with a
+# double underscore are internal. Secrets (credentials file) reach child processes only through
+# their environment (PGPASSWORD, AWS_*): never argv, never a log line. Never use `set -x`.
+
+# shellcheck disable=SC2034  # constants and results are used by the sourcing scripts
+RESTORABLE_EXIT_FAILED=1
+# shellcheck disable=SC2034
+RESTORABLE_EXIT_USAGE=2
+# shellcheck disable=SC2034
+RESTORABLE_EXIT_LOCKED=3
+
+RESTORABLE_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
+
+# Cron runs jobs with a bare PATH; put the usual directories first.
+PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
+export PATH
+
+RESTORABLE_SCRIPT=${RESTORABLE_SCRIPT:-restorable}
+RESTORABLE_STAGE=init
+RESTORABLE_RUN_DIR=
+RESTORABLE__REPORTED=
+RESTORABLE__STARTED=
+RESTORABLE__PING_STARTED=
+
+# ------------------------------------------------------------------------------------------ log
+
+restorable_utc() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+# restorable_log MESSAGE...: one line with a UTC timestamp on stderr (and in the run's log, which
+# the fail ping carries).
+restorable_log() {
+  local line
+  line="$(restorable_utc) restorable $RESTORABLE_SCRIPT: $*"
+  line=${line//$'\n'/ }
+  printf '%s\n' "$line" >&2
+  if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then
+    printf '%s\n' "$line" >>"$RESTORABLE_RUN_DIR/log" || true
+  fi
+}
+
+# restorable_fail STAGE REASON [EXIT_CODE]: log the one-line failure, ping /fail, exit.
+# Only call from the main shell (in a subshell it would only end the subshell).
+restorable_fail() {
+  local stage=$1 reason=$2 code=${3:-1}
+  RESTORABLE__REPORTED=1
+  restorable_log "FAILED at stage $stage: $reason"
+  restorable_ping fail
+  exit "$code"
+}
+
+# restorable_summarize_err FILE FALLBACK: the stderr of a failed command as one short line.
+restorable_summarize_err() {
+  local file=$1 fallback=$2 text=
+  if [[ -s $file ]]; then
+    # Non-empty lines, joined; long output keeps its end (where the error usually is).
+    text=$(grep -v '^[[:space:]]*$' "$file" | tail -n 6 | tr '\n\t' '  ' | sed 's/  */ /g; s/ $//') || true
+  fi
+  [[ -n $text ]] || text=$fallback
+  if ((${#text} > 600)); then text="...${text: -600}"; fi
+  printf '%s' "$text"
+}
+
+# restorable_status_text NAME STATUS: "pg_dump exited with status 1" / "... was killed by signal KILL".
+restorable_status_text() {
+  local name=$1 st=$2
+  if ((st > 128 && st < 160)); then
+    printf '%s was killed by signal %s' "$name" "$(kill -l "$((st - 128))" 2>/dev/null || echo "$((st - 128))")"
+  else
+    printf '%s exited with status %s' "$name" "$st"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------ pings
+
+# restorable_ping start|success|fail: healthchecks-style ping with the run log's tail as body.
+# No URL configured: nothing is sent. A failed ping is logged and never fails the job.
+restorable_ping() {
+  local kind=$1 url=${RESTORABLE_PING_URL:-} log=/dev/null
+  [[ -n $url ]] || return 0
+  url=${url%/}
+  case $kind in
+    start) url+=/start; RESTORABLE__PING_STARTED=1 ;;
+    fail) url+=/fail ;;
+    success) ;;
+    *) return 0 ;;
+  esac
+  local err=/dev/null
+  if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then
+    log=$RESTORABLE_RUN_DIR/log
+    err=$RESTORABLE_RUN_DIR/ping.err
+  fi
+  if ! tail -c 10000 "$log" | curl -fsS -m 10 --retry 2 --retry-max-time 20 -o /dev/null \
+    -H 'Content-Type: text/plain; charset=utf-8' --data-binary @- "$url" 2>"$err"; then
+    # The URL is not logged: it is a capability (anyone holding it can ping).
+    restorable_log "warning: $kind ping failed: $(restorable_summarize_err "$err" "curl failed")"
+  fi
+  return 0
+}
+
+# ------------------------------------------------------------------------------------------ clock
+
+# restorable_tier EPOCH: the tier a run at this UTC time uploads into (same rule as tierFor in
+# infra/plan/layout.ts): 1st of month -> monthly, Sunday -> weekly, else daily.
+restorable_tier() {
+  local dom dow
+  dom=$(date -u -d "@$1" +%d) || return 1
+  dow=$(date -u -d "@$1" +%u) || return 1
+  if [[ $dom == 01 ]]; then
+    echo monthly
+  elif [[ $dow == 7 ]]; then
+    echo weekly
+  else
+    echo daily
+  fi
+}
+
+# restorable_clock: sets RESTORABLE_EPOCH, RESTORABLE_STAMP (20261124T030000Z),
+# RESTORABLE_CREATED_AT (2026-11-24T03:00:00Z) and RESTORABLE_TIER from RESTORABLE_NOW or the clock.
+restorable_clock() {
+  local now=${RESTORABLE_NOW:-}
+  if [[ -n $now ]]; then
+    if [[ ! $now =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$ ]] ||
+      ! RESTORABLE_EPOCH=$(date -u -d "$now" +%s 2>/dev/null); then
+      restorable_fail config "RESTORABLE_NOW=$now is not an ISO-8601 UTC time like 2026-11-24T03:00:00Z" 2
+    fi
+  else
+    RESTORABLE_EPOCH=$(date -u +%s)
+  fi
+  RESTORABLE_STAMP=$(date -u -d "@$RESTORABLE_EPOCH" +%Y%m%dT%H%M%SZ)
+  RESTORABLE_CREATED_AT=$(date -u -d "@$RESTORABLE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+  RESTORABLE_TIER=$(restorable_tier "$RESTORABLE_EPOCH")
+}
+
+# restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME value; default: since
+# restorable_init), with milliseconds (12.345).
+restorable_elapsed() {
+  local start=${1:-$RESTORABLE__STARTED}
+  local now=${EPOCHREALTIME/./}
+  start=${start/./}
+  local ms=$(((now - start) / 1000))
+  printf '%d.%03d' "$((ms / 1000))" "$((ms % 1000))"
+}
+
+# ------------------------------------------------------------------------------------------ setup
+
+# restorable_init SCRIPT_NAME: strict mode, config, state dir, run dir, traps, clock.
+restorable_init() {
+  RESTORABLE_SCRIPT=$1
+  RESTORABLE__STARTED=$EPOCHREALTIME
+  umask 077
+  trap 'restorable__on_exit $?' EXIT
+  trap 'restorable__on_signal INT' INT
+  trap 'restorable__on_signal TERM' TERM
+  trap 'restorable__on_signal HUP' HUP
+  RESTORABLE_STAGE=config
+  RESTORABLE_CONFIG=${RESTORABLE_CONFIG:-$RESTORABLE_DEFAULT_CONFIG}
+  if [[ ! -r $RESTORABLE_CONFIG || ! -f $RESTORABLE_CONFIG ]]; then
+    restorable_fail config "cannot read config file $RESTORABLE_CONFIG (set RESTORABLE_CONFIG or reinstall with pulumi up)" 2
+  fi
+  # shellcheck source=/dev/null
+  if ! . "$RESTORABLE_CONFIG"; then
+    restorable_fail config "config file $RESTORABLE_CONFIG could not be read" 2
+  fi
+  local v
+  for v in RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT RESTORABLE_REGION RESTORABLE_PREFIX \
+    RESTORABLE_CREDENTIALS RESTORABLE_STATE_DIR RESTORABLE_ZSTD_LEVEL; do
+    if [[ -z ${!v:-} ]]; then restorable_fail config "$v is not set in $RESTORABLE_CONFIG" 2; fi
+  done
+  if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p "$RESTORABLE_STATE_DIR" 2>/dev/null; then
+    chmod 0700 "$RESTORABLE_STATE_DIR" 2>/dev/null || true
+  fi
+  if [[ ! -d $RESTORABLE_STATE_DIR || ! -w $RESTORABLE_STATE_DIR ]]; then
+    restorable_fail config "cannot create or write the state directory $RESTORABLE_STATE_DIR" 2
+  fi
+  if ! RESTORABLE_RUN_DIR=$(mktemp -d "$RESTORABLE_STATE_DIR/run.$RESTORABLE_SCRIPT.XXXXXXXX" 2>/dev/null); then
+    RESTORABLE_RUN_DIR=
+    restorable_fail config "cannot create a run directory in $RESTORABLE_STATE_DIR" 2
+  fi
+  : >"$RESTORABLE_RUN_DIR/log"
+  restorable_clock
+}
+
+restorable__on_signal() {
+  trap - "$1"
+  restorable_fail "$RESTORABLE_STAGE" "interrupted by signal $1" 1
+}
+
+restorable__on_exit() {
+  local code=$1
+  trap - EXIT
+  if ((code != 0)) && [[ -z $RESTORABLE__REPORTED ]]; then
+    RESTORABLE__REPORTED=1
+    restorable_log "FAILED at stage $RESTORABLE_STAGE: unexpected error (exit status $code)"
+    restorable_ping fail
+  fi
+  if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then rm -rf -- "$RESTORABLE_RUN_DIR"; fi
+  exit "$code"
+}
+
+# restorable_lock NAME: take $RESTORABLE_STATE_DIR/NAME.lock for the rest of the run, or fail
+# with exit code 3 when another run holds it.
+restorable_lock() {
+  local name=$1 file="$RESTORABLE_STATE_DIR/$1.lock"
+  RESTORABLE_STAGE=lock
+  if ! exec {RESTORABLE_LOCK_FD}>>"$file"; then
+    restorable_fail lock "cannot open lock file $file" 2
+  fi
+  if ! flock -n "$RESTORABLE_LOCK_FD"; then
+    restorable_fail lock "another $name run holds $file" 3
+  fi
+}
+
+# restorable_load_credentials: source the 0600 credentials file (the only file with secrets),
+# export AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; RESTORABLE_PG_PASSWORD stays unexported.
+restorable_load_credentials() {
+  local f=$RESTORABLE_CREDENTIALS mode
+  RESTORABLE_STAGE=credentials
+  if [[ ! -e $f ]]; then restorable_fail credentials "credentials file $f is missing (reinstall with pulumi up)" 2; fi
+  if [[ ! -r $f ]]; then restorable_fail credentials "credentials file $f is not readable by $(id -un)" 2; fi
+  mode=$(stat -c %a "$f" 2>/dev/null || echo '?')
+  if [[ $mode != 600 && $mode != 400 ]]; then
+    restorable_log "warning: credentials file $f has mode $mode; it should be 0600"
+  fi
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
+  RESTORABLE_PG_PASSWORD=()
+  # shellcheck source=/dev/null
+  if ! . "$f" >/dev/null 2>&1; then restorable_fail credentials "credentials file $f could not be read" 2; fi
+  if [[ -z ${AWS_ACCESS_KEY_ID:-} || -z ${AWS_SECRET_ACCESS_KEY:-} ]]; then
+    restorable_fail credentials "credentials file $f does not set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" 2
+  fi
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+  if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then export AWS_SESSION_TOKEN; fi
+  restorable__aws_env
+}
+
+# The AWS CLI gets its own config (nothing from ~/.aws, no instance metadata lookups).
+restorable__aws_env() {
+  local cfg="$RESTORABLE_RUN_DIR/aws.config"
+  {
+    printf '[default]\n'
+    printf 's3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}"
+  } >"$cfg"
+  export AWS_CONFIG_FILE=$cfg AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+  export AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=${AWS_MAX_ATTEMPTS:-4} AWS_PAGER=
+  export AWS_DEFAULT_REGION=$RESTORABLE_REGION
+}
+
+# ------------------------------------------------------------------------------------------ S3
+
+# restorable_aws ARGS...: the AWS CLI against the configured endpoint and region.
+restorable_aws() {
+  aws --endpoint-url "$RESTORABLE_ENDPOINT" --region "$RESTORABLE_REGION" --cli-connect-timeout 15 "$@"
+}
+
+# restorable_s3_url KEY: s3://bucket/key
+restorable_s3_url() { printf 's3://%s/%s' "$RESTORABLE_BUCKET" "$1"; }
+
+# restorable_s3_exists KEY: prints "yes" or "no" (exact key match); non-zero when S3 can't be asked.
+# Uses ListObjectsV2 under the key as prefix: the host key may list its prefix, and HEAD would
+# answer 403 instead of 404 without a bucket-wide list permission.
+restorable_s3_exists() {
+  local key=$1 out
+  out=$(restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$key" \
+    --max-items 20 --query 'Contents[].Key' --output text) || return 1
+  local k
+  for k in $out; do
+    if [[ $k == "$key" ]]; then echo yes; return 0; fi
+  done
+  echo no
+}
+
+# restorable_s3_size KEY: prints the object's size in bytes.
+restorable_s3_size() {
+  restorable_aws s3api head-object --bucket "$RESTORABLE_BUCKET" --key "$1" --query ContentLength --output text
+}
+
+# restorable_s3_put_small KEY CONTENT_TYPE < data: upload a small object (manifests, reports).
+restorable_s3_put_small() {
+  restorable_aws s3 cp - "$(restorable_s3_url "$1")" --content-type "$2" --only-show-errors --no-progress
+}
+
+# ------------------------------------------------------------------------------------------ stages
+
+# restorable_try STAGE CMD...: run CMD with its stderr captured. On failure returns non-zero and
+# sets RESTORABLE_ERROR_STAGE / RESTORABLE_ERROR_REASON (for jobs that go on with other items).
+restorable_try() {
+  local stage=$1 rc=0
+  shift
+  RESTORABLE_STAGE=$stage
+  "$@" 2>"$RESTORABLE_RUN_DIR/stage.err" || rc=$?
+  if ((rc != 0)); then
+    RESTORABLE_ERROR_STAGE=$stage
+    RESTORABLE_ERROR_REASON=$(restorable_summarize_err "$RESTORABLE_RUN_DIR/stage.err" "$(restorable_status_text "$1" "$rc")")
+    return "$rc"
+  fi
+  return 0
+}
+
+# restorable_stage STAGE CMD...: like restorable_try, but a failure ends the run.
+restorable_stage() {
+  if ! restorable_try "$@"; then
+    restorable_fail "$RESTORABLE_ERROR_STAGE" "$RESTORABLE_ERROR_REASON"
+  fi
+}
+
+# restorable_record_failure LABEL: remember the first failure of a job that continues with its
+# other items (RESTORABLE_ERROR_STAGE/REASON from restorable_try or restorable_stream).
+RESTORABLE_FIRST_FAILED_STAGE=
+RESTORABLE_FIRST_FAILED_REASON=
+RESTORABLE_FAILURES=0
+restorable_record_failure() {
+  local label=$1
+  RESTORABLE_FAILURES=$((RESTORABLE_FAILURES + 1))
+  restorable_log "$label: failed at stage $RESTORABLE_ERROR_STAGE: $RESTORABLE_ERROR_REASON"
+  if [[ -z $RESTORABLE_FIRST_FAILED_STAGE ]]; then
+    RESTORABLE_FIRST_FAILED_STAGE=$RESTORABLE_ERROR_STAGE
+    RESTORABLE_FIRST_FAILED_REASON="$label: $RESTORABLE_ERROR_REASON"
+  fi
+}
+
+# restorable_finish: exit 0 with the success ping, or fail with the first recorded failure.
+restorable_finish() {
+  if ((RESTORABLE_FAILURES > 0)); then
+    local more=
+    if ((RESTORABLE_FAILURES > 1)); then more=" (and $((RESTORABLE_FAILURES - 1)) more failure(s), see the log)"; fi
+    restorable_fail "$RESTORABLE_FIRST_FAILED_STAGE" "$RESTORABLE_FIRST_FAILED_REASON$more"
+  fi
+  RESTORABLE_STAGE='done'
+  restorable_log "done in $(restorable_elapsed)s"
+  restorable_ping success
+  exit 0
+}
+
+# ------------------------------------------------------------------------------------------ stream
+
+# restorable_stream KEY EXPECTED_SIZE PRODUCER_STAGE PRODUCER [ARGS...]
+# Streams `PRODUCER ARGS | zstd | [age -r ...] | tee (sha256 + byte count) | aws s3 cp - s3://…/KEY`
+# with no local copy of the data. Every stage's exit status is checked (PIPESTATUS); the failing
+# stage reported is the last one in the pipe that failed (an upstream stage that dies of a broken
+# pipe is a consequence, not the cause). After the upload the object's size in the bucket must
+# equal the bytes that went into the pipe. On success sets RESTORABLE_STREAM_SHA256 and
+# RESTORABLE_STREAM_SIZE; on failure returns 1 with RESTORABLE_ERROR_STAGE/REASON set.
+# EXPECTED_SIZE (bytes, an upper bound; 0 = unknown) lets the CLI pick a part size for streams
+# over ~80 GB (10,000 parts of 8 MiB).
+restorable_stream() {
+  local key=$1 expected=$2 pstage=$3
+  shift 3
+  local d="$RESTORABLE_RUN_DIR/stream"
+  rm -rf -- "$d"
+  mkdir -m 0700 "$d"
+  mkfifo "$d/sha.fifo" "$d/size.fifo"
+  sha256sum <"$d/sha.fifo" >"$d/sha" 2>"$d/err.sha" &
+  local hpid=$!
+  wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
+  local cpid=$!
+  local -a upload=(s3 cp - "$(restorable_s3_url "$key")" --only-show-errors --no-progress)
+  if [[ $expected =~ ^[0-9]+$ ]] && ((expected > 0)); then upload+=(--expected-size "$expected"); fi
+  local -a zstd_args=(-q -c "-${RESTORABLE_ZSTD_LEVEL}" "-T${RESTORABLE_ZSTD_THREADS:-1}")
+  local -a st names cmds
+  RESTORABLE_STAGE=$pstage
+  set +e
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then
+    local -a age_args=() r
+    for r in "${RESTORABLE_AGE_RECIPIENTS[@]}"; do age_args+=(-r "$r"); done
+    "$@" </dev/null 2>"$d/err.0" |
+      zstd "${zstd_args[@]}" 2>"$d/err.1" |
+      age "${age_args[@]}" 2>"$d/err.2" |
+      tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.3" |
+      restorable_aws "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
+    st=("${PIPESTATUS[@]}")
+    names=("$pstage" compress encrypt hash upload)
+    cmds=("$1" zstd age tee "aws s3 cp")
+  else
+    "$@" </dev/null 2>"$d/err.0" |
+      zstd "${zstd_args[@]}" 2>"$d/err.1" |
+      tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.2" |
+      restorable_aws "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
+    st=("${PIPESTATUS[@]}")
+    names=("$pstage" compress hash upload)
+    cmds=("$1" zstd tee "aws s3 cp")
+  fi
+  set -e
+  # Unblock the hash readers if tee never opened their FIFOs, then collect them.
+  local f fd hs=0 cs=0
+  for f in "$d/sha.fifo" "$d/size.fifo"; do
+    exec {fd}<>"$f"
+    exec {fd}>&-
+  done
+  wait "$hpid" || hs=$?
+  wait "$cpid" || cs=$?
+  local i failed=-1
+  for ((i = ${#st[@]} - 1; i >= 0; i--)); do
+    if ((st[i] != 0)); then failed=$i; break; fi
+  done
+  if ((failed >= 0)); then
+    RESTORABLE_ERROR_STAGE=${names[failed]}
+    RESTORABLE_ERROR_REASON="$(restorable_status_text "${cmds[failed]}" "${st[failed]}"): $(restorable_summarize_err "$d/err.$failed" "no error output")"
+    RESTORABLE_STAGE=$RESTORABLE_ERROR_STAGE
+    return 1
+  fi
+  RESTORABLE_STREAM_SHA256=$(cut -d' ' -f1 <"$d/sha" 2>/dev/null || true)
+  RESTORABLE_STREAM_SIZE=$(tr -d ' \n' <"$d/size" 2>/dev/null || true)
+  if ((hs != 0 || cs != 0)) || [[ ! $RESTORABLE_STREAM_SHA256 =~ ^[0-9a-f]{64}$ || ! $RESTORABLE_STREAM_SIZE =~ ^[0-9]+$ ]]; then
+    RESTORABLE_ERROR_STAGE='hash'
+    RESTORABLE_ERROR_REASON="could not hash the stream: $(restorable_summarize_err "$d/err.sha" "sha256sum/wc failed")"
+    return 1
+  fi
+  # The bucket must hold exactly the bytes that went into the pipe.
+  local remote
+  RESTORABLE_STAGE=verify
+  if ! remote=$(restorable_s3_size "$key" 2>"$d/err.verify"); then
+    RESTORABLE_ERROR_STAGE=verify
+    RESTORABLE_ERROR_REASON="cannot read back the size of $(restorable_s3_url "$key"): $(restorable_summarize_err "$d/err.verify" "head-object failed")"
+    return 1
+  fi
+  if [[ $remote != "$RESTORABLE_STREAM_SIZE" ]]; then
+    RESTORABLE_ERROR_STAGE=verify
+    RESTORABLE_ERROR_REASON="$(restorable_s3_url "$key") has $remote bytes in the bucket, but $RESTORABLE_STREAM_SIZE were streamed"
+    return 1
+  fi
+  rm -rf -- "$d"
+  return 0
+}
+
+# ------------------------------------------------------------------------------------------ JSON
+
+# restorable_json_str STRING: a JSON string literal.
+restorable_json_str() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  s=${s//[[:cntrl:]]/}
+  printf '"%s"' "$s"
+}
+
+# restorable_json_array ITEMS...: a JSON array of strings.
+restorable_json_array() {
+  local out='' x
+  for x in "$@"; do out+="${out:+,}$(restorable_json_str "$x")"; done
+  printf '[%s]' "$out"
+}
+
+# restorable_manifest KIND KEY SIZE SHA256 DUMP_FORMAT EXTRA_FIELDS START: the manifest JSON
+# (contract). EXTRA_FIELDS is a JSON fragment of kind-specific members ('"database": "app", ...'),
+# or empty; START is the $EPOCHREALTIME when this item began (for durationSeconds).
+restorable_manifest() {
+  local kind=$1 key=$2 size=$3 sha=$4 format=$5 extra=$6 start=${7:-} enc=none
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then enc=age; fi
+  printf '{\n'
+  printf '  "format": 1,\n'
+  printf '  "kind": %s,\n' "$(restorable_json_str "$kind")"
+  printf '  "host": %s,\n' "$(restorable_json_str "$RESTORABLE_HOST")"
+  printf '  "tier": %s,\n' "$(restorable_json_str "$RESTORABLE_TIER")"
+  printf '  "stamp": %s,\n' "$(restorable_json_str "$RESTORABLE_STAMP")"
+  printf '  "createdAt": %s,\n' "$(restorable_json_str "$RESTORABLE_CREATED_AT")"
+  if [[ -n $extra ]]; then printf '  %s,\n' "$extra"; fi
+  printf '  "dumpFormat": %s,\n' "$(restorable_json_str "$format")"
+  printf '  "compression": "zstd",\n'
+  printf '  "compressionLevel": %d,\n' "$RESTORABLE_ZSTD_LEVEL"
+  printf '  "encryption": %s,\n' "$(restorable_json_str "$enc")"
+  if [[ $enc == age ]]; then printf '  "ageRecipients": %s,\n' "$(restorable_json_array "${RESTORABLE_AGE_RECIPIENTS[@]}")"; fi
+  printf '  "object": { "key": %s, "size": %d, "sha256": %s },\n' "$(restorable_json_str "$key")" "$size" "$(restorable_json_str "$sha")"
+  printf '  "durationSeconds": %s\n' "$(restorable_elapsed "$start")"
+  printf '}\n'
+}
+
+# ------------------------------------------------------------------------------------------ postgres
+
+# restorable_compose ARGS...: `docker compose` (v2 plugin) or the v1 `docker-compose` binary,
+# whichever the host has (RESTORABLE_COMPOSE=v1|v2 forces one).
+restorable_compose() {
+  if [[ -z ${RESTORABLE_COMPOSE:-} ]]; then restorable_detect_compose; fi
+  if [[ $RESTORABLE_COMPOSE == v2 ]]; then
+    docker compose "$@"
+  else
+    docker-compose "$@"
+  fi
+}
+
+restorable_detect_compose() {
+  if [[ -n ${RESTORABLE_COMPOSE:-} ]]; then return 0; fi
+  if docker compose version >/dev/null 2>&1; then
+    RESTORABLE_COMPOSE=v2
+  elif command -v docker-compose >/dev/null 2>&1; then
+    RESTORABLE_COMPOSE=v1
+  else
+    echo "neither 'docker compose' nor 'docker-compose' is installed" >&2
+    return 1
+  fi
+}
+
+# restorable_pg I TOOL [ARGS...]: run a PostgreSQL client tool (pg_dump, pg_dumpall, psql, ...)
+# for postgres source I through its access mode, as its configured user:
+#   compose:   (cd PROJECT && docker compose exec -T SERVICE TOOL -U USER ARGS...)
+#   container: docker exec -i CONTAINER TOOL -U USER ARGS...
+#   local:     TOOL -h HOST -p PORT -U USER ARGS...
+# A configured password travels in the environment only (PGPASSWORD; `-e PGPASSWORD` hands the
+# client's value to docker without putting it in argv). Runs in a subshell.
+restorable_pg() (
+  local i=$1 tool=$2
+  shift 2
+  local via=${RESTORABLE_PG_VIA[i]} user=${RESTORABLE_PG_USER[i]} pw=${RESTORABLE_PG_PASSWORD[i]:-}
+  local -a envs=()
+  if [[ -n $pw ]]; then
+    export PGPASSWORD=$pw
+    envs=(-e PGPASSWORD)
+  fi
+  case $via in
+    compose)
+      cd "${RESTORABLE_PG_PROJECT[i]}" || exit 1
+      restorable_compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
+      ;;
+    container)
+      docker exec -i "${envs[@]}" "${RESTORABLE_PG_CONTAINER[i]}" "$tool" -U "$user" "$@"
+      ;;
+    local)
+      export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-15}
+      "$tool" -h "${RESTORABLE_PG_HOST[i]}" -p "${RESTORABLE_PG_PORT[i]}" -U "$user" "$@"
+      ;;
+    *)
+      echo "unknown access mode '$via' for database ${RESTORABLE_PG_DATABASE[i]}" >&2
+      exit 2
+      ;;
+  esac
+)
+
+# restorable_pg_describe I: "compose /srv/app service db" etc. (for logs and manifests)
+restorable_pg_describe() {
+  local i=$1
+  case ${RESTORABLE_PG_VIA[i]} in
+    compose) printf 'compose %s service %s' "${RESTORABLE_PG_PROJECT[i]}" "${RESTORABLE_PG_SERVICE[i]}" ;;
+    container) printf 'container %s' "${RESTORABLE_PG_CONTAINER[i]}" ;;
+    local) printf 'local %s:%s' "${RESTORABLE_PG_HOST[i]}" "${RESTORABLE_PG_PORT[i]}" ;;
+    *) printf '%s' "${RESTORABLE_PG_VIA[i]}" ;;
+  esac
+}
+
+# restorable_pg_source_json I: the manifest's "source" object for postgres source I.
+restorable_pg_source_json() {
+  local i=$1
+  local via=${RESTORABLE_PG_VIA[i]} out
+  out="{ \"via\": $(restorable_json_str "$via")"
+  case $via in
+    compose) out+=", \"project\": $(restorable_json_str "${RESTORABLE_PG_PROJECT[i]}"), \"service\": $(restorable_json_str "${RESTORABLE_PG_SERVICE[i]}")" ;;
+    container) out+=", \"container\": $(restorable_json_str "${RESTORABLE_PG_CONTAINER[i]}")" ;;
+    local) out+=", \"host\": $(restorable_json_str "${RESTORABLE_PG_HOST[i]}"), \"port\": ${RESTORABLE_PG_PORT[i]:-5432}" ;;
+  esac
+  out+=", \"user\": $(restorable_json_str "${RESTORABLE_PG_USER[i]}") }"
+  printf '%s' "$out"
+}
+
+# restorable_pg_cluster_id I: identifies the cluster behind source I (sources on one cluster share roles).
+restorable_pg_cluster_id() {
+  local i=$1
+  case ${RESTORABLE_PG_VIA[i]} in
+    compose) printf 'compose|%s|%s' "${RESTORABLE_PG_PROJECT[i]}" "${RESTORABLE_PG_SERVICE[i]}" ;;
+    container) printf 'container|%s' "${RESTORABLE_PG_CONTAINER[i]}" ;;
+    *) printf 'local|%s|%s' "${RESTORABLE_PG_HOST[i]}" "${RESTORABLE_PG_PORT[i]}" ;;
+  esac
+}
