@@ -214,7 +214,8 @@ rr_traps() {
 # Only for external commands and simple wrappers: called in a condition (`if ! rr_run f`), a shell
 # function runs with set -e ignored.
 rr_run() {
-  "$@" &
+  # <&0: keep our stdin (a background job would otherwise read /dev/null).
+  "$@" <&0 &
   RR_CHILD=$!
   local rc=0
   wait "$RR_CHILD" || rc=$?

@@ -1,0 +1,416 @@
+/**
+ * Fixtures for the restore and restore-drill integration tests: a "host" (restorable.conf,
+ * credentials, state and temp dirs) to run scripts/restore.sh and scripts/restore-drill.sh against,
+ * and manifest-backed backups made the way the contract describes them (pg_dump -Fc -Z0 | zstd
+ * [| age], uploaded, then the manifest) — for fault cases the real backup script cannot produce
+ * (old restore points, corrupted objects, uploads without a manifest, wrong tables).
+ */
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
+import type { Tier } from "../../infra/config/schema";
+import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
+import { run, runOk, type RunResult } from "./proc";
+
+export const REPO = resolve(__dirname, "../..");
+export const SCRIPTS = join(REPO, "scripts");
+export const AWS = "/usr/bin/aws";
+
+/** Single-quote for bash (the same rule as infra/plan/shell.ts shq). */
+export function q(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+function arr(vs: readonly string[]): string {
+  return `(${vs.map(q).join(" ")})`;
+}
+
+// ---- bucket access ----------------------------------------------------------------------------
+
+export interface Creds {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** A bucket on an S3 endpoint plus credentials, driven with the real AWS CLI v2. */
+export interface Bucket {
+  name: string;
+  endpoint: string;
+  region: string;
+  creds: Creds;
+}
+
+export function awsEnv(b: Bucket, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const k of Object.keys(env)) if (k.startsWith("AWS_")) delete env[k];
+  env.AWS_ACCESS_KEY_ID = b.creds.accessKeyId;
+  env.AWS_SECRET_ACCESS_KEY = b.creds.secretAccessKey;
+  env.AWS_DEFAULT_REGION = b.region;
+  env.AWS_CONFIG_FILE = "/nonexistent/aws-config";
+  env.AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/aws-credentials";
+  env.AWS_EC2_METADATA_DISABLED = "true";
+  env.AWS_PAGER = "";
+  return env;
+}
+
+export async function aws(b: Bucket, args: string[], input?: string | Buffer): Promise<RunResult> {
+  const r = await run(AWS, ["--endpoint-url", b.endpoint, "--region", b.region, ...args], { env: awsEnv(b), input });
+  return r;
+}
+export async function awsOk(b: Bucket, args: string[], input?: string | Buffer): Promise<RunResult> {
+  const r = await aws(b, args, input);
+  if (r.code !== 0) throw new Error(`aws ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r;
+}
+export async function putObject(b: Bucket, key: string, body: string | Buffer): Promise<void> {
+  await awsOk(b, ["s3", "cp", "--quiet", "-", `s3://${b.name}/${key}`], body);
+}
+export async function getObject(b: Bucket, key: string): Promise<Buffer> {
+  const dir = mkdtempSync(join(tmpdir(), "rget-"));
+  try {
+    await awsOk(b, ["s3", "cp", "--quiet", `s3://${b.name}/${key}`, join(dir, "o")]);
+    return readFileSync(join(dir, "o"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+export async function listKeys(b: Bucket, prefix: string): Promise<{ key: string; size: number }[]> {
+  const r = await awsOk(b, ["s3api", "list-objects-v2", "--bucket", b.name, "--prefix", prefix, "--output", "json"]);
+  if (!r.stdout.trim()) return [];
+  const j = JSON.parse(r.stdout) as { Contents?: { Key: string; Size: number }[] };
+  return (j.Contents ?? []).map((c) => ({ key: c.Key, size: c.Size })).sort((a, b2) => a.key.localeCompare(b2.key));
+}
+
+// ---- a host to run the scripts on ---------------------------------------------------------------
+
+export interface PgSourceConf {
+  database: string;
+  via: "compose" | "container" | "local";
+  user?: string;
+  project?: string;
+  service?: string;
+  container?: string;
+  host?: string;
+  port?: number;
+  password?: string;
+}
+
+export interface HostConf {
+  host: string;
+  bucket: Bucket;
+  pingUrl?: string;
+  rpoSeconds?: number;
+  rtoSeconds?: number;
+  sources: PgSourceConf[];
+  volumes?: string[];
+  volumeImage?: string;
+  drillRuntime?: "docker" | "local";
+  drillImage?: string;
+  drillChecks?: string[];
+  ageRecipients?: string[];
+  /** RESTORABLE_AGE_IDENTITY (a file path) in restorable.conf. */
+  ageIdentity?: string;
+  /** More NAME=value lines (values quoted here). */
+  extra?: Record<string, string>;
+}
+
+export interface TestHost {
+  dir: string;
+  confPath: string;
+  credPath: string;
+  stateDir: string;
+  /** TMPDIR of the scripts: must be empty after every run. */
+  tmpDir: string;
+  conf: HostConf;
+  write(conf: HostConf): void;
+  env(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
+  /** Run scripts/<name>.sh with args. */
+  run(name: "restore" | "restore-drill", args?: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<RunResult>;
+  /** Entries left in tmpDir (should be none). */
+  leftovers(): string[];
+  remove(): void;
+}
+
+export function renderConf(c: HostConf, stateDir: string, credPath: string): string {
+  const src = c.sources;
+  const lines = [
+    "# restorable.conf written by test/support/drill-fixtures.ts",
+    `RESTORABLE_HOST=${q(c.host)}`,
+    `RESTORABLE_BUCKET=${q(c.bucket.name)}`,
+    `RESTORABLE_ENDPOINT=${q(c.bucket.endpoint)}`,
+    `RESTORABLE_REGION=${q(c.bucket.region)}`,
+    `RESTORABLE_PREFIX=${q(`${c.host}/`)}`,
+    `RESTORABLE_PING_URL=${q(c.pingUrl ?? "")}`,
+    `RESTORABLE_ZSTD_LEVEL='3'`,
+    `RESTORABLE_AGE_RECIPIENTS=${arr(c.ageRecipients ?? [])}`,
+    `RESTORABLE_RPO_SECONDS=${q(String(c.rpoSeconds ?? 86400))}`,
+    `RESTORABLE_RTO_SECONDS=${q(String(c.rtoSeconds ?? 3600))}`,
+    `RESTORABLE_CREDENTIALS=${q(credPath)}`,
+    `RESTORABLE_STATE_DIR=${q(stateDir)}`,
+    `RESTORABLE_PG_DATABASE=${arr(src.map((s) => s.database))}`,
+    `RESTORABLE_PG_VIA=${arr(src.map((s) => s.via))}`,
+    `RESTORABLE_PG_USER=${arr(src.map((s) => s.user ?? "postgres"))}`,
+    `RESTORABLE_PG_PROJECT=${arr(src.map((s) => s.project ?? ""))}`,
+    `RESTORABLE_PG_SERVICE=${arr(src.map((s) => s.service ?? ""))}`,
+    `RESTORABLE_PG_CONTAINER=${arr(src.map((s) => s.container ?? ""))}`,
+    `RESTORABLE_PG_HOST=${arr(src.map((s) => s.host ?? ""))}`,
+    `RESTORABLE_PG_PORT=${arr(src.map((s) => (s.port === undefined ? "" : String(s.port))))}`,
+    `RESTORABLE_VOLUMES=${arr(c.volumes ?? [])}`,
+    `RESTORABLE_VOLUME_IMAGE=${q(c.volumeImage ?? "busybox:1.36")}`,
+    `RESTORABLE_DRILL_RUNTIME=${q(c.drillRuntime ?? "local")}`,
+    `RESTORABLE_DRILL_IMAGE=${q(c.drillImage ?? "postgres:16")}`,
+    `RESTORABLE_DRILL_CHECKS=${arr(c.drillChecks ?? [])}`,
+  ];
+  if (c.ageIdentity) lines.push(`RESTORABLE_AGE_IDENTITY=${q(c.ageIdentity)}`);
+  for (const [k, v] of Object.entries(c.extra ?? {})) lines.push(`${k}=${q(v)}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export function renderCredentials(c: HostConf): string {
+  return [
+    `AWS_ACCESS_KEY_ID=${q(c.bucket.creds.accessKeyId)}`,
+    `AWS_SECRET_ACCESS_KEY=${q(c.bucket.creds.secretAccessKey)}`,
+    `RESTORABLE_PG_PASSWORD=${arr(c.sources.map((s) => s.password ?? ""))}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * A host directory with restorable.conf, credentials (0600), a state dir and a private TMPDIR.
+ * `baseEnv` is the environment the scripts get (e.g. a private dockerd's env with DOCKER_HOST).
+ */
+export function makeTestHost(conf: HostConf, baseEnv: NodeJS.ProcessEnv = process.env): TestHost {
+  // Short path: the local drill puts a unix socket under TMPDIR.
+  const dir = mkdtempSync(join(tmpdir(), "rh-"));
+  chmodSync(dir, 0o755);
+  const confPath = join(dir, "restorable.conf");
+  const credPath = join(dir, "credentials");
+  const stateDir = join(dir, "state");
+  const tmpDir = join(dir, "tmp");
+  mkdirSync(tmpDir, { mode: 0o755 });
+  chmodSync(tmpDir, 0o755);
+  const h: TestHost = {
+    dir,
+    confPath,
+    credPath,
+    stateDir,
+    tmpDir,
+    conf,
+    write(c) {
+      h.conf = c;
+      writeFileSync(confPath, renderConf(c, stateDir, credPath), { mode: 0o644 });
+      writeFileSync(credPath, renderCredentials(c), { mode: 0o600 });
+    },
+    env(extra = {}) {
+      const env = cleanLibpqEnv(baseEnv);
+      for (const k of Object.keys(env)) if (k.startsWith("AWS_") || k.startsWith("RESTORABLE_")) delete env[k];
+      env.RESTORABLE_CONFIG = confPath;
+      env.TMPDIR = tmpDir;
+      env.AWS_CONFIG_FILE = join(dir, "aws-config-none");
+      env.AWS_SHARED_CREDENTIALS_FILE = join(dir, "aws-credentials-none");
+      env.PATH = ["/usr/bin", "/usr/sbin", "/bin", "/sbin", ...(baseEnv.PATH ?? "").split(":").filter((p) => p && !["/usr/bin", "/usr/sbin", "/bin", "/sbin"].includes(p))].join(":");
+      return { ...env, ...extra };
+    },
+    run(name, args = [], opts = {}) {
+      return run("bash", [join(SCRIPTS, `${name}.sh`), ...args], { env: opts.env ?? h.env(), input: opts.input, timeoutMs: 5 * 60_000 });
+    },
+    leftovers() {
+      return existsSync(tmpDir) ? readdirSync(tmpDir) : [];
+    },
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  h.write(conf);
+  return h;
+}
+
+/** The last line of stderr that says FAILED (the contract's one-line reason). */
+export function failureLine(r: RunResult): string {
+  return r.stderr.split("\n").filter((l) => l.includes("FAILED at stage")).pop() ?? "";
+}
+
+// ---- manifest-backed backups made by hand ---------------------------------------------------------
+
+/** The table list the manifest carries (same set as the scripts compare against). */
+export const TABLES_SQL = `SELECT n.nspname AS schema, c.relname AS name, greatest(c.reltuples, 0)::bigint AS rows
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1, 2`;
+
+export interface Manifest {
+  format: 1;
+  kind: "postgres" | "globals" | "volume";
+  host: string;
+  tier: Tier;
+  stamp: string;
+  createdAt: string;
+  database?: string;
+  volume?: string;
+  source: Record<string, unknown>;
+  serverVersion?: string;
+  dumpFormat: "custom" | "sql" | "tar";
+  compression: "zstd" | "none";
+  encryption: "none" | "age";
+  object: { key: string; size: number; sha256: string };
+  tables?: { schema: string; name: string; rows: number }[];
+  durationSeconds: number;
+}
+
+export interface FixtureBackup {
+  objectKey: string;
+  manifestKey: string;
+  manifest: Manifest;
+  sha256: string;
+  size: number;
+}
+
+interface CommonOpts {
+  bucket: Bucket;
+  host: string;
+  date: Date;
+  tier?: Tier;
+  encryptTo?: string[];
+  /** Upload the object but no manifest (an interrupted run). */
+  withoutManifest?: boolean;
+  /** Change the manifest before upload (e.g. a wrong table list). */
+  editManifest?: (m: Manifest) => void;
+}
+
+async function pipeToFile(cmd: string, env: NodeJS.ProcessEnv): Promise<Buffer> {
+  const dir = mkdtempSync(join(tmpdir(), "rfx-"));
+  try {
+    const out = join(dir, "out");
+    await runOk("bash", ["-c", `set -euo pipefail; ${cmd} > ${q(out)}`], { env });
+    return readFileSync(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function encryptStage(recipients?: string[]): string {
+  if (!recipients?.length) return "";
+  return ` | age ${recipients.map((r) => `-r ${q(r)}`).join(" ")}`;
+}
+
+async function upload(o: CommonOpts, kind: Manifest["kind"], what: Parameters<typeof objectKeys>[2], body: Buffer, extra: Partial<Manifest>): Promise<FixtureBackup> {
+  const tier = o.tier ?? tierFor(o.date);
+  const encrypted = !!o.encryptTo?.length;
+  const keys = objectKeys(o.host, tier, what, o.date, { compressed: true, encrypted });
+  const sha256 = createHash("sha256").update(body).digest("hex");
+  await putObject(o.bucket, keys.object, body);
+  const manifest: Manifest = {
+    format: 1,
+    kind,
+    host: o.host,
+    tier,
+    stamp: utcStamp(o.date),
+    createdAt: o.date.toISOString().replace(/\.\d{3}Z$/, "Z"),
+    source: { via: "local" },
+    dumpFormat: kind === "postgres" ? "custom" : kind === "globals" ? "sql" : "tar",
+    compression: "zstd",
+    encryption: encrypted ? "age" : "none",
+    object: { key: keys.object, size: body.length, sha256 },
+    durationSeconds: 0.1,
+    ...extra,
+  };
+  o.editManifest?.(manifest);
+  if (!o.withoutManifest) await putObject(o.bucket, keys.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+  return { objectKey: keys.object, manifestKey: keys.manifest, manifest, sha256, size: body.length };
+}
+
+/** pg_dump -Fc -Z0 | zstd [| age] of `database` on `pg`, uploaded, then its manifest. */
+export async function fixturePostgresBackup(o: CommonOpts & { pg: PgCluster; database: string; sourceDatabase?: string }): Promise<FixtureBackup> {
+  const src = o.sourceDatabase ?? o.database;
+  const env = cleanLibpqEnv();
+  const body = await pipeToFile(
+    `${PG_BIN}/pg_dump -Fc -Z0 -h ${q(o.pg.socketDir)} -p ${o.pg.port} -U postgres -d ${q(src)} | zstd -q -3 -c${encryptStage(o.encryptTo)}`,
+    env,
+  );
+  const rows = await o.pg.psql(`SELECT json_agg(t) FROM (${TABLES_SQL}) t`, { database: src });
+  const tables = (JSON.parse(rows || "[]") as { schema: string; name: string; rows: number }[] | null) ?? [];
+  const serverVersion = await o.pg.psql("SHOW server_version", { database: src });
+  return upload(o, "postgres", { kind: "postgres", database: o.database }, body, { database: o.database, tables, serverVersion: serverVersion.split(" ")[0] });
+}
+
+/** pg_dumpall --globals-only | zstd [| age], uploaded, then its manifest. */
+export async function fixtureGlobalsBackup(o: CommonOpts & { pg: PgCluster }): Promise<FixtureBackup> {
+  const body = await pipeToFile(
+    `${PG_BIN}/pg_dumpall --globals-only -h ${q(o.pg.socketDir)} -p ${o.pg.port} -U postgres | zstd -q -3 -c${encryptStage(o.encryptTo)}`,
+    cleanLibpqEnv(),
+  );
+  return upload(o, "globals", { kind: "globals" }, body, { dumpFormat: "sql" });
+}
+
+/** tar of a directory | zstd [| age], uploaded as volume `volume`, then its manifest. */
+export async function fixtureVolumeBackup(o: CommonOpts & { volume: string; dir: string }): Promise<FixtureBackup> {
+  const body = await pipeToFile(`tar --numeric-owner -C ${q(o.dir)} -cf - . | zstd -q -3 -c${encryptStage(o.encryptTo)}`, process.env);
+  return upload(o, "volume", { kind: "volume", volume: o.volume }, body, { volume: o.volume });
+}
+
+/** Overwrite an uploaded object with the same bytes but one flipped (corruption after upload). */
+export async function corruptObject(b: Bucket, key: string): Promise<void> {
+  const body = Buffer.from(await getObject(b, key));
+  const i = Math.floor(body.length / 2);
+  body[i] = body[i]! ^ 0xff;
+  await putObject(b, key, body);
+}
+
+// ---- age --------------------------------------------------------------------------------------
+
+export interface AgeKey {
+  identityFile: string;
+  recipient: string;
+}
+export async function ageKey(dir: string, name: string): Promise<AgeKey> {
+  const identityFile = join(dir, `${name}.age-identity`);
+  rmSync(identityFile, { force: true });
+  await runOk("age-keygen", ["-o", identityFile]);
+  chmodSync(identityFile, 0o600);
+  const recipient = (await runOk("age-keygen", ["-y", identityFile])).stdout.trim();
+  return { identityFile, recipient };
+}
+
+// ---- comparing databases ------------------------------------------------------------------------
+
+/** pg_dump --schema-only of a database on a cluster, without the per-run \restrict keys. */
+export async function schemaDump(pg: PgCluster, database: string): Promise<string> {
+  const r = await runOk(`${PG_BIN}/pg_dump`, ["--schema-only", "-h", pg.socketDir, "-p", String(pg.port), "-U", "postgres", "-d", database], { env: cleanLibpqEnv() });
+  return r.stdout
+    .split("\n")
+    .filter((l) => !l.startsWith("\\restrict") && !l.startsWith("\\unrestrict"))
+    .join("\n");
+}
+
+/** Exact row counts of the given tables. */
+export async function rowCounts(pg: PgCluster, database: string, tables: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const t of tables) out[t] = Number(await pg.psql(`SELECT count(*) FROM ${t}`, { database }));
+  return out;
+}
+
+/** Processes (not zombies) whose command line mentions `needle`. */
+export function processesMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (cmd.includes(needle) && state !== "Z") out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+export function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
