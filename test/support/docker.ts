@@ -21,7 +21,7 @@ import {
 } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, type RunOptions, type RunResult, waitFor } from "./proc";
+import { freePort, run, type RunOptions, type RunResult, waitFor } from "./proc";
 
 /** The Debian docker 20.10 client (a newer client may shadow it at /usr/local/bin). */
 export const DOCKER_BIN = "/usr/bin/docker";
@@ -445,6 +445,7 @@ async function cachedImage(d: Dockerd, name: string, tag: string, key: string, b
         } finally {
           rmSync(tmp, { force: true });
         }
+        pruneStale(dir, name, key);
         return;
       } finally {
         rmSync(lockDir, { recursive: true, force: true });
@@ -452,6 +453,19 @@ async function cachedImage(d: Dockerd, name: string, tag: string, key: string, b
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for another process to build ${tag} (lock ${lockDir})`);
     await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Drop tarballs of `name` built from other inputs (older recipes) once they are a day old. */
+function pruneStale(dir: string, name: string, key: string): void {
+  for (const f of readdirSync(dir)) {
+    const m = new RegExp(`^\\.?${name}-([0-9a-f]{16})\\.tar`).exec(f);
+    if (!m || m[1] === key) continue;
+    try {
+      if (Date.now() - statSync(join(dir, f)).mtimeMs > 24 * 3600_000) rmSync(join(dir, f), { force: true });
+    } catch {
+      /* raced with another process */
+    }
   }
 }
 
@@ -675,7 +689,6 @@ export async function startPostgresContainer(
   opts: { name?: string; user?: string; password?: string; database?: string; port?: number; network?: "host" | "none"; volume?: string; env?: Record<string, string> } = {},
 ): Promise<PgContainer> {
   const image = await ensurePostgresImage(d);
-  const { freePort } = await import("./proc");
   const name = opts.name ?? `rpg-${randomBytes(4).toString("hex")}`;
   const network = opts.network ?? "host";
   const port = opts.port ?? (network === "host" ? await freePort() : 5432);
