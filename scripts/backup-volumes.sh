@@ -46,10 +46,7 @@ restorable_ping start
 restorable_load_credentials
 
 volumes_preflight() {
-  if ! restorable_try preflight restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" \
-    --prefix "$RESTORABLE_PREFIX" --max-items 1 --query 'KeyCount' --output text >/dev/null; then
-    restorable_fail preflight "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
-  fi
+  restorable_s3_preflight
   local what
   for what in docker zstd sha256sum flock curl; do
     if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
@@ -67,17 +64,13 @@ volumes_run() {
 }
 
 volumes_check() {
-  local volume=$1 exists
+  local volume=$1
   # `docker run -v name:...` would silently create a missing volume and back up nothing.
   if ! docker volume inspect --format '{{.Name}}' "$volume" >/dev/null 2>&1; then
     echo "docker volume $volume does not exist" >&2
     return 1
   fi
-  exists=$(restorable_s3_exists "$2") || return 1
-  if [[ $exists == yes ]]; then
-    echo "$(restorable_s3_url "$2") already exists: a backup with stamp $RESTORABLE_STAMP is already in the bucket" >&2
-    return 1
-  fi
+  restorable_refuse_existing "$2"
 }
 
 backup_volume() {

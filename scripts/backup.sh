@@ -45,14 +45,15 @@ restorable_lock backup
 restorable_ping start
 restorable_load_credentials
 
-# One row: server version | is superuser | database size | tables (JSON, exact list; row counts
-# are the statistics' live-tuple estimates, which are cheap).
+# One row: server version | is superuser | database size | tables (JSON: the exact list; row
+# counts are cheap estimates: the planner's reltuples once analyzed, else the live-tuple count).
 BACKUP_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
   || '|' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text
   || '|' || pg_database_size(current_database())::text
   || '|' || coalesce((
     SELECT jsonb_agg(jsonb_build_object('schema', n.nspname, 'name', c.relname,
-                                        'rows', greatest(coalesce(s.n_live_tup, 0), 0))
+                                        'rows', CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint
+                                                     ELSE coalesce(s.n_live_tup, 0) END)
                      ORDER BY n.nspname, c.relname)
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -66,11 +67,7 @@ declare -A CLUSTER_SUPERUSER=() CLUSTER_VERSION=()
 
 backup_preflight() {
   local what
-  RESTORABLE_STAGE=preflight
-  if ! restorable_try preflight restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" \
-    --prefix "$RESTORABLE_PREFIX" --max-items 1 --query 'KeyCount' --output text >/dev/null; then
-    restorable_fail preflight "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
-  fi
+  restorable_s3_preflight
   for what in zstd sha256sum flock curl; do
     if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
   done
@@ -85,16 +82,6 @@ backup_preflight() {
   done
 }
 
-# backup_refuse_existing KEY: never overwrite an existing backup (same stamp) with this run's data.
-backup_refuse_existing() {
-  local exists
-  exists=$(restorable_s3_exists "$1") || return 1
-  if [[ $exists == yes ]]; then
-    echo "$(restorable_s3_url "$1") already exists: a backup with stamp $RESTORABLE_STAMP is already in the bucket" >&2
-    return 1
-  fi
-}
-
 backup_database() {
   local i=$1 started=$EPOCHREALTIME
   local db=${RESTORABLE_PG_DATABASE[i]}
@@ -103,7 +90,7 @@ backup_database() {
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
   restorable_log "database $db ($(restorable_pg_describe "$i")): dumping to $(restorable_s3_url "$key")"
 
-  restorable_try preflight backup_refuse_existing "$manifest" || return 1
+  restorable_try preflight restorable_refuse_existing "$manifest" || return 1
 
   local facts version super size tables
   restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
@@ -159,7 +146,7 @@ backup_globals() {
   local key="$base.sql.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
   restorable_log "globals (roles) of ${#GLOBALS_SOURCES[@]} cluster(s): dumping to $(restorable_s3_url "$key")"
-  restorable_try preflight backup_refuse_existing "$manifest" || return 1
+  restorable_try preflight restorable_refuse_existing "$manifest" || return 1
   restorable_stream "$key" 0 globals backup_globals_stream || return 1
 
   local first=${GLOBALS_SOURCES[0]} i sources='' passwords=true

@@ -273,18 +273,31 @@ restorable_aws() {
 # restorable_s3_url KEY: s3://bucket/key
 restorable_s3_url() { printf 's3://%s/%s' "$RESTORABLE_BUCKET" "$1"; }
 
-# restorable_s3_exists KEY: prints "yes" or "no" (exact key match); non-zero when S3 can't be asked.
-# Uses ListObjectsV2 under the key as prefix: the host key may list its prefix, and HEAD would
-# answer 403 instead of 404 without a bucket-wide list permission.
-restorable_s3_exists() {
-  local key=$1 out
-  out=$(restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$key" \
-    --max-items 20 --query 'Contents[].Key' --output text) || return 1
-  local k
+# restorable_s3_preflight: one listing of this run's tier under the host prefix. Proves the
+# endpoint answers, the key is valid, the bucket exists and the key may list its prefix, before
+# anything is dumped; remembers the keys so no run overwrites an existing backup (same stamp).
+# The listing is small: lifecycle rules bound what a tier holds. Fails the run on error.
+declare -A RESTORABLE_EXISTING_KEYS=()
+restorable_s3_preflight() {
+  local prefix="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/" out k
+  RESTORABLE_STAGE=preflight
+  if ! restorable_try preflight restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" \
+    --prefix "$prefix" --query 'Contents[].Key' --output text >"$RESTORABLE_RUN_DIR/existing"; then
+    restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
+  fi
+  out=$(<"$RESTORABLE_RUN_DIR/existing")
   for k in $out; do
-    if [[ $k == "$key" ]]; then echo yes; return 0; fi
+    if [[ $k != None ]]; then RESTORABLE_EXISTING_KEYS[$k]=1; fi
   done
-  echo no
+}
+
+# restorable_refuse_existing KEY: non-zero (with a reason on stderr) when the preflight listing
+# saw KEY: a backup with this stamp is already in the bucket and must not be overwritten.
+restorable_refuse_existing() {
+  if [[ -n ${RESTORABLE_EXISTING_KEYS[$1]:-} ]]; then
+    echo "$(restorable_s3_url "$1") already exists: a backup with stamp $RESTORABLE_STAMP is already in the bucket" >&2
+    return 1
+  fi
 }
 
 # restorable_s3_size KEY: prints the object's size in bytes.

@@ -83,7 +83,8 @@ export function loadTemplates(dir: string = TEMPLATES_DIR): Template[] {
     if (!spec) continue;
     out.push({ source: name, ...spec, content: readFileSync(join(dir, name), "utf8") });
   }
-  return out.sort((a, b) => Number(b.mode === 0o644) - Number(a.mode === 0o644) || a.source.localeCompare(b.source));
+  const byName = (a: Template, b: Template) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0);
+  return out.sort((a, b) => Number(b.mode === 0o644) - Number(a.mode === 0o644) || byName(a, b));
 }
 
 /** Placeholders a template may use, as @@NAME@@; each is replaced by shq(value). */
