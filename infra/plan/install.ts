@@ -35,6 +35,7 @@
 import { createHash } from "node:crypto";
 import type { HostConfig } from "../config/schema";
 import type { HostPlan } from "./index";
+import { CRON_BEGIN, CRON_END, STATE_DIR, type RenderedHost } from "./render";
 
 /** One rendered file (contract: infra/plan/render.ts). */
 export interface InstallFile {
@@ -43,18 +44,20 @@ export interface InstallFile {
   content: string;
   secret: boolean;
 }
-/** What renderHost() returns (contract: infra/plan/render.ts); structurally the same type. */
+/** What renderHost() returns (contract: infra/plan/render.ts), or a hand-made one of the same shape. */
 export interface InstallInput {
   files: InstallFile[];
   crontab: string;
   hash: string;
 }
+// RenderedHost must stay usable as an InstallInput.
+const _renderedIsInput: (r: RenderedHost) => InstallInput = (r) => r;
+void _renderedIsInput;
 
-export const CRON_BEGIN = "# BEGIN restorable (managed by Pulumi; do not edit)";
-export const CRON_END = "# END restorable";
+export { CRON_BEGIN, CRON_END } from "./render";
 /** What the scripts see under cron: their own standard PATH (contract), cron's /usr/bin:/bin after it. */
 export const CRON_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-export const DEFAULT_STATE_DIR = "/var/lib/restorable";
+export const DEFAULT_STATE_DIR = STATE_DIR;
 /** Name of the install record in the config dir. */
 export const RECORD_NAME = ".restorable-installed";
 export const PAYLOAD_HEADER = "restorable-install 1";
@@ -116,12 +119,14 @@ function dirname(p: string): string {
 /** The tools a host's configuration needs at run time (and the packages that provide them). */
 export function requiredTools(c: HostConfig): ToolNeed[] {
   const needs: ToolNeed[] = [
+    { tool: "bash", pkg: "bash", why: "runs the scripts" },
     { tool: "crontab", pkg: "cron", why: "schedules the jobs" },
     { tool: "aws", pkg: "awscli", why: "uploads to and downloads from the bucket" },
     { tool: "zstd", pkg: "zstd", why: "compresses dumps and volume archives" },
     { tool: "flock", pkg: "util-linux", why: "prevents overlapping runs" },
     { tool: "curl", pkg: "curl", why: "sends healthchecks pings" },
     { tool: "sha256sum", pkg: "coreutils", why: "checksums every upload" },
+    { tool: "jq", pkg: "jq", why: "reads manifests in restore and drill" },
     { tool: "base64", pkg: "coreutils", why: "the installer decodes the payload" },
     { tool: "cmp", pkg: "diffutils", why: "the installer leaves unchanged files alone" },
   ];
@@ -320,7 +325,10 @@ if command -v crontab >/dev/null 2>&1; then
   fi
   rm -f "\${TMPDIR:-/tmp}/restorable-preflight.$$"
 fi
-${usesDocker ? `if command -v docker >/dev/null 2>&1 && ! docker version >/dev/null 2>&1; then
+${tools.some((t) => t.tool === "initdb") ? `if [ "$(id -u)" = 0 ] && ! id -u postgres >/dev/null 2>&1; then
+  problem "the local drill runs its throwaway cluster as the postgres user (initdb refuses root), and there is no postgres user: install postgresql, or useradd --system postgres"
+fi
+` : ""}${usesDocker ? `if command -v docker >/dev/null 2>&1 && ! docker version >/dev/null 2>&1; then
   problem "$ME cannot reach the Docker daemon (is it running? a non-root user needs to be in the docker group: usermod -aG docker $ME)"
 fi
 ` : ""}if [ -z "$tools" ] && [ -z "$problems" ]; then
