@@ -189,7 +189,6 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
       async stop() {
         if (stopped) return;
         stopped = true;
-        live.delete(base);
         try {
           if (existsSync(join(dataDir, "postmaster.pid"))) {
             const r = await run(`${PG_BIN}/pg_ctl`, ["-D", dataDir, "-m", "fast", "-w", "-t", "60", "stop"], asPg);
@@ -197,6 +196,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
           }
         } finally {
           rmSync(base, { recursive: true, force: true });
+          // Only now: if the process exits mid-stop, the exit hook still finishes the job.
+          live.delete(base);
         }
       },
     };
