@@ -3,8 +3,10 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan, Plan } from "../plan";
+import { renderHost } from "../plan/render";
 import type { B2MasterKey, BackupBucket } from "./backup-bucket";
 import { HostCredentials, type S3KeyPair } from "./host-credentials";
+import { HostInstall } from "./host-install";
 
 export interface ServerBackupsArgs {
   plan: Plan;
@@ -32,6 +34,7 @@ export interface HostSummary {
 
 export class ServerBackups extends pulumi.ComponentResource {
   public readonly credentials: HostCredentials;
+  public readonly install: HostInstall;
   public readonly summary: HostSummary;
 
   constructor(name: string, args: ServerBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -42,7 +45,26 @@ export class ServerBackups extends pulumi.ComponentResource {
       { plan: args.plan, host, bucket: args.bucket, awsProvider: args.awsProvider, b2: args.b2, suppliedKey: args.suppliedKey },
       { parent: this },
     );
+    if (!args.sshPrivateKey) {
+      throw new pulumi.RunError("restorable:sshPrivateKey: is required to install on the hosts (pulumi config set --secret restorable:sshPrivateKey -- \"$(cat KEYFILE)\")");
+    }
+    // The rendered files carry the credentials file: the whole value is a secret.
+    const rendered = pulumi.secret(
+      pulumi
+        .all([this.credentials.accessKeyId, this.credentials.secretAccessKey, args.dbPasswords ?? pulumi.output({} as Record<string, string>)])
+        .apply(([accessKeyId, secretAccessKey, pgPasswords]) => renderHost(args.plan, host, { accessKeyId, secretAccessKey, pgPasswords })),
+    );
     const c = host.config;
+    this.install = new HostInstall(
+      name,
+      {
+        host,
+        rendered,
+        connection: { host: c.ssh.host, user: c.ssh.user, port: c.ssh.port, privateKey: args.sshPrivateKey, hostKey: c.ssh.hostKey },
+        dependsOn: this.credentials.ready,
+      },
+      { parent: this },
+    );
     this.summary = {
       prefix: host.prefix,
       backupCron: c.schedule.backup,

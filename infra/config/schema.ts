@@ -116,6 +116,14 @@ const ssh = z.strictObject({
   host: z.string().min(1).regex(/^[A-Za-z0-9.:_-]+$/, "must be a hostname or IP address"),
   user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name").default("root"),
   port: z.number().int().min(1).max(65535).default(22),
+  /**
+   * The host's SSH public key (`ssh-keyscan -t ed25519 HOST | cut -d' ' -f2-`), so Pulumi verifies
+   * it is talking to the right server. Strongly recommended; without it any host key is accepted.
+   */
+  hostKey: z
+    .string()
+    .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+=*$/, "must be a public host key like \"ssh-ed25519 AAAA...\"")
+    .optional(),
 });
 
 const pgCommon = {

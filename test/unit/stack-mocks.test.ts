@@ -125,6 +125,12 @@ describe.each(["b2", "aws", "s3"] as const)("stack program with provider %s and 
     const creds = byType(captured, "restorable:index:HostCredentials");
     expect(creds.map((r) => r.name)).toEqual(["web-1", "db-2"]);
     for (const c of creds) expect(parentType(c)).toBe("restorable:index:ServerBackups");
+    const installs = byType(captured, "restorable:index:HostInstall");
+    expect(installs.map((r) => r.name)).toEqual(["web-1", "db-2"]);
+    for (const i of installs) expect(parentType(i)).toBe("restorable:index:ServerBackups");
+    // Each host's install command waits for that host's credentials (key and policy in place).
+    const commands = captured.filter((r) => r.type === "command:remote:Command");
+    expect(commands.length).toBeGreaterThanOrEqual(4);
   });
 
   it("exports the contract outputs", async () => {
