@@ -478,7 +478,18 @@ STATE_DIR="${stateDir}"
 cron_read "$work/cron.cur"
 cron_merge "$work/cron.cur" "$work/cron.new"
 if cron_write "$work/cron.cur" "$work/cron.new"; then crontab_state="removed"; else crontab_state="absent"; fi
-# 2. Our files: those this install wrote, and any the record lists.
+# 2. A run in progress holds its lock file in the state dir: let it finish (at most 15 minutes
+# each) rather than pull its files from under it. Cron starts no new run: the block is gone.
+if [ -d "$STATE_DIR" ] && command -v flock >/dev/null 2>&1; then
+  for lock in "$STATE_DIR"/*.lock; do
+    [ -e "$lock" ] || continue
+    if ! flock -n "$lock" true 2>/dev/null; then
+      printf "restorable uninstall on ${host.name}: waiting for the run holding %s to finish\\n" "$lock"
+      flock -w 900 "$lock" true 2>/dev/null || printf "restorable uninstall on ${host.name}: %s is still held after 15 minutes; removing anyway\\n" "$lock" >&2
+    fi
+  done
+fi
+# 3. Our files: those this install wrote, and any the record lists.
 : > "$work/dirs"
 if [ -f "$RECORD" ]; then
   grep "^dir " "$RECORD" | cut -c5- > "$work/dirs" || true
@@ -490,7 +501,7 @@ for f in ${list}; do
   if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; removed=$((removed + 1)); fi
 done
 rm -f "$RECORD"
-# 3. Directories the install created, deepest first: when empty (the state dir, which holds
+# 4. Directories the install created, deepest first: when empty (the state dir, which holds
 # only lock files and run logs, entirely). Directories that existed before are left alone.
 kept=""
 tac "$work/dirs" > "$work/dirs.rev"
