@@ -75,7 +75,7 @@ export function templateSpec(fileName: string): { install: string; mode: 0o755 |
   return { install: fileName.replace(/\.sh$/, ""), mode: 0o755 };
 }
 
-/** Reads every template in `dir` (default: the repository's scripts/), libraries first, then by name. */
+/** Reads every template in `dir` (default: the repository's scripts/): lib.sh, other libraries, commands. */
 export function loadTemplates(dir: string = TEMPLATES_DIR): Template[] {
   const out: Template[] = [];
   for (const name of readdirSync(dir).sort()) {
@@ -83,8 +83,10 @@ export function loadTemplates(dir: string = TEMPLATES_DIR): Template[] {
     if (!spec) continue;
     out.push({ source: name, ...spec, content: readFileSync(join(dir, name), "utf8") });
   }
+  // lib.sh first (everything sources it), then other libraries, then commands; by name within.
+  const rank = (t: Template) => (t.source === "lib.sh" ? 0 : t.mode === 0o644 ? 1 : 2);
   const byName = (a: Template, b: Template) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0);
-  return out.sort((a, b) => Number(b.mode === 0o644) - Number(a.mode === 0o644) || byName(a, b));
+  return out.sort((a, b) => rank(a) - rank(b) || byName(a, b));
 }
 
 /** Placeholders a template may use, as @@NAME@@; each is replaced by shq(value). */
@@ -135,7 +137,7 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
   const paths = hostPaths(host, opts);
   const cfg = plan.config;
   const lines = [
-    "# shellcheck shell=bash disable=SC2034",
+    "# shellcheck shell=bash disable=SC2034,SC2016",
     `# restorable settings for host ${host.name} (sourced by the scripts; no secrets here).`,
     "# Managed by Pulumi (restorable): edit Pulumi.<stack>.yaml and run pulumi up, not this file.",
     shAssign("RESTORABLE_HOST", host.name),
@@ -183,7 +185,7 @@ export function renderCredentials(host: HostPlan, secrets: HostSecrets): string 
   }
   if (!secrets.accessKeyId || !secrets.secretAccessKey) throw new Error(`host ${host.name}: the S3 access key id and secret are required`);
   const lines = [
-    "# shellcheck shell=bash disable=SC2034",
+    "# shellcheck shell=bash disable=SC2034,SC2016",
     `# restorable credentials for host ${host.name}: SECRET (mode 0600, root only). Managed by Pulumi.`,
     shAssign("AWS_ACCESS_KEY_ID", secrets.accessKeyId),
     shAssign("AWS_SECRET_ACCESS_KEY", secrets.secretAccessKey),
