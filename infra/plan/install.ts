@@ -491,12 +491,14 @@ if [ -d "$STATE_DIR" ] && command -v flock >/dev/null 2>&1; then
 fi
 # 3. Our files: those this install wrote, and any the record lists.
 : > "$work/dirs"
+removed=0
 if [ -f "$RECORD" ]; then
   grep "^dir " "$RECORD" | cut -c5- > "$work/dirs" || true
   grep "^file " "$RECORD" | cut -c6- > "$work/files" || true
-  while IFS= read -r f; do rm -f "$f"; done < "$work/files"
+  while IFS= read -r f; do
+    if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; removed=$((removed + 1)); fi
+  done < "$work/files"
 fi
-removed=0
 for f in ${list}; do
   if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; removed=$((removed + 1)); fi
 done

@@ -208,6 +208,7 @@ describe.skipIf(!tools.ok)("install over SSH (real sshd, real crontab)", () => {
         const r = await sshd.ssh(login, p.uninstall);
         expect(r.stderr).toBe("");
         expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(/4 files removed; crontab block of \S+ removed/);
         expect(r.stdout).toMatch(/kept directories that hold files we did not write: .*opt\/restorable/);
         for (const file of f.rendered.files) expect(existsSync(file.path)).toBe(false);
         expect(existsSync(`${base}/etc/restorable/${RECORD_NAME}`)).toBe(false);
@@ -223,6 +224,7 @@ describe.skipIf(!tools.ok)("install over SSH (real sshd, real crontab)", () => {
         const spool = spoolSnapshot(login);
         const again = await sshd.ssh(login, p.uninstall);
         expect(again.stderr).toBe("");
+        expect(again.stdout).toMatch(/0 files removed; crontab block of \S+ absent/);
         expect(again.code).toBe(0);
         expect(snapshotTree(base)).toEqual(tree);
         expect(spoolSnapshot(login)).toEqual(spool);
