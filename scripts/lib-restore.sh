@@ -22,6 +22,9 @@
 
 # ---- basics -----------------------------------------------------------------------------------
 
+# The installed restorable.conf (substituted by the renderer; RESTORABLE_CONFIG overrides).
+RR_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
+umask 077
 export TZ=UTC
 export LC_ALL=C
 PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
@@ -40,6 +43,7 @@ RR_LAST_ERR=""
 RR_LOG=""
 RR_TMP=""
 RR_CHILD=""
+RR_CHILD_STAGE_FILE=""
 RR_PINGED_START=0
 RR_FINISHING=0
 # Throwaway Postgres state (restore-drill)
@@ -104,10 +108,12 @@ rr_human_size() {
 
 # ---- logging ----------------------------------------------------------------------------------
 
-# Log line on stderr (and in the run log): "2026-11-24T03:00:00Z restorable restore: message"
+# Log line on stderr (and in the run log, which the fail ping carries):
+#   2026-11-24T03:00:00Z restorable restore: message
 rr_log() {
   local line
   printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RR_SCRIPT" "$*"
+  line=${line//$'\n'/ }
   printf '%s\n' "$line" >&2
   if [[ -n $RR_LOG ]]; then printf '%s\n' "$line" >>"$RR_LOG" 2>/dev/null || true; fi
 }
@@ -126,6 +132,11 @@ rr_log_file_tail() {
   [[ -s $f ]] || return 0
   while IFS= read -r l; do rr_log "  | $l"; done < <(tail -n "$n" "$f")
 }
+# The first line that says ERROR/FATAL/error (psql, pg_restore), else the last non-empty line.
+rr_error_line() {
+  local l
+  if [[ -s $1 ]] && l=$(grep -m1 -E 'ERROR|FATAL|error:' "$1"); then printf '%s\n' "${l:0:300}"; else rr_last_line "$1"; fi
+}
 # The last non-empty line of a file, for one-line reasons.
 rr_last_line() {
   if [[ -s $1 ]]; then grep -v '^[[:space:]]*$' "$1" | tail -n 1 | cut -c1-300 || true; fi
@@ -133,7 +144,13 @@ rr_last_line() {
 
 # ---- stages and failure -----------------------------------------------------------------------
 
-rr_stage() { RR_STAGE=$1; }
+# A child doing the work of a stage (restore-drill's per-database child) also writes it to
+# RR_STAGE_FILE, so the parent names the right stage when it is interrupted.
+RR_STAGE_FILE=""
+rr_stage() {
+  RR_STAGE=$1
+  if [[ -n $RR_STAGE_FILE ]]; then printf '%s\n' "$1" >"$RR_STAGE_FILE" 2>/dev/null || true; fi
+}
 # rr_die REASON: fail the run at the current stage (exit 1). The EXIT trap does the rest.
 rr_die() {
   if [[ -z $RR_FAIL_REASON ]]; then RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON=$*; fi
@@ -154,7 +171,9 @@ rr__on_err() {
 rr__on_signal() {
   local sig=$1 code=$2
   if [[ $RR_FINISHING -eq 1 ]]; then return 0; fi
-  RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON="interrupted by SIG$sig"
+  local stage=$RR_STAGE
+  if [[ -n $RR_CHILD_STAGE_FILE && -s $RR_CHILD_STAGE_FILE ]]; then stage=$(<"$RR_CHILD_STAGE_FILE"); fi
+  RR_FAIL_STAGE=$stage RR_FAIL_REASON="interrupted by SIG$sig"
   exit "$code"
 }
 
@@ -177,26 +196,24 @@ rr__on_exit() {
   fi
   if [[ $rc -eq 0 && -n $RR_FAIL_REASON ]]; then rc=1; fi
   if [[ -n $RR_CHILD ]]; then rr_kill_tree "$RR_CHILD"; wait "$RR_CHILD" 2>/dev/null; RR_CHILD=""; fi
+  rr_bg_stop_all
   rr_throwaway_down
-  if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
   if declare -F rr_on_finish >/dev/null; then
     rr_finish_rc=""
     rr_on_finish "$rc"
     if [[ -n $rr_finish_rc ]]; then rc=$rr_finish_rc; fi
   fi
   if [[ $rc -ne 0 ]]; then
-    if [[ $rc -eq 2 && $RR_USAGE_PRINTED -eq 1 ]]; then
-      :
-    else
-      printf 'restorable %s: FAILED at stage %s: %s\n' "$RR_SCRIPT" "${RR_FAIL_STAGE:-$RR_STAGE}" "$RR_FAIL_REASON" >&2
-      if [[ -n $RR_LOG ]]; then
-        printf '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: FAILED at stage %s: %s\n' -1 "$RR_SCRIPT" "${RR_FAIL_STAGE:-$RR_STAGE}" "$RR_FAIL_REASON" >>"$RR_LOG" 2>/dev/null
-      fi
+    if [[ $rc -ne 2 || $RR_USAGE_PRINTED -ne 1 ]]; then
+      # The contract's one line, last on stderr.
+      rr_log "FAILED at stage ${RR_FAIL_STAGE:-$RR_STAGE}: ${RR_FAIL_REASON//$'\n'/ }"
     fi
     if [[ $RR_PINGED_START -eq 1 ]]; then rr_ping fail; fi
   elif [[ $RR_PINGED_START -eq 1 ]]; then
     rr_ping success
   fi
+  # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
+  if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
   exit "$rc"
 }
 
@@ -282,14 +299,21 @@ rr_config_error() {
   exit 2
 }
 
-# rr_state_init NAME: state dir (0700), the run log (truncated) and the lock (exit 3 when held).
-rr_state_init() {
-  local name=$1
-  if ! mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null || ! chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
-    rr_config_error "cannot create state dir $RESTORABLE_STATE_DIR"
+# rr_lock NAME [optional]: the state dir (0700) and NAME.lock in it for the rest of the run
+# (exit 3 when another run holds it). With "optional", an unusable state dir only logs a warning
+# (an operator restoring on a new machine may not have one).
+rr_lock() {
+  local name=$1 optional=${2:-}
+  if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
+    chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null || true
   fi
-  RR_LOG="$RESTORABLE_STATE_DIR/$name.log"
-  : >"$RR_LOG" 2>/dev/null || RR_LOG=""
+  if [[ ! -d $RESTORABLE_STATE_DIR || ! -w $RESTORABLE_STATE_DIR ]]; then
+    if [[ -n $optional ]]; then
+      rr_log "warning: state directory $RESTORABLE_STATE_DIR is not writable; running without the $name lock"
+      return 0
+    fi
+    rr_config_error "cannot create or write the state directory $RESTORABLE_STATE_DIR"
+  fi
   local lock="$RESTORABLE_STATE_DIR/$name.lock"
   exec {RR_LOCK_FD}>>"$lock" || rr_config_error "cannot open lock $lock"
   if ! flock -n "$RR_LOCK_FD"; then
@@ -298,34 +322,47 @@ rr_state_init() {
   fi
 }
 
-# rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal).
+# rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with
+# the run log and the AWS CLI's own config (nothing from ~/.aws; path-style addressing for generic
+# S3-compatible stores, as rendered in RESTORABLE_S3_ADDRESSING_STYLE).
 rr_tmp_init() {
-  RR_TMP=$(mktemp -d "${TMPDIR:-/tmp}/restorable-$RR_SCRIPT.XXXXXXXX") || rr_die "cannot create a temp dir under ${TMPDIR:-/tmp}"
+  RR_TMP=$(mktemp -d "${TMPDIR:-/tmp}/restorable-$RR_SCRIPT.XXXXXXXX") ||
+    rr_config_error "cannot create a temp dir under ${TMPDIR:-/tmp}"
   chmod 0711 "$RR_TMP"
   mkdir -m 0700 "$RR_TMP/work"
+  RR_LOG="$RR_TMP/work/run.log"
+  : >"$RR_LOG"
+  printf '[default]\ns3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}" >"$RR_TMP/work/aws.config"
+  export AWS_CONFIG_FILE="$RR_TMP/work/aws.config" AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  export AWS_DEFAULT_REGION=$RESTORABLE_REGION
 }
 
 # ---- pings (healthchecks-style; never fail the job) -------------------------------------------
 
+# The body is the tail of the run log; the URL itself is never logged (it is a capability).
 rr_ping() {
-  local kind=$1 url=${RESTORABLE_PING_URL:-}
+  local kind=$1 url=${RESTORABLE_PING_URL:-} log=/dev/null
   [[ -n $url ]] || return 0
+  url=${url%/}
   case $kind in
-    start) curl -fsS -m 10 --retry 2 -o /dev/null "$url/start" >/dev/null 2>&1 || true; RR_PINGED_START=1 ;;
-    success) curl -fsS -m 10 --retry 2 -o /dev/null "$url" >/dev/null 2>&1 || true ;;
-    fail)
-      local body=""
-      if [[ -n $RR_LOG && -r $RR_LOG ]]; then body=$(tail -c 10000 "$RR_LOG"); fi
-      printf '%s\n' "$body" | curl -fsS -m 10 --retry 2 -o /dev/null --data-binary @- "$url/fail" >/dev/null 2>&1 || true
-      ;;
+    start) url+=/start ;;
+    fail) url+=/fail ;;
+    success) ;;
+    *) return 0 ;;
   esac
+  if [[ -n $RR_LOG && -r $RR_LOG ]]; then log=$RR_LOG; fi
+  if ! tail -c 10000 "$log" | curl -fsS -m 10 --retry 2 --retry-max-time 20 -o /dev/null \
+    -H 'Content-Type: text/plain; charset=utf-8' --data-binary @- "$url" >/dev/null 2>&1; then
+    rr_log "warning: $kind ping failed"
+  fi
+  return 0
 }
 # Mark that a start ping belongs to this run even without a URL (so success/fail pings follow).
 rr_ping_start() { RR_PINGED_START=1; rr_ping start; }
 
 # ---- bucket -----------------------------------------------------------------------------------
 
-rr_aws() { aws --endpoint-url "$RESTORABLE_ENDPOINT" --region "$RESTORABLE_REGION" --no-cli-pager "$@"; }
+rr_aws() { aws --endpoint-url "$RESTORABLE_ENDPOINT" --region "$RESTORABLE_REGION" --cli-connect-timeout 15 --no-cli-pager "$@"; }
 
 # rr_list_bucket OUT: every object under <host>/ as JSON lines {key,size} into OUT.
 rr_list_bucket() {
@@ -368,14 +405,52 @@ rr_pick() {
   awk -F '\t' -v k="$kind" -v n="$name" -v at="$at_stamp" '$1 == k && $2 == n && $4 <= at { line = $0 } END { if (line != "") print line }' "$points"
 }
 
+# Background downloads (the AWS CLI takes a second or two just to start, so the manifest, the
+# object and the target check overlap). RR_BG maps a destination file to "pid:key".
+declare -A RR_BG=()
+# rr_bg_get KEY FILE: start downloading s3://<bucket>/KEY to FILE (errors to FILE.err).
+rr_bg_get() {
+  local key=$1 file=$2
+  rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$key" "$file" 2>"$file.err" </dev/null &
+  RR_BG[$file]="$!:$key"
+}
+# rr_bg_wait FILE KEY: wait for the background download of KEY into FILE: 0 done, 1 failed (see
+# FILE.err), 2 none started for KEY (a download of another key into FILE is stopped and removed).
+rr_bg_wait() {
+  local file=$1 key=$2 ent=${RR_BG[$1]:-} rc=0
+  [[ -n $ent ]] || return 2
+  unset 'RR_BG[$file]'
+  if [[ ${ent#*:} != "$key" ]]; then
+    rr_kill_tree "${ent%%:*}"
+    wait "${ent%%:*}" 2>/dev/null || true
+    rm -f -- "$file"
+    return 2
+  fi
+  wait "${ent%%:*}" || rc=$?
+  ((rc == 0)) || return 1
+}
+rr_bg_stop_all() {
+  local f
+  for f in "${!RR_BG[@]}"; do rr_kill_tree "${RR_BG[$f]%%:*}"; done
+  RR_BG=()
+}
+# rr_get KEY FILE: download (or collect the background download of) KEY into FILE.
+rr_get() {
+  local key=$1 file=$2 rc=0
+  rr_bg_wait "$file" "$key" || rc=$?
+  if ((rc == 2)); then
+    rc=0
+    rr_run rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$key" "$file" 2>"$file.err" || rc=1
+  fi
+  return "$rc"
+}
+
 # rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download and check the manifest -> RR_MF.
 rr_fetch_manifest() {
-  local mkey=$1 kind=$2 name=$3 dir=$4 err=$4/fetch.err
+  local mkey=$1 kind=$2 name=$3 dir=$4
   RR_MF="$dir/manifest.json"
   rr_stage download
-  if ! rr_run rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$mkey" "$RR_MF" 2>"$err"; then
-    rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$err")"
-  fi
+  rr_get "$mkey" "$RR_MF" || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
   rr_check_manifest "$RR_MF" "$mkey" "$kind" "$name"
 }
 
@@ -392,10 +467,8 @@ rr_fetch_object() {
   enc=$(jq -r '.encryption // "none"' "$RR_MF")
   comp=$(jq -r '.compression // "none"' "$RR_MF")
   rr_stage download
-  t0=$(rr_clock)
-  if ! rr_run rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$okey" "$dir/object" 2>"$err"; then
-    rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$err")"
-  fi
+  t0=${RR_T_DOWNLOAD_START:-$(rr_clock)}
+  rr_get "$okey" "$dir/object" || rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$dir/object.err")"
   RR_T_DOWNLOAD=$(rr_elapsed "$t0")
 
   rr_stage verify

@@ -74,7 +74,8 @@ if ((${#only[@]})); then
   databases=("${only[@]}")
 fi
 
-rr_state_init restore-drill
+rr_tmp_init
+rr_lock restore-drill
 started_epoch=$(rr_now)
 started_at=$(rr_iso "$started_epoch")
 stamp=$(rr_stamp "$started_epoch")
@@ -133,13 +134,12 @@ rr_now_since() { awk -v s="$1" -v e="$(rr_elapsed "$t_run")" 'BEGIN { printf "%d
 
 # ---- find + rpo, for every database, before anything is started -----------------------------------
 
-rr_tmp_init
 rr_stage find
 [[ ${#databases[@]} -gt 0 ]] || rr_die "no postgres databases are configured on $RESTORABLE_HOST: nothing to drill"
 rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
-declare -A pick_manifest=() pick_stamp=() pick_tier=()
+declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=()
 first_stage="" first_reason=""
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
@@ -151,10 +151,10 @@ for i in "${!databases[@]}"; do
     [[ -n $first_stage ]] || { first_stage=find first_reason=$reason; }
     continue
   fi
-  IFS=$'\t' read -r _ _ tier s mkey _ _ <<<"$point"
+  IFS=$'\t' read -r _ _ tier s mkey okey _ <<<"$point"
   created=$(rr_stamp_epoch "$s")
   age=$((now - created))
-  pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier
+  pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
     db_results+=("$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
@@ -193,6 +193,7 @@ drill_one() {
     local rc=$? result=pass failure=null
     trap - EXIT
     set +e
+    rr_bg_stop_all
     if [[ $rc -ne 0 ]]; then
       result=fail
       [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
@@ -217,10 +218,14 @@ drill_one() {
   trap db_exit EXIT
   trap - INT TERM HUP
   # In this child, rr_die only ends the child; the parent records the failure.
+  RR_STAGE_FILE="$RR_TMP/work/stage"
   local okey="" m_created="" m_size="" m_enc=""
   rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$db]}")))
   mkdir -m 0700 "$dir"
   t_total=$(rr_clock)
+  # Manifest and object download together (the manifest decides; a wrong guess is discarded).
+  rr_bg_get "${pick_manifest[$db]}" "$dir/manifest.json"
+  if [[ ${pick_object[$db]} != - ]]; then RR_T_DOWNLOAD_START=$t_total; rr_bg_get "${pick_object[$db]}" "$dir/object"; fi
   rr_fetch_manifest "${pick_manifest[$db]}" postgres "$db" "$dir"
   okey=$(jq -r '.object.key' "$RR_MF")
   m_created=$(jq -r '.createdAt // ""' "$RR_MF")
@@ -241,10 +246,10 @@ drill_one() {
   t0=$(rr_clock)
   restore_ok=false
   rr_sql postgres "CREATE DATABASE \"$db\" TEMPLATE template0" >/dev/null 2>"$err" ||
-    rr_die "cannot create database $db in the throwaway Postgres: $(rr_last_line "$err")"
+    rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   if ! rr_tgt_run pg_restore "$db" --single-transaction --exit-on-error --no-owner --no-privileges <"$RR_ART" 2>"$err"; then
     rr_log_file_tail "$err" 20
-    rr_die "pg_restore of $okey failed: $(grep -m1 -i 'error' "$err" | cut -c1-300 || rr_last_line "$err")"
+    rr_die "pg_restore of $okey failed: $(rr_error_line "$err")"
   fi
   if grep -qi 'error' "$err"; then
     rr_log_file_tail "$err" 20
@@ -258,7 +263,7 @@ drill_one() {
   t0=$(rr_clock)
   tables_ok=false
   rr_manifest_tables "$RR_MF" >"$dir/expected"
-  rr_sql "$db" "$RR_TABLES_SQL" >"$dir/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
+  rr_sql "$db" "$RR_TABLES_SQL" >"$dir/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_error_line "$err")"
   sort -o "$dir/actual" "$dir/actual"
   tables_detail=$(jq -cn --rawfile e "$dir/expected" --rawfile a "$dir/actual" '
     ($e | split("\n") | map(select(. != ""))) as $E | ($a | split("\n") | map(select(. != ""))) as $A
@@ -285,7 +290,7 @@ drill_one() {
       failed=${failed:-"check $i ($sql) returned \"$outp\", not true"}
     else
       local e1
-      e1=$(rr_last_line "$err")
+      e1=$(rr_error_line "$err")
       checks=$(jq -c --arg s "$sql" --arg e "$e1" '. + [{sql: $s, ok: false, error: $e}]' <<<"$checks")
       rr_log "$db: check $i failed: $sql: $e1"
       failed=${failed:-"check $i ($sql) failed: $e1"}
@@ -307,10 +312,11 @@ for db in "${databases[@]}"; do
   out="$RR_TMP/work/result-$db.json"
   rc=0
   # Started directly (not through a function in a condition): set -e must stay active in the child.
+  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
   drill_one "$db" "$out" &
   RR_CHILD=$!
   wait "$RR_CHILD" || rc=$?
-  RR_CHILD=""
+  RR_CHILD="" RR_CHILD_STAGE_FILE=""
   if [[ -s $out ]]; then db_results+=("$(cat "$out")"); fi
   if [[ $rc -ne 0 ]]; then
     if [[ -s $out.fail ]]; then

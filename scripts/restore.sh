@@ -112,7 +112,6 @@ if [[ -n $at ]]; then at_epoch=$(rr_parse_date "$at" 2>/dev/null) || rr_usage "-
 
 rr_load_config
 identity=${identity:-$RESTORABLE_AGE_IDENTITY}
-rr_state_init restore
 rr_tmp_init
 now=$(rr_now)
 
@@ -165,28 +164,41 @@ if [[ -z $point ]]; then
   fi
   rr_die "no manifest-backed backup of $(what) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
 fi
-IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest _ _ <<<"$point"
-rr_fetch_manifest "$p_manifest" "$kind" "$name" "$RR_TMP/work"
-rr_stage find
-m_created=$(jq -r '.createdAt // empty' "$RR_MF")
-created_epoch=$(date -u -d "${m_created:-x}" +%s 2>/dev/null || rr_stamp_epoch "$p_stamp")
-m_key=$(jq -r '.object.key' "$RR_MF")
-m_size=$(jq -r '.object.size // "?"' "$RR_MF")
-m_enc=$(jq -r '.encryption // "none"' "$RR_MF")
-m_sha=$(jq -r '.object.sha256' "$RR_MF")
-point_desc="$p_tier restore point $p_stamp (created $(rr_iso "$created_epoch"), $(rr_human_age $((now - created_epoch))) ago; $(rr_human_size "$m_size"), sha256 ${m_sha:0:12}…, encryption $m_enc)"
+IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest p_object _ <<<"$point"
+work="$RR_TMP/work"
+rr_bg_get "$p_manifest" "$work/manifest.json"
+# Start the object's download as soon as nothing speaks against it (the manifest decides which
+# object is used; a wrong guess from the listing is discarded).
+prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RR_T_DOWNLOAD_START=$(rr_clock); rr_bg_get "$p_object" "$work/object"; fi; }
+describe_point() {
+  rr_fetch_manifest "$p_manifest" "$kind" "$name" "$work"
+  rr_stage find
+  local m_created created_epoch m_size m_enc m_sha
+  m_created=$(jq -r '.createdAt // empty' "$RR_MF")
+  created_epoch=$(date -u -d "${m_created:-x}" +%s 2>/dev/null || rr_stamp_epoch "$p_stamp")
+  m_key=$(jq -r '.object.key' "$RR_MF")
+  m_size=$(jq -r '.object.size // "?"' "$RR_MF")
+  m_enc=$(jq -r '.encryption // "none"' "$RR_MF")
+  m_sha=$(jq -r '.object.sha256' "$RR_MF")
+  point_desc="$p_tier restore point $p_stamp (created $(rr_iso "$created_epoch"), $(rr_human_age $((now - created_epoch))) ago; $(rr_human_size "$m_size"), sha256 ${m_sha:0:12}…, encryption $m_enc)"
+}
+say_plan_tail() {
+  if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
+}
 
 # ---- fetch only ---------------------------------------------------------------------------------
 
 if [[ -n $fetch_dir ]]; then
   mkdir -p -- "$fetch_dir" || rr_die "cannot create $fetch_dir"
+  prefetch
+  describe_point
   case $kind in postgres) ext=dump base="$name" ;; globals) ext=sql base=globals ;; volume) ext=tar base="$name" ;; esac
   out="$fetch_dir/$p_stamp.$base.$ext"
   rr_say "Will fetch $(what) from s3://$RESTORABLE_BUCKET/$m_key"
   rr_say "  $point_desc"
   rr_say "  into $out (verified, decrypted, decompressed) and $fetch_dir/$p_stamp.$base.manifest.json"
   [[ $dry_run -eq 0 ]] || { rr_say "Dry run: nothing fetched."; exit 0; }
-  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_fetch_object "$work" "$identity"
   rr_stage fetch
   mv -- "$RR_ART" "$out" || rr_die "cannot write $out"
   cp -- "$RR_MF" "$fetch_dir/$p_stamp.$base.manifest.json" || rr_die "cannot write the manifest to $fetch_dir"
@@ -196,6 +208,7 @@ fi
 
 # ---- target -------------------------------------------------------------------------------------
 
+rr_lock restore optional
 rr_stage target
 cfg_index() { # index of the configured postgres source for database $1, or nothing
   local i
@@ -242,11 +255,8 @@ resolve_db_target() {
     *) rr_usage "--target \"$spec\" is not compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT" ;;
   esac
 }
-
 dbq() { printf '"%s"' "$1"; }  # names are validated plain identifiers
-say_plan_tail() {
-  if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
-}
+err="$work/target.err"
 
 case $kind in
 # ------------------------------------------------------------------------------------------------
@@ -254,9 +264,8 @@ postgres)
   db=${target_db:-$name}
   rr_valid_ident "$db" || rr_usage "\"$db\" is not a plain database name"
   resolve_db_target "$target"
-  err="$RR_TMP/work/target.err"
   exists=$(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'" 2>"$err") ||
-    rr_die "cannot connect to $RR_T_DESC: $(rr_last_line "$err")"
+    rr_die "cannot connect to $RR_T_DESC: $(rr_error_line "$err")"
   state="does not exist yet: it will be created"
   if [[ $exists == 1 ]]; then
     objects=$(rr_sql "$db" "$RR_NONEMPTY_SQL" 2>"$err") || rr_die "cannot inspect database $db on $RR_T_DESC: $(rr_last_line "$err")"
@@ -269,18 +278,20 @@ postgres)
       state="exists and is empty"
     fi
   fi
+  prefetch
+  describe_point
   rr_say "Will restore database $name from s3://$RESTORABLE_BUCKET/$m_key"
   rr_say "  $point_desc"
   rr_say "  into database $db on $RR_T_DESC; it $state"
   rr_say "  with pg_restore --single-transaction --exit-on-error$([[ $force -eq 1 ]] && printf ' --clean --if-exists')$([[ $no_owner -eq 1 ]] && printf ' --no-owner --no-privileges')"
   say_plan_tail
   t_start=$(rr_clock)
-  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_fetch_object "$work" "$identity"
 
   rr_stage inspect
   [[ $(head -c 5 "$RR_ART") == PGDMP ]] || rr_die "the restored object is not a pg_dump custom-format archive"
   if command -v pg_restore >/dev/null 2>&1; then
-    pg_restore -l "$RR_ART" >"$RR_TMP/work/toc" 2>"$err" || rr_die "pg_restore cannot read the archive: $(rr_last_line "$err")"
+    pg_restore -l "$RR_ART" >"$work/toc" 2>"$err" || rr_die "pg_restore cannot read the archive: $(rr_last_line "$err")"
   fi
 
   rr_stage restore
@@ -295,49 +306,49 @@ postgres)
   opts=(--single-transaction --exit-on-error)
   if [[ $force -eq 1 ]]; then opts+=(--clean --if-exists); fi
   if [[ $no_owner -eq 1 ]]; then opts+=(--no-owner --no-privileges); fi
-  if ! rr_run rr_tgt_run pg_restore "$db" "${opts[@]}" <"$RR_ART" 2>"$RR_TMP/work/restore.err"; then
-    rr_log_file_tail "$RR_TMP/work/restore.err" 20
-    reason=$(grep -m1 -i 'error' "$RR_TMP/work/restore.err" | cut -c1-300 || true)
+  if ! rr_run rr_tgt_run pg_restore "$db" "${opts[@]}" <"$RR_ART" 2>"$work/restore.err"; then
+    rr_log_file_tail "$work/restore.err" 20
+    reason=$(rr_error_line "$work/restore.err")
     if [[ $created -eq 1 ]]; then
       rr_sql postgres "DROP DATABASE IF EXISTS $(dbq "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
     fi
-    rr_die "pg_restore into $db failed, nothing was committed: ${reason:-$(rr_last_line "$RR_TMP/work/restore.err")}"
+    rr_die "pg_restore into $db failed, nothing was committed: ${reason:-$(rr_last_line "$work/restore.err")}"
   fi
   t_restore=$(rr_elapsed "$t0")
 
   rr_stage tables
-  rr_manifest_tables "$RR_MF" >"$RR_TMP/work/expected"
-  rr_sql "$db" "$RR_TABLES_SQL" >"$RR_TMP/work/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
-  sort -o "$RR_TMP/work/actual" "$RR_TMP/work/actual"
-  if ! diff_reason=$(rr_compare_tables "$RR_TMP/work/expected" "$RR_TMP/work/actual"); then
+  rr_manifest_tables "$RR_MF" >"$work/expected"
+  rr_sql "$db" "$RR_TABLES_SQL" >"$work/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
+  sort -o "$work/actual" "$work/actual"
+  if ! diff_reason=$(rr_compare_tables "$work/expected" "$work/actual"); then
     rr_die "restored database $db differs from the manifest: $diff_reason"
   fi
-  ntables=$(wc -l <"$RR_TMP/work/actual")
+  ntables=$(wc -l <"$work/actual")
   rr_say "Restored database $name into $db on $RR_T_DESC from $p_stamp ($p_tier): $ntables tables, as listed in the manifest; $(rr_elapsed "$t_start") s (download $RR_T_DOWNLOAD s, verify $RR_T_VERIFY s, decode $RR_T_DECODE s, restore $t_restore s)."
   ;;
 # ------------------------------------------------------------------------------------------------
 globals)
   resolve_db_target "$target"
-  err="$RR_TMP/work/target.err"
-  rr_sql postgres "SELECT 1" >/dev/null 2>"$err" || rr_die "cannot connect to $RR_T_DESC: $(rr_last_line "$err")"
-  super=$(rr_sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user" 2>"$err") || rr_die "cannot connect to $RR_T_DESC: $(rr_last_line "$err")"
+  super=$(rr_sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user" 2>"$err") || rr_die "cannot connect to $RR_T_DESC: $(rr_error_line "$err")"
   [[ $super == t ]] || rr_die "restoring roles needs a superuser; $RR_T_USER on $RR_T_DESC is not one (use --user)"
+  prefetch
+  describe_point
   rr_say "Will restore the globals (roles) from s3://$RESTORABLE_BUCKET/$m_key"
   rr_say "  $point_desc"
   rr_say "  into $RR_T_DESC: missing roles are created, existing ones updated (attributes, passwords, memberships)"
   say_plan_tail
   t_start=$(rr_clock)
-  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_fetch_object "$work" "$identity"
   rr_stage inspect
   grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$RR_ART" || rr_die "the object does not look like pg_dumpall --globals-only output"
   # CREATE ROLE fails for roles that exist (the superuser always does): make it idempotent.
   # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
   sed -E 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
-    "$RR_ART" >"$RR_TMP/work/globals.sql" || rr_die "cannot prepare the globals SQL"
+    "$RR_ART" >"$work/globals.sql" || rr_die "cannot prepare the globals SQL"
   rr_stage restore
-  if ! rr_run rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$RR_TMP/work/globals.sql" >"$RR_TMP/work/restore.out" 2>"$RR_TMP/work/restore.err"; then
-    rr_log_file_tail "$RR_TMP/work/restore.err" 20
-    rr_die "restoring the globals failed: $(grep -m1 -i 'error' "$RR_TMP/work/restore.err" | cut -c1-300 || true)"
+  if ! rr_run rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$work/globals.sql" >"$work/restore.out" 2>"$work/restore.err"; then
+    rr_log_file_tail "$work/restore.err" 20
+    rr_die "restoring the globals failed: $(rr_error_line "$work/restore.err")"
   fi
   nroles=$(grep -c '^CREATE ROLE' "$RR_ART" || true)
   rr_say "Restored the globals from $p_stamp ($p_tier) into $RR_T_DESC: $nroles roles; $(rr_elapsed "$t_start") s."
@@ -345,7 +356,6 @@ globals)
 # ------------------------------------------------------------------------------------------------
 volume)
   vol=${target_volume:-$name}
-  err="$RR_TMP/work/target.err"
   docker info >/dev/null 2>"$err" || rr_die "docker is not reachable: $(rr_last_line "$err")"
   vexists=0
   if docker volume inspect "$vol" >/dev/null 2>&1; then vexists=1; fi
@@ -360,15 +370,17 @@ volume)
       state="exists and is empty"
     fi
   fi
+  prefetch
+  describe_point
   rr_say "Will restore volume $name from s3://$RESTORABLE_BUCKET/$m_key"
   rr_say "  $point_desc"
   rr_say "  into Docker volume $vol (with $RESTORABLE_VOLUME_IMAGE); it $state"
   say_plan_tail
   t_start=$(rr_clock)
-  rr_fetch_object "$RR_TMP/work" "$identity"
+  rr_fetch_object "$work" "$identity"
   rr_stage inspect
-  tar -tf "$RR_ART" >"$RR_TMP/work/toc" 2>"$err" || rr_die "the object is not a readable tar archive: $(rr_last_line "$err")"
-  nfiles=$(wc -l <"$RR_TMP/work/toc")
+  tar -tf "$RR_ART" >"$work/toc" 2>"$err" || rr_die "the object is not a readable tar archive: $(rr_last_line "$err")"
+  nfiles=$(wc -l <"$work/toc")
   rr_stage restore
   created=0
   if [[ $vexists -eq 0 ]]; then
@@ -379,10 +391,10 @@ volume)
       find /data -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>"$err" || rr_die "cannot empty volume $vol: $(rr_last_line "$err")"
   fi
   if ! rr_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
-    tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$RR_TMP/work/restore.err"; then
-    rr_log_file_tail "$RR_TMP/work/restore.err" 10
+    tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$work/restore.err"; then
+    rr_log_file_tail "$work/restore.err" 10
     if [[ $created -eq 1 ]]; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
-    rr_die "extracting into volume $vol failed: $(rr_last_line "$RR_TMP/work/restore.err")"
+    rr_die "extracting into volume $vol failed: $(rr_last_line "$work/restore.err")"
   fi
   rr_say "Restored volume $name into $vol from $p_stamp ($p_tier): $nfiles entries; $(rr_elapsed "$t_start") s."
   ;;

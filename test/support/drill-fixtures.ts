@@ -1,29 +1,24 @@
 /**
- * Fixtures for the restore and restore-drill integration tests: a "host" (restorable.conf,
- * credentials, state and temp dirs) to run scripts/restore.sh and scripts/restore-drill.sh against,
- * and manifest-backed backups made the way the contract describes them (pg_dump -Fc -Z0 | zstd
- * [| age], uploaded, then the manifest) — for fault cases the real backup script cannot produce
- * (old restore points, corrupted objects, uploads without a manifest, wrong tables).
+ * Fixtures for the restore and restore-drill integration tests (the host itself comes from
+ * backup-env.ts: a real rendered config): manifest-backed backups made the way the contract
+ * describes them (pg_dump -Fc -Z0 | zstd [| age], uploaded, then the manifest) — for restore points
+ * in the past and fault cases the real backup script cannot produce (corrupted objects, uploads
+ * without a manifest, a manifest listing a table the dump lacks) — plus comparison helpers.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
 import type { Tier } from "../../infra/config/schema";
 import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
 import { run, runOk, type RunResult } from "./proc";
 
-export const REPO = resolve(__dirname, "../..");
-export const SCRIPTS = join(REPO, "scripts");
 export const AWS = "/usr/bin/aws";
 
 /** Single-quote for bash (the same rule as infra/plan/shell.ts shq). */
 export function q(v: string): string {
   return `'${v.replace(/'/g, `'\\''`)}'`;
-}
-function arr(vs: readonly string[]): string {
-  return `(${vs.map(q).join(" ")})`;
 }
 
 // ---- bucket access ----------------------------------------------------------------------------
@@ -35,7 +30,8 @@ export interface Creds {
 
 /** A bucket on an S3 endpoint plus credentials, driven with the real AWS CLI v2. */
 export interface Bucket {
-  name: string;
+  /** The bucket's name. */
+  bucket: string;
   endpoint: string;
   region: string;
   creds: Creds;
@@ -64,166 +60,22 @@ export async function awsOk(b: Bucket, args: string[], input?: string | Buffer):
   return r;
 }
 export async function putObject(b: Bucket, key: string, body: string | Buffer): Promise<void> {
-  await awsOk(b, ["s3", "cp", "--quiet", "-", `s3://${b.name}/${key}`], body);
+  await awsOk(b, ["s3", "cp", "--quiet", "-", `s3://${b.bucket}/${key}`], body);
 }
 export async function getObject(b: Bucket, key: string): Promise<Buffer> {
   const dir = mkdtempSync(join(tmpdir(), "rget-"));
   try {
-    await awsOk(b, ["s3", "cp", "--quiet", `s3://${b.name}/${key}`, join(dir, "o")]);
+    await awsOk(b, ["s3", "cp", "--quiet", `s3://${b.bucket}/${key}`, join(dir, "o")]);
     return readFileSync(join(dir, "o"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 export async function listKeys(b: Bucket, prefix: string): Promise<{ key: string; size: number }[]> {
-  const r = await awsOk(b, ["s3api", "list-objects-v2", "--bucket", b.name, "--prefix", prefix, "--output", "json"]);
+  const r = await awsOk(b, ["s3api", "list-objects-v2", "--bucket", b.bucket, "--prefix", prefix, "--output", "json"]);
   if (!r.stdout.trim()) return [];
   const j = JSON.parse(r.stdout) as { Contents?: { Key: string; Size: number }[] };
   return (j.Contents ?? []).map((c) => ({ key: c.Key, size: c.Size })).sort((a, b2) => a.key.localeCompare(b2.key));
-}
-
-// ---- a host to run the scripts on ---------------------------------------------------------------
-
-export interface PgSourceConf {
-  database: string;
-  via: "compose" | "container" | "local";
-  user?: string;
-  project?: string;
-  service?: string;
-  container?: string;
-  host?: string;
-  port?: number;
-  password?: string;
-}
-
-export interface HostConf {
-  host: string;
-  bucket: Bucket;
-  pingUrl?: string;
-  rpoSeconds?: number;
-  rtoSeconds?: number;
-  sources: PgSourceConf[];
-  volumes?: string[];
-  volumeImage?: string;
-  drillRuntime?: "docker" | "local";
-  drillImage?: string;
-  drillChecks?: string[];
-  ageRecipients?: string[];
-  /** RESTORABLE_AGE_IDENTITY (a file path) in restorable.conf. */
-  ageIdentity?: string;
-  /** More NAME=value lines (values quoted here). */
-  extra?: Record<string, string>;
-}
-
-export interface TestHost {
-  dir: string;
-  confPath: string;
-  credPath: string;
-  stateDir: string;
-  /** TMPDIR of the scripts: must be empty after every run. */
-  tmpDir: string;
-  conf: HostConf;
-  write(conf: HostConf): void;
-  env(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
-  /** Run scripts/<name>.sh with args. */
-  run(name: "restore" | "restore-drill", args?: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<RunResult>;
-  /** Entries left in tmpDir (should be none). */
-  leftovers(): string[];
-  remove(): void;
-}
-
-export function renderConf(c: HostConf, stateDir: string, credPath: string): string {
-  const src = c.sources;
-  const lines = [
-    "# restorable.conf written by test/support/drill-fixtures.ts",
-    `RESTORABLE_HOST=${q(c.host)}`,
-    `RESTORABLE_BUCKET=${q(c.bucket.name)}`,
-    `RESTORABLE_ENDPOINT=${q(c.bucket.endpoint)}`,
-    `RESTORABLE_REGION=${q(c.bucket.region)}`,
-    `RESTORABLE_PREFIX=${q(`${c.host}/`)}`,
-    `RESTORABLE_PING_URL=${q(c.pingUrl ?? "")}`,
-    `RESTORABLE_ZSTD_LEVEL='3'`,
-    `RESTORABLE_AGE_RECIPIENTS=${arr(c.ageRecipients ?? [])}`,
-    `RESTORABLE_RPO_SECONDS=${q(String(c.rpoSeconds ?? 86400))}`,
-    `RESTORABLE_RTO_SECONDS=${q(String(c.rtoSeconds ?? 3600))}`,
-    `RESTORABLE_CREDENTIALS=${q(credPath)}`,
-    `RESTORABLE_STATE_DIR=${q(stateDir)}`,
-    `RESTORABLE_PG_DATABASE=${arr(src.map((s) => s.database))}`,
-    `RESTORABLE_PG_VIA=${arr(src.map((s) => s.via))}`,
-    `RESTORABLE_PG_USER=${arr(src.map((s) => s.user ?? "postgres"))}`,
-    `RESTORABLE_PG_PROJECT=${arr(src.map((s) => s.project ?? ""))}`,
-    `RESTORABLE_PG_SERVICE=${arr(src.map((s) => s.service ?? ""))}`,
-    `RESTORABLE_PG_CONTAINER=${arr(src.map((s) => s.container ?? ""))}`,
-    `RESTORABLE_PG_HOST=${arr(src.map((s) => s.host ?? ""))}`,
-    `RESTORABLE_PG_PORT=${arr(src.map((s) => (s.port === undefined ? "" : String(s.port))))}`,
-    `RESTORABLE_VOLUMES=${arr(c.volumes ?? [])}`,
-    `RESTORABLE_VOLUME_IMAGE=${q(c.volumeImage ?? "busybox:1.36")}`,
-    `RESTORABLE_DRILL_RUNTIME=${q(c.drillRuntime ?? "local")}`,
-    `RESTORABLE_DRILL_IMAGE=${q(c.drillImage ?? "postgres:16")}`,
-    `RESTORABLE_DRILL_CHECKS=${arr(c.drillChecks ?? [])}`,
-  ];
-  if (c.ageIdentity) lines.push(`RESTORABLE_AGE_IDENTITY=${q(c.ageIdentity)}`);
-  for (const [k, v] of Object.entries(c.extra ?? {})) lines.push(`${k}=${q(v)}`);
-  return `${lines.join("\n")}\n`;
-}
-
-export function renderCredentials(c: HostConf): string {
-  return [
-    `AWS_ACCESS_KEY_ID=${q(c.bucket.creds.accessKeyId)}`,
-    `AWS_SECRET_ACCESS_KEY=${q(c.bucket.creds.secretAccessKey)}`,
-    `RESTORABLE_PG_PASSWORD=${arr(c.sources.map((s) => s.password ?? ""))}`,
-    "",
-  ].join("\n");
-}
-
-/**
- * A host directory with restorable.conf, credentials (0600), a state dir and a private TMPDIR.
- * `baseEnv` is the environment the scripts get (e.g. a private dockerd's env with DOCKER_HOST).
- */
-export function makeTestHost(conf: HostConf, baseEnv: NodeJS.ProcessEnv = process.env): TestHost {
-  // Short path: the local drill puts a unix socket under TMPDIR.
-  const dir = mkdtempSync(join(tmpdir(), "rh-"));
-  chmodSync(dir, 0o755);
-  const confPath = join(dir, "restorable.conf");
-  const credPath = join(dir, "credentials");
-  const stateDir = join(dir, "state");
-  const tmpDir = join(dir, "tmp");
-  mkdirSync(tmpDir, { mode: 0o755 });
-  chmodSync(tmpDir, 0o755);
-  const h: TestHost = {
-    dir,
-    confPath,
-    credPath,
-    stateDir,
-    tmpDir,
-    conf,
-    write(c) {
-      h.conf = c;
-      writeFileSync(confPath, renderConf(c, stateDir, credPath), { mode: 0o644 });
-      writeFileSync(credPath, renderCredentials(c), { mode: 0o600 });
-    },
-    env(extra = {}) {
-      const env = cleanLibpqEnv(baseEnv);
-      for (const k of Object.keys(env)) if (k.startsWith("AWS_") || k.startsWith("RESTORABLE_")) delete env[k];
-      env.RESTORABLE_CONFIG = confPath;
-      env.TMPDIR = tmpDir;
-      env.AWS_CONFIG_FILE = join(dir, "aws-config-none");
-      env.AWS_SHARED_CREDENTIALS_FILE = join(dir, "aws-credentials-none");
-      env.PATH = ["/usr/bin", "/usr/sbin", "/bin", "/sbin", ...(baseEnv.PATH ?? "").split(":").filter((p) => p && !["/usr/bin", "/usr/sbin", "/bin", "/sbin"].includes(p))].join(":");
-      return { ...env, ...extra };
-    },
-    run(name, args = [], opts = {}) {
-      return run("bash", [join(SCRIPTS, `${name}.sh`), ...args], { env: opts.env ?? h.env(), input: opts.input, timeoutMs: 5 * 60_000 });
-    },
-    leftovers() {
-      return existsSync(tmpDir) ? readdirSync(tmpDir) : [];
-    },
-    remove() {
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  h.write(conf);
-  return h;
 }
 
 /** The last line of stderr that says FAILED (the contract's one-line reason). */

@@ -1,0 +1,259 @@
+/**
+ * `restore-drill` for real with runtime local (an initdb cluster in a temp dir): PostgreSQL 15,
+ * Ceph radosgw, AWS CLI v2, age, a ping server. The pass case drills a backup made by the real
+ * `backup` script; the fault matrix uses fixtures made the contract's way, one host prefix each.
+ * Every fault: non-zero exit, the reason names the stage, the fail ping, a failed report, and
+ * nothing left behind (no temp dir, no cluster process).
+ */
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBackupEnv, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
+import {
+  ageKey, corruptObject, failureLine, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
+} from "../support/drill-fixtures";
+import { startPingServer, type PingServer } from "../support/pings";
+import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
+import type { RunResult } from "../support/proc";
+import { startS3Server, type S3Server } from "../support/s3server";
+import { requireTools } from "../support/tools";
+
+const tools = requireTools(
+  `${PG_BIN}/initdb`, `${PG_BIN}/pg_ctl`, "pg_dump", "pg_restore", "psql", "pgbench", "radosgw", "ceph-mon", "ceph-osd",
+  "/usr/bin/aws", "zstd", "age", "age-keygen", "jq", "flock", "curl",
+);
+
+const BUCKET = "drill-test";
+const CHECK = "SELECT count(*) > 0 FROM users";
+
+interface Report {
+  format: number;
+  kind: string;
+  host: string;
+  runId: string;
+  startedAt: string;
+  finishedAt: string;
+  throwaway: { runtime: string; image: string | null; setupSeconds: number | null };
+  objectives: { rpoSeconds: number; rtoSeconds: number };
+  databases: {
+    database: string;
+    objectKey: string | null;
+    stamp: string;
+    sha256Ok: boolean | null;
+    restoreOk: boolean | null;
+    tablesOk: boolean | null;
+    tables: { expected: number; restored: number; missing: string[]; unexpected: string[] } | null;
+    checks: { sql: string; ok: boolean; output?: string; error?: string }[];
+    rpo: { achievedSeconds: number; targetSeconds: number; ok: boolean };
+    rto: { achievedSeconds: number; targetSeconds: number; ok: boolean } | null;
+    durations: Record<string, number>;
+    result: string;
+    failure: { stage: string; reason: string } | null;
+  }[];
+  result: "pass" | "fail";
+  failure: { stage: string; reason: string } | null;
+}
+
+describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
+  let s3: S3Server;
+  let src: PgCluster;
+  let pings: PingServer;
+  let access: BucketAccess;
+  let keys: { right: AgeKey; wrong: AgeKey };
+  const envs: BackupEnv[] = [];
+  const hoursAgo = (h: number) => new Date(Math.floor(Date.now() / 1000 - h * 3600) * 1000);
+
+  function host(name: string, o: Partial<BackupEnvOptions> = {}): BackupEnv {
+    const e = createBackupEnv({
+      host: name,
+      s3: access,
+      postgres: [{ via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "app" }],
+      drill: { runtime: "local", checks: [CHECK] },
+      pingUrl: pings.url,
+      ...o,
+    });
+    envs.push(e);
+    return e;
+  }
+  const backup = (name: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> = {}) =>
+    fixturePostgresBackup({ bucket: access, host: name, date: hoursAgo(hours), pg: src, database: "app", ...o });
+
+  async function drill(e: BackupEnv, args: string[] = []): Promise<RunResult> {
+    pings.clear();
+    const r = await e.run("restore-drill", args);
+    await pings.waitFor(r.code === 0 ? "success" : "fail", 10_000);
+    return r;
+  }
+  async function latestReport(e: BackupEnv): Promise<Report> {
+    const name = e.host.name;
+    const k = (await listKeys(access, `${name}/drills/`)).map((x) => x.key).sort().pop();
+    expect(k, "a report in the bucket").toBeDefined();
+    const report = JSON.parse((await getObject(access, k!)).toString("utf8")) as Report;
+    const local = readdirSync(join(e.stateDir, "drills")).sort().pop()!;
+    expect(JSON.parse(readFileSync(join(e.stateDir, "drills", local), "utf8"))).toEqual(report);
+    return report;
+  }
+  function expectNothingLeft(e: BackupEnv): void {
+    expect(e.leftovers()).toEqual([]);
+    expect(processesMentioning(e.tmpDir)).toEqual([]);
+  }
+  async function expectFault(e: BackupEnv, r: RunResult, stage: string, reason: RegExp): Promise<Report> {
+    expect(r.code, r.stderr).toBe(1);
+    expect(failureLine(r)).toMatch(new RegExp(`restorable restore-drill: FAILED at stage ${stage}: `));
+    expect(failureLine(r)).toMatch(reason);
+    expect(pings.of("start")).toHaveLength(1);
+    const fail = pings.of("fail");
+    expect(fail).toHaveLength(1);
+    expect(fail[0]!.body).toContain(`FAILED at stage ${stage}`);
+    expect(pings.of("success")).toHaveLength(0);
+    expectNothingLeft(e);
+    const report = await latestReport(e);
+    expect(report.result).toBe("fail");
+    expect(report.failure?.stage).toBe(stage);
+    return report;
+  }
+
+  beforeAll(async () => {
+    [s3, src, pings] = await Promise.all([startS3Server(), startPostgres(), startPingServer()]);
+    await s3.createBucket(BUCKET, { versioning: true });
+    access = { endpoint: s3.endpoint, region: s3.region, bucket: BUCKET, creds: s3.admin };
+    await loadSampleData(src, "app");
+    const dir = join(src.dataDir, "..", "keys");
+    mkdirSync(dir);
+    keys = { right: await ageKey(dir, "right"), wrong: await ageKey(dir, "wrong") };
+  });
+
+  afterAll(async () => {
+    for (const e of envs) e.remove();
+    await Promise.all([src?.stop(), s3?.stop(), pings?.stop()]);
+  });
+
+  it("passes on a backup made by the real backup script; reports what it tested", async () => {
+    const e = host("pass");
+    const b = await e.run("backup");
+    expect(b.code, b.stderr).toBe(0);
+    const r = await drill(e);
+    expect(r.code, r.stderr).toBe(0);
+    expect(pings.of("start")).toHaveLength(1);
+    expect(pings.of("success")).toHaveLength(1);
+    expect(pings.of("fail")).toHaveLength(0);
+    expectNothingLeft(e);
+
+    const report = await latestReport(e);
+    expect(report).toMatchObject({ format: 1, kind: "restore-drill", host: "pass", result: "pass", failure: null });
+    expect(report.throwaway).toMatchObject({ runtime: "local", image: null });
+    expect(report.objectives).toEqual({ rpoSeconds: 86400, rtoSeconds: 3600 });
+    expect(report.databases).toHaveLength(1);
+    const d = report.databases[0]!;
+    expect(d).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, result: "pass", failure: null });
+    expect(d.objectKey).toMatch(/^pass\/(daily|weekly|monthly)\/postgres\/app\/\d{8}T\d{6}Z\.dump\.zst$/);
+    expect(d.tables).toEqual({ expected: 7, restored: 7, missing: [], unexpected: [] });
+    expect(d.checks).toEqual([{ sql: CHECK, ok: true }]);
+    expect(d.rpo.ok).toBe(true);
+    expect(d.rpo.targetSeconds).toBe(86400);
+    expect(d.rpo.achievedSeconds).toBeGreaterThanOrEqual(0);
+    expect(d.rto?.ok).toBe(true);
+    expect(d.rto?.achievedSeconds).toBeGreaterThan(0);
+    for (const k of ["download", "verify", "decode", "restore", "checks"]) expect(d.durations[k]).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(report.finishedAt)).toBeGreaterThanOrEqual(Date.parse(report.startedAt));
+  });
+
+  it("fails when there is no manifest-backed backup at all (and nothing is started)", async () => {
+    const e = host("nobackup");
+    const r = await drill(e);
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of database app under s3:\/\/drill-test\/nobackup\//);
+    expect(report.throwaway.setupSeconds).toBeNull();
+  });
+
+  it("fails when the newest backup is older than the RPO, before downloading anything", async () => {
+    const e = host("stale", { objectives: { rpo: "24h", rto: "1h" } });
+    await backup("stale", 30);
+    const r = await drill(e);
+    const report = await expectFault(e, r, "rpo", /the newest backup of app \(\d{8}T\d{6}Z, (daily|weekly|monthly)\) is 1d6h old, older than the RPO objective of 1d0h/);
+    expect(report.databases[0]!.rpo).toMatchObject({ targetSeconds: 86400, ok: false });
+    expect(report.databases[0]!.rpo.achievedSeconds).toBeGreaterThanOrEqual(30 * 3600);
+    expect(report.throwaway.setupSeconds).toBeNull();
+  });
+
+  it("refuses an object corrupted after upload (sha256 mismatch)", async () => {
+    const e = host("corrupt");
+    const b = await backup("corrupt", 1);
+    await corruptObject(access, b.objectKey);
+    const r = await drill(e);
+    const report = await expectFault(e, r, "verify", new RegExp(`sha256 mismatch for s3://drill-test/${b.objectKey}`));
+    expect(report.databases[0]).toMatchObject({ sha256Ok: false, restoreOk: null, tablesOk: null });
+  });
+
+  it("never picks an upload without a manifest", async () => {
+    const e = host("trunc");
+    const half = await backup("trunc", 1, { withoutManifest: true });
+    const r = await drill(e);
+    await expectFault(e, r, "find", /no manifest-backed backup of database app/);
+
+    const good = await backup("trunc", 2);
+    const ok = await drill(e);
+    expect(ok.code, ok.stderr).toBe(0);
+    const report = await latestReport(e);
+    expect(report.databases[0]!.objectKey).toBe(good.objectKey);
+    expect(report.databases[0]!.objectKey).not.toBe(half.objectKey);
+    expectNothingLeft(e);
+  });
+
+  it("fails when a configured SQL check is not true, and reports each check", async () => {
+    const bad = "SELECT count(*) > 1000000 FROM users";
+    const e = host("check", { drill: { runtime: "local", checks: [CHECK, bad, "SELECT no_such_column FROM users"] } });
+    await backup("check", 1);
+    const r = await drill(e);
+    const report = await expectFault(e, r, "checks", /check 2 \(SELECT count\(\*\) > 1000000 FROM users\) returned "f", not true/);
+    const d = report.databases[0]!;
+    expect(d).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true });
+    expect(d.checks).toHaveLength(3);
+    expect(d.checks[0]).toEqual({ sql: CHECK, ok: true });
+    expect(d.checks[1]).toEqual({ sql: bad, ok: false, output: "f" });
+    expect(d.checks[2]).toMatchObject({ ok: false });
+    expect(d.checks[2]!.error).toMatch(/no_such_column/);
+  });
+
+  it("fails when a table of the manifest is missing after the restore", async () => {
+    const e = host("ghost");
+    await backup("ghost", 1, { editManifest: (m) => m.tables?.push({ schema: "public", name: "ghost", rows: 1 }) });
+    const r = await drill(e);
+    const report = await expectFault(e, r, "tables", /missing relative to the manifest: public\.ghost/);
+    expect(report.databases[0]!.tables).toMatchObject({ expected: 8, restored: 7, missing: ["public.ghost"], unexpected: [] });
+  });
+
+  it("with the wrong age identity fails at decrypt; with the right one it passes", async () => {
+    const e = host("enc", { extraConf: { RESTORABLE_AGE_IDENTITY: keys.wrong.identityFile } });
+    await backup("enc", 1, { encryptTo: [keys.right.recipient] });
+    const r = await drill(e);
+    await expectFault(e, r, "decrypt", /age could not decrypt .*\.dump\.zst\.age with identity .*wrong\.age-identity/);
+
+    const ok = await drill(e, ["--identity", keys.right.identityFile]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await latestReport(e)).databases[0]).toMatchObject({ encryption: "age", sha256Ok: true, restoreOk: true });
+    expectNothingLeft(e);
+  });
+
+  it("killed halfway (SIGTERM) leaves no cluster, process or temp dir behind", async () => {
+    const e = host("kill", { drill: { runtime: "local", checks: ["SELECT pg_sleep(120) IS NOT NULL"] } });
+    await backup("kill", 1);
+    pings.clear();
+    const child = e.spawn("restore-drill");
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    // Halfway: the throwaway cluster is up and the restore has started.
+    const deadline = Date.now() + 90_000;
+    while (!/verified sha256/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/throwaway Postgres up/);
+    expect(processesMentioning(e.tmpDir).length).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill("SIGTERM");
+    const code = await exited;
+    expect(code).toBe(143);
+    expect(stderr).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
+    await pings.waitFor("fail", 10_000);
+    expectNothingLeft(e);
+    expect((await latestReport(e)).result).toBe("fail");
+  });
+});
