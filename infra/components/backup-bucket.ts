@@ -60,16 +60,26 @@ export class BackupBucket extends pulumi.ComponentResource {
       const bucket = new aws.s3.Bucket(name, { bucket: plan.bucket, objectLockEnabled: lock ? true : undefined, forceDestroy: false }, o);
       const versioning = new aws.s3.BucketVersioning(name, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, o);
       if (plan.provider === "aws") {
-        // Encryption at rest and no public access: AWS has both; many S3-compatible stores
-        // implement neither API (see README), so they are only managed on aws.
+        // Encryption at rest: AWS has it; many S3-compatible stores do not implement the API
+        // (and encrypt at rest on their own, or not at all: see README).
         new aws.s3.BucketServerSideEncryptionConfiguration(
           name,
           { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" }, bucketKeyEnabled: true }] },
           o,
         );
+      }
+      const pab = plan.publicAccessBlock;
+      if (pab) {
+        // Without this, a host key could publish its backups with an ACL at upload time.
         new aws.s3.BucketPublicAccessBlock(
           name,
-          { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+          {
+            bucket: bucket.id,
+            blockPublicAcls: pab.BlockPublicAcls,
+            ignorePublicAcls: pab.IgnorePublicAcls,
+            blockPublicPolicy: pab.BlockPublicPolicy,
+            restrictPublicBuckets: pab.RestrictPublicBuckets,
+          },
           o,
         );
       }

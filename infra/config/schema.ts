@@ -85,6 +85,12 @@ const storage = z.strictObject({
   endpoint: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as https://s3.us-west-002.backblazeb2.com" }).optional(),
   objectLock: objectLock.optional(),
   /**
+   * Manage the bucket's public access block (aws: always). For s3, on by default so a host key
+   * cannot publish its backups with an ACL at upload time; set false only for stores that do not
+   * implement the PutPublicAccessBlock API (the error from `pulumi up` says NotImplemented).
+   */
+  publicAccessBlock: z.boolean().default(true),
+  /**
    * Explicitly accept storage that is not off-site (an endpoint on a backed-up host, loopback,
    * or plain http). For demos and tests only; every summary flags it.
    */

@@ -84,3 +84,26 @@ export function b2HostKey(bucket: string, host: string): B2KeySpec {
     capabilities: [...B2_HOST_CAPABILITIES],
   };
 }
+
+/** S3 PublicAccessBlockConfiguration (as `aws s3api put-public-access-block` takes it). */
+export interface PublicAccessBlock {
+  BlockPublicAcls: boolean;
+  IgnorePublicAcls: boolean;
+  BlockPublicPolicy: boolean;
+  RestrictPublicBuckets: boolean;
+}
+
+/**
+ * Why: a host key allowed s3:PutObject can attach a public ACL at upload time (RGW checks only
+ * s3:PutObject for `put-object --acl public-read`, multipart and copy), so denying
+ * s3:PutObjectAcl in the key's policy is not enough. Ignoring public ACLs on the bucket is.
+ * aws: all four on. s3: BlockPublicAcls off, because some stores (radosgw 16) then refuse every
+ * upload; IgnorePublicAcls makes any such ACL ineffective. b2: buckets are allPrivate and B2 has
+ * no object ACLs.
+ */
+export function publicAccessBlockFor(provider: "aws" | "s3" | "b2", enabled: boolean): PublicAccessBlock | undefined {
+  if (provider === "b2") return undefined;
+  if (provider === "aws") return { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
+  if (!enabled) return undefined;
+  return { BlockPublicAcls: false, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
+}

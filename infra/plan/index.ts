@@ -2,7 +2,7 @@
 // about what should exist is computed here.
 import type { HostConfig, RestorableConfig } from "../config/schema";
 import { formatDuration } from "../config/schema";
-import { b2HostKey, hostIamPolicy, type B2KeySpec, type IamPolicy } from "./access";
+import { b2HostKey, hostIamPolicy, publicAccessBlockFor, type B2KeySpec, type IamPolicy, type PublicAccessBlock } from "./access";
 import { hostPrefix } from "./layout";
 import { b2Lifecycle, retentionRules, s3Lifecycle, tierExpiryDays, type B2LifecycleRule, type RetentionRule, type S3LifecycleRule, type TierExpiry } from "./retention";
 
@@ -28,6 +28,8 @@ export interface Plan {
   offsite: boolean;
   retention: { counts: RestorableConfig["retention"]; expiryDays: TierExpiry; rules: RetentionRule[] };
   lifecycle: { s3: { Rules: S3LifecycleRule[] }; b2: B2LifecycleRule[] };
+  /** The bucket's public access block (aws, s3); undefined where not managed. */
+  publicAccessBlock: PublicAccessBlock | undefined;
   hosts: HostPlan[];
   /** Short human summary of the policy, for PR review and `pulumi stack output`. */
   summary: string[];
@@ -53,6 +55,7 @@ export function buildPlan(cfg: RestorableConfig): Plan {
     offsite: !cfg.storage.allowNotOffsite,
     retention: { counts: cfg.retention, expiryDays, rules },
     lifecycle: { s3: s3Lifecycle(rules), b2: b2Lifecycle(rules) },
+    publicAccessBlock: publicAccessBlockFor(cfg.storage.provider, cfg.storage.publicAccessBlock),
     hosts,
     summary: [],
   };
@@ -66,6 +69,7 @@ export function summarize(plan: Plan): string[] {
   const lines: string[] = [];
   if (!plan.offsite) lines.push("WARNING: NOT OFF-SITE (restorable:storage.allowNotOffsite is true): a loss of the host may take the backups with it. For demos and tests only.");
   lines.push(`Storage: ${plan.provider} bucket ${plan.bucket} at ${plan.endpoint} (region ${plan.region})${cfg.storage.objectLock ? `, object lock ${cfg.storage.objectLock.mode} ${cfg.storage.objectLock.days}d` : ""}.`);
+  if (plan.provider === "s3" && !plan.publicAccessBlock) lines.push("WARNING: restorable:storage.publicAccessBlock is false: a host key may be able to make its own backups public with an ACL on this store.");
   lines.push(`Objectives: lose at most ${formatDuration(cfg.objectives.rpo)} of data (RPO), restore within ${formatDuration(cfg.objectives.rto)} (RTO).`);
   lines.push(
     `Retention: a restore point for each of the last ${r.daily} days, ${r.weekly} weeks and ${r.monthly} months (objects expire after ${plan.retention.expiryDays.daily}/${plan.retention.expiryDays.weekly}/${plan.retention.expiryDays.monthly} days in daily/weekly/monthly).`,

@@ -80,6 +80,9 @@ describe.skipIf(!tools.ok)("plan's storage policy on a real S3 server (radosgw)"
     plan = buildPlan(parseConfig(rawConfig(s3.endpoint)));
     expect(plan.bucket).toBe(BUCKET);
     await s3.createBucket(BUCKET, { versioning: true });
+    // The bucket settings the component applies for provider s3 (plan.publicAccessBlock).
+    expect(plan.publicAccessBlock).toBeDefined();
+    ok(await s3.aws(s3.admin, ["s3api", "put-public-access-block", "--bucket", BUCKET, "--public-access-block-configuration", JSON.stringify(plan.publicAccessBlock)]));
     for (const h of plan.hosts) {
       // On generic S3 stores the operator creates one user per host and attaches the plan's policy.
       keys[h.name] = await s3.createUser(h.iamUserName);

@@ -237,7 +237,10 @@ describe("s3 (S3-compatible) wiring", () => {
     // Provider inputs reach the engine as strings (JSON for objects).
     for (const k of ["s3UsePathStyle", "skipCredentialsValidation", "skipRequestingAccountId", "skipRegionValidation"]) expect(String(prov.inputs[k]), k).toBe("true");
     expect(JSON.parse(prov.inputs.endpoints as string)).toEqual([{ s3: "https://s3.eu-central-003.example.net" }]);
-    expect(captured.some((r) => r.type.endsWith(":BucketPublicAccessBlock"))).toBe(false);
+    // No server-side-encryption API on generic stores; the public access block ignores public ACLs.
+    expect(captured.some((r) => r.type.endsWith(":BucketServerSideEncryptionConfiguration"))).toBe(false);
+    const pab = captured.find((r) => r.type.endsWith(":BucketPublicAccessBlock"))!;
+    expect(pab.inputs).toMatchObject({ ignorePublicAcls: true, blockPublicPolicy: true, restrictPublicBuckets: true, blockPublicAcls: false });
     expect(captured.some((r) => r.type.endsWith(":BucketLifecycleConfiguration"))).toBe(true);
     expect(byType(captured, "aws:iam/user:User")).toHaveLength(0);
   });
