@@ -12,7 +12,7 @@ import { startSshd, testUserName, type Sshd } from "../support/sshd";
 import { requireTools } from "../support/tools";
 import { fixture } from "./install-fixture";
 
-const tools = requireTools("/usr/sbin/sshd", "ssh", "ssh-keygen", "ssh-keyscan", "crontab", "shellcheck");
+const tools = requireTools("/usr/sbin/sshd", "ssh", "ssh-keygen", "ssh-keyscan", "crontab");
 
 interface Entry {
   kind: "file" | "dir" | "link";
