@@ -76,8 +76,15 @@ backup_preflight() {
   fi
   local i
   for i in "${!RESTORABLE_PG_VIA[@]}"; do
-    if [[ ${RESTORABLE_PG_VIA[i]} == compose ]] && ! restorable_try preflight restorable_detect_compose; then
-      restorable_fail preflight "$RESTORABLE_ERROR_REASON"
+    if [[ ${RESTORABLE_PG_VIA[i]} == compose && -z ${RESTORABLE_COMPOSE:-} ]]; then
+      if ! restorable_try preflight restorable_detect_compose; then
+        restorable_fail preflight "$RESTORABLE_ERROR_REASON"
+      fi
+      if [[ $RESTORABLE_COMPOSE == v2 ]]; then
+        restorable_log "using docker compose (v2)"
+      else
+        restorable_log "using docker-compose (v1)"
+      fi
     fi
   done
 }
