@@ -274,7 +274,7 @@ cron_write() {
 
 // ---- the three commands ------------------------------------------------------------------
 
-function preflightScript(host: HostPlan, tools: ToolNeed[], dirs: string[], searchPath: string, usesDocker: boolean): string {
+function preflightScript(host: HostPlan, tools: ToolNeed[], dirs: string[], stateDir: string, searchPath: string, usesDocker: boolean): string {
   const c = host.config;
   const checks: string[] = [];
   for (const t of tools) {
@@ -350,7 +350,10 @@ fi
   if [ -n "$problems" ]; then
     printf "  problems:%s\\n" "$problems"
     case "$problems" in *"not writable"*)
-      printf "  connect as root (ssh.user: root), or set paths.scriptsDir and paths.configDir of host ${host.name} to directories %s owns\\n" "$ME" ;;
+      printf "  connect as root (ssh.user: root), or set paths.scriptsDir and paths.configDir of host ${host.name} to directories %s owns\\n" "$ME"
+      case "$problems" in *"${stateDir}"*)
+        printf "  and have root create the state directory once: install -d -m 0700 -o %s ${stateDir}\\n" "$ME" ;;
+      esac ;;
     esac
   fi
 } >&2
@@ -546,7 +549,7 @@ export function installPlan(rendered: InstallInput, host: HostPlan, opts: Instal
   const searchPath = opts.searchPath ?? CRON_SEARCH_PATH;
   if (!/^[A-Za-z0-9._/:-]+$/.test(searchPath)) throw new Error(`installPlan: searchPath "${searchPath}" has unexpected characters`);
   const plan: InstallPlan = {
-    preflight: wrapSh(preflightScript(host, tools, dirs, searchPath, usesDocker), "preflight"),
+    preflight: wrapSh(preflightScript(host, tools, dirs, stateDir, searchPath, usesDocker), "preflight"),
     install: { command: wrapSh(installScript(host, rendered.hash, paths, record), "install"), stdin: installPayload(rendered, stateDir) },
     uninstall: wrapSh(uninstallScript(host, paths, record, stateDir), "uninstall"),
     triggers: [rendered.hash],

@@ -277,6 +277,7 @@ describe.skipIf(!tools.ok)("install over SSH (real sshd, real crontab)", () => {
     expect(r.stderr).toContain(`${user} cannot create /opt/restorable (/opt is not writable by ${user})`);
     expect(r.stderr).toContain(`${user} cannot create /etc/restorable (/etc is not writable by ${user})`);
     expect(r.stderr).toMatch(/connect as root \(ssh.user: root\), or set paths.scriptsDir and paths.configDir of host web-1 to directories \S+ owns/);
+    expect(r.stderr).toContain(`and have root create the state directory once: install -d -m 0700 -o ${user} /var/lib/restorable`);
   });
 
   it("a crontab with our BEGIN line but no END line is refused, not guessed at", async () => {
