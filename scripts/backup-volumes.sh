@@ -57,11 +57,11 @@ volumes_preflight() {
 }
 
 # The throwaway container: read-only mount, no network, no logs kept, removed afterwards.
-volumes_run() {
+volumes_run() (
   local volume=$1
   shift
-  docker run --rm --network none --log-driver none -v "$volume:/data:ro" "$RESTORABLE_VOLUME_IMAGE" "$@"
-}
+  exec docker run --rm --network none --log-driver none -v "$volume:/data:ro" "$RESTORABLE_VOLUME_IMAGE" "$@"
+)
 
 volumes_check() {
   local volume=$1
@@ -87,7 +87,7 @@ backup_volume() {
   kb=$(cut -f1 <"$RESTORABLE_RUN_DIR/du" | tr -dc '0-9')
   if [[ -n $kb ]]; then expected=$(((kb + kb / 10 + 1024) * 1024)); fi
 
-  restorable_stream "$key" "$expected" tar volumes_run "$volume" tar -C /data -cf - . || return 1
+  restorable_stream "$key" "$expected" tar "docker run tar" volumes_run "$volume" tar -C /data -cf - . || return 1
 
   local extra
   extra="\"volume\": $(restorable_json_str "$volume"),"

@@ -113,7 +113,7 @@ backup_database() {
   CLUSTER_SUPERUSER[$(restorable_pg_cluster_id "$i")]=$super
 
   # The database's size on disk bounds the dump's size (no indexes, no dead rows in a dump).
-  if ! restorable_stream "$key" "$size" dump restorable_pg "$i" pg_dump -w -Fc -Z0 \
+  if ! restorable_stream "$key" "$size" dump pg_dump restorable_pg "$i" pg_dump -w -Fc -Z0 \
     --lock-wait-timeout=600000 -d "$db"; then
     return 1
   fi
@@ -154,7 +154,7 @@ backup_globals() {
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
   restorable_log "globals (roles) of ${#GLOBALS_SOURCES[@]} cluster(s): dumping to $(restorable_s3_url "$key")"
   restorable_try preflight restorable_refuse_existing "$manifest" || return 1
-  restorable_stream "$key" 0 globals backup_globals_stream || return 1
+  restorable_stream "$key" 0 globals pg_dumpall backup_globals_stream || return 1
 
   local first=${GLOBALS_SOURCES[0]} i sources='' passwords=true
   for i in "${GLOBALS_SOURCES[@]}"; do

@@ -74,6 +74,10 @@ restorable_summarize_err() {
     text=$(grep -v '^[[:space:]]*$' "$file" | tail -n 6 | tr '\n\t' '  ' | sed 's/  */ /g; s/ $//') || true
   fi
   [[ -n $text ]] || text=$fallback
+  if [[ $text == *"argument of type 'NoneType' is not iterable"* ]]; then
+    # AWS CLI 2.9 crashes on S3 errors without a <Message> (Ceph RGW sends those) and hides the code.
+    text+=" (the S3 server answered with an error without a message, which this AWS CLI cannot display)"
+  fi
   if ((${#text} > 600)); then text="...${text: -600}"; fi
   printf '%s' "$text"
 }
@@ -281,14 +285,31 @@ declare -A RESTORABLE_EXISTING_KEYS=()
 restorable_s3_preflight() {
   local prefix="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/" out k
   RESTORABLE_STAGE=preflight
-  if ! restorable_try preflight restorable_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" \
-    --prefix "$prefix" --query 'Contents[].Key' --output text >"$RESTORABLE_RUN_DIR/existing"; then
+  local -a list=(s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$prefix")
+  if ! restorable_try preflight restorable_aws "${list[@]}" --query 'Contents[].Key' --output text >"$RESTORABLE_RUN_DIR/existing"; then
+    local code
+    if [[ $RESTORABLE_ERROR_REASON == *"without a message"* ]] && code=$(restorable_aws_error_code "${list[@]}"); then
+      RESTORABLE_ERROR_REASON="the S3 server answered $code"
+    fi
     restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
   fi
   out=$(<"$RESTORABLE_RUN_DIR/existing")
   for k in $out; do
     if [[ $k != None ]]; then RESTORABLE_EXISTING_KEYS[$k]=1; fi
   done
+}
+
+# restorable_aws_error_code ARGS...: repeat a read-only AWS CLI call with --debug and print the S3
+# error code and HTTP status of its last response ("NoSuchBucket (HTTP 404)"). Only the code and
+# status are kept; the debug output (request headers, no secret key) is deleted at once.
+restorable_aws_error_code() {
+  local dbg="$RESTORABLE_RUN_DIR/aws-debug" code status
+  restorable_aws --debug "$@" >/dev/null 2>"$dbg" || true
+  code=$(grep -o '<Code>[A-Za-z0-9.]*</Code>' "$dbg" | tail -n1 | sed 's/<[^>]*>//g') || true
+  status=$(grep -oE '" [0-9]{3} [0-9]+$' "$dbg" | tail -n1 | cut -d' ' -f2) || true
+  rm -f -- "$dbg"
+  [[ -n $code ]] || return 1
+  printf '%s%s' "$code" "${status:+ (HTTP $status)}"
 }
 
 # restorable_refuse_existing KEY: non-zero (with a reason on stderr) when the preflight listing
@@ -364,7 +385,7 @@ restorable_finish() {
 
 # ------------------------------------------------------------------------------------------ stream
 
-# restorable_stream KEY EXPECTED_SIZE PRODUCER_STAGE PRODUCER [ARGS...]
+# restorable_stream KEY EXPECTED_SIZE PRODUCER_STAGE PRODUCER_NAME PRODUCER [ARGS...]
 # Streams `PRODUCER ARGS | zstd | [age -r ...] | tee (sha256 + byte count) | aws s3 cp - s3://…/KEY`
 # with no local copy of the data. Every stage's exit status is checked (PIPESTATUS); the failing
 # stage reported is the last one in the pipe that failed (an upstream stage that dies of a broken
@@ -372,10 +393,10 @@ restorable_finish() {
 # equal the bytes that went into the pipe. On success sets RESTORABLE_STREAM_SHA256 and
 # RESTORABLE_STREAM_SIZE; on failure returns 1 with RESTORABLE_ERROR_STAGE/REASON set.
 # EXPECTED_SIZE (bytes, an upper bound; 0 = unknown) lets the CLI pick a part size for streams
-# over ~80 GB (10,000 parts of 8 MiB).
+# over ~80 GB (10,000 parts of 8 MiB). PRODUCER_NAME names the producer in reasons ("pg_dump").
 restorable_stream() {
-  local key=$1 expected=$2 pstage=$3
-  shift 3
+  local key=$1 expected=$2 pstage=$3 pname=$4
+  shift 4
   local d="$RESTORABLE_RUN_DIR/stream"
   rm -rf -- "$d"
   mkdir -m 0700 "$d"
@@ -400,7 +421,7 @@ restorable_stream() {
       restorable_aws "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
     st=("${PIPESTATUS[@]}")
     names=("$pstage" compress encrypt hash upload)
-    cmds=("$1" zstd age tee "aws s3 cp")
+    cmds=("$pname" zstd age tee "aws s3 cp")
   else
     "$@" </dev/null 2>"$d/err.0" |
       zstd "${zstd_args[@]}" 2>"$d/err.1" |
@@ -408,7 +429,7 @@ restorable_stream() {
       restorable_aws "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
     st=("${PIPESTATUS[@]}")
     names=("$pstage" compress hash upload)
-    cmds=("$1" zstd tee "aws s3 cp")
+    cmds=("$pname" zstd tee "aws s3 cp")
   fi
   set -e
   # Unblock the hash readers if tee never opened their FIFOs, then collect them.
@@ -529,7 +550,8 @@ restorable_detect_compose() {
 #   container: docker exec -i CONTAINER TOOL -U USER ARGS...
 #   local:     TOOL -h HOST -p PORT -U USER ARGS...
 # A configured password travels in the environment only (PGPASSWORD; `-e PGPASSWORD` hands the
-# client's value to docker without putting it in argv). Runs in a subshell.
+# client's value to docker without putting it in argv). Runs in a subshell that becomes the tool
+# (exec), so its exit status and signals are the tool's own.
 restorable_pg() (
   local i=$1 tool=$2
   shift 2
@@ -542,14 +564,18 @@ restorable_pg() (
   case $via in
     compose)
       cd "${RESTORABLE_PG_PROJECT[i]}" || exit 1
-      restorable_compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
+      restorable_detect_compose || exit 1
+      if [[ $RESTORABLE_COMPOSE == v2 ]]; then
+        exec docker compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
+      fi
+      exec docker-compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
       ;;
     container)
-      docker exec -i "${envs[@]}" "${RESTORABLE_PG_CONTAINER[i]}" "$tool" -U "$user" "$@"
+      exec docker exec -i "${envs[@]}" "${RESTORABLE_PG_CONTAINER[i]}" "$tool" -U "$user" "$@"
       ;;
     local)
       export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-15}
-      "$tool" -h "${RESTORABLE_PG_HOST[i]}" -p "${RESTORABLE_PG_PORT[i]}" -U "$user" "$@"
+      exec "$tool" -h "${RESTORABLE_PG_HOST[i]}" -p "${RESTORABLE_PG_PORT[i]}" -U "$user" "$@"
       ;;
     *)
       echo "unknown access mode '$via' for database ${RESTORABLE_PG_DATABASE[i]}" >&2
