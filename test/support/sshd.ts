@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { freePort, run, runOk, waitFor, type RunResult } from "./proc";
 
 export const SSHD_BIN = "/usr/sbin/sshd";
+const RUN_SSHD_MARKER = "/run/sshd/.created-by-restorable-tests";
 
 export interface SshUser {
   name: string;
@@ -100,6 +101,18 @@ function alive(pid: number): boolean {
   }
 }
 
+function anySshdRunning(): boolean {
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/comm`, "utf8").trim() === "sshd" && alive(Number(e))) return true;
+    } catch {
+      /* gone */
+    }
+  }
+  return false;
+}
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -136,8 +149,12 @@ function cleanupSync(l: Live): void {
   }
   for (const u of l.createdUsers) removeUserSync(u);
   rmSync(l.dir, { recursive: true, force: true });
-  if (l.createdRunSshd) {
+  // /run/sshd (privilege separation) is shared by every sshd on the machine, including those of
+  // other test processes: remove it only when we created it and no sshd runs any more.
+  // A marker file says a test harness created it (whichever test process did).
+  if (existsSync(RUN_SSHD_MARKER) && !anySshdRunning()) {
     try {
+      rmSync(RUN_SSHD_MARKER, { force: true });
       if (readdirSync("/run/sshd").length === 0) rmdirSync("/run/sshd");
     } catch {
       /* in use or gone */
@@ -175,6 +192,7 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
   chmodSync(dir, 0o755);
   const createdRunSshd = !existsSync("/run/sshd");
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  if (createdRunSshd) writeFileSync(RUN_SSHD_MARKER, "");
   const state: Live = { pid: -1, dir, createdUsers: [], createdRunSshd };
   live.set(dir, state);
 
