@@ -255,7 +255,14 @@ export const configSchema = z
     }
     // Hosts: unique names, sources and volumes.
     const seen = new Map<string, number>();
+    const targets = new Map<string, number>();
     cfg.hosts.forEach((h, i) => {
+      // Each host owns one marked crontab block and one config dir on its SSH target.
+      const target = `${h.ssh.user}@${h.ssh.host.toLowerCase()}:${h.ssh.port}`;
+      const other = targets.get(target);
+      if (other !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["hosts", i, "ssh"], message: `${target} is already the target of hosts[${other}]; two hosts on one SSH target would overwrite each other's crontab block and files` });
+      } else targets.set(target, i);
       const prev = seen.get(h.name);
       if (prev !== undefined) {
         ctx.addIssue({ code: "custom", path: ["hosts", i, "name"], message: `"${h.name}" is already used by hosts[${prev}]; host names must be unique (they are the object prefix)` });

@@ -107,6 +107,7 @@ const BAD: Array<[string, Mutator, RegExp]> = [
   ["RPO not a duration", (c) => (c.objectives.rpo = "one day"), /restorable:objectives\.rpo: "one day" is not a duration/],
   ["no hosts", (c) => (c.hosts = []), /restorable:hosts: needs at least one host/],
   ["duplicate host names", (c) => c.hosts.push({ ...host0(c), ssh: { host: "203.0.113.11" } }), /restorable:hosts\[1\]\.name: "web-1" is already used by hosts\[0\]/],
+  ["two hosts on one SSH target", (c) => c.hosts.push({ ...host0(c), name: "web-2" }), /restorable:hosts\[1\]\.ssh: root@203\.0\.113\.10:22 is already the target of hosts\[0\]/],
   ["host name unsafe as an object prefix", (c) => (host0(c).name = "web/1"), /restorable:hosts\[0\]\.name: must be 1-63 lowercase letters, digits or hyphens/],
   ["host name with uppercase and dots", (c) => (host0(c).name = "Web.1"), /restorable:hosts\[0\]\.name: must be 1-63 lowercase/],
   ["compose source without service", (c) => delete host0(c).postgres[0].service, /restorable:hosts\[0\]\.postgres\[0\]\.service: is required/],

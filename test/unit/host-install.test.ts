@@ -110,7 +110,8 @@ describe("HostInstall wiring", () => {
     expect(cmds.map((c) => c.name)).toEqual(["web-1-preflight", "web-1-install"]);
     for (const c of cmds) {
       expect(urnName(c.parent)).toBe("web-1");
-      expect(c.inputs.connection).toEqual({ host: "203.0.113.10", user: "deploy", port: 2222, privateKey: KEY });
+      // @pulumi/command 1.x fills in its defaults (dialErrorLimit, perDialTimeout).
+      expect(c.inputs.connection).toMatchObject({ host: "203.0.113.10", user: "deploy", port: 2222, privateKey: KEY });
       // The key is a secret on the wire; host/user/port are not.
       expect(isSecret(c.raw.connection) || isSecret(c.raw.connection?.privateKey)).toBe(true);
       // @pulumi/command 1.x forwards addPreviousOutputInEnv; older typings drop unknown inputs
