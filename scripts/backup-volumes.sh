@@ -18,7 +18,7 @@
 #   0 success, 1 a stage failed, 2 usage/config/credentials error, 3 another backup-volumes run holds the lock.
 # On failure the last stderr line is "<time> restorable backup-volumes: FAILED at stage <stage>: <reason>"
 # with stage one of: config, lock, credentials, preflight, tar, compress, encrypt, hash, upload,
-# verify, manifest.
+# manifest.
 # shellcheck disable=SC2154  # RESTORABLE_* settings come from the sourced config and credentials
 # shellcheck disable=SC2317  # functions run indirectly, through restorable_try / restorable_stream
 set -euo pipefail

@@ -6,7 +6,8 @@
 # streamed, with no local copy of the dump, into the tier the UTC date calls for; then the
 # manifest, uploaded last and only when every stage of the pipe exited 0 and the object in the
 # bucket has exactly the streamed size. A backup exists only when its manifest exists.
-# Then, once per run, the roles (pg_dumpall --globals-only) of every distinct cluster, the same way.
+# Meanwhile, once per run, the roles (pg_dumpall --globals-only) of every distinct cluster, the
+# same way, in a background job.
 # A failing database does not stop the others; the run then fails naming the first failure.
 #
 # Keys (contract):
@@ -18,7 +19,7 @@
 #   0 success, 1 a stage failed, 2 usage/config/credentials error, 3 another backup run holds the lock.
 # On failure the last stderr line is "<time> restorable backup: FAILED at stage <stage>: <reason>"
 # with stage one of: config, lock, credentials, preflight, connect, dump, globals, compress,
-# encrypt, hash, upload, verify, manifest.
+# encrypt, hash, upload, manifest.
 # shellcheck disable=SC2154  # RESTORABLE_* settings come from the sourced config and credentials
 # shellcheck disable=SC2317  # functions run indirectly, through restorable_try / restorable_stream
 set -euo pipefail
@@ -63,7 +64,9 @@ BACKUP_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
       AND n.nspname NOT LIKE 'pg\\_toast%'
       AND n.nspname NOT LIKE 'pg\\_temp\\_%'), '[]')::text"
 
-declare -A CLUSTER_SUPERUSER=() CLUSTER_VERSION=()
+# One row per cluster the roles come from: server version | is the user a superuser.
+GLOBALS_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
+  || '|' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text"
 
 backup_preflight() {
   local what
@@ -100,6 +103,7 @@ backup_database() {
   restorable_try preflight restorable_refuse_existing "$manifest" || return 1
 
   local facts version super size tables
+  # (super: whether the user is a superuser; only the globals need it)
   restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
     -c "$BACKUP_FACTS_SQL" >"$RESTORABLE_RUN_DIR/facts" || return 1
   facts=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/facts" || true)
@@ -109,8 +113,6 @@ backup_database() {
     RESTORABLE_ERROR_REASON="unexpected answer from the server: ${facts:0:200}"
     return 1
   fi
-  CLUSTER_VERSION[$(restorable_pg_cluster_id "$i")]=$version
-  CLUSTER_SUPERUSER[$(restorable_pg_cluster_id "$i")]=$super
 
   # The database's size on disk bounds the dump's size (no indexes, no dead rows in a dump).
   if ! restorable_stream "$key" "$size" dump pg_dump restorable_pg "$i" pg_dump -w -Fc -Z0 \
@@ -134,11 +136,10 @@ backup_upload_manifest() {
 
 # The roles and tablespaces of every distinct cluster, one after the other, as one SQL stream.
 backup_globals_stream() {
-  local i cid
+  local i
   for i in "${GLOBALS_SOURCES[@]}"; do
-    cid=$(restorable_pg_cluster_id "$i")
     local -a opts=(-w --globals-only -l "${RESTORABLE_PG_DATABASE[i]}")
-    if [[ ${CLUSTER_SUPERUSER[$cid]:-true} != true ]]; then
+    if [[ ${GLOBALS_SUPERUSER[i]:-true} != true ]]; then
       # Only superusers may read pg_authid; without it the roles come without their passwords.
       opts+=(--no-role-passwords)
     fi
@@ -154,21 +155,42 @@ backup_globals() {
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
   restorable_log "globals (roles) of ${#GLOBALS_SOURCES[@]} cluster(s): dumping to $(restorable_s3_url "$key")"
   restorable_try preflight restorable_refuse_existing "$manifest" || return 1
+  local i facts version super passwords=true
+  declare -gA GLOBALS_SUPERUSER=() GLOBALS_VERSION=()
+  for i in "${GLOBALS_SOURCES[@]}"; do
+    restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "${RESTORABLE_PG_DATABASE[i]}" \
+      -c "$GLOBALS_FACTS_SQL" >"$RESTORABLE_RUN_DIR/globals-facts" || return 1
+    facts=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/globals-facts" || true)
+    IFS='|' read -r version super <<<"$facts"
+    GLOBALS_VERSION[$i]=$version
+    GLOBALS_SUPERUSER[$i]=$super
+    if [[ $super != true ]]; then
+      passwords=false
+      restorable_log "globals: ${RESTORABLE_PG_USER[i]} is not a superuser on $(restorable_pg_describe "$i"); roles are saved without their passwords"
+    fi
+  done
   restorable_stream "$key" 0 globals pg_dumpall backup_globals_stream || return 1
 
-  local first=${GLOBALS_SOURCES[0]} i sources='' passwords=true
-  for i in "${GLOBALS_SOURCES[@]}"; do
-    sources+="${sources:+, }$(restorable_pg_source_json "$i")"
-    if [[ ${CLUSTER_SUPERUSER[$(restorable_pg_cluster_id "$i")]:-true} != true ]]; then passwords=false; fi
-  done
+  local first=${GLOBALS_SOURCES[0]} sources=''
+  for i in "${GLOBALS_SOURCES[@]}"; do sources+="${sources:+, }$(restorable_pg_source_json "$i")"; done
   local extra
   extra="\"source\": $(restorable_pg_source_json "$first"),"
   extra+=" \"sources\": [$sources],"
   extra+=" \"rolePasswords\": $passwords,"
-  extra+=" \"serverVersion\": $(restorable_json_str "${CLUSTER_VERSION[$(restorable_pg_cluster_id "$first")]:-unknown}")"
+  extra+=" \"serverVersion\": $(restorable_json_str "${GLOBALS_VERSION[$first]:-unknown}")"
   restorable_try manifest backup_upload_manifest "$manifest" \
     "$(restorable_manifest globals "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" sql "$extra" "$started")" || return 1
   restorable_log "globals: done, $RESTORABLE_STREAM_SIZE bytes, manifest $(restorable_s3_url "$manifest")"
+}
+
+# backup_globals in the background, alongside the database dumps (it is small; this keeps the run
+# as long as the dumps). Its outcome lands in $RESTORABLE_RUN_DIR/globals.result.
+backup_globals_job() {
+  local rc=0 out="$RESTORABLE_RUN_DIR/globals.result"
+  RESTORABLE_ERROR_STAGE=
+  RESTORABLE_ERROR_REASON=
+  backup_globals || rc=$?
+  printf '%s\n%s\n%s\n' "$rc" "$RESTORABLE_ERROR_STAGE" "$RESTORABLE_ERROR_REASON" >"$out.tmp" && mv -f -- "$out.tmp" "$out"
 }
 
 # ------------------------------------------------------------------------------------------ main
@@ -176,24 +198,42 @@ backup_globals() {
 restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PG_DATABASE[@]} database(s)"
 backup_preflight
 
+# Roles: once per run from each distinct cluster (sources on one cluster share their roles).
 GLOBALS_SOURCES=()
 declare -A seen_cluster=()
 for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
-  if ! backup_database "$i"; then
-    restorable_record_failure "database ${RESTORABLE_PG_DATABASE[i]}"
-    continue
-  fi
   cid=$(restorable_pg_cluster_id "$i")
   if [[ -z ${seen_cluster[$cid]:-} ]]; then
     seen_cluster[$cid]=1
     GLOBALS_SOURCES+=("$i")
   fi
 done
-
+GLOBALS_PID=
 if ((${#GLOBALS_SOURCES[@]} > 0)); then
-  if ! backup_globals; then restorable_record_failure globals; fi
+  backup_globals_job &
+  GLOBALS_PID=$!
+  RESTORABLE_BG_PIDS+=("$GLOBALS_PID")
 elif ((${#RESTORABLE_PG_DATABASE[@]} == 0)); then
   restorable_log "no postgres sources configured; nothing to do"
+fi
+
+for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
+  if ! backup_database "$i"; then
+    restorable_record_failure "database ${RESTORABLE_PG_DATABASE[i]}"
+  fi
+done
+
+if [[ -n $GLOBALS_PID ]]; then
+  RESTORABLE_STAGE=globals
+  wait "$GLOBALS_PID" || true
+  RESTORABLE_BG_PIDS=()
+  globals_result=()
+  if [[ -f $RESTORABLE_RUN_DIR/globals.result ]]; then mapfile -t globals_result <"$RESTORABLE_RUN_DIR/globals.result"; fi
+  if [[ ${globals_result[0]:-1} != 0 ]]; then
+    RESTORABLE_ERROR_STAGE=${globals_result[1]:-globals}
+    RESTORABLE_ERROR_REASON=${globals_result[2]:-the globals job ended without a result}
+    restorable_record_failure globals
+  fi
 fi
 
 restorable_finish

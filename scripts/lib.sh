@@ -207,9 +207,13 @@ restorable__on_signal() {
   restorable_fail "$RESTORABLE_STAGE" "interrupted by signal $1" 1
 }
 
+# Background jobs of this run (killed if the run ends before them).
+RESTORABLE_BG_PIDS=()
+
 restorable__on_exit() {
-  local code=$1
+  local code=$1 pid
   trap - EXIT
+  for pid in "${RESTORABLE_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if ((code != 0)) && [[ -z $RESTORABLE__REPORTED ]]; then
     RESTORABLE__REPORTED=1
     restorable_log "FAILED at stage $RESTORABLE_STAGE: unexpected error (exit status $code)"
@@ -321,11 +325,6 @@ restorable_refuse_existing() {
   fi
 }
 
-# restorable_s3_size KEY: prints the object's size in bytes.
-restorable_s3_size() {
-  restorable_aws s3api head-object --bucket "$RESTORABLE_BUCKET" --key "$1" --query ContentLength --output text
-}
-
 # restorable_s3_put_small KEY CONTENT_TYPE < data: upload a small object (manifests, reports).
 restorable_s3_put_small() {
   restorable_aws s3 cp - "$(restorable_s3_url "$1")" --content-type "$2" --only-show-errors --no-progress
@@ -339,10 +338,12 @@ restorable_try() {
   local stage=$1 rc=0
   shift
   RESTORABLE_STAGE=$stage
-  "$@" 2>"$RESTORABLE_RUN_DIR/stage.err" || rc=$?
+  # Per process: a background job (see backup's globals) may run stages at the same time.
+  local err="$RESTORABLE_RUN_DIR/stage.$BASHPID.err"
+  "$@" 2>"$err" || rc=$?
   if ((rc != 0)); then
     RESTORABLE_ERROR_STAGE=$stage
-    RESTORABLE_ERROR_REASON=$(restorable_summarize_err "$RESTORABLE_RUN_DIR/stage.err" "$(restorable_status_text "$1" "$rc")")
+    RESTORABLE_ERROR_REASON=$(restorable_summarize_err "$err" "$(restorable_status_text "$1" "$rc")")
     return "$rc"
   fi
   return 0
@@ -389,17 +390,17 @@ restorable_finish() {
 # Streams `PRODUCER ARGS | zstd | [age -r ...] | tee (sha256 + byte count) | aws s3 cp - s3://…/KEY`
 # with no local copy of the data. Every stage's exit status is checked (PIPESTATUS); the failing
 # stage reported is the last one in the pipe that failed (an upstream stage that dies of a broken
-# pipe is a consequence, not the cause). After the upload the object's size in the bucket must
-# equal the bytes that went into the pipe. On success sets RESTORABLE_STREAM_SHA256 and
+# pipe is a consequence, not the cause). `aws s3 cp` checks every part it sends (Content-MD5) and
+# exits 0 only after the upload completed; the sha256 goes into the manifest, and restore and
+# drill check the downloaded bytes against it. On success sets RESTORABLE_STREAM_SHA256 and
 # RESTORABLE_STREAM_SIZE; on failure returns 1 with RESTORABLE_ERROR_STAGE/REASON set.
 # EXPECTED_SIZE (bytes, an upper bound; 0 = unknown) lets the CLI pick a part size for streams
 # over ~80 GB (10,000 parts of 8 MiB). PRODUCER_NAME names the producer in reasons ("pg_dump").
 restorable_stream() {
   local key=$1 expected=$2 pstage=$3 pname=$4
   shift 4
-  local d="$RESTORABLE_RUN_DIR/stream"
-  rm -rf -- "$d"
-  mkdir -m 0700 "$d"
+  local d
+  d=$(mktemp -d "$RESTORABLE_RUN_DIR/stream.XXXXXX")
   mkfifo "$d/sha.fifo" "$d/size.fifo"
   sha256sum <"$d/sha.fifo" >"$d/sha" 2>"$d/err.sha" &
   local hpid=$!
@@ -455,19 +456,6 @@ restorable_stream() {
   if ((hs != 0 || cs != 0)) || [[ ! $RESTORABLE_STREAM_SHA256 =~ ^[0-9a-f]{64}$ || ! $RESTORABLE_STREAM_SIZE =~ ^[0-9]+$ ]]; then
     RESTORABLE_ERROR_STAGE='hash'
     RESTORABLE_ERROR_REASON="could not hash the stream: $(restorable_summarize_err "$d/err.sha" "sha256sum/wc failed")"
-    return 1
-  fi
-  # The bucket must hold exactly the bytes that went into the pipe.
-  local remote
-  RESTORABLE_STAGE=verify
-  if ! remote=$(restorable_s3_size "$key" 2>"$d/err.verify"); then
-    RESTORABLE_ERROR_STAGE=verify
-    RESTORABLE_ERROR_REASON="cannot read back the size of $(restorable_s3_url "$key"): $(restorable_summarize_err "$d/err.verify" "head-object failed")"
-    return 1
-  fi
-  if [[ $remote != "$RESTORABLE_STREAM_SIZE" ]]; then
-    RESTORABLE_ERROR_STAGE=verify
-    RESTORABLE_ERROR_REASON="$(restorable_s3_url "$key") has $remote bytes in the bucket, but $RESTORABLE_STREAM_SIZE were streamed"
     return 1
   fi
   rm -rf -- "$d"

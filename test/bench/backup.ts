@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       let seedObject = 0;
       for (let r = 0; r < runs; r++) {
         const seedFile = join(seedDir, "x.sql.gz");
-        results.floor.push(await measure(`${PG_BIN}/pg_dump`, ["-Fc", "-Z0", "-f", "/dev/null", db], pgEnv, []));
+        results.floor.push(await measure("bash", ["-c", `${PG_BIN}/pg_dump -Fc -Z0 "$1" > /dev/null`, "floor", db], pgEnv, []));
         results.seed.push(
           await measure(
             "bash",

@@ -33,21 +33,21 @@ function procInfo(pid: number): { ppid: number; comm: string; state: string } | 
   }
 }
 
-/** Live descendants of `root` (pid and comm). */
-function descendants(root: number): { pid: number; comm: string }[] {
+/** Live descendants of `root` (pid, parent and comm). */
+function descendants(root: number): { pid: number; ppid: number; comm: string }[] {
   const all = new Map<number, { ppid: number; comm: string; state: string }>();
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     const info = procInfo(Number(e));
     if (info && info.state !== "Z") all.set(Number(e), info);
   }
-  const out: { pid: number; comm: string }[] = [];
+  const out: { pid: number; ppid: number; comm: string }[] = [];
   const queue = [root];
   while (queue.length) {
     const p = queue.shift()!;
     for (const [pid, info] of all) {
       if (info.ppid === p) {
-        out.push({ pid, comm: info.comm });
+        out.push({ pid, ppid: p, comm: info.comm });
         queue.push(pid);
       }
     }
@@ -74,17 +74,26 @@ function collect(child: ChildProcess): Promise<RunResult> {
   );
 }
 
+const cmdline = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+};
+
 /**
- * Start a backup, freeze its uploader as soon as it exists (so the pipe fills and the dump is
- * genuinely mid-stream), SIGKILL the process named `victim` once it has written data, then let
- * the uploader go on.
+ * Start a backup, freeze the database's uploader as soon as it exists (so the pipe fills and the
+ * dump is genuinely mid-stream), SIGKILL the database pipeline's `victim` once it has written
+ * data, then let the uploader go on. (The roles' pipeline runs alongside in a background job of
+ * the script; its processes are not children of the script's main shell and are left alone.)
  */
 async function killMidStream(e: BackupEnv, now: string, victim: "pg_dump" | "zstd"): Promise<RunResult> {
   const child = e.spawn("backup", [], { now });
   const result = collect(child);
   const aws = await waitFor(
     "the uploader (aws s3 cp)",
-    () => descendants(child.pid!).find((p) => p.comm === "aws" && readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes("\0cp\0-\0")),
+    () => descendants(child.pid!).find((p) => p.comm === "aws" && cmdline(p.pid).includes("\0cp\0-\0") && cmdline(p.pid).includes("/postgres/app/")),
     60_000,
     5,
   );
@@ -92,7 +101,9 @@ async function killMidStream(e: BackupEnv, now: string, victim: "pg_dump" | "zst
   try {
     const target = await waitFor(
       `${victim} mid-stream`,
-      () => descendants(child.pid!).find((p) => p.comm === victim && bytesWritten(p.pid) > 64 * 1024),
+      // zstd: the database pipeline's is forked by the script's main shell (the roles' by the job);
+      // pg_dump is the database pipeline's only (the roles use pg_dumpall).
+      () => descendants(child.pid!).find((p) => p.comm === victim && (victim === "pg_dump" || p.ppid === child.pid) && bytesWritten(p.pid) > 64 * 1024),
       60_000,
       10,
     );
@@ -151,8 +162,12 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     return e;
   }
 
-  /** Everything the fault matrix promises about a failed run. */
-  async function expectFailed(e: BackupEnv, r: RunResult, now: string, pingsBefore: number, stage: string, reason: RegExp, exitCode?: number): Promise<void> {
+  /**
+   * Everything the fault matrix promises about a failed run. `failed` narrows "no manifest" to the
+   * backup that failed (e.g. "postgres/app/"): the roles are a separate backup of the same run and
+   * may well have succeeded. By default no manifest of the run may exist at all.
+   */
+  async function expectFailed(e: BackupEnv, r: RunResult, now: string, pingsBefore: number, stage: string, reason: RegExp, exitCode?: number, failed = ""): Promise<void> {
     const line = failedLine(r);
     expect(line, r.stderr).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ restorable backup: FAILED at stage ${stage}: `));
     expect(line, r.stderr).toMatch(reason);
@@ -165,7 +180,7 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     expect(pings.pings.slice(pingsBefore).filter((p) => p.kind === "success")).toEqual([]);
     const stamp = now.replace(/[-:]/g, "").replace(/\.\d+/, "");
     const all = await listAll();
-    expect(all.filter((k) => k.key.includes(stamp) && k.key.endsWith(".manifest.json"))).toEqual([]);
+    expect(all.filter((k) => k.key.includes(`${failed}${stamp}`) && k.key.endsWith(".manifest.json"))).toEqual([]);
     for (const b of baseline) expect(all).toContainEqual(b);
     expect(e.leftovers()).toEqual([]);
   }
@@ -198,7 +213,7 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     const before = pings.pings.length;
     const now = "2026-11-24T02:03:00Z";
     const r = await killMidStream(e, now, "pg_dump");
-    await expectFailed(e, r, now, before, "dump", /database app: pg_dump was killed by signal KILL/, 1);
+    await expectFailed(e, r, now, before, "dump", /database app: pg_dump was killed by signal KILL/, 1, "postgres/app/");
   });
 
   it("compressor failure", async () => {
@@ -206,7 +221,7 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     const before = pings.pings.length;
     const now = "2026-11-24T02:04:00Z";
     const r = await killMidStream(e, now, "zstd");
-    await expectFailed(e, r, now, before, "compress", /database app: zstd was killed by signal KILL/, 1);
+    await expectFailed(e, r, now, before, "compress", /database app: zstd was killed by signal KILL/, 1, "postgres/app/");
   });
 
   it("S3 unreachable", async () => {
@@ -245,7 +260,7 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     const before = pings.pings.length;
     const now = "2026-11-24T02:08:00Z";
     const r = await e.run("backup", [], { now });
-    await expectFailed(e, r, now, before, "upload", /database app: aws s3 cp exited with status 1: upload failed: - to s3:\/\/faults\/web-1\/daily\/postgres\/app\/20261124T020800Z\.dump\.zst .*(AccessDenied|403|Forbidden|error without a message)/, 1);
+    await expectFailed(e, r, now, before, "upload", /database app: aws s3 cp exited with status 1: upload failed: - to s3:\/\/faults\/web-1\/daily\/postgres\/app\/20261124T020800Z\.dump\.zst .*(AccessDenied|403|Forbidden|error without a message)/, 1, "postgres/app/");
   });
 
   it("a second run while one holds the lock", async () => {
