@@ -445,37 +445,80 @@ rr_get() {
   return "$rc"
 }
 
-# rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download and check the manifest -> RR_MF.
+# rr_prefetch_point MANIFEST_KEY DIR: start downloading a restore point (its manifest and every
+# object of the same stamp beside it) into DIR/fetch with ONE background AWS CLI process.
+# rr_fetch_manifest / rr_fetch_object pick the files up from there (the manifest still decides
+# which object is used). The caller collects it with rr_prefetch_wait (in the same shell).
+rr_prefetch_point() {
+  local mkey=$1 dir=$2 stamp
+  stamp=${mkey##*/}
+  stamp=${stamp%%.*}
+  rm -rf -- "$dir/fetch"
+  mkdir -m 0700 "$dir/fetch"
+  printf '%s\n' "$(rr_clock)" >"$dir/fetch.start"
+  rr_aws s3 cp --recursive --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/${mkey%/*}/" "$dir/fetch/" \
+    --exclude '*' --include "$stamp.*" 2>"$dir/fetch.err" </dev/null &
+  RR_BG[$dir/fetch]="$!:$mkey"
+}
+# rr_prefetch_wait MANIFEST_KEY DIR: wait for it; writes DIR/fetch.seconds (0 when it failed:
+# the files then are missing and rr_fetch_* download them again, reporting the real error).
+rr_prefetch_wait() {
+  local mkey=$1 dir=$2 rc=0 t0
+  rr_bg_wait "$dir/fetch" "$mkey" || rc=$?
+  if ((rc == 0)); then
+    t0=$(<"$dir/fetch.start")
+    rr_elapsed "$t0" >"$dir/fetch.seconds"
+  else
+    rm -rf -- "$dir/fetch"
+  fi
+}
+
+# rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download (or take the prefetched) manifest and
+# check it -> RR_MF.
 rr_fetch_manifest() {
   local mkey=$1 kind=$2 name=$3 dir=$4
   RR_MF="$dir/manifest.json"
   rr_stage download
-  rr_get "$mkey" "$RR_MF" || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
+  if [[ -s $dir/fetch/${mkey##*/} ]]; then
+    mv -f -- "$dir/fetch/${mkey##*/}" "$RR_MF"
+  else
+    rr_get "$mkey" "$RR_MF" || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
+  fi
   rr_check_manifest "$RR_MF" "$mkey" "$kind" "$name"
 }
 
-# rr_fetch_object DIR IDENTITY: download the object RR_MF names into DIR, verify its sha256 and
-# size against the manifest, decrypt (age) and decompress (zstd). Sets RR_ART (the plain
-# artifact: custom-format dump, SQL or tar) and RR_T_DOWNLOAD / RR_T_VERIFY / RR_T_DECODE
-# (seconds). Nothing outside DIR is touched, so a failure here has no side effects.
+# rr_fetch_object DIR IDENTITY: download (or take the prefetched) object RR_MF names into DIR,
+# verify its sha256 and size against the manifest, then check that it decrypts (age, with the
+# identity file) and decompresses (zstd) by decoding its first bytes. Sets RR_OBJ (the verified
+# object as stored), RR_ENC, RR_COMP, RR_IDENTITY, RR_HEAD (first decoded bytes, as text) and
+# RR_T_DOWNLOAD / RR_T_VERIFY (seconds). Nothing outside DIR is touched, so a failure here has no
+# side effects. Decode the whole object with rr_decode (stream) or rr_decode_to FILE.
 rr_fetch_object() {
   local dir=$1 identity=${2:-} t0 err=$1/fetch.err
-  local okey sha size enc comp
+  local okey sha size
   okey=$(jq -r '.object.key' "$RR_MF")
   sha=$(jq -r '.object.sha256 | ascii_downcase' "$RR_MF")
   size=$(jq -r '.object.size // "" | tostring' "$RR_MF")
-  enc=$(jq -r '.encryption // "none"' "$RR_MF")
-  comp=$(jq -r '.compression // "none"' "$RR_MF")
+  RR_ENC=$(jq -r '.encryption // "none"' "$RR_MF")
+  RR_COMP=$(jq -r '.compression // "none"' "$RR_MF")
+  RR_OBJ="$dir/object"
+  RR_IDENTITY=$identity
   rr_stage download
-  t0=${RR_T_DOWNLOAD_START:-$(rr_clock)}
-  rr_get "$okey" "$dir/object" || rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$dir/object.err")"
-  RR_T_DOWNLOAD=$(rr_elapsed "$t0")
+  if [[ -f $dir/fetch/${okey##*/} && -s $dir/fetch.seconds ]]; then
+    mv -f -- "$dir/fetch/${okey##*/}" "$RR_OBJ"
+    RR_T_DOWNLOAD=$(<"$dir/fetch.seconds")
+  else
+    t0=${RR_T_DOWNLOAD_START:-$(rr_clock)}
+    rr_get "$okey" "$RR_OBJ" || rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$RR_OBJ.err")"
+    RR_T_DOWNLOAD=$(rr_elapsed "$t0")
+  fi
+  rm -rf -- "$dir/fetch"
 
   rr_stage verify
   t0=$(rr_clock)
   local actual actual_size
-  actual_size=$(stat -c %s "$dir/object")
-  actual=$(sha256sum "$dir/object" | cut -d ' ' -f 1) || rr_die "sha256sum failed on the downloaded object"
+  actual_size=$(stat -c %s "$RR_OBJ")
+  actual=$(sha256sum "$RR_OBJ" | cut -d ' ' -f 1) || rr_die "sha256sum failed on the downloaded object"
   if [[ $actual != "$sha" ]]; then
     rr_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not restoring it"
   fi
@@ -485,35 +528,74 @@ rr_fetch_object() {
   RR_T_VERIFY=$(rr_elapsed "$t0")
   rr_log "verified sha256 of $okey ($actual_size bytes)"
 
-  t0=$(rr_clock)
-  local f="$dir/object"
-  case $enc in
+  case $RR_ENC in
     none) ;;
     age)
       rr_stage decrypt
       [[ -n $identity ]] || rr_die "$okey is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
       [[ -r $identity ]] || rr_die "cannot read the age identity file $identity"
-      if ! rr_run age -d -i "$identity" -o "$dir/object.dec" "$f" 2>"$err"; then
-        rr_log_file_tail "$err" 5
-        rr_die "age could not decrypt $okey with identity $identity: $(rr_last_line "$err")"
+      command -v age >/dev/null || rr_die "$okey is encrypted with age, but age is not installed"
+      # The header names the recipients: a wrong identity fails here, before anything is decoded.
+      if ! age -d -i "$identity" "$RR_OBJ" 2>"$err" | head -c 1 >/dev/null; then
+        if [[ -s $err ]]; then
+          rr_log_file_tail "$err" 5
+          rr_die "age could not decrypt $okey with identity $identity: $(rr_last_line "$err")"
+        fi
       fi
-      rm -f -- "$f"
-      f="$dir/object.dec"
       ;;
-    *) rr_stage decrypt; rr_die "unknown encryption \"$enc\" in the manifest of $okey" ;;
+    *) rr_stage decrypt; rr_die "unknown encryption \"$RR_ENC\" in the manifest of $okey" ;;
   esac
-  RR_ART="$dir/artifact"
-  case $comp in
-    zstd)
-      rr_stage decompress
-      if ! rr_run zstd -q -d -f -o "$RR_ART" "$f" 2>"$err"; then
-        rr_die "zstd could not decompress $okey: $(rr_last_line "$err")"
-      fi
-      rm -f -- "$f"
-      ;;
-    none) mv -- "$f" "$RR_ART" ;;
-    *) rr_stage decompress; rr_die "unknown compression \"$comp\" in the manifest of $okey" ;;
+  case $RR_COMP in
+    zstd | none) ;;
+    *) rr_stage decompress; rr_die "unknown compression \"$RR_COMP\" in the manifest of $okey" ;;
   esac
+  rr_stage decompress
+  RR_HEAD=$(rr_decode 2>"$err" | head -c 512 | tr -d '\0' || true)
+  if [[ -z $RR_HEAD ]]; then
+    rr_die "cannot decode $okey ($RR_ENC, $RR_COMP): $(rr_last_line "$err")"
+  fi
+}
+
+# rr_decode: the object RR_OBJ decrypted and decompressed, on stdout (a stream: no copy on disk).
+# Exit status: the first failing stage's (pipefail).
+rr_decode() {
+  case $RR_ENC:$RR_COMP in
+    none:none) cat -- "$RR_OBJ" ;;
+    none:zstd) zstd -q -d -c -- "$RR_OBJ" ;;
+    age:none) age -d -i "$RR_IDENTITY" "$RR_OBJ" ;;
+    age:zstd) age -d -i "$RR_IDENTITY" "$RR_OBJ" | zstd -q -d -c ;;
+  esac
+}
+# rr_decode_into DIR CMD...: rr_decode | CMD with both exit statuses checked; stderr to
+# DIR/decode.err and DIR/restore.err, statuses to DIR/pipe.status ("DECODE CMD"). Returns 1 when
+# either failed. The decoded stream never touches the disk.
+rr_decode_into() {
+  local dir=$1 st
+  shift
+  set +e
+  rr_decode 2>"$dir/decode.err" | "$@" 2>"$dir/restore.err"
+  st=("${PIPESTATUS[@]}")
+  set -e
+  printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
+  [[ ${st[0]} -eq 0 && ${st[1]} -eq 0 ]]
+}
+# rr_decode_into_reason DIR WHAT: one line saying which side of rr_decode_into failed and why.
+rr_decode_into_reason() {
+  local dir=$1 what=$2 d r
+  read -r d r <"$dir/pipe.status" || true
+  if [[ ${r:-1} -ne 0 ]]; then
+    printf '%s failed: %s\n' "$what" "$(rr_error_line "$dir/restore.err")"
+  else
+    printf 'decrypting/decompressing the object failed (status %s): %s\n' "$d" "$(rr_last_line "$dir/decode.err")"
+  fi
+}
+# rr_decode_to FILE: decode the whole object into FILE (and drop the stored object).
+rr_decode_to() {
+  local out=$1 t0
+  rr_stage decompress
+  t0=$(rr_clock)
+  rr_run rr_decode >"$out" 2>"$out.err" || rr_die "cannot decrypt/decompress the object: $(rr_last_line "$out.err")"
+  rm -f -- "$RR_OBJ"
   RR_T_DECODE=$(rr_elapsed "$t0")
 }
 
@@ -542,6 +624,7 @@ rr_check_manifest() {
 # socket dir), or "url" (a libpq URL without password). rr_tgt_run TOOL DB ARGS... runs
 # psql/pg_restore against database DB of the target, stdin passed through.
 
+RR_OBJ="" RR_ENC=none RR_COMP=none RR_IDENTITY="" RR_HEAD="" RR_T_DOWNLOAD=0 RR_T_VERIFY=0 RR_T_DECODE=0
 RR_T_KIND="" RR_T_CID="" RR_T_SOCK="" RR_T_HOST="" RR_T_PORT="" RR_T_USER="" RR_T_URL="" RR_T_BIN="" RR_T_DESC=""
 
 rr_compose_cmd() {

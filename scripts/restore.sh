@@ -199,8 +199,9 @@ if [[ -n $fetch_dir ]]; then
   rr_say "  into $out (verified, decrypted, decompressed) and $fetch_dir/$p_stamp.$base.manifest.json"
   [[ $dry_run -eq 0 ]] || { rr_say "Dry run: nothing fetched."; exit 0; }
   rr_fetch_object "$work" "$identity"
+  rr_decode_to "$work/artifact"
   rr_stage fetch
-  mv -- "$RR_ART" "$out" || rr_die "cannot write $out"
+  mv -- "$work/artifact" "$out" || rr_die "cannot write $out"
   cp -- "$RR_MF" "$fetch_dir/$p_stamp.$base.manifest.json" || rr_die "cannot write the manifest to $fetch_dir"
   rr_say "Fetched $(what): $out ($(rr_human_size "$(stat -c %s "$out")")), sha256 of the object verified against the manifest."
   exit 0
@@ -289,10 +290,7 @@ postgres)
   rr_fetch_object "$work" "$identity"
 
   rr_stage inspect
-  [[ $(head -c 5 "$RR_ART") == PGDMP ]] || rr_die "the restored object is not a pg_dump custom-format archive"
-  if command -v pg_restore >/dev/null 2>&1; then
-    pg_restore -l "$RR_ART" >"$work/toc" 2>"$err" || rr_die "pg_restore cannot read the archive: $(rr_last_line "$err")"
-  fi
+  [[ ${RR_HEAD:0:5} == PGDMP ]] || rr_die "$m_key is not a pg_dump custom-format archive"
 
   rr_stage restore
   t0=$(rr_clock)
@@ -306,13 +304,14 @@ postgres)
   opts=(--single-transaction --exit-on-error)
   if [[ $force -eq 1 ]]; then opts+=(--clean --if-exists); fi
   if [[ $no_owner -eq 1 ]]; then opts+=(--no-owner --no-privileges); fi
-  if ! rr_run rr_tgt_run pg_restore "$db" "${opts[@]}" <"$RR_ART" 2>"$work/restore.err"; then
+  # Decrypt | decompress | pg_restore, streamed: no decompressed copy on disk.
+  if ! rr_run rr_decode_into "$work" rr_tgt_run pg_restore "$db" "${opts[@]}"; then
     rr_log_file_tail "$work/restore.err" 20
-    reason=$(rr_error_line "$work/restore.err")
+    reason=$(rr_decode_into_reason "$work" pg_restore)
     if [[ $created -eq 1 ]]; then
       rr_sql postgres "DROP DATABASE IF EXISTS $(dbq "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
     fi
-    rr_die "pg_restore into $db failed, nothing was committed: ${reason:-$(rr_last_line "$work/restore.err")}"
+    rr_die "restoring into $db failed, nothing was committed: $reason"
   fi
   t_restore=$(rr_elapsed "$t0")
 
@@ -324,7 +323,7 @@ postgres)
     rr_die "restored database $db differs from the manifest: $diff_reason"
   fi
   ntables=$(wc -l <"$work/actual")
-  rr_say "Restored database $name into $db on $RR_T_DESC from $p_stamp ($p_tier): $ntables tables, as listed in the manifest; $(rr_elapsed "$t_start") s (download $RR_T_DOWNLOAD s, verify $RR_T_VERIFY s, decode $RR_T_DECODE s, restore $t_restore s)."
+  rr_say "Restored database $name into $db on $RR_T_DESC from $p_stamp ($p_tier): $ntables tables, as listed in the manifest; $(rr_elapsed "$t_start") s (download $RR_T_DOWNLOAD s, verify $RR_T_VERIFY s, decrypt/decompress/restore $t_restore s)."
   ;;
 # ------------------------------------------------------------------------------------------------
 globals)
@@ -339,6 +338,8 @@ globals)
   say_plan_tail
   t_start=$(rr_clock)
   rr_fetch_object "$work" "$identity"
+  rr_decode_to "$work/globals.raw"
+  RR_ART="$work/globals.raw"
   rr_stage inspect
   grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$RR_ART" || rr_die "the object does not look like pg_dumpall --globals-only output"
   # CREATE ROLE fails for roles that exist (the superuser always does): make it idempotent.
@@ -378,6 +379,8 @@ volume)
   say_plan_tail
   t_start=$(rr_clock)
   rr_fetch_object "$work" "$identity"
+  rr_decode_to "$work/volume.tar"
+  RR_ART="$work/volume.tar"
   rr_stage inspect
   tar -tf "$RR_ART" >"$work/toc" 2>"$err" || rr_die "the object is not a readable tar archive: $(rr_last_line "$err")"
   nfiles=$(wc -l <"$work/toc")
