@@ -389,9 +389,12 @@ services:
     expect(g.toString()).toContain(`CREATE ROLE ${SAMPLE_OWNER}`);
   });
 
-  it("streams: no temp file of the dump at any moment (state dir and TMPDIR stay tiny while the upload runs)", async () => {
+  it("streams: no temp file of the dump at any moment (state dir and TMPDIR stay tiny while the upload runs); a failing ping server fails nothing", async () => {
     const e = newEnv({ postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }] });
+    pings.failNext(1000, 503);
     const child = e.spawn("backup", [], { now: "2026-11-24T06:00:00Z" });
+    let stderr = "";
+    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
     let maxBytes = 0;
     let samples = 0;
     const done = new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
@@ -403,7 +406,11 @@ services:
       samples++;
       await new Promise((r) => setTimeout(r, 20));
     }
+    pings.failNext(0);
     expect(await done).toBe(0);
+    expect(stderr).toMatch(/warning: start ping failed/);
+    expect(stderr).toMatch(/warning: success ping failed/);
+    expect(stderr).not.toContain(pings.uuid);
     expect(samples).toBeGreaterThan(5);
     const m = await manifestAt(e, `${HOST}/daily/postgres/app/20261124T060000Z.manifest.json`);
     expect(m.object.size).toBeGreaterThan(50_000);
