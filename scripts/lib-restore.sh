@@ -12,7 +12,7 @@
 #   bucket      rr_aws, rr_restore_points (restore points = manifests, found by listing <host>/),
 #               rr_fetch (download -> sha256 verify -> age decrypt -> zstd decompress -> plain file)
 #   targets     rr_target_* (compose service, container, local server, URL) and rr_tgt_run
-#   throwaway   rr_throwaway_up / rr_throwaway_down (runtime docker | local)
+#   throwaway   rr_throwaway_start / rr_throwaway_ready / rr_throwaway_down (runtime docker | local)
 #
 # Exit codes (the same in all four scripts): 0 success; 1 failure (the one-line reason says the
 # stage); 2 usage or configuration error; 3 another run holds the lock.
@@ -197,12 +197,18 @@ rr__on_exit() {
   if [[ $rc -eq 0 && -n $RR_FAIL_REASON ]]; then rc=1; fi
   if [[ -n $RR_CHILD ]]; then rr_kill_tree "$RR_CHILD"; wait "$RR_CHILD" 2>/dev/null; RR_CHILD=""; fi
   rr_bg_stop_all
-  rr_throwaway_down
+  # Tear the throwaway down while the report is written and uploaded.
+  local down=""
+  if [[ -n $RR_TA_KIND ]]; then
+    rr_throwaway_down &
+    down=$!
+  fi
   if declare -F rr_on_finish >/dev/null; then
     rr_finish_rc=""
     rr_on_finish "$rc"
     if [[ -n $rr_finish_rc ]]; then rc=$rr_finish_rc; fi
   fi
+  if [[ -n $down ]]; then wait "$down" 2>/dev/null; fi
   if [[ $rc -ne 0 ]]; then
     if [[ $rc -ne 2 || $RR_USAGE_PRINTED -ne 1 ]]; then
       # The contract's one line, last on stderr.
@@ -738,15 +744,65 @@ rr_local_pgbin() {
   dirname "$d"
 }
 
-# rr_throwaway_up RUNTIME IMAGE: start it and point the rr_tgt_* target at it (user postgres).
-rr_throwaway_up() {
+# rr_throwaway_start RUNTIME IMAGE: start the throwaway Postgres in the background (it overlaps
+# with listing and downloading); rr_throwaway_ready waits for it and points the rr_tgt_* target
+# at it (user postgres). Whatever it started is known here, in the parent, for the EXIT trap.
+RR_TA_PID="" RR_TA_SHARE="" RR_TA_UID=""
+rr_throwaway_start() {
   local runtime=$1 image=$2
   RR_RUN_ID=${RR_RUN_ID:-$(date -u +%Y%m%d%H%M%S)-$$}
   case $runtime in
-    docker) rr_throwaway_up_docker "$image" ;;
-    local) rr_throwaway_up_local ;;
+    docker)
+      RR_TA_KIND=docker
+      # A private directory the container reads the dump from, through a FIFO (no copy on disk).
+      RR_TA_SHARE="$RR_TMP/share"
+      mkdir -m 0711 "$RR_TA_SHARE"
+      ;;
+    local)
+      RR_TA_BIN=$(rr_local_pgbin) || rr_die "runtime local needs PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
+      [[ -x $RR_TA_BIN/initdb && -x $RR_TA_BIN/pg_ctl && -x $RR_TA_BIN/pg_restore ]] || rr_die "no initdb/pg_ctl/pg_restore in $RR_TA_BIN"
+      RR_TA_KIND=local
+      RR_TA_DIR="$RR_TMP/pg"
+      ;;
     *) rr_die "unknown drill runtime \"$runtime\" (docker or local)" ;;
   esac
+  rm -f -- "$RR_TMP/work/throwaway.env" "$RR_TMP/work/throwaway.fail"
+  (
+    # shellcheck disable=SC2317 # invoked by the trap
+    rr__ta_exit() {
+      local rc=$?
+      if [[ $rc -ne 0 ]]; then printf '%s\n' "${RR_FAIL_REASON:-startup failed (status $rc)}" >"$RR_TMP/work/throwaway.fail"; fi
+    }
+    trap rr__ta_exit EXIT
+    trap - INT TERM HUP
+    RR_STAGE_FILE=""
+    t0=$(rr_clock)
+    case $runtime in
+      docker) rr_throwaway_up_docker "$image" ;;
+      local) rr_throwaway_up_local ;;
+    esac
+    {
+      declare -p RR_T_KIND RR_T_CID RR_T_SOCK RR_T_HOST RR_T_PORT RR_T_USER RR_T_BIN RR_T_DESC RR_TA_CID RR_TA_UID
+      printf 'RR_TA_SECONDS=%s\n' "$(rr_elapsed "$t0")"
+    } | sed 's/^declare -- //' >"$RR_TMP/work/throwaway.env.tmp"
+    mv -f "$RR_TMP/work/throwaway.env.tmp" "$RR_TMP/work/throwaway.env"
+  ) </dev/null &
+  RR_TA_PID=$!
+}
+
+# rr_throwaway_ready: wait for rr_throwaway_start; dies at the current stage when it failed.
+# Sets RR_TA_SECONDS (how long the startup took).
+rr_throwaway_ready() {
+  local rc=0
+  if [[ -n $RR_TA_PID ]]; then
+    wait "$RR_TA_PID" || rc=$?
+    RR_TA_PID=""
+  fi
+  if [[ $rc -ne 0 || ! -s $RR_TMP/work/throwaway.env ]]; then
+    rr_die "$(cat "$RR_TMP/work/throwaway.fail" 2>/dev/null || printf 'the throwaway Postgres did not start (status %s)' "$rc")"
+  fi
+  # shellcheck source=/dev/null
+  . "$RR_TMP/work/throwaway.env"
 }
 
 rr_throwaway_up_docker() {
@@ -761,10 +817,9 @@ b=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/
 mkdir -p /tmp/restorable-drill/sock
 "$b/initdb" -D /tmp/restorable-drill/data -U postgres --auth=trust -E UTF8 --no-locale --no-sync >/tmp/restorable-drill/initdb.log 2>&1 || { cat /tmp/restorable-drill/initdb.log >&2; exit 1; }
 exec "$b/postgres" -D /tmp/restorable-drill/data -k /tmp/restorable-drill/sock '"$RR_TA_OPTS"
-  RR_TA_KIND=docker
-  if ! cid=$(docker run -d --rm --label "restorable.drill=$RR_RUN_ID" --name "restorable-drill-$RR_RUN_ID" \
-    --network none --user postgres --entrypoint sh "$image" -c "$script" 2>"$err"); then
-    RR_TA_CID=""
+  if ! cid=$(docker run -d --rm --label "restorable.drill=$RR_RUN_ID" --label "restorable.host=$RESTORABLE_HOST" \
+    --name "restorable-drill-$RR_RUN_ID" --network none --user postgres -v "$RR_TA_SHARE:/restorable-in:ro" \
+    --entrypoint sh "$image" -c "$script" 2>"$err"); then
     rr_die "cannot start a throwaway container from $image: $(rr_last_line "$err")"
   fi
   RR_TA_CID=$cid
@@ -782,17 +837,14 @@ exec "$b/postgres" -D /tmp/restorable-drill/data -k /tmp/restorable-drill/sock '
   kill "$logs" 2>/dev/null || true
   wait "$logs" 2>/dev/null || true
   ((i < 600)) || rr_die "the throwaway container from $image did not accept connections within 60 s"
+  # The uid that reads the FIFO in the share (empty: stream through docker exec stdin instead).
+  RR_TA_UID=$(docker exec "$cid" id -u 2>/dev/null || true)
   RR_T_KIND=exec RR_T_CID=$cid RR_T_SOCK=$RR_TA_SOCK_IN_CONTAINER RR_T_USER=postgres
   RR_T_DESC="throwaway container ${cid:0:12} ($image)"
 }
 
 rr_throwaway_up_local() {
-  local bin err=$RR_TMP/work/initdb.err as=()
-  bin=$(rr_local_pgbin) || rr_die "runtime local needs PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
-  [[ -x $bin/initdb && -x $bin/pg_ctl && -x $bin/pg_restore ]] || rr_die "no initdb/pg_ctl/pg_restore in $bin"
-  RR_TA_KIND=local
-  RR_TA_BIN=$bin
-  RR_TA_DIR="$RR_TMP/pg"
+  local bin=$RR_TA_BIN err=$RR_TMP/work/initdb.err as=()
   mkdir -m 0700 "$RR_TA_DIR"
   if [[ $(id -u) -eq 0 ]]; then
     id postgres >/dev/null 2>&1 || rr_die "runtime local runs initdb as the postgres OS user, which does not exist (apt-get install postgresql)"
@@ -806,9 +858,9 @@ rr_throwaway_up_local() {
     rr_die "initdb failed: $(rr_last_line "$err")"
   fi
   # Unix socket only (listen_addresses empty): no TCP port to collide with; the port number only
-  # names the socket file inside our own directory.
+  # names the socket file inside our own directory. The lock fd is not handed to the server.
   local port=$((20000 + RANDOM % 40000))
-  if ! (cd "$RR_TA_DIR" && "${as[@]}" "$bin/pg_ctl" -D "$RR_TA_DIR/data" -l "$RR_TA_DIR/server.log" \
+  if ! (cd "$RR_TA_DIR" && rr_without_lock "${as[@]}" "$bin/pg_ctl" -D "$RR_TA_DIR/data" -l "$RR_TA_DIR/server.log" \
     -o "-p $port -k $RR_TA_DIR/sock $RR_TA_OPTS" -w -t 60 start) >"$err" 2>&1; then
     rr_log_file_tail "$RR_TA_DIR/server.log" 10
     rr_die "the throwaway cluster did not start: $(rr_last_line "$RR_TA_DIR/server.log")"
@@ -817,19 +869,71 @@ rr_throwaway_up_local() {
   RR_T_DESC="throwaway cluster in $RR_TA_DIR (PostgreSQL $("$bin/postgres" -V | awk '{print $NF}'))"
 }
 
-# Stop and remove whatever rr_throwaway_up started. Idempotent; safe from the EXIT trap.
+# rr_without_lock CMD...: run CMD without the lock's fd (a daemon must not keep the lock).
+rr_without_lock() {
+  if [[ -n ${RR_LOCK_FD:-} ]]; then "$@" {RR_LOCK_FD}>&-; else "$@"; fi
+}
+
+# rr_restore_throwaway DIR DB PG_RESTORE_OPTS...: decode the object into pg_restore in the
+# throwaway. Runtime docker: through a FIFO in the share (pg_restore in the container reads it;
+# no docker exec stdin relay, no copy on disk); otherwise (or when the FIFO cannot be handed to
+# the container's user) a pipe into rr_tgt_run. Statuses in DIR/pipe.status as rr_decode_into.
+rr_restore_throwaway() {
+  local dir=$1 db=$2
+  shift 2
+  if [[ $RR_TA_KIND == docker && -n $RR_TA_UID && -n $RR_TA_SHARE ]]; then
+    local fifo="$RR_TA_SHARE/$db.pipe" wpid dst=0 rst=0 fd
+    if mkfifo -m 0600 "$fifo" 2>/dev/null && chown "$RR_TA_UID" "$fifo" 2>/dev/null; then
+      rr_decode >"$fifo" 2>"$dir/decode.err" &
+      wpid=$!
+      # pg_restore opens a named archive twice (format check, then read): it must read the FIFO as
+      # its stdin. The container's sh only redirects; the work is the image's pg_restore.
+      # shellcheck disable=SC2016 # expanded by the container's sh
+      docker exec "$RR_T_CID" sh -c 'exec "$@" <"$0"' "/restorable-in/$db.pipe" \
+        pg_restore -h "$RR_T_SOCK" -U "$RR_T_USER" -d "$db" "$@" </dev/null 2>"$dir/restore.err" || rst=$?
+      # A writer still waiting for a reader that never came: let it open, then break its pipe.
+      if kill -0 "$wpid" 2>/dev/null; then
+        exec {fd}<>"$fifo"
+        exec {fd}<&-
+      fi
+      wait "$wpid" || dst=$?
+      rm -f -- "$fifo"
+      printf '%s %s\n' "$dst" "$rst" >"$dir/pipe.status"
+      [[ $dst -eq 0 && $rst -eq 0 ]]
+      return
+    fi
+    rm -f -- "$fifo"
+  fi
+  rr_decode_into "$dir" rr_tgt_run pg_restore "$db" "$@"
+}
+
+# Stop and remove whatever rr_throwaway_start started (also while it is still starting).
+# Idempotent; safe from the EXIT trap.
 rr_throwaway_down() {
+  local midway=0
+  if [[ -n $RR_TA_PID ]]; then
+    if kill -0 "$RR_TA_PID" 2>/dev/null; then midway=1; fi
+    rr_kill_tree "$RR_TA_PID"
+    wait "$RR_TA_PID" 2>/dev/null || true
+    RR_TA_PID=""
+  fi
   case $RR_TA_KIND in
     docker)
-      local ids
-      ids=$(docker ps -aq --filter "label=restorable.drill=$RR_RUN_ID" 2>/dev/null || true)
-      if [[ -n $RR_TA_CID ]]; then ids=$(printf '%s\n%s\n' "$RR_TA_CID" "$ids" | grep -v '^$' | sort -u); fi
-      if [[ -n $ids ]]; then
-        # shellcheck disable=SC2086 # ids are hex, one per line
-        docker rm -f -v $ids >/dev/null 2>&1 || rr_log "could not remove throwaway container(s): $ids"
-      fi
+      local ids pass
+      for pass in 1 2; do
+        ids=$(docker ps -aq --no-trunc --filter "label=restorable.drill=$RR_RUN_ID" 2>/dev/null || true)
+        if [[ -n $RR_TA_CID ]]; then ids=$(printf '%s\n%s\n' "$RR_TA_CID" "$ids" | grep -v '^$' | sort -u); fi
+        if [[ -n $ids ]]; then
+          # shellcheck disable=SC2086 # ids are hex, one per line
+          docker rm -f -v $ids >/dev/null 2>&1 || rr_log "could not remove throwaway container(s): $ids"
+        fi
+        # A `docker run` cut off halfway may still create its container: look once more.
+        if [[ $midway -eq 0 ]]; then break; fi
+        sleep 1
+      done
       ;;
     local)
+      if [[ -n $RR_TA_DIR && $midway -eq 1 ]]; then sleep 0.5; fi
       if [[ -n $RR_TA_DIR && -f $RR_TA_DIR/data/postmaster.pid ]]; then
         local as=()
         if [[ $(id -u) -eq 0 ]]; then as=(runuser -u postgres --); fi

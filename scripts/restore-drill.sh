@@ -132,10 +132,12 @@ rr_on_finish() {
 # shellcheck disable=SC2317
 rr_now_since() { awk -v s="$1" -v e="$(rr_elapsed "$t_run")" 'BEGIN { printf "%d\n", s + e }'; }
 
-# ---- find + rpo, for every database, before anything is started -----------------------------------
+# ---- find + rpo for every database, while the throwaway Postgres starts in the background ----------
+# (when a database has no usable backup, the throwaway is removed again before anything is restored)
 
 rr_stage find
 [[ ${#databases[@]} -gt 0 ]] || rr_die "no postgres databases are configured on $RESTORABLE_HOST: nothing to drill"
+rr_throwaway_start "$runtime" "$image"
 rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
@@ -171,14 +173,13 @@ if [[ -n $first_stage ]]; then
   rr_die "$first_reason"
 fi
 
-# ---- throwaway Postgres (the first restore point downloads meanwhile) ---------------------------------
+# ---- the first restore point downloads while the throwaway finishes starting ---------------------------
 
 for db in "${databases[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
 rr_prefetch_point "${pick_manifest[${databases[0]}]}" "$RR_TMP/work/db-${databases[0]}"
 rr_stage throwaway
-t0=$(rr_clock)
-rr_throwaway_up "$runtime" "$image"
-setup_seconds=$(rr_elapsed "$t0")
+rr_throwaway_ready
+setup_seconds=$RR_TA_SECONDS
 rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
 
 # ---- each database, in a child (so that one failure does not stop the others, and a signal stops
@@ -247,7 +248,7 @@ drill_one() {
   rr_sql postgres "CREATE DATABASE \"$db\" TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
-  if ! rr_decode_into "$dir" rr_tgt_run pg_restore "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
+  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
     rr_log_file_tail "$err" 20
     rr_die "restoring $okey: $(rr_decode_into_reason "$dir" pg_restore)"
   fi
