@@ -98,7 +98,7 @@ backup_volume() {
 }
 
 volumes_upload_manifest() {
-  printf '%s' "$2" | restorable_s3_put_small "$1" application/json
+  restorable_s3_put_text "$1" application/json "$2"
 }
 
 # ------------------------------------------------------------------------------------------ main

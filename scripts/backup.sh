@@ -131,7 +131,7 @@ backup_database() {
 }
 
 backup_upload_manifest() {
-  printf '%s' "$2" | restorable_s3_put_small "$1" application/json
+  restorable_s3_put_text "$1" application/json "$2"
 }
 
 # The roles and tablespaces of every distinct cluster, one after the other, as one SQL stream.

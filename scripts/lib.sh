@@ -281,39 +281,108 @@ restorable_aws() {
 # restorable_s3_url KEY: s3://bucket/key
 restorable_s3_url() { printf 's3://%s/%s' "$RESTORABLE_BUCKET" "$1"; }
 
+# Small requests (the preflight listing, manifests) go through curl's SigV4 signing: an AWS CLI
+# start costs about half a second of CPU each, which is most of a small backup's time. The CLI
+# stays for the streamed multipart uploads. The key reaches curl on a config stream (-K), never
+# in argv.
+
+RESTORABLE_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+
+# restorable_urlencode STRING [KEEP]: percent-encode every byte but A-Za-z0-9._~- (and those in KEEP).
+restorable_urlencode() {
+  local s=$1 keep=${2:-} out='' c i
+  local LC_ALL=C
+  for ((i = 0; i < ${#s}; i++)); do
+    c=${s:i:1}
+    if [[ $c == [A-Za-z0-9._~-] || (-n $keep && $keep == *"$c"*) ]]; then
+      out+=$c
+    else
+      printf -v c '%%%02X' "'$c"
+      out+=$c
+    fi
+  done
+  printf '%s' "$out"
+}
+
+# restorable_s3_http_url KEY: the object's URL (KEY "" = the bucket): path style for generic
+# S3-compatible stores (and IP endpoints, dotted bucket names), virtual-hosted otherwise.
+restorable_s3_http_url() {
+  local key=$1 ep=${RESTORABLE_ENDPOINT%/} path
+  path=$(restorable_urlencode "$key" /)
+  if [[ ${RESTORABLE_S3_ADDRESSING_STYLE:-auto} == path || $RESTORABLE_BUCKET == *.* ||
+    $ep =~ ^https?://([0-9.]+|\[[0-9a-fA-F:]+\]|localhost)(:[0-9]+)?$ ]]; then
+    printf '%s/%s%s' "$ep" "$RESTORABLE_BUCKET" "${key:+/$path}"
+  else
+    printf '%s://%s.%s/%s' "${ep%%://*}" "$RESTORABLE_BUCKET" "${ep#*://}" "$path"
+  fi
+}
+
+restorable__curl_auth() {
+  local id=${AWS_ACCESS_KEY_ID//\\/\\\\} secret=${AWS_SECRET_ACCESS_KEY//\\/\\\\}
+  printf 'user = "%s:%s"\n' "${id//\"/\\\"}" "${secret//\"/\\\"}"
+  if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then printf 'header = "x-amz-security-token: %s"\n' "${AWS_SESSION_TOKEN//\"/\\\"}"; fi
+}
+
+# restorable_s3_request METHOD KEY QUERY PAYLOAD_SHA256 BODY_OUT [CURL_ARGS...]: one signed S3
+# request. Writes the response body to BODY_OUT. Non-zero with one line on stderr (curl's error,
+# or "HTTP <status> <S3 error code>: <message>") unless the answer is 2xx.
+restorable_s3_request() {
+  local method=$1 key=$2 query=$3 sha=$4 out=$5 url status
+  shift 5
+  url=$(restorable_s3_http_url "$key")${query:+?$query}
+  if ! status=$(curl -sS --connect-timeout 15 --max-time 300 --retry 2 --retry-connrefused --retry-delay 1 \
+    -K <(restorable__curl_auth) --aws-sigv4 "aws:amz:$RESTORABLE_REGION:s3" \
+    -H "x-amz-content-sha256: $sha" -X "$method" -o "$out" -w '%{http_code}' "$@" "$url"); then
+    return 1
+  fi
+  if [[ $status != 2?? ]]; then
+    local code msg
+    code=$(grep -o '<Code>[^<]*</Code>' "$out" 2>/dev/null | head -n1 | sed 's/<[^>]*>//g') || true
+    msg=$(grep -o '<Message>[^<]*</Message>' "$out" 2>/dev/null | head -n1 | sed 's/<[^>]*>//g') || true
+    echo "HTTP $status${code:+ $code}${msg:+: $msg} ($method $(restorable_s3_url "$key"))" >&2
+    return 1
+  fi
+}
+
+# restorable_s3_list PREFIX: every key under PREFIX, one per line (ListObjectsV2, all pages).
+restorable_s3_list() {
+  local prefix=$1 token='' query body="$RESTORABLE_RUN_DIR/list.$BASHPID.xml"
+  while :; do
+    query=
+    if [[ -n $token ]]; then query="continuation-token=$(restorable_urlencode "$token")&"; fi
+    query+="list-type=2&prefix=$(restorable_urlencode "$prefix")"
+    restorable_s3_request GET "" "$query" "$RESTORABLE_EMPTY_SHA256" "$body" || return 1
+    grep -o '<Key>[^<]*</Key>' "$body" | sed 's/<[^>]*>//g; s/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&apos;/'"'"'/g; s/&amp;/\&/g' || true
+    if ! grep -q '<IsTruncated>true</IsTruncated>' "$body"; then break; fi
+    token=$(grep -o '<NextContinuationToken>[^<]*</NextContinuationToken>' "$body" | sed 's/<[^>]*>//g; s/&amp;/\&/g')
+    [[ -n $token ]] || break
+  done
+  rm -f -- "$body"
+}
+
+# restorable_s3_put_text KEY CONTENT_TYPE CONTENT: upload a small text object (manifests, reports).
+restorable_s3_put_text() {
+  local key=$1 type=$2 content=$3 sha out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml"
+  sha=$(printf '%s' "$content" | sha256sum | cut -d' ' -f1)
+  printf '%s' "$content" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
+    -H "Content-Type: $type" --data-binary @- || { rm -f -- "$out"; return 1; }
+  rm -f -- "$out"
+}
+
 # restorable_s3_preflight: one listing of this run's tier under the host prefix. Proves the
 # endpoint answers, the key is valid, the bucket exists and the key may list its prefix, before
 # anything is dumped; remembers the keys so no run overwrites an existing backup (same stamp).
 # The listing is small: lifecycle rules bound what a tier holds. Fails the run on error.
 declare -A RESTORABLE_EXISTING_KEYS=()
 restorable_s3_preflight() {
-  local prefix="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/" out k
+  local prefix="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/" k
   RESTORABLE_STAGE=preflight
-  local -a list=(s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$prefix")
-  if ! restorable_try preflight restorable_aws "${list[@]}" --query 'Contents[].Key' --output text >"$RESTORABLE_RUN_DIR/existing"; then
-    local code
-    if [[ $RESTORABLE_ERROR_REASON == *"without a message"* ]] && code=$(restorable_aws_error_code "${list[@]}"); then
-      RESTORABLE_ERROR_REASON="the S3 server answered $code"
-    fi
+  if ! restorable_try preflight restorable_s3_list "$prefix" >"$RESTORABLE_RUN_DIR/existing"; then
     restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
   fi
-  out=$(<"$RESTORABLE_RUN_DIR/existing")
-  for k in $out; do
-    if [[ $k != None ]]; then RESTORABLE_EXISTING_KEYS[$k]=1; fi
-  done
-}
-
-# restorable_aws_error_code ARGS...: repeat a read-only AWS CLI call with --debug and print the S3
-# error code and HTTP status of its last response ("NoSuchBucket (HTTP 404)"). Only the code and
-# status are kept; the debug output (request headers, no secret key) is deleted at once.
-restorable_aws_error_code() {
-  local dbg="$RESTORABLE_RUN_DIR/aws-debug" code status
-  restorable_aws --debug "$@" >/dev/null 2>"$dbg" || true
-  code=$(grep -o '<Code>[A-Za-z0-9.]*</Code>' "$dbg" | tail -n1 | sed 's/<[^>]*>//g') || true
-  status=$(grep -oE '" [0-9]{3} [0-9]+$' "$dbg" | tail -n1 | cut -d' ' -f2) || true
-  rm -f -- "$dbg"
-  [[ -n $code ]] || return 1
-  printf '%s%s' "$code" "${status:+ (HTTP $status)}"
+  while IFS= read -r k; do
+    if [[ -n $k ]]; then RESTORABLE_EXISTING_KEYS[$k]=1; fi
+  done <"$RESTORABLE_RUN_DIR/existing"
 }
 
 # restorable_refuse_existing KEY: non-zero (with a reason on stderr) when the preflight listing
@@ -323,11 +392,6 @@ restorable_refuse_existing() {
     echo "$(restorable_s3_url "$1") already exists: a backup with stamp $RESTORABLE_STAMP is already in the bucket" >&2
     return 1
   fi
-}
-
-# restorable_s3_put_small KEY CONTENT_TYPE < data: upload a small object (manifests, reports).
-restorable_s3_put_small() {
-  restorable_aws s3 cp - "$(restorable_s3_url "$1")" --content-type "$2" --only-show-errors --no-progress
 }
 
 # ------------------------------------------------------------------------------------------ stages

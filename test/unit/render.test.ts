@@ -416,6 +416,19 @@ done`;
     expect(parsed).toEqual(values.map((v) => v.replace(/[\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "")));
   });
 
+  it("S3 URLs for the signed small requests: percent-encoding, path style vs virtual-hosted", () => {
+    const url = (endpoint: string, style: string, bucket: string, key: string) =>
+      execFileSync("bash", ["-c", `. ${shq(LIB)}; RESTORABLE_ENDPOINT=$1 RESTORABLE_S3_ADDRESSING_STYLE=$2 RESTORABLE_BUCKET=$3; restorable_s3_http_url "$4"`, "x", endpoint, style, bucket, key], { encoding: "utf8" });
+    expect(url("https://s3.us-west-002.backblazeb2.com", "auto", "acme-prod", "web-1/daily/postgres/app$1/x y.json")).toBe(
+      "https://acme-prod.s3.us-west-002.backblazeb2.com/web-1/daily/postgres/app%241/x%20y.json",
+    );
+    expect(url("https://minio.example.net/", "path", "b", "k/ü")).toBe("https://minio.example.net/b/k/%C3%BC");
+    expect(url("http://127.0.0.1:9000", "auto", "b", "")).toBe("http://127.0.0.1:9000/b");
+    expect(url("https://s3.eu-central-1.amazonaws.com", "auto", "dotted.bucket", "a")).toBe("https://s3.eu-central-1.amazonaws.com/dotted.bucket/a");
+    const enc = execFileSync("bash", ["-c", `. ${shq(LIB)}; restorable_urlencode "$1"`, "x", "a-b_c.d~e/f+g=h&i j"], { encoding: "utf8" });
+    expect(enc).toBe("a-b_c.d~e%2Ff%2Bg%3Dh%26i%20j");
+  });
+
   it("a bad RESTORABLE_NOW is a usage error naming the variable", () => {
     const r = spawnSync("bash", ["-c", `. ${shq(LIB)}; RESTORABLE_SCRIPT=t; RESTORABLE_NOW=yesterday; restorable_clock`], { encoding: "utf8" });
     expect(r.status).toBe(2);
