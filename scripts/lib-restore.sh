@@ -907,6 +907,35 @@ rr_restore_throwaway() {
   rr_decode_into "$dir" rr_tgt_run pg_restore "$db" "$@"
 }
 
+# rr_throwaway_reap: remove what an earlier drill of this host left behind when it was killed
+# with SIGKILL (no trap runs then): its labelled containers, and its temp dirs (marked with the
+# host name) with the cluster in them. Only call while holding the drill lock: then no other
+# drill of this host is running.
+rr_throwaway_reap() {
+  local ids d pid
+  if command -v docker >/dev/null 2>&1; then
+    ids=$(docker ps -aq --no-trunc --filter "label=restorable.host=$RESTORABLE_HOST" --filter label=restorable.drill 2>/dev/null || true)
+    if [[ -n $ids ]]; then
+      rr_log "removing throwaway container(s) an interrupted drill left behind: $(printf '%s\n' "$ids" | cut -c1-12 | paste -sd ' ' -)"
+      # shellcheck disable=SC2086 # ids are hex, one per line
+      docker rm -f -v $ids >/dev/null 2>&1 || true
+    fi
+  fi
+  for d in "${TMPDIR:-/tmp}"/restorable-"$RR_SCRIPT".*; do
+    [[ -d $d && $d != "$RR_TMP" && -f $d/host ]] || continue
+    [[ $(<"$d/host") == "$RESTORABLE_HOST" ]] || continue
+    if [[ -f $d/pg/data/postmaster.pid ]]; then
+      pid=$(head -n 1 "$d/pg/data/postmaster.pid")
+      if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -QUIT "$pid" 2>/dev/null || true
+        sleep 1
+      fi
+    fi
+    rr_log "removing the temp dir an interrupted drill left behind: $d"
+    rm -rf -- "$d"
+  done
+}
+
 # Stop and remove whatever rr_throwaway_start started (also while it is still starting).
 # Idempotent; safe from the EXIT trap.
 rr_throwaway_down() {

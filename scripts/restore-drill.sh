@@ -76,6 +76,8 @@ fi
 
 rr_tmp_init
 rr_lock restore-drill
+printf '%s\n' "$RESTORABLE_HOST" >"$RR_TMP/host"
+rr_throwaway_reap
 started_epoch=$(rr_now)
 started_at=$(rr_iso "$started_epoch")
 stamp=$(rr_stamp "$started_epoch")

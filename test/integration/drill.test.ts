@@ -14,7 +14,7 @@ import {
 } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import type { RunResult } from "../support/proc";
+import { run, waitFor, type RunResult } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
@@ -257,5 +257,27 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     await pings.waitFor("fail", 10_000);
     expectNothingLeft(e);
     expect((await latestReport(e)).result).toBe("fail");
+  });
+
+  it("killed with SIGKILL (no trap can run), its leftovers are removed by the next drill", async () => {
+    const e = host("sigkill", { drill: { runtime: "local", checks: ["SELECT pg_sleep(2) IS NOT NULL"] } });
+    await backup("sigkill", 1);
+    const child = e.spawn("restore-drill");
+    let stderr = "";
+    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<void>((resolve) => child.on("close", () => resolve()));
+    const deadline = Date.now() + 90_000;
+    while (!/verified sha256/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill("SIGKILL");
+    await exited;
+    // The cluster and the temp dir outlive the killed script.
+    expect(e.leftovers().length).toBeGreaterThan(0);
+    // Its orphaned children finish their step and let go of the lock.
+    const lock = join(e.stateDir, "restore-drill.lock");
+    await waitFor("the orphans to release the drill lock", async () => (await run("flock", ["-n", lock, "true"])).code === 0, 60_000, 200);
+    const r = await drill(e);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removing the temp dir an interrupted drill left behind/);
+    expectNothingLeft(e);
   });
 });
