@@ -48,7 +48,7 @@ restorable_load_credentials
 volumes_preflight() {
   restorable_s3_preflight
   local what
-  for what in docker zstd sha256sum flock curl; do
+  for what in aws docker zstd sha256sum flock curl; do
     if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
   done
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then

@@ -71,7 +71,7 @@ GLOBALS_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
 backup_preflight() {
   local what
   restorable_s3_preflight
-  for what in zstd sha256sum flock curl; do
+  for what in aws zstd sha256sum flock curl; do
     if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
   done
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
@@ -169,7 +169,7 @@ backup_globals() {
       restorable_log "globals: ${RESTORABLE_PG_USER[i]} is not a superuser on $(restorable_pg_describe "$i"); roles are saved without their passwords"
     fi
   done
-  restorable_stream "$key" 0 globals pg_dumpall backup_globals_stream || return 1
+  RESTORABLE_STREAM_SMALL=1 restorable_stream "$key" 0 globals pg_dumpall backup_globals_stream || return 1
 
   local first=${GLOBALS_SOURCES[0]} sources=''
   for i in "${GLOBALS_SOURCES[@]}"; do sources+="${sources:+, }$(restorable_pg_source_json "$i")"; done

@@ -369,6 +369,16 @@ restorable_s3_put_text() {
   rm -f -- "$out"
 }
 
+# restorable_s3_put_stdin KEY: upload stdin as one object with one signed PUT (curl holds the
+# body in memory to send its length: only for small streams, such as the roles). The payload is
+# not part of the signature (UNSIGNED-PAYLOAD); its sha256 goes into the manifest instead.
+restorable_s3_put_stdin() {
+  local out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml" rc=0
+  restorable_s3_request PUT "$1" "" UNSIGNED-PAYLOAD "$out" -H "Content-Type: application/octet-stream" --data-binary @- || rc=$?
+  rm -f -- "$out"
+  return "$rc"
+}
+
 # restorable_s3_preflight: one listing of this run's tier under the host prefix. Proves the
 # endpoint answers, the key is valid, the bucket exists and the key may list its prefix, before
 # anything is dumped; remembers the keys so no run overwrites an existing backup (same stamp).
@@ -470,8 +480,15 @@ restorable_stream() {
   local hpid=$!
   wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
   local cpid=$!
-  local -a upload=(s3 cp - "$(restorable_s3_url "$key")" --only-show-errors --no-progress)
+  # The AWS CLI streams in multipart chunks of bounded memory; a small stream (RESTORABLE_STREAM_SMALL=1,
+  # e.g. the roles) is one signed PUT by curl instead, which saves an AWS CLI start.
+  local -a upload=(restorable_aws s3 cp - "$(restorable_s3_url "$key")" --only-show-errors --no-progress)
+  local uploader="aws s3 cp"
   if [[ $expected =~ ^[0-9]+$ ]] && ((expected > 0)); then upload+=(--expected-size "$expected"); fi
+  if [[ ${RESTORABLE_STREAM_SMALL:-} == 1 ]]; then
+    upload=(restorable_s3_put_stdin "$key")
+    uploader="curl PUT"
+  fi
   local -a zstd_args=(-q -c "-${RESTORABLE_ZSTD_LEVEL}" "-T${RESTORABLE_ZSTD_THREADS:-1}")
   local -a st names cmds
   RESTORABLE_STAGE=$pstage
@@ -483,18 +500,18 @@ restorable_stream() {
       zstd "${zstd_args[@]}" 2>"$d/err.1" |
       age "${age_args[@]}" 2>"$d/err.2" |
       tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.3" |
-      restorable_aws "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
+      "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
     st=("${PIPESTATUS[@]}")
     names=("$pstage" compress encrypt hash upload)
-    cmds=("$pname" zstd age tee "aws s3 cp")
+    cmds=("$pname" zstd age tee "$uploader")
   else
     "$@" </dev/null 2>"$d/err.0" |
       zstd "${zstd_args[@]}" 2>"$d/err.1" |
       tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.2" |
-      restorable_aws "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
+      "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
     st=("${PIPESTATUS[@]}")
     names=("$pstage" compress hash upload)
-    cmds=("$pname" zstd tee "aws s3 cp")
+    cmds=("$pname" zstd tee "$uploader")
   fi
   set -e
   # Unblock the hash readers if tee never opened their FIFOs, then collect them.
