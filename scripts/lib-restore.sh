@@ -177,11 +177,30 @@ rr__on_signal() {
   exit "$code"
 }
 
-# Kill a process and all its descendants (children first), quietly.
-rr_kill_tree() {
+# rr_kill_tree PID: TERM a process and all its descendants, then wait until they are gone (up to
+# 5 s, then KILL), so that nothing outlives the script. Zombies count as gone (their parent reaps
+# them). Works for processes that are not our children too (no `wait`).
+rr_tree_pids() {
   local p=$1 c
-  for c in $(pgrep -P "$p" 2>/dev/null || true); do rr_kill_tree "$c"; done
-  kill -TERM "$p" 2>/dev/null || true
+  for c in $(pgrep -P "$p" 2>/dev/null || true); do rr_tree_pids "$c"; done
+  printf '%s\n' "$p"
+}
+rr_alive() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $st && ${st:0:1} != Z ]]
+}
+rr_kill_tree() {
+  local pids p i alive=""
+  pids=$(rr_tree_pids "$1")
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    alive=""
+    for p in $pids; do if rr_alive "$p"; then alive+="$p "; fi; done
+    [[ -n $alive ]] || return 0
+    sleep 0.1
+  done
+  for p in $alive; do kill -KILL "$p" 2>/dev/null || true; done
 }
 
 rr__on_exit() {
@@ -338,6 +357,8 @@ rr_tmp_init() {
   mkdir -m 0700 "$RR_TMP/work"
   RR_LOG="$RR_TMP/work/run.log"
   : >"$RR_LOG"
+  # lib.sh's S3 helpers keep their scratch files in its run dir.
+  RESTORABLE_RUN_DIR="$RR_TMP/work"
   printf '[default]\ns3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}" >"$RR_TMP/work/aws.config"
   export AWS_CONFIG_FILE="$RR_TMP/work/aws.config" AWS_SHARED_CREDENTIALS_FILE=/dev/null
   export AWS_DEFAULT_REGION=$RESTORABLE_REGION
@@ -372,13 +393,25 @@ rr_aws() { aws --endpoint-url "$RESTORABLE_ENDPOINT" --region "$RESTORABLE_REGIO
 
 # rr_list_bucket OUT: every object under <host>/ as JSON lines {key,size} into OUT.
 rr_list_bucket() {
-  local out=$1 raw=$RR_TMP/work/list.json err=$RR_TMP/work/list.err
-  if ! rr_run rr_aws s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$RESTORABLE_PREFIX" --output json >"$raw" 2>"$err"; then
-    rr_log_file_tail "$err" 5
-    rr_die "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX: $(rr_last_line "$err")"
-  fi
-  if [[ ! -s $raw ]]; then : >"$out"; return 0; fi
-  jq -c '(.Contents // [])[] | {key: .Key, size: .Size}' "$raw" >"$out" || rr_die "cannot parse the bucket listing"
+  local out=$1 token="" query body=$RR_TMP/work/list.xml err=$RR_TMP/work/list.err tsv=$RR_TMP/work/list.tsv
+  : >"$tsv"
+  while :; do
+    query=""
+    if [[ -n $token ]]; then query="continuation-token=$(restorable_urlencode "$token")&"; fi
+    query+="list-type=2&prefix=$(restorable_urlencode "$RESTORABLE_PREFIX")"
+    if ! rr_run restorable_s3_request GET "" "$query" "$RESTORABLE_EMPTY_SHA256" "$body" 2>"$err"; then
+      rr_die "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $(rr_last_line "$err")"
+    fi
+    # <Contents><Key>K</Key>...<Size>N</Size>...</Contents> -> "K<TAB>N"
+    sed 's/<Contents>/\n<Contents>/g' "$body" |
+      sed -n 's/^<Contents>.*<Key>\([^<]*\)<\/Key>.*<Size>\([0-9]*\)<\/Size>.*$/\1\t\2/p' |
+      sed 's/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&apos;/'"'"'/g; s/&amp;/\&/g' >>"$tsv" ||
+      rr_die "cannot parse the bucket listing"
+    if ! grep -q '<IsTruncated>true</IsTruncated>' "$body"; then break; fi
+    token=$(grep -o '<NextContinuationToken>[^<]*</NextContinuationToken>' "$body" | sed 's/<[^>]*>//g; s/&amp;/\&/g') || true
+    [[ -n $token ]] || break
+  done
+  jq -R -c 'split("\t") | {key: .[0], size: (.[1] | tonumber)}' "$tsv" >"$out" || rr_die "cannot parse the bucket listing"
 }
 
 # rr_restore_points LISTING -> TSV lines, oldest first:
@@ -411,13 +444,30 @@ rr_pick() {
   awk -F '\t' -v k="$kind" -v n="$name" -v at="$at_stamp" '$1 == k && $2 == n && $4 <= at { line = $0 } END { if (line != "") print line }' "$points"
 }
 
-# Background downloads (the AWS CLI takes a second or two just to start, so the manifest, the
-# object and the target check overlap). RR_BG maps a destination file to "pid:key".
+# Downloads. Manifests and objects up to RR_CURL_MAX bytes: one signed curl request
+# (restorable_s3_request from lib.sh: SigV4, the key on a -K stream, never in argv) — an AWS CLI
+# start costs about half a second of CPU. Bigger objects: the AWS CLI (parallel ranged GETs, no
+# time limit). Errors: one line in FILE.err; a failed download leaves no FILE.
+RR_CURL_MAX=$((64 * 1024 * 1024))
+# rr_s3_fetch KEY FILE [SIZE]
+rr_s3_fetch() {
+  local key=$1 file=$2 size=${3:-0}
+  if [[ $size =~ ^[0-9]+$ ]] && ((size <= RR_CURL_MAX)); then
+    restorable_s3_request GET "$key" "" "$RESTORABLE_EMPTY_SHA256" "$file" 2>"$file.err" && return 0
+  else
+    rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$key" "$file" 2>"$file.err" && return 0
+  fi
+  rm -f -- "$file"
+  return 1
+}
+
+# Background downloads overlap with each other, the target check and the throwaway's startup.
+# RR_BG maps a destination file to "pid:key".
 declare -A RR_BG=()
-# rr_bg_get KEY FILE: start downloading s3://<bucket>/KEY to FILE (errors to FILE.err).
+# rr_bg_get KEY FILE [SIZE]: start downloading KEY to FILE in the background.
 rr_bg_get() {
-  local key=$1 file=$2
-  rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$key" "$file" 2>"$file.err" </dev/null &
+  local key=$1 file=$2 size=${3:-0}
+  rr_s3_fetch "$key" "$file" "$size" </dev/null &
   RR_BG[$file]="$!:$key"
 }
 # rr_bg_wait FILE KEY: wait for the background download of KEY into FILE: 0 done, 1 failed (see
@@ -440,43 +490,36 @@ rr_bg_stop_all() {
   for f in "${!RR_BG[@]}"; do rr_kill_tree "${RR_BG[$f]%%:*}"; done
   RR_BG=()
 }
-# rr_get KEY FILE: download (or collect the background download of) KEY into FILE.
+# rr_get KEY FILE [SIZE]: download (or collect the background download of) KEY into FILE.
 rr_get() {
-  local key=$1 file=$2 rc=0
+  local key=$1 file=$2 size=${3:-0} rc=0
   rr_bg_wait "$file" "$key" || rc=$?
   if ((rc == 2)); then
     rc=0
-    rr_run rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$key" "$file" 2>"$file.err" || rc=1
+    rr_run rr_s3_fetch "$key" "$file" "$size" || rc=1
   fi
   return "$rc"
 }
 
-# rr_prefetch_point MANIFEST_KEY DIR: start downloading a restore point (its manifest and every
-# object of the same stamp beside it) into DIR/fetch with ONE background AWS CLI process.
-# rr_fetch_manifest / rr_fetch_object pick the files up from there (the manifest still decides
-# which object is used). The caller collects it with rr_prefetch_wait (in the same shell).
+# rr_prefetch_point MANIFEST_KEY OBJECT_KEY SIZE DIR: start downloading a restore point (the
+# manifest and the object the listing shows beside it, "-" for none) into DIR/fetch in the
+# background; rr_prefetch_wait collects them (in the same shell). rr_fetch_manifest and
+# rr_fetch_object pick the files up from there; the manifest still decides which object is used.
 rr_prefetch_point() {
-  local mkey=$1 dir=$2 stamp
-  stamp=${mkey##*/}
-  stamp=${stamp%%.*}
+  local mkey=$1 okey=$2 size=$3 dir=$4
   rm -rf -- "$dir/fetch"
   mkdir -m 0700 "$dir/fetch"
   printf '%s\n' "$(rr_clock)" >"$dir/fetch.start"
-  rr_aws s3 cp --recursive --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/${mkey%/*}/" "$dir/fetch/" \
-    --exclude '*' --include "$stamp.*" 2>"$dir/fetch.err" </dev/null &
-  RR_BG[$dir/fetch]="$!:$mkey"
+  rr_bg_get "$mkey" "$dir/fetch/${mkey##*/}" 0
+  if [[ $okey != - ]]; then rr_bg_get "$okey" "$dir/fetch/${okey##*/}" "$size"; fi
 }
-# rr_prefetch_wait MANIFEST_KEY DIR: wait for it; writes DIR/fetch.seconds (0 when it failed:
-# the files then are missing and rr_fetch_* download them again, reporting the real error).
+# rr_prefetch_wait MANIFEST_KEY OBJECT_KEY DIR: wait for both; writes DIR/fetch.seconds. A failed
+# download leaves no file, so rr_fetch_* try again and report the real error.
 rr_prefetch_wait() {
-  local mkey=$1 dir=$2 rc=0 t0
-  rr_bg_wait "$dir/fetch" "$mkey" || rc=$?
-  if ((rc == 0)); then
-    t0=$(<"$dir/fetch.start")
-    rr_elapsed "$t0" >"$dir/fetch.seconds"
-  else
-    rm -rf -- "$dir/fetch"
-  fi
+  local mkey=$1 okey=$2 dir=$3
+  rr_bg_wait "$dir/fetch/${mkey##*/}" "$mkey" || true
+  if [[ $okey != - ]]; then rr_bg_wait "$dir/fetch/${okey##*/}" "$okey" || true; fi
+  rr_elapsed "$(<"$dir/fetch.start")" >"$dir/fetch.seconds"
 }
 
 # rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download (or take the prefetched) manifest and
@@ -488,7 +531,7 @@ rr_fetch_manifest() {
   if [[ -s $dir/fetch/${mkey##*/} ]]; then
     mv -f -- "$dir/fetch/${mkey##*/}" "$RR_MF"
   else
-    rr_get "$mkey" "$RR_MF" || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
+    rr_get "$mkey" "$RR_MF" 0 || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
   fi
   rr_check_manifest "$RR_MF" "$mkey" "$kind" "$name"
 }
@@ -515,7 +558,7 @@ rr_fetch_object() {
     RR_T_DOWNLOAD=$(<"$dir/fetch.seconds")
   else
     t0=${RR_T_DOWNLOAD_START:-$(rr_clock)}
-    rr_get "$okey" "$RR_OBJ" || rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$RR_OBJ.err")"
+    rr_get "$okey" "$RR_OBJ" "${size:-}" || rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$RR_OBJ.err")"
     RR_T_DOWNLOAD=$(rr_elapsed "$t0")
   fi
   rm -rf -- "$dir/fetch"

@@ -42,6 +42,9 @@ set -euo pipefail
 RR_SCRIPT=restore-drill
 RR_DEFAULT_CONFIG=/etc/restorable/restorable.conf
 RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# lib.sh: the shared library (signed S3 requests); lib-restore.sh: restore and drill helpers.
+# shellcheck source=lib.sh
+. "$RR_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
 . "$RR_HERE/lib-restore.sh"
 
@@ -118,7 +121,7 @@ rr_on_finish() {
   mv -f "$report_file.tmp" "$report_file"
   local err
   err=$(mktemp)
-  if rr_aws s3 cp --quiet --only-show-errors --content-type application/json "$report_file" "s3://$RESTORABLE_BUCKET/$report_key" 2>"$err"; then
+  if restorable_s3_put_text "$report_key" application/json "$(cat "$report_file")" 2>"$err"; then
     rr_log "report: s3://$RESTORABLE_BUCKET/$report_key ($result)"
   elif [[ $rc -eq 0 ]]; then
     RR_FAIL_STAGE=report RR_FAIL_REASON="cannot upload the report to s3://$RESTORABLE_BUCKET/$report_key: $(rr_last_line "$err")"
@@ -143,7 +146,7 @@ rr_throwaway_start "$runtime" "$image"
 rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
-declare -A pick_manifest=() pick_stamp=() pick_tier=()
+declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
 first_stage="" first_reason=""
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
@@ -155,10 +158,10 @@ for i in "${!databases[@]}"; do
     [[ -n $first_stage ]] || { first_stage=find first_reason=$reason; }
     continue
   fi
-  IFS=$'\t' read -r _ _ tier s mkey _ _ <<<"$point"
+  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
   created=$(rr_stamp_epoch "$s")
   age=$((now - created))
-  pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier
+  pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey pick_size[$db]=$osize
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
     db_results+=("$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
@@ -178,7 +181,8 @@ fi
 # ---- the first restore point downloads while the throwaway finishes starting ---------------------------
 
 for db in "${databases[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
-rr_prefetch_point "${pick_manifest[${databases[0]}]}" "$RR_TMP/work/db-${databases[0]}"
+db=${databases[0]}
+rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
 rr_stage throwaway
 rr_throwaway_ready
 setup_seconds=$RR_TA_SECONDS
@@ -317,9 +321,9 @@ for i in "${!databases[@]}"; do
   db=${databases[$i]}
   out="$RR_TMP/work/result-$db.json"
   rr_stage download
-  rr_prefetch_wait "${pick_manifest[$db]}" "$RR_TMP/work/db-$db"
+  rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
   next=${databases[$((i + 1))]:-}
-  if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "$RR_TMP/work/db-$next"; fi
+  if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
   rc=0
   # Started directly (not through a function in a condition): set -e must stay active in the child.
   RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"

@@ -64,6 +64,9 @@ set -euo pipefail
 RR_SCRIPT=restore
 RR_DEFAULT_CONFIG=/etc/restorable/restorable.conf
 RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# lib.sh: the shared library (signed S3 requests); lib-restore.sh: restore and drill helpers.
+# shellcheck source=lib.sh
+. "$RR_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
 . "$RR_HERE/lib-restore.sh"
 
@@ -164,12 +167,12 @@ if [[ -z $point ]]; then
   fi
   rr_die "no manifest-backed backup of $(what) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
 fi
-IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest p_object _ <<<"$point"
+IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest p_object p_size <<<"$point"
 work="$RR_TMP/work"
-rr_bg_get "$p_manifest" "$work/manifest.json"
+rr_bg_get "$p_manifest" "$work/manifest.json" 0
 # Start the object's download as soon as nothing speaks against it (the manifest decides which
 # object is used; a wrong guess from the listing is discarded).
-prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RR_T_DOWNLOAD_START=$(rr_clock); rr_bg_get "$p_object" "$work/object"; fi; }
+prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RR_T_DOWNLOAD_START=$(rr_clock); rr_bg_get "$p_object" "$work/object" "$p_size"; fi; }
 describe_point() {
   rr_fetch_manifest "$p_manifest" "$kind" "$name" "$work"
   rr_stage find
@@ -225,6 +228,7 @@ resolve_db_target() {
     if [[ $kind == globals && ${#RESTORABLE_PG_DATABASE[@]} -gt 0 ]]; then idx=0; fi
     [[ -n $idx ]] || rr_usage "$(what) has no configured source on $RESTORABLE_HOST: give --target (compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT)"
     local tu=${user:-${RESTORABLE_PG_USER[$idx]:-postgres}} pw=${RESTORABLE_PG_PASSWORD[$idx]:-}
+    # shellcheck disable=SC2031 # (lib.sh sets it in a subshell of its own; this is ours)
     if [[ -n $pw ]]; then export PGPASSWORD=$pw; fi
     case ${RESTORABLE_PG_VIA[$idx]:-} in
       compose) rr_target_compose "${RESTORABLE_PG_PROJECT[$idx]}" "${RESTORABLE_PG_SERVICE[$idx]}" "$tu" ;;

@@ -160,14 +160,14 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(Date.parse(report.finishedAt)).toBeGreaterThanOrEqual(Date.parse(report.startedAt));
   });
 
-  it("fails when there is no manifest-backed backup at all (and nothing is started)", async () => {
+  it("fails when there is no manifest-backed backup at all (nothing restored, nothing left behind)", async () => {
     const e = host("nobackup");
     const r = await drill(e);
     const report = await expectFault(e, r, "find", /no manifest-backed backup of database app under s3:\/\/drill-test\/nobackup\//);
     expect(report.throwaway.setupSeconds).toBeNull();
   });
 
-  it("fails when the newest backup is older than the RPO, before downloading anything", async () => {
+  it("fails when the newest backup is older than the RPO, before downloading it", async () => {
     const e = host("stale", { objectives: { rpo: "24h", rto: "1h" } });
     await backup("stale", 30);
     const r = await drill(e);
