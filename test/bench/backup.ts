@@ -1,6 +1,8 @@
-// npm run bench [-- --scale 70[,10]] [--runs 3]
+// npm run bench [-- --scale 70[,10]] [--runs 3] [--data pgbench|mixed] [--level N (zstd; default: the config default)]
 //
-// Builds a pgbench database (plus the sample schema) per scale (default 70: about 1 GB on disk)
+// Builds a pgbench database (plus the sample schema) per scale (default 70: about 1 GB on disk;
+// --data mixed replaces half of the pgbench rows by a table of less repetitive text and numbers,
+// closer to application data: pgbench rows are blank-padded and compress ~100x)
 // in a real PostgreSQL 15 cluster, starts Ceph radosgw, and in one run times, alternating:
 //   seed:  pg_dump | gzip > <tmp file>, then aws s3 cp <tmp file> s3://…   (the seed's recipe)
 //   ours:  scripts/backup.sh (rendered config; pg_dump -Fc -Z0 | zstd | aws s3 cp - …, manifests, globals)
@@ -92,7 +94,10 @@ const median = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { scale: { type: "string", default: "70" }, runs: { type: "string", default: "3" } } });
+  const { values } = parseArgs({ options: { scale: { type: "string", default: "70" }, runs: { type: "string", default: "3" }, data: { type: "string", default: "pgbench" }, level: { type: "string" } } });
+  const level = values.level === undefined ? undefined : Number(values.level);
+  const mixed = values.data === "mixed";
+  if (!["pgbench", "mixed"].includes(values.data!)) throw new Error("--data must be pgbench or mixed");
   const scales = values.scale!.split(",").map(Number);
   const runs = Number(values.runs);
   if (scales.some((s) => !Number.isInteger(s) || s < 1) || !Number.isInteger(runs) || runs < 1) throw new Error("usage: npm run bench -- [--scale N[,M...]] [--runs N]");
@@ -110,11 +115,22 @@ async function main(): Promise<void> {
     for (const scale of scales) {
       const db = `bench_${scale}`;
       const t0 = Date.now();
-      await loadSampleData(pg, db, { pgbenchScale: scale });
+      await loadSampleData(pg, db, { pgbenchScale: mixed ? Math.max(1, Math.round(scale / 2)) : scale });
+      if (mixed) {
+        // About as large as the pgbench rows it replaces; compresses ~3x.
+        await pg.psql(
+          `CREATE TABLE public.events AS SELECT g AS id, md5(g::text) AS ref, now() - (g || ' s')::interval AS at,
+             (random() * 10000)::numeric(12, 2) AS amount,
+             'user ' || (g % 5000) || ' did ' || (ARRAY['login', 'logout', 'purchase', 'refund', 'view'])[1 + g % 5] || ' on item ' || (g::bigint * 7919 % 100000) || ' ' || md5((g % 997)::text) AS note
+           FROM generate_series(1, ${scale * 21000}) AS g; ANALYZE public.events;`,
+          { database: db },
+        );
+      }
       const size = Number(await pg.psql(`SELECT pg_database_size('${db}')`));
-      console.log(`\nscale ${scale}: database ${db} is ${mb(size)} on disk (built in ${((Date.now() - t0) / 1000).toFixed(0)} s); ${runs} run(s) of each, interleaved`);
+      console.log(`\nscale ${scale}${mixed ? " (mixed data)" : ""}: database ${db} is ${mb(size)} on disk (built in ${((Date.now() - t0) / 1000).toFixed(0)} s); ${runs} run(s) of each, interleaved`);
 
-      const e = createBackupEnv({ s3: access, postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: db }] });
+      const e = createBackupEnv({ s3: access, postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: db }], ...(level === undefined ? {} : { zstdLevel: level }) });
+      console.log(`ours: zstd level ${e.host.config.zstdLevel}`);
       const pgEnv = { ...cleanLibpqEnv(), PGHOST: "127.0.0.1", PGPORT: String(pg.port), PGUSER: "postgres" };
       const seedDir = mkdtempSync(join(work, "seed-"));
       const awsEnv = { ...s3.awsEnv(s3.admin), ...pgEnv, PATH: `/usr/bin:/bin:${process.env.PATH ?? ""}`, TMPDIR: seedDir };
