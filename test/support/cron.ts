@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run, runOk, waitFor } from "./proc";
+import { run, runOk, waitFor, onProcessExit, processAlive } from "./proc";
 
 export const CRON_BIN = "/usr/sbin/cron";
 const PID_FILES = ["/run/crond.pid", "/var/run/crond.pid"];
@@ -26,15 +26,6 @@ export interface CronDaemon {
   stop(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
 function comm(pid: number): string {
   try {
@@ -49,7 +40,7 @@ export function runningCron(): number | undefined {
   for (const f of PID_FILES) {
     try {
       const pid = Number(readFileSync(f, "utf8").trim());
-      if (pid > 0 && alive(pid) && /^(cron|crond)$/.test(comm(pid))) return pid;
+      if (pid > 0 && processAlive(pid) && /^(cron|crond)$/.test(comm(pid))) return pid;
     } catch {
       /* none */
     }
@@ -57,13 +48,12 @@ export function runningCron(): number | undefined {
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     const pid = Number(e);
-    if (/^(cron|crond)$/.test(comm(pid)) && alive(pid)) return pid;
+    if (/^(cron|crond)$/.test(comm(pid)) && processAlive(pid)) return pid;
   }
   return undefined;
 }
 
 let ours: { pid: number } | undefined;
-let exitHooked = false;
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -76,8 +66,8 @@ function stopSync(pid: number): void {
   } catch {
     /* gone */
   }
-  for (let i = 0; i < 50 && alive(pid); i++) sleepSync(100);
-  if (alive(pid)) {
+  for (let i = 0; i < 50 && processAlive(pid); i++) sleepSync(100);
+  if (processAlive(pid)) {
     try {
       process.kill(pid, "SIGKILL");
     } catch {
@@ -93,18 +83,11 @@ function stopSync(pid: number): void {
   }
 }
 
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.on("exit", () => {
-    if (ours) stopSync(ours.pid);
-    ours = undefined;
-  });
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      if (process.listenerCount(sig) === 0) process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
+
+/** Stops what this module started when the test process exits (registered once). */
+function cleanupAtExit(): void {
+  if (ours) stopSync(ours.pid);
+  ours = undefined;
 }
 
 export async function startCron(opts: { reuseRunning?: boolean } = {}): Promise<CronDaemon> {
@@ -119,7 +102,7 @@ export async function startCron(opts: { reuseRunning?: boolean } = {}): Promise<
     }
     return { pid: existing, started: false, stop: async () => undefined };
   }
-  hookExit();
+  onProcessExit(cleanupAtExit);
   const child = spawn(CRON_BIN, ["-f", "-L", "15"], { detached: true, stdio: "ignore" });
   child.unref();
   const pid = child.pid;
@@ -133,10 +116,10 @@ export async function startCron(opts: { reuseRunning?: boolean } = {}): Promise<
       } catch {
         return false;
       }
-    }) || !alive(pid),
+    }) || !processAlive(pid),
     10_000,
   );
-  if (!alive(pid)) {
+  if (!processAlive(pid)) {
     ours = undefined;
     throw new Error("startCron: cron exited right after starting (another instance running?)");
   }

@@ -21,7 +21,7 @@ import {
 } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, run, type RunOptions, type RunResult, waitFor } from "./proc";
+import { freePort, run, type RunOptions, type RunResult, waitFor, onProcessExit, processAlive } from "./proc";
 
 /** The Debian docker 20.10 client (a newer client may shadow it at /usr/local/bin). */
 export const DOCKER_BIN = "/usr/bin/docker";
@@ -53,32 +53,8 @@ interface LiveDaemon {
   host: string;
 }
 const live = new Map<string, LiveDaemon>();
-let exitHooked = false;
 
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.on("exit", () => {
-    for (const d of live.values()) stopDaemonSync(d);
-    live.clear();
-  });
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      if (process.listenerCount(sig) === 0) process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
-}
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // state is the field after "(comm)"
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
 /** Pids (not zombies) whose command line mentions `needle` (e.g. a daemon's temp dir). */
 export function pidsMentioning(needle: string): number[] {
@@ -89,7 +65,7 @@ export function pidsMentioning(needle: string): number[] {
     if (pid === process.pid) continue;
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
-      if (cmd.includes(needle) && alive(pid)) out.push(pid);
+      if (cmd.includes(needle) && processAlive(pid)) out.push(pid);
     } catch {
       /* gone */
     }
@@ -125,7 +101,7 @@ function dockerEnv(host: string, dir: string): NodeJS.ProcessEnv {
 function stopDaemonSync(d: LiveDaemon): void {
   const env = dockerEnv(d.host, d.dir);
   try {
-    if (d.pid > 0 && alive(d.pid)) {
+    if (d.pid > 0 && processAlive(d.pid)) {
       const ids = execFileSync(DOCKER_BIN, ["ps", "-aq"], { env, timeout: 15_000, stdio: ["ignore", "pipe", "ignore"] })
         .toString()
         .split("\n")
@@ -141,7 +117,7 @@ function stopDaemonSync(d: LiveDaemon): void {
     } catch {
       /* gone */
     }
-    for (let i = 0; i < 150 && alive(d.pid); i++) sleepSync(100);
+    for (let i = 0; i < 150 && processAlive(d.pid); i++) sleepSync(100);
   }
   for (const pid of pidsMentioning(d.dir)) {
     try {
@@ -174,10 +150,16 @@ export interface StartDockerdOptions {
   tmpfsSize?: string;
 }
 
+/** Stops what this module started when the test process exits (registered once). */
+function cleanupAtExit(): void {
+  for (const d of live.values()) stopDaemonSync(d);
+  live.clear();
+}
+
 export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dockerd> {
   const tmpfs = opts.tmpfs ?? process.env.RESTORABLE_TEST_DOCKER_TMPFS !== "0";
   const tmpfsSize = opts.tmpfsSize ?? "8g";
-  hookExit();
+  onProcessExit(cleanupAtExit);
   // Short path: containerd's sockets live under the exec-root (unix socket paths max 107 bytes).
   const dir = mkdtempSync(join(tmpdir(), "rdk-"));
   chmodSync(dir, 0o755);
@@ -385,7 +367,7 @@ function lockHolderAlive(lockDir: string): boolean {
   try {
     const [host, pid] = readFileSync(join(lockDir, "owner"), "utf8").trim().split(" ");
     if (host !== hostId()) return true; // another machine (shared cache): trust its lock
-    return alive(Number(pid));
+    return processAlive(Number(pid));
   } catch {
     // Owner file not written yet: fresh lock unless it is old.
     try {

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, run, runOk, type RunResult } from "./proc";
+import { freePort, run, runOk, type RunResult, onProcessExit } from "./proc";
 
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 
@@ -56,22 +56,7 @@ export function cleanLibpqEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Pro
 // ---- exit cleanup -------------------------------------------------------------------------
 
 const live = new Map<string, { dataDir: string; base: string }>();
-let exitHooked = false;
 
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.on("exit", () => {
-    for (const c of live.values()) stopSync(c.dataDir, c.base);
-    live.clear();
-  });
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    // Only turn the signal into an exit when nobody else handles it; 'exit' then cleans up.
-    process.once(sig, () => {
-      if (process.listenerCount(sig) === 0) process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
-}
 
 function stopSync(dataDir: string, base: string): void {
   try {
@@ -103,10 +88,16 @@ function postgresUser(): { uid: number; gid: number } {
   return pgUid;
 }
 
+/** Stops what this module started when the test process exits (registered once). */
+function cleanupAtExit(): void {
+  for (const c of live.values()) stopSync(c.dataDir, c.base);
+  live.clear();
+}
+
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgCluster> {
   const auth = opts.auth ?? "trust";
   const { uid, gid } = postgresUser();
-  hookExit();
+  onProcessExit(cleanupAtExit);
   // A short base path: the socket path (.s.PGSQL.PORT) must stay under 107 bytes.
   const base = mkdtempSync(join(tmpdir(), "rpg-"));
   chmodSync(base, 0o755);

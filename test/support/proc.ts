@@ -1,4 +1,5 @@
 import { spawn, type SpawnOptions } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 export interface RunResult {
@@ -84,5 +85,44 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ""}`);
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The state is the field after "(comm)".
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+const exitCleanups = new Set<() => void>();
+let exitHooked = false;
+
+/**
+ * Run `cleanup` (synchronous) when the test process exits, also on SIGINT/SIGTERM/SIGHUP, so no
+ * daemon a harness started outlives it. A signal becomes an exit only when nobody else handles it.
+ */
+export function onProcessExit(cleanup: () => void): void {
+  exitCleanups.add(cleanup);
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on("exit", () => {
+    for (const fn of exitCleanups) {
+      try {
+        fn();
+      } catch {
+        /* keep cleaning up the rest */
+      }
+    }
+  });
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      if (process.listenerCount(sig) === 0) process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+    });
   }
 }

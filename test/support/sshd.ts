@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, run, runOk, waitFor, type RunResult } from "./proc";
+import { freePort, run, runOk, waitFor, type RunResult, onProcessExit, processAlive } from "./proc";
 
 export const SSHD_BIN = "/usr/sbin/sshd";
 const RUN_SSHD_MARKER = "/run/sshd/.created-by-restorable-tests";
@@ -75,37 +75,14 @@ interface Live {
   createdRunSshd: boolean;
 }
 const live = new Map<string, Live>();
-let exitHooked = false;
 
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.on("exit", () => {
-    for (const l of live.values()) cleanupSync(l);
-    live.clear();
-  });
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      if (process.listenerCount(sig) === 0) process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
-}
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
 function anySshdRunning(): boolean {
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      if (readFileSync(`/proc/${e}/comm`, "utf8").trim() === "sshd" && alive(Number(e))) return true;
+      if (readFileSync(`/proc/${e}/comm`, "utf8").trim() === "sshd" && processAlive(Number(e))) return true;
     } catch {
       /* gone */
     }
@@ -132,14 +109,14 @@ function removeUserSync(name: string): void {
 
 function cleanupSync(l: Live): void {
   // Never signal pid <= 0 (that would be a process group or every process).
-  if (l.pid > 0 && alive(l.pid)) {
+  if (l.pid > 0 && processAlive(l.pid)) {
     try {
       process.kill(l.pid, "SIGTERM");
     } catch {
       /* gone */
     }
-    for (let i = 0; i < 50 && alive(l.pid); i++) sleepSync(100);
-    if (alive(l.pid)) {
+    for (let i = 0; i < 50 && processAlive(l.pid); i++) sleepSync(100);
+    if (processAlive(l.pid)) {
       try {
         process.kill(l.pid, "SIGKILL");
       } catch {
@@ -184,9 +161,15 @@ function passwdEntry(name: string): { uid: number; gid: number; home: string } {
 
 // ---- the server -------------------------------------------------------------------------------
 
+/** Stops what this module started when the test process exits (registered once). */
+function cleanupAtExit(): void {
+  for (const l of live.values()) cleanupSync(l);
+  live.clear();
+}
+
 export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
   if (process.getuid?.() !== 0) throw new Error("startSshd: must run as root (it starts sshd and creates test users)");
-  hookExit();
+  onProcessExit(cleanupAtExit);
   const names = [...new Set(opts.users ?? ["root"])];
   const dir = mkdtempSync(join(tmpdir(), "restorable-sshd-"));
   chmodSync(dir, 0o755);
