@@ -257,6 +257,7 @@ restorable_load_credentials() {
   export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
   if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then export AWS_SESSION_TOKEN; fi
   restorable__aws_env
+  restorable_s3_small_client >/dev/null
 }
 
 # The AWS CLI gets its own config (nothing from ~/.aws, no instance metadata lookups).
@@ -281,10 +282,26 @@ restorable_aws() {
 # restorable_s3_url KEY: s3://bucket/key
 restorable_s3_url() { printf 's3://%s/%s' "$RESTORABLE_BUCKET" "$1"; }
 
-# Small requests (the preflight listing, manifests) go through curl's SigV4 signing: an AWS CLI
-# start costs about half a second of CPU each, which is most of a small backup's time. The CLI
-# stays for the streamed multipart uploads. The key reaches curl on a config stream (-K), never
-# in argv.
+# Small requests (the preflight listing, manifests, the roles) go through curl's SigV4 signing:
+# an AWS CLI start costs about half a second of CPU each, which is most of a small backup's time.
+# The CLI stays for the streamed multipart uploads. The key reaches curl on a config stream (-K),
+# never in argv. curl older than 7.87 (e.g. Ubuntu 22.04's 7.81) cannot sign a payload hash it is
+# given, so there the AWS CLI does these requests too (RESTORABLE_S3_SMALL_CLIENT=aws|curl forces one).
+
+# restorable_s3_small_client: curl or aws (see above); sets RESTORABLE_S3_SMALL_CLIENT once.
+restorable_s3_small_client() {
+  if [[ -z ${RESTORABLE_S3_SMALL_CLIENT:-} ]]; then
+    local v major minor
+    v=$(curl --version 2>/dev/null | head -n1 | cut -d' ' -f2) || v=
+    IFS=. read -r major minor _ <<<"$v"
+    if [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] && ((major > 7 || (major == 7 && minor >= 87))); then
+      RESTORABLE_S3_SMALL_CLIENT=curl
+    else
+      RESTORABLE_S3_SMALL_CLIENT=aws
+    fi
+  fi
+  printf '%s' "$RESTORABLE_S3_SMALL_CLIENT"
+}
 
 RESTORABLE_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
@@ -347,6 +364,10 @@ restorable_s3_request() {
 # restorable_s3_list PREFIX: every key under PREFIX, one per line (ListObjectsV2, all pages).
 restorable_s3_list() {
   local prefix=$1 token='' query body="$RESTORABLE_RUN_DIR/list.$BASHPID.xml"
+  if [[ $(restorable_s3_small_client) == aws ]]; then
+    restorable__aws_list "$prefix"
+    return
+  fi
   while :; do
     query=
     if [[ -n $token ]]; then query="continuation-token=$(restorable_urlencode "$token")&"; fi
@@ -360,9 +381,44 @@ restorable_s3_list() {
   rm -f -- "$body"
 }
 
+restorable__aws_list() {
+  local out err="$RESTORABLE_RUN_DIR/aws-list.$BASHPID.err" code k
+  local -a list=(s3api list-objects-v2 --bucket "$RESTORABLE_BUCKET" --prefix "$1")
+  if ! out=$(restorable_aws "${list[@]}" --query 'Contents[].Key' --output text 2>"$err"); then
+    # AWS CLI 2.9 hides the code of S3 errors without a message (Ceph RGW sends those): ask again with --debug.
+    if grep -q "argument of type 'NoneType' is not iterable" "$err" && code=$(restorable_aws_error_code "${list[@]}"); then
+      echo "HTTP $code (GET $(restorable_s3_url "$1"))" >"$err"
+    fi
+    cat "$err" >&2
+    rm -f -- "$err"
+    return 1
+  fi
+  rm -f -- "$err"
+  for k in $out; do
+    if [[ $k != None ]]; then printf '%s\n' "$k"; fi
+  done
+}
+
+# restorable_aws_error_code ARGS...: repeat a read-only AWS CLI call with --debug and print the
+# HTTP status and S3 error code of its last response ("404 NoSuchBucket"). Only those are kept;
+# the debug output (request headers, no secret key) is deleted at once.
+restorable_aws_error_code() {
+  local dbg="$RESTORABLE_RUN_DIR/aws-debug.$BASHPID" code status
+  restorable_aws --debug "$@" >/dev/null 2>"$dbg" || true
+  code=$(grep -o '<Code>[A-Za-z0-9.]*</Code>' "$dbg" | tail -n1 | sed 's/<[^>]*>//g') || true
+  status=$(grep -oE '" [0-9]{3} [0-9]+$' "$dbg" | tail -n1 | cut -d' ' -f2) || true
+  rm -f -- "$dbg"
+  [[ -n $code ]] || return 1
+  printf '%s %s' "${status:-?}" "$code"
+}
+
 # restorable_s3_put_text KEY CONTENT_TYPE CONTENT: upload a small text object (manifests, reports).
 restorable_s3_put_text() {
   local key=$1 type=$2 content=$3 sha out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml"
+  if [[ $(restorable_s3_small_client) == aws ]]; then
+    printf '%s' "$content" | restorable_aws s3 cp - "$(restorable_s3_url "$key")" --content-type "$type" --only-show-errors --no-progress
+    return
+  fi
   sha=$(printf '%s' "$content" | sha256sum | cut -d' ' -f1)
   printf '%s' "$content" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
     -H "Content-Type: $type" --data-binary @- || { rm -f -- "$out"; return 1; }
@@ -374,6 +430,10 @@ restorable_s3_put_text() {
 # not part of the signature (UNSIGNED-PAYLOAD); its sha256 goes into the manifest instead.
 restorable_s3_put_stdin() {
   local out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml" rc=0
+  if [[ $(restorable_s3_small_client) == aws ]]; then
+    restorable_aws s3 cp - "$(restorable_s3_url "$1")" --only-show-errors --no-progress
+    return
+  fi
   restorable_s3_request PUT "$1" "" UNSIGNED-PAYLOAD "$out" -H "Content-Type: application/octet-stream" --data-binary @- || rc=$?
   rm -f -- "$out"
   return "$rc"

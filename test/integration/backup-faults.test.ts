@@ -291,6 +291,20 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     await expectFailed(e, r, now, before, "credentials", /credentials file .*credentials is missing/, 2);
   });
 
+  it("with a curl too old to sign S3 requests, the AWS CLI does the small requests: same results, same reasons", async () => {
+    const ok = newEnv({ extraConf: { RESTORABLE_S3_SMALL_CLIENT: "aws" } });
+    const r = await ok.run("backup", [], { now: "2026-11-24T02:12:00Z" });
+    expect(r.stderr).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    const keys = (await listAll()).map((k) => k.key);
+    expect(keys).toEqual(expect.arrayContaining([`${HOST}/daily/postgres/app/20261124T021200Z.manifest.json`, `${HOST}/daily/globals/20261124T021200Z.manifest.json`]));
+    const bad = newEnv({ s3: { ...access, bucket: "no-such-bucket" }, extraConf: { RESTORABLE_S3_SMALL_CLIENT: "aws" } });
+    const before = pings.pings.length;
+    const now = "2026-11-24T02:13:00Z";
+    const r2 = await bad.run("backup", [], { now });
+    await expectFailed(bad, r2, now, before, "preflight", /HTTP 404 NoSuchBucket/, 1);
+  });
+
   it("a failing database does not stop the next one, and the run still fails naming it", async () => {
     const e = newEnv({
       postgres: [
