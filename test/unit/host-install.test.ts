@@ -4,76 +4,19 @@
 // exist exactly when the host uses a docker drill or volumes. What the commands do on a host is
 // proven over real SSH in test/integration/install.test.ts.
 import { describe, expect, it, vi } from "vitest";
-import type * as PulumiModule from "@pulumi/pulumi";
+import { isSecretValue, startMocks, type Pulumi, type Registered } from "../support/pulumi-mocks";
 import type { RawConfig } from "../../infra/config";
 import { installPlan } from "../../infra/plan/install";
 import { fixture } from "../integration/install-fixture";
 
-type Pulumi = typeof PulumiModule;
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAprivate\n-----END OPENSSH PRIVATE KEY-----\n";
-
-interface Captured {
-  type: string;
-  name: string;
-  inputs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  raw: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  parent?: string;
-  provider?: string;
-  dependsOn: string[];
-  deleteBeforeReplace: boolean;
-  additionalSecretOutputs: string[];
-}
-
-function isSecret(v: unknown): boolean {
-  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
-}
-
-/** Inputs with secret wrappers replaced by their values (secretness is checked on `raw`). */
-function plain(v: unknown): any { // eslint-disable-line @typescript-eslint/no-explicit-any
-  if (isSecret(v)) return plain((v as Record<string, unknown>).value);
-  if (Array.isArray(v)) return v.map(plain);
-  if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
+type Captured = Registered;
+const isSecret = isSecretValue;
 
 async function build(rawHost: Partial<RawConfig["hosts"][number]>) {
-  vi.resetModules();
-  const pulumi: Pulumi = await import("@pulumi/pulumi");
-  const captured: Captured[] = [];
-  const inputsOf = new Map<string, Record<string, any>>(); // eslint-disable-line @typescript-eslint/no-explicit-any
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        inputsOf.set(`${args.type}::${args.name}`, args.inputs);
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "command:remote:Command") Object.assign(state, { stdout: `ran ${args.name}`, stderr: "" });
-        return { id: `${args.name}-id`, state };
-      },
-      call: (args) => args.inputs,
-    },
-    "restorable",
-    "test",
-    false,
-  );
-  const monitor = pulumi.runtime.getMonitor() as any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req: any, cb: (err: unknown, res: unknown) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
-    register(req, (err: unknown, res: unknown) => {
-      captured.push({
-        type: req.getType(),
-        name: req.getName(),
-        inputs: plain(inputsOf.get(`${req.getType()}::${req.getName()}`) ?? {}),
-        raw: req.getObject()?.toJavaScript() ?? {},
-        parent: req.getParent() || undefined,
-        provider: req.getProvider() || undefined,
-        dependsOn: req.getDependenciesList(),
-        deleteBeforeReplace: req.getDeletebeforereplace(),
-        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-      });
-      cb(err, res);
-    });
-  };
+  const { pulumi, registered: captured, settle } = await startMocks({
+    state: (type, name) => (type === "command:remote:Command" ? { stdout: `ran ${name}`, stderr: "" } : {}),
+  });
   const { HostInstall } = await import("../../infra/components/host-install");
   const f = fixture({ sshUser: "deploy", sshPort: 2222, rawHost: { ssh: { host: "203.0.113.10", user: "deploy", port: 2222 }, ...rawHost } });
   // The credentials the install must wait for.
@@ -90,7 +33,7 @@ async function build(rawHost: Partial<RawConfig["hosts"][number]>) {
     dependsOn: [creds],
   });
   const stdout = await new Promise<string>((resolve) => hi.stdout.apply((s) => resolve(s)));
-  await new Promise((r) => setTimeout(r, 50));
+  await settle();
   return { captured, f, hi, stdout };
 }
 

@@ -6,18 +6,7 @@ import { describe, expect, it, vi } from "vitest";
 
 vi.setConfig({ testTimeout: 60_000 });
 import type * as PulumiModule from "@pulumi/pulumi";
-
-type Pulumi = typeof PulumiModule;
-
-interface Captured {
-  type: string;
-  name: string;
-  inputs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  parent?: string;
-  retainOnDelete?: boolean;
-  additionalSecretOutputs?: string[];
-  dependsOn: string[];
-}
+import { isSecretValue, outputValue, parentType, startMocks, type Registered } from "../support/pulumi-mocks";
 
 const HOSTS = [
   { name: "web-1", ssh: { host: "203.0.113.10" }, postgres: [{ via: "compose", project: "/srv/app", service: "db", user: "app", database: "app" }], volumes: ["uploads"] },
@@ -44,78 +33,32 @@ function secretsFor(provider: keyof typeof STORAGE): Record<string, unknown> {
   return base;
 }
 
-function value<T>(pulumi: Pulumi, o: PulumiModule.Output<T> | T): Promise<T> {
-  return new Promise((resolve) => pulumi.output(o).apply((v) => resolve(v as T)));
-}
-
 async function runStack(provider: keyof typeof STORAGE, extra: Record<string, unknown> = {}) {
-  vi.resetModules();
-  const pulumi: Pulumi = await import("@pulumi/pulumi");
   const config: Record<string, string> = {};
   const plain = { storage: STORAGE[provider], objectives: { rpo: "24h", rto: "1h" }, hosts: HOSTS, ...extra };
   for (const [k, v] of Object.entries(plain)) config[`restorable:${k}`] = JSON.stringify(v);
   const secrets = secretsFor(provider);
   for (const [k, v] of Object.entries(secrets)) config[`restorable:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
-  pulumi.runtime.setAllConfig(config, Object.keys(secrets).map((k) => `restorable:${k}`));
-
-  const captured: Captured[] = [];
-  const inputsOf = new Map<string, Record<string, any>>(); // eslint-disable-line @typescript-eslint/no-explicit-any
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        inputsOf.set(`${args.type}::${args.name}`, args.inputs);
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "aws:s3/bucket:Bucket") state.bucket = args.inputs.bucket;
-        if (args.type === "aws:iam/accessKey:AccessKey") state.secret = `secret-of-${args.name}`;
-        if (args.type === "aws:iam/user:User") state.name = args.inputs.name;
-        if (args.type.endsWith(":B2Bucket")) Object.assign(state, { bucketId: "b2-bucket-id-1", accountId: "acct", revision: 1 });
-        if (args.type.endsWith(":B2ApplicationKey")) Object.assign(state, { applicationKeyId: `keyid-${args.name}`, applicationKey: `appkey-${args.name}` });
-        return { id: `${args.name}-id`, state };
-      },
-      call: (args) => args.inputs,
+  const { pulumi, registered: captured, outputsOf, settle } = await startMocks({
+    config,
+    secretKeys: Object.keys(secrets).map((k) => `restorable:${k}`),
+    state: (type, name, inputs) => {
+      if (type === "aws:iam/accessKey:AccessKey") return { secret: `secret-of-${name}` };
+      if (type.endsWith(":B2Bucket")) return { bucketId: "b2-bucket-id-1", accountId: "acct", revision: 1 };
+      if (type.endsWith(":B2ApplicationKey")) return { applicationKeyId: `keyid-${name}`, applicationKey: `appkey-${name}` };
+      if (type === "command:remote:Command") return { stdout: "", stderr: "" };
+      return { ...inputs };
     },
-    "restorable",
-    "test",
-    false,
-  );
-  // Resource transforms do not run under mocks, so read parents, options and dependencies
-  // from the RegisterResource requests the SDK sends to the (mock) engine.
-  const monitor = pulumi.runtime.getMonitor() as any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req: any, cb: (err: unknown, res: unknown) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
-    register(req, (err: unknown, res: unknown) => {
-      captured.push({
-        type: req.getType(),
-        name: req.getName(),
-        inputs: inputsOf.get(`${req.getType()}::${req.getName()}`) ?? {},
-        parent: req.getParent() || undefined,
-        retainOnDelete: req.hasRetainondelete?.() ? req.getRetainondelete() : undefined,
-        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
-        dependsOn: req.getDependenciesList(),
-      });
-      cb(err, res);
-    });
-  };
+  });
   const stack = await import("../../infra/index");
-  const hosts = await value(pulumi, pulumi.output(stack.hosts as unknown as PulumiModule.Input<Record<string, any>>)); // eslint-disable-line @typescript-eslint/no-explicit-any
-  // Let registrations settle.
-  await new Promise((r) => setTimeout(r, 50));
-  /** Registered outputs of a component (as the engine would store them), by type and name. */
-  const outputsOf = (type: string, name: string): Record<string, unknown> => {
-    for (const [urn, r] of monitor.getRegisteredResources() as Map<string, { state: any }>) { // eslint-disable-line @typescript-eslint/no-explicit-any
-      if (urn.endsWith(`${type}::${name}`)) return typeof r.state?.toJavaScript === "function" ? r.state.toJavaScript() : r.state;
-    }
-    throw new Error(`no ${type} ${name}`);
-  };
+  const hosts = await outputValue(pulumi, stack.hosts as unknown as PulumiModule.Input<Record<string, any>>); // eslint-disable-line @typescript-eslint/no-explicit-any
+  await settle();
   return { pulumi, stack, captured, hosts, outputsOf };
 }
 
-/** Pulumi's wire marker for a secret value. */
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const isSecretValue = (v: unknown) => typeof v === "object" && v !== null && Object.values(v).includes(SECRET_SIG);
-
+const value = outputValue;
+type Captured = Registered;
 const byType = (c: Captured[], type: string) => c.filter((r) => r.type === type);
-const parentType = (r: Captured) => r.parent?.split("::")[2]?.split("$").pop();
 
 describe.each(["b2", "aws", "s3"] as const)("stack program with provider %s and two hosts", (provider) => {
   it("creates the bucket component, one ServerBackups + HostCredentials per host, parented", async () => {
