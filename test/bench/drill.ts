@@ -84,8 +84,8 @@ async function seedDocker(d: Dockerd, image: string, bucket: Bucket, key: string
   const t0 = process.hrtime.bigint();
   try {
     await d.dockerOk(["run", "-d", "--name", name, "--network", "none", "-e", "POSTGRES_PASSWORD=seed", image]);
-    await waitFor("seed container ready", async () => (await d.docker(["exec", name, "pg_isready", "-q", "-h", "/var/run/postgresql"])).code === 0 &&
-      (await d.docker(["exec", name, "psql", "-U", "postgres", "-Atc", "SELECT 1"])).code === 0, 120_000, 100);
+    // Ready = the final server (the entrypoint's temporary init server listens on the socket only).
+    await waitFor("seed container ready", async () => (await d.docker(["exec", name, "pg_isready", "-q", "-h", "127.0.0.1"])).code === 0, 120_000, 100);
     await sh(
       `/usr/bin/aws --endpoint-url ${q(bucket.endpoint)} s3 cp --quiet s3://${bucket.bucket}/${key} ${q(dir)}/app.sql.gz
 docker exec ${name} psql -U postgres -qc 'CREATE DATABASE app'

@@ -160,6 +160,19 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(Date.parse(report.finishedAt)).toBeGreaterThanOrEqual(Date.parse(report.startedAt));
   });
 
+  it("runs as installed by pulumi up (rendered templates, config found at its rendered path)", async () => {
+    const e = host("installed", { install: true });
+    await backup("installed", 1);
+    pings.clear();
+    const r = await e.run("restore-drill", [], { noConfigEnv: true });
+    expect(r.code, r.stderr).toBe(0);
+    await pings.waitFor("success", 10_000);
+    const list = await e.run("restore", ["--list"], { noConfigEnv: true });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^postgres app$/m);
+    expectNothingLeft(e);
+  });
+
   it("fails when there is no manifest-backed backup at all (nothing restored, nothing left behind)", async () => {
     const e = host("nobackup");
     const r = await drill(e);

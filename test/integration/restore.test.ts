@@ -3,7 +3,7 @@
  * rendered config (backup-env.ts); backups come from the real `backup` script (round trip) and,
  * for restore points in the past and for faults, from fixtures made the contract's way.
  */
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, type BackupEnv, type BucketAccess } from "../support/backup-env";
@@ -250,6 +250,61 @@ describe.skipIf(!tools.ok)("restore", () => {
     const r = await env.run("restore", ["--database", "app", "--target", `postgresql://postgres@127.0.0.1:${dst.port}`, "--target-database", "app_url"]);
     expect(r.code, r.stderr).toBe(0);
     expect(await dst.psql("SELECT count(*) FROM app.orders", { database: "app_url" })).toBe("2003");
+  });
+
+  it("disaster procedure: a new machine with only the bucket credentials restores roles and database", async () => {
+    // Exactly the README's steps: a hand-written restorable.conf, the key in the environment,
+    // the scripts from a checkout of the repository, a fresh server.
+    const b = await env.run("backup");
+    expect(b.code, b.stderr).toBe(0);
+    const fresh = await startPostgres();
+    try {
+      const dir = join(env.dir, "new-machine");
+      mkdirSync(dir);
+      writeFileSync(
+        join(dir, "restorable.conf"),
+        [`RESTORABLE_HOST=${HOST}`, `RESTORABLE_BUCKET=${BUCKET}`, `RESTORABLE_ENDPOINT=${access.endpoint}`, `RESTORABLE_REGION=${access.region}`,
+          "RESTORABLE_S3_ADDRESSING_STYLE=path", `RESTORABLE_STATE_DIR=${join(dir, "state")}`, ""].join("\n"),
+      );
+      const base = env.env({
+        RESTORABLE_CONFIG: join(dir, "restorable.conf"),
+        AWS_ACCESS_KEY_ID: access.creds.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: access.creds.secretAccessKey,
+      });
+      const script = join(__dirname, "../../scripts/restore.sh");
+      const sh = (args: string[]) => run("bash", [script, ...args], { env: base });
+      const target = `local:${fresh.socketDir}:${fresh.port}`;
+
+      const list = await sh(["--list"]);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toMatch(/^postgres app$/m);
+      expect(list.stdout).toMatch(/^globals \(roles\)$/m);
+      const roles = await sh(["--globals", "--target", target]);
+      expect(roles.code, roles.stderr).toBe(0);
+      const db = await sh(["--database", "app", "--target", target]);
+      expect(db.code, db.stderr).toBe(0);
+      expect(await fresh.psql("SELECT count(*) FROM app.orders", { database: "app" })).toBe("2003");
+      expect(await fresh.psql(`SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'public.users'::regclass`, { database: "app" })).toBe(SAMPLE_OWNER);
+
+      // And without the scripts at all: the README's manual steps (AWS CLI, sha256sum, zstd, pg_restore).
+      const points = (await sh(["--list", "--json", "--database", "app"])).stdout.trim().split("\n");
+      const manifestKey = (JSON.parse(points.pop()!) as { manifestKey: string }).manifestKey;
+      const manual = await run("bash", ["-c", `set -euo pipefail
+        cd "$(mktemp -d)"
+        aws --endpoint-url "$EP" s3 cp --quiet "s3://$BUCKET/$MANIFEST" manifest.json
+        key=$(jq -r .object.key manifest.json)
+        aws --endpoint-url "$EP" s3 cp --quiet "s3://$BUCKET/$key" dump.zst
+        echo "$(jq -r .object.sha256 manifest.json)  dump.zst" | sha256sum -c --quiet
+        createdb -h "$PGH" -p "$PGP" -U postgres app_manual
+        zstd -dc dump.zst | pg_restore -h "$PGH" -p "$PGP" -U postgres -d app_manual --single-transaction --exit-on-error
+        cd / && rm -rf "$OLDPWD"`], {
+        env: { ...base, EP: access.endpoint, BUCKET, MANIFEST: manifestKey, PGH: fresh.socketDir, PGP: String(fresh.port), AWS_DEFAULT_REGION: access.region },
+      });
+      expect(manual.code, manual.stderr).toBe(0);
+      expect(await fresh.psql("SELECT count(*) FROM public.users", { database: "app_manual" })).toBe(String(sampleDataFacts().counts["public.users"]));
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it("a globals backup made by hand restores idempotently", async () => {
