@@ -179,6 +179,11 @@ restorable_init() {
   if [[ ! -r $RESTORABLE_CONFIG || ! -f $RESTORABLE_CONFIG ]]; then
     restorable_fail config "cannot read config file $RESTORABLE_CONFIG (set RESTORABLE_CONFIG or reinstall with pulumi up)" 2
   fi
+  # Empty defaults, so a config written by an older version still reads under `set -u`.
+  RESTORABLE_AGE_RECIPIENTS=() RESTORABLE_VOLUMES=() RESTORABLE_DRILL_CHECKS=()
+  RESTORABLE_PG_DATABASE=() RESTORABLE_PG_VIA=() RESTORABLE_PG_USER=() RESTORABLE_PG_PROJECT=()
+  RESTORABLE_PG_SERVICE=() RESTORABLE_PG_CONTAINER=() RESTORABLE_PG_HOST=() RESTORABLE_PG_PORT=()
+  RESTORABLE_PING_URL='' RESTORABLE_VOLUME_IMAGE=busybox:1.36
   # shellcheck source=/dev/null
   if ! . "$RESTORABLE_CONFIG"; then
     restorable_fail config "config file $RESTORABLE_CONFIG could not be read" 2
