@@ -11,7 +11,8 @@
 #   rpo       fail when it is older than the RPO objective (RESTORABLE_RPO_SECONDS)
 #   download  the manifest and the object
 #   verify    sha256 (and size) of the downloaded bytes against the manifest
-#   decrypt   with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY) when encrypted
+#   decrypt   with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY) when encrypted,
+#   decompress  checked on the first bytes, then streamed (no decompressed copy on disk)
 #   restore   into a throwaway Postgres (pg_restore --single-transaction --exit-on-error
 #             --no-owner --no-privileges); any error fails the drill
 #   tables    the restored schema.table list must equal the manifest's
@@ -20,9 +21,11 @@
 # The throwaway Postgres (RESTORABLE_DRILL_RUNTIME) is either a container from
 # RESTORABLE_DRILL_IMAGE (runtime docker: only the image's initdb/postgres binaries are used, not
 # its entrypoint; network none; labelled restorable.drill=<run id>) or an initdb cluster in a temp
-# dir run as the postgres OS user (runtime local; unix socket only). Everything the drill starts —
+# dir run as the postgres OS user (runtime local; unix socket only). It starts in the background
+# while the backups are listed and the first one downloads. Everything the drill starts —
 # container, cluster, temp dir, child processes — is removed on exit, also on failure or on
-# INT/TERM/HUP.
+# INT/TERM/HUP; what a drill killed with SIGKILL left behind is removed by the next drill of the
+# host (containers labelled restorable.host=<host>, temp dirs marked with the host).
 #
 # The report (JSON: what was tested, durations, RPO/RTO achieved vs target, each check, result
 # and the failing stage) goes to <host>/drills/<stamp>.json in the bucket and to

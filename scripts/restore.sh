@@ -18,9 +18,10 @@
 # 2026-11-24 (= the end of that UTC day).
 #
 # Every restore: download the manifest and the object, verify the object's sha256 (and size)
-# against the manifest, decrypt with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY)
-# when encrypted, decompress, check the archive, and only then touch the target. It says what it
-# will do before, and what it did after.
+# against the manifest, check that it decrypts (age identity: --identity FILE or
+# RESTORABLE_AGE_IDENTITY) and decompresses into the expected format, and only then touch the
+# target; a database is then streamed `age -d | zstd -d | pg_restore` (no decompressed copy on
+# disk). It says what it will do before, and what it did after.
 #
 # Database targets (--target SPEC; default: the configured source of that database):
 #   compose:PROJECT_DIR:SERVICE   the service's container (docker compose / docker-compose)
@@ -54,7 +55,8 @@
 # their age and size (--json: one JSON object per line).
 #
 # Environment: RESTORABLE_CONFIG (path of restorable.conf), RESTORABLE_NOW (clock for ages),
-# RESTORABLE_AGE_IDENTITY, TMPDIR (where the download is staged; needs room for the dump).
+# RESTORABLE_AGE_IDENTITY, TMPDIR (where the downloaded object is staged: room for the compressed
+# object; volumes and --fetch-only also need room for the decompressed tar/dump).
 #
 # Exit codes: 0 done; 1 failed (one line on stderr: "restorable restore: FAILED at stage <stage>:
 # <reason>"; stages: find, target, download, verify, decrypt, decompress, inspect, restore, tables);
