@@ -187,6 +187,8 @@ const encryption = z.strictObject({
 const paths = z.strictObject({
   scriptsDir: z.string().regex(ABS_DIR, "must be an absolute directory path").default("/opt/restorable"),
   configDir: z.string().regex(ABS_DIR, "must be an absolute directory path").default("/etc/restorable"),
+  /** Lock files, run directories and cron logs; a non-root SSH user needs it writable. */
+  stateDir: z.string().regex(ABS_DIR, "must be an absolute directory path").default("/var/lib/restorable"),
 });
 
 const host = z.strictObject({
@@ -199,7 +201,7 @@ const host = z.strictObject({
   schedule: schedule.default({ backup: "0 3 * * *", drill: "0 5 1 * *" }),
   drill: drill.default({ runtime: "docker", image: "postgres:16", checks: [] }),
   encryption: encryption.optional(),
-  paths: paths.default({ scriptsDir: "/opt/restorable", configDir: "/etc/restorable" }),
+  paths: paths.default({ scriptsDir: "/opt/restorable", configDir: "/etc/restorable", stateDir: "/var/lib/restorable" }),
   /** zstd compression level for dumps and volume tarballs. */
   zstdLevel: z.number().int().min(1).max(19).default(3),
 });

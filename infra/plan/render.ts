@@ -109,16 +109,16 @@ export function renderTemplate(name: string, content: string, values: Record<str
 export interface RenderOptions {
   /** Templates to render (default: loadTemplates()). */
   templates?: Template[];
-  /** State directory on the host (default STATE_DIR); tests point it at a temp dir. */
+  /** State directory on the host (default: the host's paths.stateDir); tests point it at a temp dir. */
   stateDir?: string;
 }
 
 export function hostPaths(host: HostPlan, opts: RenderOptions = {}) {
-  const { scriptsDir, configDir } = host.config.paths;
+  const { scriptsDir, configDir, stateDir } = host.config.paths;
   return {
     scriptsDir,
     configDir,
-    stateDir: opts.stateDir ?? STATE_DIR,
+    stateDir: opts.stateDir ?? stateDir ?? STATE_DIR,
     config: `${configDir}/${CONFIG_FILE_NAME}`,
     credentials: `${configDir}/${CREDENTIALS_FILE_NAME}`,
   };

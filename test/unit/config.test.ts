@@ -42,7 +42,7 @@ describe("parseConfig: good configs", () => {
     expect(h.ssh).toEqual({ host: "203.0.113.10", user: "root", port: 22 });
     expect(h.schedule).toEqual({ backup: "0 3 * * *", volumes: "0 3 * * *", drill: "0 5 1 * *" });
     expect(h.drill).toEqual({ runtime: "docker", image: "postgres:16", checks: [] });
-    expect(h.paths).toEqual({ scriptsDir: "/opt/restorable", configDir: "/etc/restorable" });
+    expect(h.paths).toEqual({ scriptsDir: "/opt/restorable", configDir: "/etc/restorable", stateDir: "/var/lib/restorable" });
     expect(cfg.storage.allowNotOffsite).toBe(false);
   });
 
