@@ -467,7 +467,8 @@ declare -A RR_BG=()
 # rr_bg_get KEY FILE [SIZE]: start downloading KEY to FILE in the background.
 rr_bg_get() {
   local key=$1 file=$2 size=${3:-0}
-  rr_s3_fetch "$key" "$file" "$size" </dev/null &
+  # FILE.end: when it finished (download times are not stretched by a late collector).
+  { if rr_s3_fetch "$key" "$file" "$size"; then rr_clock >"$file.end"; else exit 1; fi; } </dev/null &
   RR_BG[$file]="$!:$key"
 }
 # rr_bg_wait FILE KEY: wait for the background download of KEY into FILE: 0 done, 1 failed (see
@@ -516,10 +517,13 @@ rr_prefetch_point() {
 # rr_prefetch_wait MANIFEST_KEY OBJECT_KEY DIR: wait for both; writes DIR/fetch.seconds. A failed
 # download leaves no file, so rr_fetch_* try again and report the real error.
 rr_prefetch_wait() {
-  local mkey=$1 okey=$2 dir=$3
+  local mkey=$1 okey=$2 dir=$3 f end=0
   rr_bg_wait "$dir/fetch/${mkey##*/}" "$mkey" || true
   if [[ $okey != - ]]; then rr_bg_wait "$dir/fetch/${okey##*/}" "$okey" || true; fi
-  rr_elapsed "$(<"$dir/fetch.start")" >"$dir/fetch.seconds"
+  for f in "$dir"/fetch/*.end; do
+    if [[ -f $f ]]; then end=$(awk -v a="$end" -v b="$(<"$f")" 'BEGIN { print (b > a ? b : a) }'); fi
+  done
+  awk -v a="$(<"$dir/fetch.start")" -v b="$end" 'BEGIN { printf "%.3f\n", (b > a ? b - a : 0) }' >"$dir/fetch.seconds"
 }
 
 # rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download (or take the prefetched) manifest and

@@ -14,9 +14,10 @@
  * --runs times, alternating; the medians are compared. Timings are printed, never asserted.
  *
  * Usage: npx tsx test/bench/drill.ts [--scale N] [--runs N] [--runtime local|docker]
+ * (defaults: --scale 50, about 750 MB and 5M rows in the database; --runs 3; --runtime local)
  * (or from another bench: import { main } from "./drill"; await main(["--scale", "10"]))
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBackupEnv } from "../support/backup-env";
@@ -36,6 +37,8 @@ export interface DrillBenchResult {
   medians: { seed: number; ours: number };
   /** ours / seed (median wall time). */
   ratio: number;
+  /** Stage durations (seconds) of our last drill, from its report. */
+  oursStages: Record<string, number>;
 }
 
 function arg(args: string[], name: string, def: string): string {
@@ -103,7 +106,7 @@ docker exec ${name} psql -U postgres -d app -Atc 'SELECT count(*) FROM users' >/
 }
 
 export async function main(args: string[] = process.argv.slice(2)): Promise<DrillBenchResult> {
-  const scale = Number(arg(args, "--scale", "10"));
+  const scale = Number(arg(args, "--scale", "50"));
   const runs = Number(arg(args, "--runs", "3"));
   const runtime = arg(args, "--runtime", "local") as "local" | "docker";
   const tools = requireTools(`${PG_BIN}/initdb`, "pg_dump", "psql", "pgbench", "radosgw", "/usr/bin/aws", "zstd", "gzip", "jq", ...(runtime === "docker" ? ["dockerd", "docker"] : []));
@@ -166,6 +169,12 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<Dril
       }
       process.stderr.write(`bench drill: run ${i + 1}/${runs}: seed ${seed.at(-1)!.toFixed(2)} s, ours ${oursT.at(-1)!.toFixed(2)} s\n`);
     }
+    const reports = readdirSync(join(env.stateDir, "drills")).sort();
+    const last = JSON.parse(readFileSync(join(env.stateDir, "drills", reports.at(-1)!), "utf8")) as {
+      throwaway: { setupSeconds: number };
+      databases: { durations: Record<string, number> }[];
+    };
+    const oursStages = { setup: last.throwaway.setupSeconds, ...(last.databases[0]?.durations ?? {}) };
     const result: DrillBenchResult = {
       runtime,
       scale,
@@ -174,12 +183,14 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<Dril
       seconds: { seed, ours: oursT },
       medians: { seed: median(seed), ours: median(oursT) },
       ratio: median(oursT) / median(seed),
+      oursStages,
     };
     console.log(
       `drill (runtime ${runtime}, pgbench scale ${scale}, ${runs} runs, median wall time): ` +
         `seed (aws s3 cp + gunzip | psql) ${result.medians.seed.toFixed(2)} s, ours (restore-drill) ${result.medians.ours.toFixed(2)} s, ` +
         `ratio ours/seed ${result.ratio.toFixed(2)}x (target <= 0.6x); dump ${(result.dumpBytes.seedSqlGz / 1048576).toFixed(1)} MiB .sql.gz vs ${(result.dumpBytes.oursDumpZst / 1048576).toFixed(1)} MiB .dump.zst`,
     );
+    console.log(`drill stages (ours, last run, seconds; setup overlaps listing and download): ${Object.entries(oursStages).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")}`);
     return result;
   } finally {
     for (const c of cleanups) c();
