@@ -93,8 +93,8 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { scale: { type: "string", default: "70" }, runs: { type: "string", default: "3" }, data: { type: "string", default: "pgbench" }, level: { type: "string" } } });
+export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
+  const { values } = parseArgs({ args, options: { scale: { type: "string", default: "70" }, runs: { type: "string", default: "3" }, data: { type: "string", default: "pgbench" }, level: { type: "string" } } });
   const level = values.level === undefined ? undefined : Number(values.level);
   const mixed = values.data === "mixed";
   if (!["pgbench", "mixed"].includes(values.data!)) throw new Error("--data must be pgbench or mixed");
@@ -180,9 +180,11 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exitCode = 1;
+  });
+}
 
 
