@@ -229,6 +229,25 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(d.checks[2]!.error).toMatch(/no_such_column/);
   });
 
+  it("drills every configured database: a failing one does not stop the next, the report has both", async () => {
+    await src.psql("CREATE DATABASE shop");
+    await src.psql("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 100) g", { database: "shop" });
+    const e = host("multi", {
+      postgres: [
+        { via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "shop" },
+        { via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "app" },
+      ],
+      drill: { runtime: "local", checks: [] },
+    });
+    const shop = await backup("multi", 1, { database: "shop" });
+    await corruptObject(access, shop.objectKey);
+    await backup("multi", 1);
+    const r = await drill(e);
+    const report = await expectFault(e, r, "verify", /sha256 mismatch for s3:\/\/drill-test\/multi\/.*\/postgres\/shop\//);
+    expect(report.databases.map((d) => [d.database, d.result])).toEqual([["shop", "fail"], ["app", "pass"]]);
+    expect(report.databases[1]).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true });
+  });
+
   it("fails when a table of the manifest is missing after the restore", async () => {
     const e = host("ghost");
     await backup("ghost", 1, { editManifest: (m) => m.tables?.push({ schema: "public", name: "ghost", rows: 1 }) });
