@@ -24,6 +24,8 @@
 
 # The installed restorable.conf (substituted by the renderer; RESTORABLE_CONFIG overrides).
 RR_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
+# Run from a checkout (not rendered): the standard path.
+if [[ $RR_DEFAULT_CONFIG == @@* ]]; then RR_DEFAULT_CONFIG=/etc/restorable/restorable.conf; fi
 umask 077
 export TZ=UTC
 export LC_ALL=C

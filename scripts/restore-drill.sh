@@ -43,7 +43,6 @@
 set -euo pipefail
 
 RR_SCRIPT=restore-drill
-RR_DEFAULT_CONFIG=/etc/restorable/restorable.conf
 RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # lib.sh: the shared library (signed S3 requests); lib-restore.sh: restore and drill helpers.
 # shellcheck source=lib.sh
