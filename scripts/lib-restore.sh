@@ -23,9 +23,11 @@
 # ---- basics -----------------------------------------------------------------------------------
 
 # The installed restorable.conf (substituted by the renderer; RESTORABLE_CONFIG overrides).
+# Run from a checkout (not rendered) there is no default: RESTORABLE_CONFIG is required.
 RR_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
-# Run from a checkout (not rendered): the standard path.
-if [[ $RR_DEFAULT_CONFIG == @@* ]]; then RR_DEFAULT_CONFIG=/etc/restorable/restorable.conf; fi
+RR_DEFAULT_STATE_DIR=@@STATE_DIR@@
+if [[ $RR_DEFAULT_CONFIG == @@* ]]; then RR_DEFAULT_CONFIG=""; fi
+if [[ $RR_DEFAULT_STATE_DIR == @@* ]]; then RR_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
 umask 077
 export TZ=UTC
 export LC_ALL=C
@@ -272,6 +274,7 @@ rr_run() {
 # rr_load_config: source restorable.conf (RESTORABLE_CONFIG) and the credentials file it names.
 rr_load_config() {
   local conf=${RESTORABLE_CONFIG:-$RR_DEFAULT_CONFIG}
+  [[ -n $conf ]] || rr_config_error "no config: set RESTORABLE_CONFIG to the path of a restorable.conf"
   [[ -r $conf ]] || rr_config_error "cannot read config $conf (set RESTORABLE_CONFIG)"
   # shellcheck source=/dev/null
   . "$conf"
@@ -284,7 +287,7 @@ rr_load_config() {
   RESTORABLE_PING_URL=${RESTORABLE_PING_URL:-}
   RESTORABLE_RPO_SECONDS=${RESTORABLE_RPO_SECONDS:-86400}
   RESTORABLE_RTO_SECONDS=${RESTORABLE_RTO_SECONDS:-3600}
-  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-/var/lib/restorable}
+  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RR_DEFAULT_STATE_DIR}
   RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
   RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
   RESTORABLE_DRILL_IMAGE=${RESTORABLE_DRILL_IMAGE:-postgres:16}
