@@ -10,7 +10,7 @@ import type { HostPlan, Plan } from "./index";
 import { cronEscape, shArray, shAssign, shq } from "./shell";
 
 // ---------------------------------------------------------------------------------------------
-// Contract types (see .notes/contracts.md)
+// Contract types (README: "What runs on the host")
 
 export interface HostSecrets {
   accessKeyId: string;
