@@ -178,6 +178,12 @@ const drill = z.strictObject({
   image: z.string().min(1).regex(/^[A-Za-z0-9._/:@-]+$/, "must be an image reference").default("postgres:16"),
   /** SQL statements that must each return true on the restored database. */
   checks: z.array(z.string().min(1)).default([]),
+  /**
+   * With encryption: the age identity file on the host the drill decrypts with. Keeping it on
+   * the backed-up host weakens what the encryption protects against; without it the drill of an
+   * encrypted backup fails (loudly) every month.
+   */
+  ageIdentityFile: z.string().regex(ABS_DIR, "must be an absolute file path").optional(),
 });
 
 const encryption = z.strictObject({

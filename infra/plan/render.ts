@@ -171,6 +171,7 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
     shAssign("RESTORABLE_DRILL_RUNTIME", c.drill.runtime),
     shAssign("RESTORABLE_DRILL_IMAGE", c.drill.image),
     shAssign("RESTORABLE_DRILL_CHECKS", c.drill.checks),
+    shAssign("RESTORABLE_AGE_IDENTITY", c.drill.ageIdentityFile ?? ""),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -25,6 +25,20 @@ describe("configured paths reach every rendered file and the install plan", () =
     for (const f of rendered.files) expect(f.content, f.path).not.toMatch(/\/etc\/restorable\/|\/opt\/restorable\/|\/var\/lib\/restorable/);
   });
 
+  it("the drill's age identity file reaches the config only when set", () => {
+    const conf = (r: ReturnType<typeof renderHost>) => r.files.find((f) => f.path.endsWith("/restorable.conf"))!.content;
+    expect(conf(rendered)).toContain("RESTORABLE_AGE_IDENTITY=''");
+    const withId = parseConfig({
+      storage: { provider: "aws", bucket: "acme-backups", region: "eu-central-1" },
+      objectives: { rpo: "24h", rto: "1h" },
+      hosts: [{ name: "web-1", ssh: { host: "203.0.113.10" }, postgres: [{ via: "local", database: "app" }], encryption: { ageRecipients: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"] }, drill: { ageIdentityFile: "/root/drill.agekey" } }],
+    });
+    const p2 = buildPlan(withId);
+    expect(conf(renderHost(p2, p2.hosts[0]!, placeholderSecrets(p2.hosts[0]!)))).toContain("RESTORABLE_AGE_IDENTITY='/root/drill.agekey'");
+    const without = buildPlan({ ...withId, hosts: [{ ...withId.hosts[0]!, drill: { ...withId.hosts[0]!.drill, ageIdentityFile: undefined } }] });
+    expect(without.summary.join("\n")).toMatch(/WARNING: web-1 encrypts but has no drill\.ageIdentityFile/);
+  });
+
   it("cron logs and the install's state dir follow paths.stateDir", () => {
     expect(rendered.crontab).toContain(">>'/home/backup/state/backup.log'");
     expect(rendered.crontab).not.toContain("/var/lib/restorable");
