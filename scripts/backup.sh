@@ -28,18 +28,7 @@ RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")
 # shellcheck source=lib.sh
 . "$RESTORABLE_SELF_DIR/lib.sh"
 
-if (($# > 0)); then
-  case $1 in
-    -h | --help)
-      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-      exit 0
-      ;;
-    *)
-      echo "usage: backup (takes no arguments)" >&2
-      exit 2
-      ;;
-  esac
-fi
+restorable_no_args "backup" "${BASH_SOURCE[0]}" "$@"
 
 restorable_init backup
 restorable_lock backup

@@ -165,6 +165,24 @@ restorable_elapsed() {
 
 # ------------------------------------------------------------------------------------------ setup
 
+# restorable_no_args NAME SCRIPT [ARGS...]: for scripts that take no arguments. --help prints the
+# script's header comment (up to its `set -euo` line); anything else is a usage error (exit 2).
+restorable_no_args() {
+  local name=$1 script=$2
+  shift 2
+  (($# == 0)) && return 0
+  case $1 in
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$script" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "usage: $name (takes no arguments)" >&2
+      exit 2
+      ;;
+  esac
+}
+
 # restorable_init SCRIPT_NAME: strict mode, config, state dir, run dir, traps, clock.
 restorable_init() {
   RESTORABLE_SCRIPT=$1
