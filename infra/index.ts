@@ -3,7 +3,8 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { CONFIG_KEYS, ConfigError, SECRET_KEYS, parseConfig, parseSecret } from "./config";
 import { buildPlan } from "./plan";
-import { BackupBucket, type B2MasterKey } from "./components/backup-bucket";
+import type { B2AccountKey } from "./components/b2";
+import { BackupBucket } from "./components/backup-bucket";
 import { ServerBackups } from "./components/server-backups";
 
 const NS = "restorable";
@@ -50,8 +51,12 @@ function secretKey<K extends (typeof SECRET_KEYS)[number]>(key: K) {
 }
 
 let awsProvider: aws.Provider | undefined;
-let b2: B2MasterKey | undefined;
+let b2: B2AccountKey | undefined;
 const s3Credentials = secretKey("s3Credentials");
+// Checked before any resource exists: without it nothing can be installed on the hosts.
+const sshPrivateKey =
+  secretKey("sshPrivateKey") ??
+  fail(new ConfigError([`${NS}:sshPrivateKey: is required to install on the hosts (pulumi config set --secret ${NS}:sshPrivateKey -- "$(cat KEYFILE)")`]));
 
 switch (plan.provider) {
   case "aws":
@@ -85,7 +90,6 @@ switch (plan.provider) {
 
 const bucket = new BackupBucket("backups", { plan, awsProvider, b2 });
 const dbPasswords = secretKey("dbPasswords");
-const sshPrivateKey = secretKey("sshPrivateKey");
 
 const servers = plan.hosts.map(
   (host) =>

@@ -4,21 +4,14 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Plan } from "../plan";
-import { B2Bucket } from "./b2";
-
-export interface B2MasterKey {
-  keyId: pulumi.Input<string>;
-  key: pulumi.Input<string>;
-  /** b2_authorize_account base URL (tests). */
-  apiBase?: string;
-}
+import { B2Bucket, type B2AccountKey } from "./b2";
 
 export interface BackupBucketArgs {
   plan: Plan;
   /** aws and s3: the provider to create the bucket with (s3: pointed at the endpoint). */
   awsProvider?: aws.Provider;
   /** b2: the key that may create buckets and keys. */
-  b2?: B2MasterKey;
+  b2?: B2AccountKey;
 }
 
 export class BackupBucket extends pulumi.ComponentResource {
@@ -42,9 +35,7 @@ export class BackupBucket extends pulumi.ComponentResource {
       const bucket = new B2Bucket(
         name,
         {
-          apiBase: args.b2.apiBase,
-          keyId: args.b2.keyId,
-          key: args.b2.key,
+          ...args.b2,
           bucketName: plan.bucket,
           lifecycleRules: plan.lifecycle.b2,
           fileLock: lock ? { mode: lock.mode, days: lock.days } : undefined,

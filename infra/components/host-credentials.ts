@@ -6,8 +6,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan, Plan } from "../plan";
-import { B2ApplicationKey } from "./b2";
-import type { B2MasterKey, BackupBucket } from "./backup-bucket";
+import { B2ApplicationKey, type B2AccountKey } from "./b2";
+import type { BackupBucket } from "./backup-bucket";
 
 export interface S3KeyPair {
   accessKeyId: string;
@@ -19,7 +19,7 @@ export interface HostCredentialsArgs {
   host: HostPlan;
   bucket: BackupBucket;
   awsProvider?: aws.Provider;
-  b2?: B2MasterKey;
+  b2?: B2AccountKey;
   /** s3: the host's key pair from config (a secret). */
   suppliedKey?: pulumi.Output<S3KeyPair>;
 }
@@ -55,9 +55,7 @@ export class HostCredentials extends pulumi.ComponentResource {
         const key = new B2ApplicationKey(
           name,
           {
-            apiBase: args.b2.apiBase,
-            keyId: args.b2.keyId,
-            key: args.b2.key,
+            ...args.b2,
             keyName: spec.keyName,
             bucketId: args.bucket.bucketId.apply((id) => {
               if (!id) throw new Error("B2 bucket has no id");

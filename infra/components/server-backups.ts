@@ -1,24 +1,15 @@
 // Everything one server gets: its scoped credentials, and (see HostInstall) its rendered
 // scripts, config, credentials file and crontab installed over SSH.
-import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { HostPlan, Plan } from "../plan";
 import { renderHost } from "../plan/render";
-import type { B2MasterKey, BackupBucket } from "./backup-bucket";
-import { HostCredentials, type S3KeyPair } from "./host-credentials";
+import { HostCredentials, type HostCredentialsArgs } from "./host-credentials";
 import { HostInstall } from "./host-install";
 
-export interface ServerBackupsArgs {
-  plan: Plan;
-  host: HostPlan;
-  bucket: BackupBucket;
-  awsProvider?: aws.Provider;
-  b2?: B2MasterKey;
-  suppliedKey?: pulumi.Output<S3KeyPair>;
+export interface ServerBackupsArgs extends HostCredentialsArgs {
   /** Passwords for this host's databases, by database name (secret). */
   dbPasswords?: pulumi.Output<Record<string, string>>;
   /** SSH private key for the host (secret). */
-  sshPrivateKey?: pulumi.Output<string>;
+  sshPrivateKey: pulumi.Output<string>;
 }
 
 /** What `pulumi stack output hosts` shows for each host (contract). */
@@ -39,19 +30,13 @@ export class ServerBackups extends pulumi.ComponentResource {
 
   constructor(name: string, args: ServerBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("restorable:index:ServerBackups", name, {}, opts);
+    const { dbPasswords, sshPrivateKey, ...credentialArgs } = args;
     const { host } = args;
-    this.credentials = new HostCredentials(
-      name,
-      { plan: args.plan, host, bucket: args.bucket, awsProvider: args.awsProvider, b2: args.b2, suppliedKey: args.suppliedKey },
-      { parent: this },
-    );
-    if (!args.sshPrivateKey) {
-      throw new pulumi.RunError("restorable:sshPrivateKey: is required to install on the hosts (pulumi config set --secret restorable:sshPrivateKey -- \"$(cat KEYFILE)\")");
-    }
+    this.credentials = new HostCredentials(name, credentialArgs, { parent: this });
     // The rendered files carry the credentials file: the whole value is a secret.
     const rendered = pulumi.secret(
       pulumi
-        .all([this.credentials.accessKeyId, this.credentials.secretAccessKey, args.dbPasswords ?? pulumi.output({} as Record<string, string>)])
+        .all([this.credentials.accessKeyId, this.credentials.secretAccessKey, dbPasswords ?? pulumi.output({} as Record<string, string>)])
         .apply(([accessKeyId, secretAccessKey, pgPasswords]) => renderHost(args.plan, host, { accessKeyId, secretAccessKey, pgPasswords })),
     );
     const c = host.config;
@@ -60,7 +45,7 @@ export class ServerBackups extends pulumi.ComponentResource {
       {
         host,
         rendered,
-        connection: { host: c.ssh.host, user: c.ssh.user, port: c.ssh.port, privateKey: args.sshPrivateKey, hostKey: c.ssh.hostKey },
+        connection: { host: c.ssh.host, user: c.ssh.user, port: c.ssh.port, privateKey: sshPrivateKey, hostKey: c.ssh.hostKey },
         dependsOn: this.credentials.ready,
       },
       { parent: this },

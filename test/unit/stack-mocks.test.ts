@@ -33,11 +33,12 @@ function secretsFor(provider: keyof typeof STORAGE): Record<string, unknown> {
   return base;
 }
 
-async function runStack(provider: keyof typeof STORAGE, extra: Record<string, unknown> = {}) {
+async function runStack(provider: keyof typeof STORAGE, extra: Record<string, unknown> = {}, withoutSecrets: string[] = []) {
   const config: Record<string, string> = {};
   const plain = { storage: STORAGE[provider], objectives: { rpo: "24h", rto: "1h" }, hosts: HOSTS, ...extra };
   for (const [k, v] of Object.entries(plain)) config[`restorable:${k}`] = JSON.stringify(v);
   const secrets = secretsFor(provider);
+  for (const k of withoutSecrets) delete secrets[k];
   for (const [k, v] of Object.entries(secrets)) config[`restorable:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   const { pulumi, registered: captured, outputsOf, settle } = await startMocks({
     config,
@@ -200,6 +201,9 @@ describe("s3 (S3-compatible) wiring", () => {
 describe("bad config fails before any resource exists", () => {
   it("names the key", async () => {
     await expect(runStack("aws", { retention: { daily: 0 } })).rejects.toThrow(/restorable:retention\.daily: must be at least 1/);
+  });
+  it("a missing SSH key names restorable:sshPrivateKey", async () => {
+    await expect(runStack("aws", {}, ["sshPrivateKey"])).rejects.toThrow(/restorable:sshPrivateKey: is required to install on the hosts/);
   });
   it("refuses unknown restorable: keys", async () => {
     await expect(runStack("aws", { retension: { daily: 7 } })).rejects.toThrow(/restorable:retension: unknown key/);

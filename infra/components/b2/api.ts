@@ -32,12 +32,9 @@ export const B2_API_VERSION = API_VERSION;
 export const B2_DEFAULT_API_BASE = DEFAULT_API_BASE;
 
 /** A lifecycle rule exactly as b2_create_bucket / b2_update_bucket take and return it. */
-export interface B2LifecycleRule {
-  fileNamePrefix: string;
-  daysFromUploadingToHiding: number | null;
-  daysFromHidingToDeleting: number | null;
-  daysFromStartingToCancelingUnfinishedLargeFiles?: number | null;
-}
+/** B2's lifecycle rule, as the plan produces it (a type only: nothing is imported at run time). */
+export type { B2LifecycleRule } from "../../plan/retention";
+import type { B2LifecycleRule } from "../../plan/retention";
 
 /** Default server-side encryption for a bucket (request shape). */
 export interface B2ServerSideEncryption {

@@ -4,6 +4,7 @@ export {
   B2ApplicationKey,
   b2BucketProvider,
   b2ApplicationKeyProvider,
+  type B2AccountKey,
   type B2BucketArgs,
   type B2ApplicationKeyArgs,
   type B2LifecycleRule,

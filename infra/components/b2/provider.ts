@@ -436,13 +436,17 @@ export const b2ApplicationKeyProvider: pulumi.dynamic.ResourceProvider<B2Applica
 
 // ---------------------------------------------------------------- resource classes
 
-export interface B2BucketArgs {
+/** The account key the provider manages buckets and keys with. */
+export interface B2AccountKey {
   /** b2_authorize_account endpoint; https://api.backblazeb2.com unless testing. */
   apiBase?: string;
   /** Master (or writeBuckets/deleteBuckets/…-capable) application key id. */
   keyId: pulumi.Input<string>;
   /** Its application key; always handled as a secret. */
   key: pulumi.Input<string>;
+}
+
+export interface B2BucketArgs extends B2AccountKey {
   bucketName: string;
   lifecycleRules: B2LifecycleRule[];
   fileLock?: B2FileLock;
@@ -482,10 +486,7 @@ export class B2Bucket extends pulumi.dynamic.Resource {
   }
 }
 
-export interface B2ApplicationKeyArgs {
-  apiBase?: string;
-  keyId: pulumi.Input<string>;
-  key: pulumi.Input<string>;
+export interface B2ApplicationKeyArgs extends B2AccountKey {
   keyName: string;
   bucketId: pulumi.Input<string>;
   namePrefix: string;
