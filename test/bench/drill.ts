@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBackupEnv } from "../support/backup-env";
 import { ensurePostgresImage, startDockerd, type Dockerd } from "../support/docker";
-import { awsOk, type Bucket } from "../support/drill-fixtures";
+import { awsOk, q, type Bucket } from "../support/drill-fixtures";
 import { cleanLibpqEnv, loadSampleData, PG_BIN, startPostgres } from "../support/postgres";
 import { runOk, waitFor } from "../support/proc";
 import { startS3Server } from "../support/s3server";
@@ -55,7 +55,6 @@ const secs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 async function sh(script: string, env: NodeJS.ProcessEnv): Promise<void> {
   await runOk("bash", ["-c", `set -euo pipefail\n${script}`], { env, timeoutMs: 60 * 60_000 });
 }
-const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
 
 /** The seed's drill, runtime local: a default cluster as the postgres user, psql over its socket. */
 async function seedLocal(bucket: Bucket, key: string, awsEnvVars: NodeJS.ProcessEnv): Promise<number> {
