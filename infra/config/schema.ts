@@ -197,6 +197,9 @@ const paths = z.strictObject({
   stateDir: z.string().regex(ABS_DIR, "must be an absolute directory path").default("/var/lib/restorable"),
 });
 
+/** The default install paths (the scripts' and install plan's fallbacks derive from these). */
+export const DEFAULT_PATHS = paths.parse({});
+
 const host = z.strictObject({
   name: z.string().regex(HOST_NAME, "must be 1-63 lowercase letters, digits or hyphens (it becomes the object prefix)"),
   ssh,
@@ -204,10 +207,11 @@ const host = z.strictObject({
   volumes: z.array(z.string().regex(DOCKER_NAME, "must be a Docker volume name")).default([]),
   /** Image used to tar volumes (needs `tar`); kept pulled on the host. */
   volumeImage: z.string().min(1).regex(/^[A-Za-z0-9._/:@-]+$/, "must be an image reference").default("busybox:1.36"),
-  schedule: schedule.default({ backup: "0 3 * * *", drill: "0 5 1 * *" }),
-  drill: drill.default({ runtime: "docker", image: "postgres:16", checks: [] }),
+  // prefault: an omitted section is parsed as {}, so the field defaults above are the only ones.
+  schedule: schedule.prefault({}),
+  drill: drill.prefault({}),
   encryption: encryption.optional(),
-  paths: paths.default({ scriptsDir: "/opt/restorable", configDir: "/etc/restorable", stateDir: "/var/lib/restorable" }),
+  paths: paths.prefault({}),
   /** zstd compression level for dumps and volume tarballs. */
   zstdLevel: z.number().int().min(1).max(19).default(3),
 });
@@ -229,8 +233,8 @@ export const configSchema = z
   .strictObject({
     storage,
     objectives,
-    retention: retention.default({ daily: 7, weekly: 4, monthly: 12 }),
-    notify: notify.default({}),
+    retention: retention.prefault({}),
+    notify: notify.prefault({}),
     hosts: z.array(host).min(1, "needs at least one host"),
   })
   .superRefine((cfg, ctx) => {

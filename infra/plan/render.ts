@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { HostConfig } from "../config/schema";
+import { DEFAULT_PATHS, type HostConfig } from "../config/schema";
 import type { HostPlan, Plan } from "./index";
 import { cronEscape, shArray, shAssign, shq } from "./shell";
 
@@ -40,7 +40,7 @@ export interface RenderedHost {
 // Constants
 
 /** Lock files, run directories and cron logs on the host. */
-export const STATE_DIR = "/var/lib/restorable";
+export const STATE_DIR = DEFAULT_PATHS.stateDir;
 export const CONFIG_FILE_NAME = "restorable.conf";
 export const CREDENTIALS_FILE_NAME = "credentials";
 export const CRON_BEGIN = "# BEGIN restorable (managed by Pulumi; do not edit)";
@@ -118,7 +118,7 @@ export function hostPaths(host: HostPlan, opts: RenderOptions = {}) {
   return {
     scriptsDir,
     configDir,
-    stateDir: opts.stateDir ?? stateDir ?? STATE_DIR,
+    stateDir: opts.stateDir ?? stateDir,
     config: `${configDir}/${CONFIG_FILE_NAME}`,
     credentials: `${configDir}/${CREDENTIALS_FILE_NAME}`,
   };
@@ -219,8 +219,8 @@ export interface CronJob {
 export function cronJobs(host: HostPlan, installed: string[]): CronJob[] {
   const c = host.config;
   const jobs: CronJob[] = [{ schedule: c.schedule.backup, script: "backup" }];
-  if (c.volumes.length > 0) jobs.push({ schedule: c.schedule.volumes ?? c.schedule.backup, script: "backup-volumes" });
-  if (c.postgres.length > 0 && installed.includes("restore-drill")) jobs.push({ schedule: c.schedule.drill, script: "restore-drill" });
+  if (c.volumes.length > 0) jobs.push({ schedule: c.schedule.volumes, script: "backup-volumes" });
+  if (c.postgres.length > 0) jobs.push({ schedule: c.schedule.drill, script: "restore-drill" });
   return jobs.filter((j) => installed.includes(j.script));
 }
 
