@@ -22,7 +22,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan } from "../plan";
-import { installPlan, type InstallInput, type InstallOptions, type InstallPlan } from "../plan/install";
+import { hostImages, installPlan, type InstallInput, type InstallOptions, type InstallPlan } from "../plan/install";
 
 export interface HostConnection {
   host: pulumi.Input<string>;
@@ -118,15 +118,6 @@ export function dockerSshUrl(user: string, host: string, port: number): string {
   return `ssh://${user}@${h}:${port}`;
 }
 
-/** The images a host keeps pulled: the drill image (docker drills of Postgres) and the volume image. */
-export function hostImages(host: HostPlan): { drill?: string; volume?: string } {
-  const c = host.config;
-  return {
-    ...(c.postgres.length > 0 && c.drill.runtime === "docker" ? { drill: c.drill.image } : {}),
-    ...(c.volumes.length > 0 ? { volume: c.volumeImage } : {}),
-  };
-}
-
 export class HostInstall extends pulumi.ComponentResource {
   public readonly preflight: command.remote.Command;
   public readonly install: command.remote.Command;
@@ -156,7 +147,7 @@ export class HostInstall extends pulumi.ComponentResource {
     });
 
     this.images = [];
-    const images = hostImages(host);
+    const images = hostImages(host.config);
     if ((args.docker?.pullImages ?? true) && (images.drill || images.volume)) {
       const url = pulumi
         .all([args.connection.user, args.connection.host, args.connection.port])

@@ -33,6 +33,7 @@
 // The command texts are POSIX sh without single quotes, wrapped as `exec /bin/sh -c '...'`, so
 // they behave the same whatever the user's login shell is (bash, dash, zsh, ...).
 import { createHash } from "node:crypto";
+import { posix } from "node:path";
 import type { HostConfig } from "../config/schema";
 import type { HostPlan } from "./index";
 import { CRON_BEGIN, CRON_END, STATE_DIR, type RenderedHost } from "./render";
@@ -111,9 +112,12 @@ function checkPath(p: string, what: string): string {
   return p;
 }
 
-function dirname(p: string): string {
-  const i = p.lastIndexOf("/");
-  return i <= 0 ? "/" : p.slice(0, i);
+/** The images a host runs and so must keep pulled: the drill's Postgres (docker runtime) and the volume tar image. */
+export function hostImages(c: HostConfig): { drill?: string; volume?: string } {
+  return {
+    ...(c.postgres.length > 0 && c.drill.runtime === "docker" ? { drill: c.drill.image } : {}),
+    ...(c.volumes.length > 0 ? { volume: c.volumeImage } : {}),
+  };
 }
 
 /** The tools a host's configuration needs at run time (and the packages that provide them). */
@@ -131,7 +135,7 @@ export function requiredTools(c: HostConfig): ToolNeed[] {
     { tool: "cmp", pkg: "diffutils", why: "the installer leaves unchanged files alone" },
   ];
   const pg = c.postgres;
-  const usesDocker = pg.some((p) => p.via !== "local") || c.volumes.length > 0 || (pg.length > 0 && c.drill.runtime === "docker");
+  const usesDocker = pg.some((p) => p.via !== "local") || Object.keys(hostImages(c)).length > 0;
   if (pg.some((p) => p.via === "local")) {
     needs.push({ tool: "pg_dump", pkg: "postgresql-client", why: "dumps the local databases" });
     needs.push({ tool: "pg_dumpall", pkg: "postgresql-client", why: "dumps roles (globals)" });
@@ -545,7 +549,7 @@ export function installPlan(rendered: InstallInput, host: HostPlan, opts: Instal
   }
   const tools = requiredTools(c);
   const usesDocker = tools.some((t) => t.tool === "docker");
-  const dirs = [...new Set([scriptsDir, configDir, stateDir, ...paths.map(dirname)])];
+  const dirs = [...new Set([scriptsDir, configDir, stateDir, ...paths.map((p) => posix.dirname(p))])];
   const searchPath = opts.searchPath ?? CRON_SEARCH_PATH;
   if (!/^[A-Za-z0-9._/:-]+$/.test(searchPath)) throw new Error(`installPlan: searchPath "${searchPath}" has unexpected characters`);
   const plan: InstallPlan = {
