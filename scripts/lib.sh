@@ -38,7 +38,6 @@ RESTORABLE_STAGE=init
 RESTORABLE_RUN_DIR=
 RESTORABLE__REPORTED=
 RESTORABLE__STARTED=
-RESTORABLE__PING_STARTED=
 
 # ------------------------------------------------------------------------------------------ log
 
@@ -101,7 +100,7 @@ restorable_ping() {
   [[ -n $url ]] || return 0
   url=${url%/}
   case $kind in
-    start) url+=/start; RESTORABLE__PING_STARTED=1 ;;
+    start) url+=/start ;;
     fail) url+=/fail ;;
     success) ;;
     *) return 0 ;;
@@ -504,13 +503,6 @@ restorable_try() {
     return "$rc"
   fi
   return 0
-}
-
-# restorable_stage STAGE CMD...: like restorable_try, but a failure ends the run.
-restorable_stage() {
-  if ! restorable_try "$@"; then
-    restorable_fail "$RESTORABLE_ERROR_STAGE" "$RESTORABLE_ERROR_REASON"
-  fi
 }
 
 # restorable_record_failure LABEL: remember the first failure of a job that continues with its
