@@ -1,13 +1,12 @@
 // The stack program: read config -> build the plan -> build components -> export outputs.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_KEYS, ConfigError, SECRET_KEYS, parseConfig, parseSecret } from "./config";
+import { CONFIG_KEYS, ConfigError, NAMESPACE as NS, SECRET_KEYS, parseConfig, parseSecret, unknownKeyProblems } from "./config";
 import { buildPlan } from "./plan";
 import type { B2AccountKey } from "./components/b2";
 import { BackupBucket } from "./components/backup-bucket";
 import { ServerBackups } from "./components/server-backups";
 
-const NS = "restorable";
 
 /** Fail before any resource exists, with the ConfigError text (no stack trace). */
 function fail(e: unknown): never {
@@ -17,19 +16,14 @@ function fail(e: unknown): never {
 
 function readPlan() {
   const config = new pulumi.Config(NS);
-  // Unknown keys under restorable: are typos until proven otherwise.
-  const known = new Set<string>([...CONFIG_KEYS, ...SECRET_KEYS]);
-  const unknown = Object.keys(pulumi.runtime.allConfig())
-    .filter((k) => k.startsWith(`${NS}:`))
-    .map((k) => k.slice(NS.length + 1))
-    .filter((k) => !known.has(k));
   const raw: Record<string, unknown> = {};
   for (const key of CONFIG_KEYS) {
     const v = config.getObject<unknown>(key);
     if (v !== undefined) raw[key] = v;
   }
   try {
-    if (unknown.length) throw new ConfigError(unknown.map((k) => `${NS}:${k}: unknown key (known: ${[...known].join(", ")})`));
+    const unknown = unknownKeyProblems(Object.keys(pulumi.runtime.allConfig()));
+    if (unknown.length) throw new ConfigError(unknown);
     return { config, plan: buildPlan(parseConfig(raw)) };
   } catch (e) {
     return fail(e);

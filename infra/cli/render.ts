@@ -11,11 +11,10 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
-import { CONFIG_KEYS, ConfigError, parseConfig, SECRET_KEYS } from "../config";
-import { buildPlan, objectKeys, type Plan } from "../plan";
+import { CONFIG_KEYS, ConfigError, NAMESPACE, parseConfig, SECRET_KEYS, unknownKeyProblems } from "../config";
+import { ABORT_INCOMPLETE_DAYS, buildPlan, NONCURRENT_DAYS, objectKeys, type Plan } from "../plan";
 import { cronJobs, loadTemplates, placeholderSecrets, renderHost, type RenderedHost, type Template } from "../plan/render";
 
-export const NAMESPACE = "restorable";
 /** Marks a directory as written by this tool (so it may be cleared and rewritten). */
 export const MARKER = ".restorable-render";
 
@@ -33,15 +32,12 @@ export function stackConfigFromYaml(text: string, file = "stack file"): Record<s
   if (config === undefined || config === null) throw new ConfigError([`${file} has no config: section`]);
   if (typeof config !== "object" || Array.isArray(config)) throw new ConfigError([`${file}: config: must be a map of keys to values`]);
   const raw: Record<string, unknown> = {};
-  const problems: string[] = [];
+  const problems = unknownKeyProblems(Object.keys(config));
   for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
     if (!key.startsWith(`${NAMESPACE}:`)) continue; // other providers' keys (aws:region, ...)
     const name = key.slice(NAMESPACE.length + 1);
     if ((SECRET_KEYS as readonly string[]).includes(name)) continue; // secrets: never read here
-    if (!(CONFIG_KEYS as readonly string[]).includes(name)) {
-      problems.push(`${key}: unknown key (known: ${[...CONFIG_KEYS, ...SECRET_KEYS].map((k) => `${NAMESPACE}:${k}`).join(", ")})`);
-      continue;
-    }
+    if (!(CONFIG_KEYS as readonly string[]).includes(name)) continue; // reported by unknownKeyProblems
     if (value !== null && typeof value === "object" && !Array.isArray(value) && "secure" in value) {
       problems.push(`${key}: is stored as a secret, but it is plain configuration (render cannot decrypt it, and it is not secret); set it without --secret`);
       continue;
@@ -71,13 +67,10 @@ export function summaryMarkdown(plan: Plan, rendered: Map<string, RenderedHost>,
   lines.push("## Retention (lifecycle rules)", "");
   lines.push("| prefix | expires after | meaning |", "|---|---|---|");
   for (const r of plan.retention.rules) {
-    const meaning =
-      r.scope === "drills"
-        ? "restore-drill reports"
-        : `${r.scope} tier: keeps ${r.scope === "daily" ? `${cfg.retention.daily} daily` : r.scope === "weekly" ? `${cfg.retention.weekly} weekly` : `${cfg.retention.monthly} monthly`} restore points`;
+    const meaning = r.scope === "drills" ? "restore-drill reports" : `${r.scope} tier: keeps ${cfg.retention[r.scope]} ${r.scope} restore points`;
     lines.push(`| \`${r.prefix}\` | ${r.expireDays} days | ${meaning} |`);
   }
-  lines.push("", "Noncurrent versions are removed a day after they stop being current; unfinished uploads are aborted after 2 days.", "");
+  lines.push("", `Noncurrent versions are removed ${NONCURRENT_DAYS} day(s) after they stop being current; unfinished uploads are aborted after ${ABORT_INCOMPLETE_DAYS} days.`, "");
   lines.push("## What goes where", "");
   const sample = new Date(Date.UTC(2026, 10, 24, 3, 0, 0)); // a Tuesday: daily tier
   for (const h of plan.hosts) {
