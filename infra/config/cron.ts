@@ -106,12 +106,11 @@ function dayMatches(spec: CronSpec, d: Date): boolean {
 const DAY_MS = 86_400_000;
 
 /**
- * Firing times (ms since epoch, UTC) in [fromMs, toMs). Cron runs in the host's time zone;
- * the gap analysis below is done in UTC, which is exact for hosts on UTC and off by at most
- * the DST shift elsewhere.
+ * Firing times (ms since epoch, UTC) in [fromMs, toMs), in order. Cron runs in the host's time
+ * zone; the gap analysis below is done in UTC, which is exact for hosts on UTC and off by at
+ * most the DST shift elsewhere.
  */
-export function firings(spec: CronSpec, fromMs: number, toMs: number): number[] {
-  const out: number[] = [];
+export function* firings(spec: CronSpec, fromMs: number, toMs: number): Generator<number> {
   const minutes = [...spec.minutes].sort((a, b) => a - b);
   const hours = [...spec.hours].sort((a, b) => a - b);
   for (let day = Math.floor(fromMs / DAY_MS) * DAY_MS; day < toMs; day += DAY_MS) {
@@ -119,11 +118,10 @@ export function firings(spec: CronSpec, fromMs: number, toMs: number): number[] 
     for (const h of hours) {
       for (const m of minutes) {
         const t = day + (h * 60 + m) * 60_000;
-        if (t >= fromMs && t < toMs) out.push(t);
+        if (t >= fromMs && t < toMs) yield t;
       }
     }
   }
-  return out;
 }
 
 /**
@@ -132,22 +130,11 @@ export function firings(spec: CronSpec, fromMs: number, toMs: number): number[] 
  * fires less than twice in that span (e.g. "0 0 30 2 *").
  */
 export function maxGapSeconds(expr: string): number {
-  const spec = parseCron(expr);
-  const from = Date.UTC(2027, 0, 1);
-  const to = Date.UTC(2035, 0, 8);
-  const minutes = [...spec.minutes].sort((a, b) => a - b);
-  const hours = [...spec.hours].sort((a, b) => a - b);
   let prev: number | undefined;
   let max = -1;
-  for (let day = from; day < to; day += DAY_MS) {
-    if (!dayMatches(spec, new Date(day))) continue;
-    for (const h of hours) {
-      for (const m of minutes) {
-        const t = day + (h * 60 + m) * 60_000;
-        if (prev !== undefined) max = Math.max(max, t - prev);
-        prev = t;
-      }
-    }
+  for (const t of firings(parseCron(expr), Date.UTC(2027, 0, 1), Date.UTC(2035, 0, 8))) {
+    if (prev !== undefined) max = Math.max(max, t - prev);
+    prev = t;
   }
   return max < 0 ? Infinity : max / 1000;
 }

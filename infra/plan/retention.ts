@@ -15,7 +15,7 @@
 //            run of `monthly` consecutive months in the Gregorian calendar  -> N = L
 // test/unit/retention-simulation.test.ts runs this day by day over years and also shows that
 // N-1 breaks the promise for each tier.
-import type { RestorableConfig, Tier } from "../config/schema";
+import type { Tier } from "../config/schema";
 import { TIERS, drillsPrefix, hostPrefix, tierPrefix } from "./layout";
 
 export interface Retention {
@@ -126,8 +126,4 @@ export function b2Lifecycle(rules: RetentionRule[]): B2LifecycleRule[] {
     daysFromHidingToDeleting: NONCURRENT_DAYS,
     daysFromStartingToCancelingUnfinishedLargeFiles: ABORT_INCOMPLETE_DAYS,
   }));
-}
-
-export function retentionOf(cfg: RestorableConfig): Retention {
-  return cfg.retention;
 }
