@@ -748,12 +748,3 @@ export async function composeProject(d: Dockerd, dir: string, yaml: string): Pro
     },
   };
 }
-
-/** For diagnostics: the tail of the daemon's log. */
-export function dockerdLog(d: Dockerd, chars = 4000): string {
-  try {
-    return readFileSync(join(d.dir, "dockerd.log"), "utf8").slice(-chars);
-  } catch {
-    return "";
-  }
-}
