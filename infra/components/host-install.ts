@@ -58,16 +58,6 @@ export interface HostInstallArgs {
   };
 }
 
-/**
- * remote.Command inputs of @pulumi/command 1.x. `addPreviousOutputInEnv` (1.x) keeps the provider
- * from setting PULUMI_COMMAND_STDOUT/STDERR, which needs sshd AcceptEnv and fails delete without it.
- * Declared here so the code type-checks against older typings that lack these fields.
- */
-export type RemoteCommandArgs = Omit<command.remote.CommandArgs, "connection"> & {
-  connection: pulumi.Input<command.types.input.remote.ConnectionArgs & { hostKey?: pulumi.Input<string> }>;
-  addPreviousOutputInEnv?: pulumi.Input<boolean>;
-  logging?: pulumi.Input<"stdout" | "stderr" | "stdoutAndStderr" | "none">;
-};
 
 /**
  * The two remote.Command inputs HostInstall creates, from the install plan: preflight, and the
@@ -78,7 +68,7 @@ export type RemoteCommandArgs = Omit<command.remote.CommandArgs, "connection"> &
 export function installCommandArgs(
   plan: pulumi.Output<InstallPlan>,
   conn: HostConnection,
-): { preflight: RemoteCommandArgs; install: RemoteCommandArgs } {
+): { preflight: command.remote.CommandArgs; install: command.remote.CommandArgs } {
   const text = <T>(f: (p: InstallPlan) => T): pulumi.Output<T> => pulumi.unsecret(plan.apply(f)) as pulumi.Output<T>;
   const connection = {
     host: conn.host,
@@ -94,6 +84,7 @@ export function installCommandArgs(
       create: text((p) => p.preflight),
       update: text((p) => p.preflight),
       triggers,
+      // Keeps the provider from setting PULUMI_COMMAND_STDOUT/STDERR, which needs sshd AcceptEnv.
       addPreviousOutputInEnv: false,
       logging: "stdoutAndStderr",
     },
@@ -135,11 +126,11 @@ export class HostInstall extends pulumi.ComponentResource {
     const { host } = args;
     const plan = pulumi.output(args.rendered).apply((r) => installPlan(r, host, args.installOptions));
     const cmdArgs = installCommandArgs(plan, args.connection);
-    this.preflight = new command.remote.Command(`${name}-preflight`, cmdArgs.preflight as command.remote.CommandArgs, {
+    this.preflight = new command.remote.Command(`${name}-preflight`, cmdArgs.preflight, {
       parent: this,
       dependsOn: args.dependsOn,
     });
-    this.install = new command.remote.Command(`${name}-install`, cmdArgs.install as command.remote.CommandArgs, {
+    this.install = new command.remote.Command(`${name}-install`, cmdArgs.install, {
       parent: this,
       dependsOn: [this.preflight, ...(args.dependsOn ?? [])],
       deleteBeforeReplace: true,
