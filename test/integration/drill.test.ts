@@ -8,9 +8,9 @@
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
+import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import {
-  ageKey, corruptObject, failureLine, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
+  ageKey, corruptObject, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
 } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
@@ -99,8 +99,8 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
   }
   async function expectFault(e: BackupEnv, r: RunResult, stage: string, reason: RegExp): Promise<Report> {
     expect(r.code, r.stderr).toBe(1);
-    expect(failureLine(r)).toMatch(new RegExp(`restorable restore-drill: FAILED at stage ${stage}: `));
-    expect(failureLine(r)).toMatch(reason);
+    expect(failedLine(r)).toMatch(new RegExp(`restorable restore-drill: FAILED at stage ${stage}: `));
+    expect(failedLine(r)).toMatch(reason);
     expect(pings.of("start")).toHaveLength(1);
     const fail = pings.of("fail");
     expect(fail).toHaveLength(1);

@@ -10,12 +10,12 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { createBackupEnv, failedLine, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import {
   composeProject, ensurePostgresImage, ensureToolImage, startDockerd, startPostgresContainer, type ComposeProject,
   type Dockerd, type PgContainer,
 } from "../support/docker";
-import { failureLine, fixtureGlobalsBackup, fixturePostgresBackup, getObject, listKeys, processesMentioning } from "../support/drill-fixtures";
+import { fixtureGlobalsBackup, fixturePostgresBackup, getObject, listKeys, processesMentioning } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, SAMPLE_OWNER, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort } from "../support/proc";
@@ -157,7 +157,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     await new Promise((r) => setTimeout(r, 1500));
     child.kill("SIGTERM");
     expect(await exited).toBe(143);
-    expect(failureLine({ stderr } as never)).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
+    expect(failedLine({ stderr })).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
     await pings.waitFor("fail", 10_000);
     expect(await drillContainers()).toEqual([]);
     expect(e.leftovers()).toEqual([]);
@@ -175,7 +175,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
       expect(await c.psql("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'app.orders'::regclass", { database: "copy" })).toBe("other");
       const again = await env.run("restore", ["--database", "app", "--target", `container:${c.name}`, "--user", "other", "--target-database", "copy", "--no-owner"]);
       expect(again.code).toBe(1);
-      expect(failureLine(again)).toMatch(/FAILED at stage target: database copy on container .* is not empty/);
+      expect(failedLine(again)).toMatch(/FAILED at stage target: database copy on container .* is not empty/);
     } finally {
       await c?.remove();
     }
@@ -208,7 +208,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     const changed = await listing("uploads_restored");
     const refused = await env.run("restore", ["--volume", "uploads", "--target-volume", "uploads_restored"]);
     expect(refused.code).toBe(1);
-    expect(failureLine(refused)).toMatch(/FAILED at stage target: volume uploads_restored is not empty; refusing to restore into it without --force/);
+    expect(failedLine(refused)).toMatch(/FAILED at stage target: volume uploads_restored is not empty; refusing to restore into it without --force/);
     expect(await listing("uploads_restored")).toBe(changed);
 
     const forced = await env.run("restore", ["--volume", "uploads", "--target-volume", "uploads_restored", "--force"]);

@@ -6,9 +6,9 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { createBackupEnv, failedLine, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import {
-  ageKey, corruptObject, failureLine, fixtureGlobalsBackup, fixturePostgresBackup, listKeys, rowCounts, schemaDump,
+  ageKey, corruptObject, fixtureGlobalsBackup, fixturePostgresBackup, listKeys, rowCounts, schemaDump,
   type AgeKey,
 } from "../support/drill-fixtures";
 import { loadSampleData, PG_BIN, SAMPLE_OWNER, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
@@ -99,7 +99,7 @@ describe.skipIf(!tools.ok)("restore", () => {
     const before = await schemaDump(dst, "app");
     const r = await restore(["--database", "app", "--target", dstTarget()]);
     expect(r.code).toBe(1);
-    expect(failureLine(r)).toMatch(/FAILED at stage target: database app .* is not empty .* without --force/);
+    expect(failedLine(r)).toMatch(/FAILED at stage target: database app .* is not empty .* without --force/);
     expect(r.stdout).not.toContain("Restored");
     expect(await schemaDump(dst, "app")).toBe(before);
     expect(await dst.psql("SELECT count(*) FROM public.users WHERE name = 'after backup'", { database: "app" })).toBe("1");
@@ -179,7 +179,7 @@ describe.skipIf(!tools.ok)("restore", () => {
     it("--at before the oldest restore point fails and names the oldest", async () => {
       const r = await restore(["--database", "hist", "--target", dstTarget(), "--target-database", "hist_none", "--at", "2026-09-30"], NOW);
       expect(r.code).toBe(1);
-      expect(failureLine(r)).toMatch(/FAILED at stage find: no restore point of database hist at or before 2026-09-30T23:59:59Z; the oldest is 20261001T030000Z/);
+      expect(failedLine(r)).toMatch(/FAILED at stage find: no restore point of database hist at or before 2026-09-30T23:59:59Z; the oldest is 20261001T030000Z/);
       expect(await dst.psql("SELECT count(*) FROM pg_database WHERE datname = 'hist_none'")).toBe("0");
     });
   });
@@ -191,7 +191,7 @@ describe.skipIf(!tools.ok)("restore", () => {
     await corruptObject(access, b.objectKey);
     const r = await restore(["--database", "corrupt", "--target", dstTarget()]);
     expect(r.code).toBe(1);
-    expect(failureLine(r)).toMatch(new RegExp(`FAILED at stage verify: sha256 mismatch for s3://${BUCKET}/${b.objectKey}: the manifest says ${b.sha256}`));
+    expect(failedLine(r)).toMatch(new RegExp(`FAILED at stage verify: sha256 mismatch for s3://${BUCKET}/${b.objectKey}: the manifest says ${b.sha256}`));
     expect(r.stdout).not.toContain("Restored");
     expect(await dst.psql("SELECT count(*) FROM pg_database WHERE datname = 'corrupt'")).toBe("0");
     expect(env.leftovers()).toEqual([]);
@@ -205,11 +205,11 @@ describe.skipIf(!tools.ok)("restore", () => {
 
     const wrong = await restore(["--database", "secret", "--target", dstTarget(), "--identity", otherKey.identityFile]);
     expect(wrong.code).toBe(1);
-    expect(failureLine(wrong)).toMatch(/FAILED at stage decrypt: age could not decrypt .* with identity .*wrong\.age-identity/);
+    expect(failedLine(wrong)).toMatch(/FAILED at stage decrypt: age could not decrypt .* with identity .*wrong\.age-identity/);
     expect(await dst.psql("SELECT count(*) FROM pg_database WHERE datname = 'secret'")).toBe("0");
 
     const none = await restore(["--database", "secret", "--target", dstTarget()]);
-    expect(failureLine(none)).toMatch(/FAILED at stage decrypt: .* is encrypted with age: give the identity file with --identity FILE/);
+    expect(failedLine(none)).toMatch(/FAILED at stage decrypt: .* is encrypted with age: give the identity file with --identity FILE/);
 
     const ok = await restore(["--database", "secret", "--target", dstTarget(), "--identity", key.identityFile]);
     expect(ok.code, ok.stderr).toBe(0);
@@ -243,7 +243,7 @@ describe.skipIf(!tools.ok)("restore", () => {
     expect(r.stderr).toContain("contains a password");
     const u = await restore(["--database", "nope", "--target", dstTarget()]);
     expect(u.code).toBe(1);
-    expect(failureLine(u)).toMatch(/FAILED at stage find: no manifest-backed backup of database nope/);
+    expect(failedLine(u)).toMatch(/FAILED at stage find: no manifest-backed backup of database nope/);
   });
 
   it("restores over a libpq URL target (password from PGPASSWORD, never argv)", async () => {

@@ -78,11 +78,6 @@ export async function listKeys(b: Bucket, prefix: string): Promise<{ key: string
   return (j.Contents ?? []).map((c) => ({ key: c.Key, size: c.Size })).sort((a, b2) => a.key.localeCompare(b2.key));
 }
 
-/** The last line of stderr that says FAILED (the contract's one-line reason). */
-export function failureLine(r: RunResult): string {
-  return r.stderr.split("\n").filter((l) => l.includes("FAILED at stage")).pop() ?? "";
-}
-
 // ---- manifest-backed backups made by hand ---------------------------------------------------------
 
 /** The table list the manifest carries (same set as the scripts compare against). */
