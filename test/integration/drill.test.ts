@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import {
-  ageKey, corruptObject, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
+  ageKey, corruptObject, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
 } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
@@ -273,19 +273,16 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     await backup("kill", 1);
     pings.clear();
     const child = e.spawn("restore-drill");
-    let stderr = "";
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    const drilling = follow(child);
     // Halfway: the throwaway cluster is up and the restore has started.
-    const deadline = Date.now() + 90_000;
-    while (!/verified sha256/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(stderr).toMatch(/throwaway Postgres up/);
+    await drilling.until(/verified sha256/, 90_000);
+    expect(drilling.stderr).toMatch(/throwaway Postgres up/);
     expect(processesMentioning(e.tmpDir).length).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 1500));
     child.kill("SIGTERM");
-    const code = await exited;
+    const code = await drilling.exited;
     expect(code).toBe(143);
-    expect(stderr).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
+    expect(drilling.stderr).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
     await pings.waitFor("fail", 10_000);
     expectNothingLeft(e);
     expect((await latestReport(e)).result).toBe("fail");
@@ -295,13 +292,10 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const e = host("sigkill", { drill: { runtime: "local", checks: ["SELECT pg_sleep(2) IS NOT NULL"] } });
     await backup("sigkill", 1);
     const child = e.spawn("restore-drill");
-    let stderr = "";
-    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<void>((resolve) => child.on("close", () => resolve()));
-    const deadline = Date.now() + 90_000;
-    while (!/verified sha256/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const drilling = follow(child);
+    await drilling.until(/verified sha256/, 90_000);
     child.kill("SIGKILL");
-    await exited;
+    await drilling.exited;
     // The cluster and the temp dir outlive the killed script.
     expect(e.leftovers().length).toBeGreaterThan(0);
     // Its orphaned children finish their step and let go of the lock.

@@ -15,7 +15,7 @@ import {
   composeProject, ensurePostgresImage, ensureToolImage, startDockerd, startPostgresContainer, type ComposeProject,
   type Dockerd, type PgContainer,
 } from "../support/docker";
-import { fixtureGlobalsBackup, fixturePostgresBackup, getObject, listKeys, processesMentioning } from "../support/drill-fixtures";
+import { fixtureGlobalsBackup, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, SAMPLE_OWNER, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort } from "../support/proc";
@@ -148,16 +148,13 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     envs.push(e);
     pings.clear();
     const child = e.spawn("restore-drill");
-    let stderr = "";
-    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    const deadline = Date.now() + 90_000;
-    while (!/verified sha256/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const drilling = follow(child);
+    await drilling.until(/verified sha256/, 90_000);
     expect(await drillContainers()).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 1500));
     child.kill("SIGTERM");
-    expect(await exited).toBe(143);
-    expect(failedLine({ stderr })).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
+    expect(await drilling.exited).toBe(143);
+    expect(failedLine(drilling)).toMatch(/FAILED at stage (restore|tables|checks): interrupted by SIGTERM/);
     await pings.waitFor("fail", 10_000);
     expect(await drillContainers()).toEqual([]);
     expect(e.leftovers()).toEqual([]);

@@ -5,6 +5,7 @@
  * in the past and fault cases the real backup script cannot produce (corrupted objects, uploads
  * without a manifest, a manifest listing a table the dump lacks) — plus comparison helpers.
  */
+import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
 import type { Tier } from "../../infra/config/schema";
 import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
-import { run, runOk, type RunResult } from "./proc";
+import { run, runOk, waitFor, type RunResult } from "./proc";
 
 export const AWS = "/usr/bin/aws";
 
@@ -260,4 +261,20 @@ export function isDir(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Follow a spawned script: its stderr so far, its exit code once it has closed, and a wait for a line. */
+export function follow(child: ChildProcess): { readonly stderr: string; exited: Promise<number | null>; until(re: RegExp, timeoutMs: number): Promise<void> } {
+  let stderr = "";
+  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  return {
+    get stderr() {
+      return stderr;
+    },
+    exited,
+    async until(re, timeoutMs) {
+      await waitFor(`${re} on stderr`, () => re.test(stderr), timeoutMs);
+    },
+  };
 }
