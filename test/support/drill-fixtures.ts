@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
 import type { Tier } from "../../infra/config/schema";
 import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
-import { run, runOk, waitFor, type RunResult } from "./proc";
+import { processAlive, run, runOk, waitFor, type RunResult } from "./proc";
 
 export const AWS = "/usr/bin/aws";
 
@@ -245,9 +245,7 @@ export function processesMentioning(needle: string): number[] {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
-      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      if (cmd.includes(needle) && state !== "Z") out.push(Number(e));
+      if (cmd.includes(needle) && processAlive(Number(e))) out.push(Number(e));
     } catch {
       /* gone */
     }
