@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
@@ -191,12 +191,6 @@ export async function fixtureGlobalsBackup(o: CommonOpts & { pg: PgCluster }): P
   return upload(o, "globals", { kind: "globals" }, body, { dumpFormat: "sql" });
 }
 
-/** tar of a directory | zstd [| age], uploaded as volume `volume`, then its manifest. */
-export async function fixtureVolumeBackup(o: CommonOpts & { volume: string; dir: string }): Promise<FixtureBackup> {
-  const body = await pipeToFile(`tar --numeric-owner -C ${q(o.dir)} -cf - . | zstd -q -3 -c${encryptStage(o.encryptTo)}`, process.env);
-  return upload(o, "volume", { kind: "volume", volume: o.volume }, body, { volume: o.volume });
-}
-
 /** Overwrite an uploaded object with the same bytes but one flipped (corruption after upload). */
 export async function corruptObject(b: Bucket, key: string): Promise<void> {
   const body = Buffer.from(await getObject(b, key));
@@ -251,14 +245,6 @@ export function processesMentioning(needle: string): number[] {
     }
   }
   return out;
-}
-
-export function isDir(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /** Follow a spawned script: its stderr so far, its exit code once it has closed, and a wait for a line. */
