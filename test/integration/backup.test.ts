@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostIamPolicy } from "../../infra/plan";
 import { createBackupEnv, failedLine, filesUnder, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { composeProject, ensurePostgresImage, ensureToolImage, POSTGRES_IMAGE, startDockerd, startPostgresContainer, TOOL_IMAGE, type ComposeProject, type Dockerd } from "../support/docker";
+import type { Manifest } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, loadSampleData, PG_BIN, SAMPLE_NON_ASCII, SAMPLE_OWNER, SAMPLE_OWNER_PASSWORD, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk } from "../support/proc";
@@ -24,25 +25,6 @@ const tools = requireTools(
 const BUCKET = "backups";
 const HOST = "web-1";
 const TS_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ restorable (backup|backup-volumes): /;
-
-interface Manifest {
-  format: number;
-  kind: string;
-  host: string;
-  tier: string;
-  stamp: string;
-  createdAt: string;
-  database?: string;
-  volume?: string;
-  source: Record<string, unknown>;
-  serverVersion?: string;
-  dumpFormat: string;
-  compression: string;
-  encryption: string;
-  object: { key: string; size: number; sha256: string };
-  tables?: { schema: string; name: string; rows: number }[];
-  durationSeconds: number;
-}
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
