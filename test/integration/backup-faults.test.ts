@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostIamPolicy } from "../../infra/plan";
-import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
+import { createBackupEnv, failedLine, hostBucketAccess, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, waitFor, type RunResult } from "../support/proc";
@@ -130,10 +130,7 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     [s3, pg, pings] = await Promise.all([startS3Server(), startPostgres({ auth: "scram" }), startPingServer()]);
     await Promise.all([loadSampleData(pg, "app", { pgbenchScale: 2 }), s3.createBucket(BUCKET, { versioning: true })]);
     await pg.psql(`CREATE ROLE backup LOGIN SUPERUSER PASSWORD '${PASSWORD.replace(/'/g, "''")}'`);
-    const key = await s3.createUser(HOST);
-    const r = await s3.aws(s3.admin, ["iam", "put-user-policy", "--user-name", HOST, "--policy-name", "restorable", "--policy-document", JSON.stringify(hostIamPolicy(BUCKET, HOST))]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    access = { endpoint: s3.endpoint, region: s3.region, bucket: BUCKET, creds: key };
+    access = await hostBucketAccess(s3, BUCKET, HOST);
 
     // A good backup first: every fault below must leave it alone.
     const e = newEnv();

@@ -7,8 +7,7 @@ import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostIamPolicy } from "../../infra/plan";
-import { createBackupEnv, failedLine, filesUnder, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { createBackupEnv, failedLine, filesUnder, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { composeProject, ensurePostgresImage, ensureToolImage, POSTGRES_IMAGE, startDockerd, startPostgresContainer, TOOL_IMAGE, type ComposeProject, type Dockerd } from "../support/docker";
 import type { Manifest } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
@@ -76,10 +75,8 @@ describe.skipIf(!tools.ok)("backup scripts against real PostgreSQL, Docker and S
     [s3, pg, target, pings, d] = await Promise.all([startS3Server(), startPostgres(), startPostgres(), startPingServer(), startDockerd()]);
     await Promise.all([loadSampleData(pg, "app"), ensurePostgresImage(d), ensureToolImage(d), s3.createBucket(BUCKET, { versioning: true })]);
     // The host's key: exactly the plan's least-privilege policy (no delete, list only its prefix).
-    hostKey = await s3.createUser(HOST);
-    const policy = await s3.aws(s3.admin, ["iam", "put-user-policy", "--user-name", HOST, "--policy-name", "restorable", "--policy-document", JSON.stringify(hostIamPolicy(BUCKET, HOST))]);
-    if (policy.code !== 0) throw new Error(`put-user-policy failed: ${policy.stderr}`);
-    access = { endpoint: s3.endpoint, region: s3.region, bucket: BUCKET, creds: hostKey };
+    access = await hostBucketAccess(s3, BUCKET, HOST);
+    hostKey = access.creds;
   });
 
   afterAll(async () => {

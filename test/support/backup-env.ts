@@ -13,11 +13,12 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseConfig, type RawConfig } from "../../infra/config";
-import { buildPlan, type HostPlan, type Plan } from "../../infra/plan";
+import { buildPlan, hostIamPolicy, type HostPlan, type Plan } from "../../infra/plan";
 import { renderConfig, renderHost, type HostSecrets, type RenderedHost } from "../../infra/plan/render";
 import { shAssign } from "../../infra/plan/shell";
 import { cleanLibpqEnv } from "./postgres";
 import { run, type RunResult } from "./proc";
+import type { S3Server } from "./s3server";
 
 export const REPO_ROOT = resolve(__dirname, "../..");
 export const SCRIPTS_DIR = join(REPO_ROOT, "scripts");
@@ -270,6 +271,17 @@ export function createBackupEnv(o: BackupEnvOptions): BackupEnv {
     },
   };
   return e;
+}
+
+/**
+ * A new S3 user `host` holding exactly the plan's least-privilege policy for `host` in `bucket`
+ * (hostIamPolicy: no delete, list only its own prefix), and the bucket access with its key.
+ */
+export async function hostBucketAccess(s3: S3Server, bucket: string, host: string): Promise<BucketAccess> {
+  const creds = await s3.createUser(host);
+  const r = await s3.aws(s3.admin, ["iam", "put-user-policy", "--user-name", host, "--policy-name", "restorable", "--policy-document", JSON.stringify(hostIamPolicy(bucket, host))]);
+  if (r.code !== 0) throw new Error(`put-user-policy failed: ${r.stderr}`);
+  return { endpoint: s3.endpoint, region: s3.region, bucket, creds };
 }
 
 /** The contract's one-line failure reason (last "FAILED at stage" line on stderr), or "". */
