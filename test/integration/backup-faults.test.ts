@@ -205,21 +205,17 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     expect(r.stderr).not.toContain("not-the-password");
   });
 
-  it("pg_dump killed mid-stream", async () => {
-    const e = newEnv();
-    const before = pings.pings.length;
-    const now = "2026-11-24T02:03:00Z";
-    const r = await killMidStream(e, now, "pg_dump");
-    await expectFailed(e, r, now, before, "dump", /database app: pg_dump was killed by signal KILL/, 1, "postgres/app/");
-  });
-
-  it("compressor failure", async () => {
-    const e = newEnv();
-    const before = pings.pings.length;
-    const now = "2026-11-24T02:04:00Z";
-    const r = await killMidStream(e, now, "zstd");
-    await expectFailed(e, r, now, before, "compress", /database app: zstd was killed by signal KILL/, 1, "postgres/app/");
-  });
+  for (const { name, now, victim, stage, reason } of [
+    { name: "pg_dump killed mid-stream", now: "2026-11-24T02:03:00Z", victim: "pg_dump", stage: "dump", reason: /database app: pg_dump was killed by signal KILL/ },
+    { name: "compressor failure", now: "2026-11-24T02:04:00Z", victim: "zstd", stage: "compress", reason: /database app: zstd was killed by signal KILL/ },
+  ] as const) {
+    it(name, async () => {
+      const e = newEnv();
+      const before = pings.pings.length;
+      const r = await killMidStream(e, now, victim);
+      await expectFailed(e, r, now, before, stage, reason, 1, "postgres/app/");
+    });
+  }
 
   it("S3 unreachable", async () => {
     const e = newEnv({ extraConf: { RESTORABLE_ENDPOINT: `http://127.0.0.1:${await freePort()}` } });
