@@ -685,20 +685,12 @@ rr_check_manifest() {
 RR_OBJ="" RR_ENC=none RR_COMP=none RR_IDENTITY="" RR_HEAD="" RR_T_DOWNLOAD=0 RR_T_VERIFY=0 RR_T_DECODE=0
 RR_T_KIND="" RR_T_CID="" RR_T_SOCK="" RR_T_HOST="" RR_T_PORT="" RR_T_USER="" RR_T_URL="" RR_T_BIN="" RR_T_DESC=""
 
-rr_compose_cmd() {
-  if docker compose version >/dev/null 2>&1; then printf 'docker compose\n'
-  elif command -v docker-compose >/dev/null 2>&1; then printf 'docker-compose\n'
-  else return 1
-  fi
-}
-
 # rr_target_compose PROJECT_DIR SERVICE USER: resolve the service's running container.
 rr_target_compose() {
-  local project=$1 service=$2 user=$3 compose ids err=$RR_TMP/work/compose.err
-  compose=$(rr_compose_cmd) || rr_die "neither 'docker compose' nor 'docker-compose' is available"
+  local project=$1 service=$2 user=$3 ids err=$RR_TMP/work/compose.err
+  restorable_detect_compose 2>/dev/null || rr_die "neither 'docker compose' nor 'docker-compose' is available"
   [[ -d $project ]] || rr_die "compose project directory $project does not exist"
-  # shellcheck disable=SC2086 # "docker compose" is two words on purpose
-  ids=$(cd "$project" && $compose ps -q "$service" 2>"$err") || rr_die "cannot find compose service $service in $project: $(rr_last_line "$err")"
+  ids=$(cd "$project" && restorable_compose ps -q "$service" 2>"$err") || rr_die "cannot find compose service $service in $project: $(rr_last_line "$err")"
   ids=$(printf '%s\n' "$ids" | grep -v '^$' || true)
   [[ -n $ids ]] || rr_die "compose service $service in $project has no container (is it up?)"
   [[ $(printf '%s\n' "$ids" | wc -l) -eq 1 ]] || rr_die "compose service $service in $project has several containers"
