@@ -9,7 +9,7 @@
 #               child), traps on EXIT INT TERM HUP that kill children, stop the throwaway Postgres,
 #               remove the temp dir, then call the script's rr_on_finish hook, print the failure line
 #               and ping.
-#   bucket      rr_aws, rr_restore_points (restore points = manifests, found by listing <host>/),
+#   bucket      rr_list_bucket, rr_restore_points (restore points = manifests, found by listing <host>/),
 #               rr_fetch (download -> sha256 verify -> age decrypt -> zstd decompress -> plain file)
 #   targets     rr_target_* (compose service, container, local server, URL) and rr_tgt_run
 #   throwaway   rr_throwaway_start / rr_throwaway_ready / rr_throwaway_down (runtime docker | local)
@@ -394,8 +394,6 @@ rr_ping_start() { RR_PINGED_START=1; rr_ping start; }
 
 # ---- bucket -----------------------------------------------------------------------------------
 
-rr_aws() { aws --endpoint-url "$RESTORABLE_ENDPOINT" --region "$RESTORABLE_REGION" --cli-connect-timeout 15 --no-cli-pager "$@"; }
-
 # rr_list_bucket OUT: every object under <host>/ as JSON lines {key,size} into OUT.
 rr_list_bucket() {
   local out=$1 token="" query body=$RR_TMP/work/list.xml err=$RR_TMP/work/list.err tsv=$RR_TMP/work/list.tsv
@@ -460,7 +458,7 @@ rr_s3_fetch() {
   if [[ $size =~ ^[0-9]+$ ]] && ((size <= RR_CURL_MAX)); then
     restorable_s3_request GET "$key" "" "$RESTORABLE_EMPTY_SHA256" "$file" 2>"$file.err" && return 0
   else
-    rr_aws s3 cp --quiet --only-show-errors "s3://$RESTORABLE_BUCKET/$key" "$file" 2>"$file.err" && return 0
+    restorable_aws s3 cp --quiet --only-show-errors "$(restorable_s3_url "$key")" "$file" 2>"$file.err" && return 0
   fi
   rm -f -- "$file"
   return 1
