@@ -34,17 +34,6 @@ restorable_lock backup-volumes
 restorable_ping start
 restorable_load_credentials
 
-volumes_preflight() {
-  restorable_s3_preflight
-  local what
-  for what in aws docker zstd sha256sum flock curl; do
-    if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
-  done
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
-    restorable_fail preflight "age is not installed, but encryption to age recipients is configured"
-  fi
-}
-
 # The throwaway container: read-only mount, no network, no logs kept, removed afterwards.
 volumes_run() (
   local volume=$1
@@ -97,7 +86,7 @@ if ((${#RESTORABLE_VOLUMES[@]} == 0)); then
   restorable_log "no volumes configured; nothing to do"
   restorable_finish
 fi
-volumes_preflight
+restorable_preflight aws docker zstd sha256sum flock curl
 for volume in "${RESTORABLE_VOLUMES[@]}"; do
   if ! backup_volume "$volume"; then restorable_record_failure "volume $volume"; fi
 done

@@ -58,14 +58,7 @@ GLOBALS_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
   || '|' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)::text"
 
 backup_preflight() {
-  local what
-  restorable_s3_preflight
-  for what in aws zstd sha256sum flock curl; do
-    if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
-  done
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
-    restorable_fail preflight "age is not installed, but encryption to age recipients is configured"
-  fi
+  restorable_preflight aws zstd sha256sum flock curl
   local i
   for i in "${!RESTORABLE_PG_VIA[@]}"; do
     if [[ ${RESTORABLE_PG_VIA[i]} == compose && -z ${RESTORABLE_COMPOSE:-} ]]; then

@@ -477,6 +477,19 @@ restorable_s3_preflight() {
   done <"$RESTORABLE_RUN_DIR/existing"
 }
 
+# restorable_preflight TOOL...: restorable_s3_preflight, then the host tools the job needs (and
+# age when encrypting to age recipients). Fails the run at stage preflight.
+restorable_preflight() {
+  local what
+  restorable_s3_preflight
+  for what in "$@"; do
+    if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
+  done
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
+    restorable_fail preflight "age is not installed, but encryption to age recipients is configured"
+  fi
+}
+
 # restorable_refuse_existing KEY: non-zero (with a reason on stderr) when the preflight listing
 # saw KEY: a backup with this stamp is already in the bucket and must not be overwritten.
 restorable_refuse_existing() {
