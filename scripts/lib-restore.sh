@@ -530,7 +530,8 @@ rr_prefetch_wait() {
 }
 
 # rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download (or take the prefetched) manifest and
-# check it -> RR_MF.
+# check it -> RR_MF, and the fields restore and drill use, read once: RR_MF_KEY, RR_MF_SHA256 (as
+# written), RR_MF_SIZE, RR_MF_CREATED ("" when absent), RR_MF_ENC, RR_MF_COMP ("none" when absent).
 rr_fetch_manifest() {
   local mkey=$1 kind=$2 name=$3 dir=$4
   RR_MF="$dir/manifest.json"
@@ -541,9 +542,14 @@ rr_fetch_manifest() {
     rr_get "$mkey" "$RR_MF" 0 || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
   fi
   rr_check_manifest "$RR_MF" "$mkey" "$kind" "$name"
+  local fields
+  fields=$(jq -r '[.object.key, .object.sha256, (.object.size // ""), (.createdAt // ""), (.encryption // "none"),
+    (.compression // "none")] | map(tostring) | join("\u001f")' "$RR_MF")
+  IFS=$'\x1f' read -r RR_MF_KEY RR_MF_SHA256 RR_MF_SIZE RR_MF_CREATED RR_MF_ENC RR_MF_COMP <<<"$fields"
 }
 
-# rr_fetch_object DIR IDENTITY: download (or take the prefetched) object RR_MF names into DIR,
+# rr_fetch_object DIR IDENTITY: download (or take the prefetched) object RR_MF names (after
+# rr_fetch_manifest) into DIR,
 # verify its sha256 and size against the manifest, then check that it decrypts (age, with the
 # identity file) and decompresses (zstd) by decoding its first bytes. Sets RR_OBJ (the verified
 # object as stored), RR_ENC, RR_COMP, RR_IDENTITY, RR_HEAD (first decoded bytes, as text) and
@@ -552,11 +558,7 @@ rr_fetch_manifest() {
 rr_fetch_object() {
   local dir=$1 identity=${2:-} t0 err=$1/fetch.err
   local okey sha size
-  okey=$(jq -r '.object.key' "$RR_MF")
-  sha=$(jq -r '.object.sha256 | ascii_downcase' "$RR_MF")
-  size=$(jq -r '.object.size // "" | tostring' "$RR_MF")
-  RR_ENC=$(jq -r '.encryption // "none"' "$RR_MF")
-  RR_COMP=$(jq -r '.compression // "none"' "$RR_MF")
+  okey=$RR_MF_KEY sha=${RR_MF_SHA256,,} size=$RR_MF_SIZE RR_ENC=$RR_MF_ENC RR_COMP=$RR_MF_COMP
   RR_OBJ="$dir/object"
   RR_IDENTITY=$identity
   rr_stage download
@@ -680,6 +682,7 @@ rr_check_manifest() {
 # socket dir), or "url" (a libpq URL without password). rr_tgt_run TOOL DB ARGS... runs
 # psql/pg_restore against database DB of the target, stdin passed through.
 
+RR_MF_KEY="" RR_MF_SHA256="" RR_MF_SIZE="" RR_MF_CREATED="" RR_MF_ENC=none RR_MF_COMP=none
 RR_OBJ="" RR_ENC=none RR_COMP=none RR_IDENTITY="" RR_HEAD="" RR_T_DOWNLOAD=0 RR_T_VERIFY=0 RR_T_DECODE=0
 RR_T_KIND="" RR_T_CID="" RR_T_SOCK="" RR_T_HOST="" RR_T_PORT="" RR_T_USER="" RR_T_URL="" RR_T_BIN="" RR_T_DESC=""
 

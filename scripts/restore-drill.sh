@@ -235,10 +235,7 @@ drill_one() {
   # The parent prefetched the restore point into $dir/fetch (while the throwaway started, or
   # while the previous database restored); whatever is missing is downloaded here.
   rr_fetch_manifest "${pick_manifest[$db]}" postgres "$db" "$dir"
-  okey=$(jq -r '.object.key' "$RR_MF")
-  m_created=$(jq -r '.createdAt // ""' "$RR_MF")
-  m_size=$(jq -r '.object.size // null' "$RR_MF")
-  m_enc=$(jq -r '.encryption // "none"' "$RR_MF")
+  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
   if [[ -n $m_created ]]; then
     local ce
     ce=$(date -u -d "$m_created" +%s 2>/dev/null) && rpo_age=$((now - ce))

@@ -177,14 +177,10 @@ prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RR_T_DOWNLOAD_START
 describe_point() {
   rr_fetch_manifest "$p_manifest" "$kind" "$name" "$work"
   rr_stage find
-  local m_created created_epoch m_size m_enc m_sha
-  m_created=$(jq -r '.createdAt // empty' "$RR_MF")
-  created_epoch=$(date -u -d "${m_created:-x}" +%s 2>/dev/null || rr_stamp_epoch "$p_stamp")
-  m_key=$(jq -r '.object.key' "$RR_MF")
-  m_size=$(jq -r '.object.size // "?"' "$RR_MF")
-  m_enc=$(jq -r '.encryption // "none"' "$RR_MF")
-  m_sha=$(jq -r '.object.sha256' "$RR_MF")
-  point_desc="$p_tier restore point $p_stamp (created $(rr_iso "$created_epoch"), $(rr_human_age $((now - created_epoch))) ago; $(rr_human_size "$m_size"), sha256 ${m_sha:0:12}…, encryption $m_enc)"
+  local created_epoch
+  created_epoch=$(date -u -d "${RR_MF_CREATED:-x}" +%s 2>/dev/null || rr_stamp_epoch "$p_stamp")
+  m_key=$RR_MF_KEY
+  point_desc="$p_tier restore point $p_stamp (created $(rr_iso "$created_epoch"), $(rr_human_age $((now - created_epoch))) ago; $(rr_human_size "${RR_MF_SIZE:-?}"), sha256 ${RR_MF_SHA256:0:12}…, encryption $RR_MF_ENC)"
 }
 say_plan_tail() {
   if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
