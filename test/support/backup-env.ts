@@ -18,11 +18,10 @@ import { renderConfig, renderHost, type HostSecrets, type RenderedHost } from ".
 import { shAssign } from "../../infra/plan/shell";
 import { cleanLibpqEnv } from "./postgres";
 import { run, type RunResult } from "./proc";
-import type { S3Server } from "./s3server";
+import { AWS_BIN, type S3Server } from "./s3server";
 
 export const REPO_ROOT = resolve(__dirname, "../..");
 export const SCRIPTS_DIR = join(REPO_ROOT, "scripts");
-export const AWS_BIN = "/usr/bin/aws";
 
 type RawHost = RawConfig["hosts"][number];
 export type RawPostgresSource = NonNullable<RawHost["postgres"]>[number];

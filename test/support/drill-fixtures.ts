@@ -14,8 +14,7 @@ import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
 import type { Tier } from "../../infra/config/schema";
 import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
 import { processAlive, run, runOk, waitFor, type RunResult } from "./proc";
-
-export const AWS = "/usr/bin/aws";
+import { AWS_BIN } from "./s3server";
 
 /** Single-quote for bash (the same rule as infra/plan/shell.ts shq). */
 export function q(v: string): string {
@@ -52,7 +51,7 @@ export function awsEnv(b: Bucket, base: NodeJS.ProcessEnv = process.env): NodeJS
 }
 
 export async function aws(b: Bucket, args: string[], input?: string | Buffer): Promise<RunResult> {
-  const r = await run(AWS, ["--endpoint-url", b.endpoint, "--region", b.region, ...args], { env: awsEnv(b), input });
+  const r = await run(AWS_BIN, ["--endpoint-url", b.endpoint, "--region", b.region, ...args], { env: awsEnv(b), input });
   return r;
 }
 export async function awsOk(b: Bucket, args: string[], input?: string | Buffer): Promise<RunResult> {

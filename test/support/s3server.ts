@@ -61,7 +61,8 @@ export interface StartS3ServerOptions {
 
 const REGION = "us-east-1";
 const DIR_PREFIX = "restorable-s3-";
-const AWS = "/usr/bin/aws";
+/** The AWS CLI v2 the harness and the tests drive S3 with. */
+export const AWS_BIN = "/usr/bin/aws";
 
 interface Daemon {
   name: string;
@@ -329,7 +330,7 @@ class RadosGwServer implements S3Server {
   }
 
   async aws(creds: S3Creds, args: string[], input?: string | Buffer): Promise<AwsResult> {
-    const r = await run(AWS, ["--endpoint-url", this.endpoint, ...args], { env: this.awsEnv(creds), input, timeoutMs: 300_000 });
+    const r = await run(AWS_BIN, ["--endpoint-url", this.endpoint, ...args], { env: this.awsEnv(creds), input, timeoutMs: 300_000 });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   }
 
