@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
 import type { Tier } from "../../infra/config/schema";
+import type { BucketAccess } from "./backup-env";
 import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
 import { processAlive, run, runOk, waitFor, type RunResult } from "./proc";
 import { AWS_BIN } from "./s3server";
@@ -23,19 +24,8 @@ export function q(v: string): string {
 
 // ---- bucket access ----------------------------------------------------------------------------
 
-export interface Creds {
-  accessKeyId: string;
-  secretAccessKey: string;
-}
-
-/** A bucket on an S3 endpoint plus credentials, driven with the real AWS CLI v2. */
-export interface Bucket {
-  /** The bucket's name. */
-  bucket: string;
-  endpoint: string;
-  region: string;
-  creds: Creds;
-}
+/** A bucket on an S3 endpoint plus credentials, driven with the real AWS CLI v2 (a host's BucketAccess). */
+export type Bucket = BucketAccess;
 
 export function awsEnv(b: Bucket, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
