@@ -169,6 +169,7 @@ restorable_elapsed() {
 restorable_no_args() {
   local name=$1 script=$2
   shift 2
+  RESTORABLE_SCRIPT=$name
   (($# == 0)) && return 0
   case $1 in
     -h | --help)
@@ -176,7 +177,8 @@ restorable_no_args() {
       exit 0
       ;;
     *)
-      echo "usage: $name (takes no arguments)" >&2
+      # The contract's failure line (no ping: the run never started).
+      restorable_log "FAILED at stage usage: $name takes no arguments, got \"$1\" (see $name --help)"
       exit 2
       ;;
   esac

@@ -57,7 +57,7 @@ rr_traps
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
-    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; only+=("$2"); shift ;;
+    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; rr_check_name pg --database "$2"; only+=("$2"); shift ;;
     --runtime) [[ $# -ge 2 ]] || rr_usage "--runtime needs docker or local"; runtime=$2; shift ;;
     --image) [[ $# -ge 2 ]] || rr_usage "--image needs an image"; image=$2; shift ;;
     --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
@@ -250,7 +250,7 @@ drill_one() {
   local t0 err="$dir/restore.err"
   t0=$(rr_clock)
   restore_ok=false
-  rr_sql postgres "CREATE DATABASE \"$db\" TEMPLATE template0" >/dev/null 2>"$err" ||
+  rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
   if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
