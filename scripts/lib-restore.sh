@@ -654,6 +654,23 @@ rr_decode_to() {
   RR_T_DECODE=$(rr_elapsed "$t0")
 }
 
+# rr_globals_sql IN OUT [drill]: pg_dumpall --globals-only output (IN) -> SQL (OUT) that applies to
+# a server that already has some of the roles: CREATE ROLE fails for a role that exists (the
+# superuser always does), so it is made idempotent. With "drill", CREATE TABLESPACE statements are
+# left out (a throwaway has none of their directories; the drill restores with --no-tablespaces).
+# Sets RR_GLOBALS_ROLES (roles in the backup). Dies at the current stage on a non-globals object.
+RR_GLOBALS_ROLES=0
+rr_globals_sql() {
+  local in=$1 out=$2 drill=${3:-}
+  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$in" || rr_die "the object does not look like pg_dumpall --globals-only output"
+  local -a skip=()
+  if [[ $drill == drill ]]; then skip=(-e '/^CREATE TABLESPACE /d'); fi
+  # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
+  sed -E "${skip[@]}" -e 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
+    "$in" >"$out" || rr_die "cannot prepare the globals SQL"
+  RR_GLOBALS_ROLES=$(grep -c '^CREATE ROLE' "$in" || true)
+}
+
 # rr_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.
 rr_check_manifest() {
   local f=$1 key=$2 kind=$3 name=$4 dir
