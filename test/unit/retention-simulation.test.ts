@@ -4,7 +4,9 @@
 //   for each of the last `daily` UTC days, `weekly` ISO weeks (Monday to Sunday, UTC) and
 //   `monthly` UTC calendar months in which at least one run succeeded, the bucket holds a
 //   restore point (manifest and data object) made in it;
-// and never an object older than its rule allows. It is checked at every UTC midnight, after the
+// never an object older than its rule allows, and no more promotions than the rule calls for
+// (one monthly per month, one weekly or monthly per week; promoting every run would keep the
+// promise at many times the storage). It is checked at every UTC midnight, after the
 // store's daily expiry pass and before that day's run (the moment objects have just gone and none
 // has come), over the periods ending yesterday, and after every run over the periods ending now.
 // The store is modelled the way S3 documents expiry: creation time + Days, rounded up to the next
@@ -154,6 +156,17 @@ function simulate(opts: SimOptions): SimResult {
       if (run.outcome === "ok") {
         objects.push({ key: keys.manifest, created: done + 1000, expireDays: expiryOf(keys.manifest) });
         succeeded.add(dayOf(run.at));
+        // Economy: no more than one monthly per month and one weekly-or-monthly per week, unless
+        // a monthly begins a month inside a week that already had its weekly (a rule promoting
+        // every run would keep the promise, at many times the storage).
+        const monthStart = Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1);
+        const weekStart = isoWeekStart(at).getTime();
+        const sameMonth = monthlyDays.filter((d) => d * DAY >= monthStart).length;
+        const sameWeek = [...monthlyDays, ...weeklyDays].filter((d) => d * DAY >= weekStart).length;
+        if (tier === "monthly" && sameMonth > 0) violations.push(`${at.toISOString()}: a second monthly restore point in one month`);
+        if (tier === "weekly" && sameWeek > 0) violations.push(`${at.toISOString()}: a second weekly restore point in one week`);
+        if (tier === "weekly" && sameMonth === 0) violations.push(`${at.toISOString()}: the first successful run of its month is weekly`);
+        if (tier === "daily" && (sameMonth === 0 || sameWeek === 0)) violations.push(`${at.toISOString()}: the first successful run of its month or week is daily`);
         made[tier]++;
         // A run that ends after midnight ends after the store's pass at that midnight.
         objects = objects.filter((o) => removalTime(o) > done + 1000);
