@@ -3,7 +3,8 @@
 #
 # For each database: pg_dump -Fc -Z0 (through its access mode: compose | container | local)
 #   | zstd | [age -r <recipients>] | tee (sha256, size) | aws s3 cp - s3://<bucket>/<key>
-# streamed, with no local copy of the dump, into the tier the UTC date calls for; then the
+# streamed, with no local copy of the dump, into the tier the bucket's restore points of that
+# database call for (restorable_tier: the month's first is monthly, the week's first weekly); then the
 # manifest, uploaded last and only when every stage of the pipe exited 0 and the object in the
 # bucket has exactly the streamed size. A backup exists only when its manifest exists.
 # Meanwhile, once per run, the roles (pg_dumpall --globals-only) of every distinct cluster, the
@@ -77,6 +78,7 @@ backup_preflight() {
 backup_database() {
   local i=$1 started=$EPOCHREALTIME
   local db=${RESTORABLE_PG_DATABASE[i]}
+  restorable_tier "postgres/$db"
   local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/postgres/$db/$RESTORABLE_STAMP"
   local key="$base.dump.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
@@ -132,6 +134,7 @@ backup_globals_stream() {
 
 backup_globals() {
   local started=$EPOCHREALTIME
+  restorable_tier globals
   local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/globals/$RESTORABLE_STAMP"
   local key="$base.sql.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
@@ -177,7 +180,7 @@ backup_globals_job() {
 
 # ------------------------------------------------------------------------------------------ main
 
-restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PG_DATABASE[@]} database(s)"
+restorable_log "run $RESTORABLE_STAMP into $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PG_DATABASE[@]} database(s)"
 backup_preflight
 
 # Roles: once per run from each distinct cluster (sources on one cluster share their roles).

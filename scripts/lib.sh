@@ -120,23 +120,10 @@ restorable_ping() {
 
 # ------------------------------------------------------------------------------------------ clock
 
-# restorable_tier EPOCH: the tier a run at this UTC time uploads into (same rule as tierFor in
-# infra/plan/layout.ts): 1st of month -> monthly, Sunday -> weekly, else daily.
-restorable_tier() {
-  local dom dow
-  dom=$(date -u -d "@$1" +%d) || return 1
-  dow=$(date -u -d "@$1" +%u) || return 1
-  if [[ $dom == 01 ]]; then
-    echo monthly
-  elif [[ $dow == 7 ]]; then
-    echo weekly
-  else
-    echo daily
-  fi
-}
-
 # restorable_clock: sets RESTORABLE_EPOCH, RESTORABLE_STAMP (20261124T030000Z),
-# RESTORABLE_CREATED_AT (2026-11-24T03:00:00Z) and RESTORABLE_TIER from RESTORABLE_NOW or the clock.
+# RESTORABLE_CREATED_AT (2026-11-24T03:00:00Z) and the bounds of the current ISO week (UTC,
+# Monday to Sunday) as days, RESTORABLE_WEEK_FROM (20261123) and RESTORABLE_WEEK_TO (20261130,
+# the next Monday), from RESTORABLE_NOW or the clock.
 restorable_clock() {
   local now=${RESTORABLE_NOW:-}
   if [[ -n $now ]]; then
@@ -149,7 +136,49 @@ restorable_clock() {
   fi
   RESTORABLE_STAMP=$(date -u -d "@$RESTORABLE_EPOCH" +%Y%m%dT%H%M%SZ)
   RESTORABLE_CREATED_AT=$(date -u -d "@$RESTORABLE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-  RESTORABLE_TIER=$(restorable_tier "$RESTORABLE_EPOCH")
+  # 1970-01-01 was a Thursday: (day + 3) % 7 is 0 on Mondays.
+  local day=$((RESTORABLE_EPOCH / 86400)) monday
+  monday=$((day - (day + 3) % 7))
+  RESTORABLE_WEEK_FROM=$(date -u -d "@$((monday * 86400))" +%Y%m%d)
+  RESTORABLE_WEEK_TO=$(date -u -d "@$(((monday + 7) * 86400))" +%Y%m%d)
+}
+
+# restorable_tier ITEM: sets RESTORABLE_TIER to the tier this run's restore point of ITEM
+# (postgres/<database>, globals, volumes/<volume>) goes into, from the restore points the
+# preflight listing saw (manifests <prefix><tier>/ITEM/<stamp>.manifest.json; a data object
+# without its manifest does not count). Same rule as tierFor in infra/plan/layout.ts:
+#   monthly  if there is no monthly restore point of ITEM stamped in the current UTC month,
+#   weekly   else if there is no weekly or monthly one stamped in the current ISO week,
+#   daily    otherwise.
+restorable_tier() {
+  local item=$1 key rest tier stamp day monthly='' weekly=''
+  local month=${RESTORABLE_STAMP:0:6}
+  for key in "${!RESTORABLE_EXISTING_KEYS[@]}"; do
+    [[ $key == "$RESTORABLE_PREFIX"*/"$item"/*.manifest.json ]] || continue
+    rest=${key#"$RESTORABLE_PREFIX"}
+    tier=${rest%%/*}
+    rest=${rest#*/}
+    stamp=${rest#"$item"/}
+    stamp=${stamp%.manifest.json}
+    [[ $rest == "$item/$stamp.manifest.json" && $stamp =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || continue
+    day=${stamp:0:8}
+    case $tier in
+      monthly)
+        if [[ ${stamp:0:6} == "$month" ]]; then monthly=1; fi
+        if [[ ! $day < $RESTORABLE_WEEK_FROM && $day < $RESTORABLE_WEEK_TO ]]; then weekly=1; fi
+        ;;
+      weekly)
+        if [[ ! $day < $RESTORABLE_WEEK_FROM && $day < $RESTORABLE_WEEK_TO ]]; then weekly=1; fi
+        ;;
+    esac
+  done
+  if [[ -z $monthly ]]; then
+    RESTORABLE_TIER=monthly
+  elif [[ -z $weekly ]]; then
+    RESTORABLE_TIER=weekly
+  else
+    RESTORABLE_TIER=daily
+  fi
 }
 
 # restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME value; default: since
@@ -477,17 +506,22 @@ restorable_s3_put_stdin() {
   return "$rc"
 }
 
-# restorable_s3_preflight: one listing of this run's tier under the host prefix. Proves the
-# endpoint answers, the key is valid, the bucket exists and the key may list its prefix, before
-# anything is dumped; remembers the keys so no run overwrites an existing backup (same stamp).
-# The listing is small: lifecycle rules bound what a tier holds. Fails the run on error.
+# restorable_s3_preflight: list the host's three tier prefixes. Proves the endpoint answers, the
+# key is valid, the bucket exists and the key may list its prefix, before anything is dumped;
+# the restore points seen decide each item's tier (restorable_tier), and the keys seen keep a run
+# from overwriting an existing backup (same stamp). The listings are small: lifecycle rules bound
+# what a tier holds. A failed listing fails the run (stage preflight): the tier is never guessed.
 declare -A RESTORABLE_EXISTING_KEYS=()
 restorable_s3_preflight() {
-  local prefix="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/" k
+  local tier prefix k
   RESTORABLE_STAGE=preflight
-  if ! restorable_try preflight restorable_s3_list "$prefix" >"$RESTORABLE_RUN_DIR/existing"; then
-    restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
-  fi
+  : >"$RESTORABLE_RUN_DIR/existing"
+  for tier in monthly weekly daily; do
+    prefix="${RESTORABLE_PREFIX}${tier}/"
+    if ! restorable_try preflight restorable_s3_list "$prefix" >>"$RESTORABLE_RUN_DIR/existing"; then
+      restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT (the listing decides the tier): $RESTORABLE_ERROR_REASON"
+    fi
+  done
   while IFS= read -r k; do
     if [[ -n $k ]]; then RESTORABLE_EXISTING_KEYS[$k]=1; fi
   done <"$RESTORABLE_RUN_DIR/existing"
