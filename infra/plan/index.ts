@@ -79,7 +79,7 @@ export function summarize(plan: Plan): string[] {
   lines.push(
     `Retention: a restore point for each of the last ${r.daily} days, ${r.weekly} weeks and ${r.monthly} months (objects expire after ${plan.retention.expiryDays.daily}/${plan.retention.expiryDays.weekly}/${plan.retention.expiryDays.monthly} days in daily/weekly/monthly).`,
   );
-  lines.push(...objectLockSummary(cfg.storage.objectLock, plan.retention.expiryDays));
+  lines.push(...objectLockSummary(cfg.storage.objectLock, plan.retention.expiryDays, plan.provider));
   for (const h of plan.hosts) {
     const c = h.config;
     const what = [

@@ -45,7 +45,7 @@ export function objectLockCosts(lock: ObjectLock, expiry: TierExpiry): TierLockC
 }
 
 /** Summary lines about the lock: a WARNING per tier whose objects it keeps longer, naming both keys. */
-export function objectLockSummary(lock: ObjectLock | undefined, expiry: TierExpiry): string[] {
+export function objectLockSummary(lock: ObjectLock | undefined, expiry: TierExpiry, provider: RestorableConfig["storage"]["provider"]): string[] {
   if (!lock) return [];
   const costs = objectLockCosts(lock, expiry);
   const lines: string[] = [];
@@ -57,7 +57,8 @@ export function objectLockSummary(lock: ObjectLock | undefined, expiry: TierExpi
         `(about ${c.factor.toFixed(1)}x the ${c.tier} tier's stored bytes${lock.mode === "compliance" ? "; in compliance mode nobody can remove them earlier" : ""}).`,
     );
   }
-  const who = lock.mode === "compliance" ? "no key, not even the bucket owner's," : "only a key allowed s3:BypassGovernanceRetention that sends the bypass header (never a host key)";
+  const bypass = provider === "b2" ? "a key with the bypassGovernance capability" : "a key allowed s3:BypassGovernanceRetention";
+  const who = lock.mode === "compliance" ? "no key, not even the bucket owner's," : `only ${bypass} that sends the bypass header (never a host key)`;
   lines.push(
     `Object lock ${lock.mode} ${lock.days}d: ${who} can delete a version or shorten its lock before ${lock.days} days; ` +
       `an overwritten object's old version is kept ${Math.max(lock.days, NONCURRENT_DAYS)} days instead of ${NONCURRENT_DAYS}.`,

@@ -3,10 +3,10 @@ import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../infra/config";
 import { buildPlan, hostIamPolicy, objectLockCosts, NONCURRENT_DAYS } from "../../infra/plan";
 
-function planWith(objectLock: unknown, retention?: unknown) {
+function planWith(objectLock: unknown, retention?: unknown, provider: "aws" | "b2" = "aws") {
   return buildPlan(
     parseConfig({
-      storage: { provider: "aws", bucket: "acme-prod-backups", region: "eu-central-1", ...(objectLock ? { objectLock } : {}) },
+      storage: { provider, bucket: "acme-prod-backups", region: provider === "b2" ? "us-west-002" : "eu-central-1", ...(objectLock ? { objectLock } : {}) },
       objectives: { rpo: "24h", rto: "1h" },
       ...(retention ? { retention } : {}),
       hosts: [{ name: "web-1", ssh: { host: "203.0.113.10" }, postgres: [{ via: "local", database: "app" }] }],
@@ -52,6 +52,9 @@ describe("object lock in the plan", () => {
     expect(summary).toContain(
       "Object lock governance 7d: only a key allowed s3:BypassGovernanceRetention that sends the bypass header (never a host key) can delete a version or shorten its lock before 7 days; an overwritten object's old version is kept 7 days instead of 1.",
     );
+    expect(planWith({ mode: "governance", days: 7 }, undefined, "b2").summary.filter((l) => l.startsWith("Object lock"))).toEqual([
+      "Object lock governance 7d: only a key with the bypassGovernance capability that sends the bypass header (never a host key) can delete a version or shorten its lock before 7 days; an overwritten object's old version is kept 7 days instead of 1.",
+    ]);
     expect(planWith({ mode: "compliance", days: 8 }).summary.filter((l) => l.includes("WARNING"))).toEqual([]);
     expect(planWith({ mode: "compliance", days: 9 }).summary.filter((l) => l.includes("WARNING")).length).toBe(1);
     expect(planWith(undefined).summary.filter((l) => l.includes("bject lock"))).toEqual([]);
