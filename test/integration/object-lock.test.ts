@@ -17,6 +17,9 @@
  *   their lock ends and are removed by the next lifecycle pass after that.
  */
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Plan } from "../../infra/plan";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
@@ -98,13 +101,12 @@ async function lockOf(s3: S3Server, bucket: string, key: string, versionId: stri
 }
 
 async function getVersion(s3: S3Server, creds: S3Creds, bucket: string, key: string, versionId: string): Promise<Buffer> {
-  const file = `/dev/shm/rol-${process.pid}-${Date.now()}`;
-  const { readFileSync, rmSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "rol-"));
   try {
-    ok(await s3.aws(creds, ["s3api", "get-object", "--bucket", bucket, "--key", key, "--version-id", versionId, file]));
-    return readFileSync(file);
+    ok(await s3.aws(creds, ["s3api", "get-object", "--bucket", bucket, "--key", key, "--version-id", versionId, join(dir, "o")]));
+    return readFileSync(join(dir, "o"));
   } finally {
-    rmSync(file, { force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
