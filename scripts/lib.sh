@@ -467,15 +467,12 @@ restorable_aws_error_code() {
 
 # restorable_s3_put_text KEY CONTENT_TYPE CONTENT: upload a small text object (manifests, reports).
 restorable_s3_put_text() {
-  local key=$1 type=$2 content=$3 sha out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml"
+  local key=$1 type=$2 content=$3
   if [[ $(restorable_s3_small_client) == aws ]]; then
     printf '%s' "$content" | restorable_aws s3 cp - "$(restorable_s3_url "$key")" --content-type "$type" --only-show-errors --no-progress
     return
   fi
-  sha=$(printf '%s' "$content" | sha256sum | cut -d' ' -f1)
-  printf '%s' "$content" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
-    -H "Content-Type: $type" --data-binary @- || { rm -f -- "$out"; return 1; }
-  rm -f -- "$out"
+  printf '%s' "$content" | restorable__s3_put "$key" "$type"
 }
 
 # restorable_s3_object_size KEY: the stored object's size in bytes (one HEAD request).
@@ -492,16 +489,29 @@ restorable_s3_object_size() {
   printf '%s\n' "$size"
 }
 
-# restorable_s3_put_stdin KEY: upload stdin as one object with one signed PUT (curl holds the
-# body in memory to send its length: only for small streams, such as the roles). The payload is
-# not part of the signature (UNSIGNED-PAYLOAD); its sha256 goes into the manifest instead.
+# restorable_s3_put_stdin KEY: upload stdin as one object with one signed PUT (held in memory to
+# send its length and digests: only for small streams, such as the roles).
 restorable_s3_put_stdin() {
-  local out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml" rc=0
   if [[ $(restorable_s3_small_client) == aws ]]; then
     restorable_aws s3 cp - "$(restorable_s3_url "$1")" --only-show-errors --no-progress
     return
   fi
-  restorable_s3_request PUT "$1" "" UNSIGNED-PAYLOAD "$out" -H "Content-Type: application/octet-stream" --data-binary @- || rc=$?
+  restorable__s3_put "$1" application/octet-stream
+}
+
+# restorable__s3_put KEY CONTENT_TYPE: one signed PUT of stdin with its sha256 signed and a
+# Content-MD5. A bucket with object lock (a default retention) refuses uploads without Content-MD5
+# or an x-amz-checksum-* header on AWS; every store checks the bytes against it. (The AWS CLI sends
+# Content-MD5 with every PutObject and UploadPart on its own.) The bytes stay in memory (base64).
+restorable__s3_put() {
+  local key=$1 type=$2 b64 sha hex md5='' i out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml" rc=0
+  b64=$(base64 -w0) || return 1
+  sha=$(base64 -d <<<"$b64" | sha256sum | cut -d' ' -f1)
+  hex=$(base64 -d <<<"$b64" | md5sum | cut -d' ' -f1)
+  for ((i = 0; i < ${#hex}; i += 2)); do md5+="\\x${hex:i:2}"; done
+  md5=$(printf '%b' "$md5" | base64)
+  base64 -d <<<"$b64" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
+    -H "Content-Type: $type" -H "Content-MD5: $md5" --data-binary @- || rc=$?
   rm -f -- "$out"
   return "$rc"
 }

@@ -48,6 +48,9 @@ export interface BackupEnvOptions {
   drill?: RawHost["drill"];
   schedule?: RawHost["schedule"];
   objectives?: RawConfig["objectives"];
+  /** storage.objectLock and retention of the stack config (the bucket itself is the test's to make). */
+  objectLock?: RawConfig["storage"]["objectLock"];
+  retention?: RawConfig["retention"];
   /**
    * Ping URL. The schema only accepts https, so a local http ping server's URL is written as an
    * override line at the end of restorable.conf (the rendered line stays as rendered).
@@ -123,8 +126,9 @@ export function backupEnvConfig(o: BackupEnvOptions, dir: string): RawConfig {
   if (o.drill) host.drill = o.drill;
   if (o.schedule) host.schedule = o.schedule;
   return {
-    storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true },
+    storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true, ...(o.objectLock ? { objectLock: o.objectLock } : {}) },
     objectives: o.objectives ?? { rpo: "24h", rto: "1h" },
+    ...(o.retention ? { retention: o.retention } : {}),
     hosts: [host],
   };
 }
