@@ -110,7 +110,9 @@ const PAGE_SCRIPT = `
   var colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
   var day = function (ms) { return new Date(ms).toISOString().slice(0, 10); };
   var stamp = function (ms) { return new Date(ms).toISOString().slice(0, 16).replace("T", " "); };
-  function timeAxis() { return { type: "linear", ticks: { callback: function (v) { return day(v); }, maxTicksLimit: 8 } }; }
+  // Dates on the axis; date and time when the axis spans less than three days.
+  function tick(v) { return this.max - this.min < 3 * 86400000 ? stamp(v) : day(v); }
+  function timeAxis() { return { type: "linear", ticks: { callback: tick, maxTicksLimit: 8 } }; }
   function series(list) {
     return list.map(function (s, i) {
       return { label: s.label, data: s.points, borderColor: colors[i % colors.length], backgroundColor: colors[i % colors.length], showLine: true, pointRadius: 4 };
@@ -142,7 +144,11 @@ const PAGE_SCRIPT = `
       plugins: { tooltip: { callbacks: { title: function (items) { return items.length ? day(items[0].parsed.x) : ""; }, label: function (c) { return data.calendarItems[c.parsed.y] + ": " + c.dataset.label; } } } },
       scales: {
         x: { type: "linear", ticks: { stepSize: 86400000, callback: function (v) { return day(v); }, maxTicksLimit: 12 } },
-        y: { type: "linear", min: -0.5, max: data.calendarItems.length - 0.5, reverse: true, ticks: { stepSize: 1, callback: function (v) { return data.calendarItems[v] || ""; } } }
+        y: {
+          type: "linear", min: -0.5, max: data.calendarItems.length - 0.5, reverse: true,
+          afterBuildTicks: function (axis) { axis.ticks = data.calendarItems.map(function (_, i) { return { value: i }; }); },
+          ticks: { autoSkip: false, callback: function (v) { return data.calendarItems[v] || ""; } }
+        }
       }
     })
   });

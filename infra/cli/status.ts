@@ -193,7 +193,7 @@ export async function main(argv: string[], io: StatusIo = defaultIo): Promise<nu
     io.out(values.json ? `${JSON.stringify(status, null, 2)}\n` : statusText(status));
     return status.ok ? 0 : 1;
   } catch (e) {
-    if (e instanceof ConfigError) return fail(`invalid config:\n${e.message}`);
+    if (e instanceof ConfigError) return fail(e.message);
     if (e instanceof UsageError) return fail(e.message);
     if (e instanceof S3Error) {
       if (e.isCredentials) return fail(`the store refused the operator credentials: ${e.message}`);

@@ -44,6 +44,7 @@ const PACKAGES: Record<string, string> = {
   curl: "curl",
   jq: "jq",
   busybox: "busybox-static",
+  "/usr/bin/chromium": "chromium",
 };
 
 export function hasTool(bin: string): boolean {
