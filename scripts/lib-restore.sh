@@ -350,6 +350,7 @@ rr_lock() {
     RR_FAIL_STAGE=lock RR_FAIL_REASON="another $name run holds $lock"
     exit 3
   fi
+  restorable_rotate_log "$RR_SCRIPT"
 }
 
 # rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with

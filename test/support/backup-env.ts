@@ -47,6 +47,7 @@ export interface BackupEnvOptions {
   zstdLevel?: number;
   drill?: RawHost["drill"];
   schedule?: RawHost["schedule"];
+  logs?: RawHost["logs"];
   objectives?: RawConfig["objectives"];
   /**
    * Ping URL. The schema only accepts https, so a local http ping server's URL is written as an
@@ -122,6 +123,7 @@ export function backupEnvConfig(o: BackupEnvOptions, dir: string): RawConfig {
   if (o.zstdLevel !== undefined) host.zstdLevel = o.zstdLevel;
   if (o.drill) host.drill = o.drill;
   if (o.schedule) host.schedule = o.schedule;
+  if (o.logs) host.logs = o.logs;
   return {
     storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true },
     objectives: o.objectives ?? { rpo: "24h", rto: "1h" },
