@@ -132,15 +132,20 @@ export class S3Reader {
     }
   }
 
-  private async request(key: string, query: Record<string, string>): Promise<Buffer> {
+  /** The request URL for a key ("" for the bucket) and query, encoded exactly as signed. */
+  url(key: string, query: Record<string, string> = {}): { url: string; host: string; path: string } {
     const path = `${this.prefixPath}/${uriEncode(key, true)}`;
-    const amzDate = new Date().toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
-    const headers = signV4({ method: "GET", host: this.base.host, path, query, payloadHash: EMPTY_SHA256, region: this.o.region, credentials: this.o.credentials, amzDate });
     const qs = Object.keys(query)
       .sort()
       .map((k) => `${uriEncode(k)}=${uriEncode(query[k]!)}`)
       .join("&");
-    const url = `${this.base.protocol}//${this.base.host}${path}${qs ? `?${qs}` : ""}`;
+    return { url: `${this.base.protocol}//${this.base.host}${path}${qs ? `?${qs}` : ""}`, host: this.base.host, path };
+  }
+
+  private async request(key: string, query: Record<string, string>): Promise<Buffer> {
+    const { url, host, path } = this.url(key, query);
+    const amzDate = new Date().toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+    const headers = signV4({ method: "GET", host, path, query, payloadHash: EMPTY_SHA256, region: this.o.region, credentials: this.o.credentials, amzDate });
     let res: Response;
     try {
       res = await fetch(url, { headers, redirect: "error", signal: AbortSignal.timeout(60_000) });

@@ -109,6 +109,8 @@ export interface HostStatus {
     objects: Record<Tier | "drills" | "other", number> & { total: number };
     /** Data objects with no manifest beside them (interrupted runs; expired by the lifecycle rules). */
     withoutManifest: number;
+    /** Manifests that are not readable JSON (never restore points; reported as a problem). */
+    unreadableManifests: string[];
   };
   /** Point-in-time recovery does not exist yet: always null. */
   wal: { archiveAgeSeconds: null; note: string };
@@ -342,10 +344,13 @@ export function hostStatus(plan: Plan, hostName: string, data: HostBucketData, n
     }
   }
 
+  const unreadableManifests = data.objects.filter((o) => parseManifestKey(hostName, o.key) && !(data.manifests.get(o.key) && typeof data.manifests.get(o.key) === "object")).map((o) => o.key);
+  if (unreadableManifests.length) problems.push(`${hostName}: ${unreadableManifests.length} manifest(s) are not readable JSON (not restore points): ${unreadableManifests.slice(0, 3).join(", ")}${unreadableManifests.length > 3 ? ", ..." : ""}`);
+
   return {
     name: hostName,
     prefix: host.prefix,
-    ok: items.every((i) => i.ok) && drillOk,
+    ok: items.every((i) => i.ok) && drillOk && !unreadableManifests.length,
     items,
     drill: {
       scheduled,
@@ -355,7 +360,7 @@ export function hostStatus(plan: Plan, hostName: string, data: HostBucketData, n
       ok: drillOk,
       history,
     },
-    storage: { bytes, objects, withoutManifest },
+    storage: { bytes, objects, withoutManifest, unreadableManifests },
     wal: { archiveAgeSeconds: null, note: "point-in-time recovery (WAL archiving) is not implemented yet" },
     unconfigured,
     problems,

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { parseConfig, type RawConfig } from "../../infra/config";
 import { buildPlan } from "../../infra/plan";
 import { hostStatus, parseManifestKey, promiseCheck, type HostBucketData } from "../../infra/plan/fleet-status";
-import { signV4, uriEncode } from "../../infra/cli/s3-read";
+import { S3Reader, signV4, uriEncode } from "../../infra/cli/s3-read";
+import { operatorCredentials, readerFor } from "../../infra/cli/status";
 
 const DAY = 86_400_000;
 const at = (s: string) => Date.parse(s);
@@ -30,6 +31,28 @@ describe("SigV4 signer", () => {
   it("encodes like RFC 3986 (UTF-8, unreserved kept, / only in paths)", () => {
     expect(uriEncode("a b/ü~*", true)).toBe("a%20b/%C3%BC~%2A");
     expect(uriEncode("web-1/")).toBe("web-1%2F");
+  });
+});
+
+describe("which store, which key", () => {
+  const planFor = (storage: RawConfig["storage"]) =>
+    buildPlan(parseConfig({ storage, objectives: { rpo: "24h", rto: "1h" }, hosts: [{ name: "web-1", ssh: { host: "192.0.2.1" }, volumes: ["v"] }] }));
+  const creds = { accessKeyId: "a", secretAccessKey: "s" };
+  it("aws and b2: virtual-hosted requests at the derived endpoint; s3 and dotted buckets: path style", () => {
+    const aws = readerFor(planFor({ provider: "aws", bucket: "acme-backups", region: "eu-central-1" }), creds);
+    expect(aws.url("", { "list-type": "2", prefix: "web-1/" }).url).toBe("https://acme-backups.s3.eu-central-1.amazonaws.com/?list-type=2&prefix=web-1%2F");
+    const b2 = readerFor(planFor({ provider: "b2", bucket: "acme-backups", region: "us-west-002" }), creds);
+    expect(b2.url("web-1/drills/20261201T050000Z.json").url).toBe("https://acme-backups.s3.us-west-002.backblazeb2.com/web-1/drills/20261201T050000Z.json");
+    const dotted = readerFor(planFor({ provider: "aws", bucket: "acme.backups", region: "us-east-1" }), creds);
+    expect(dotted.url("k").url).toBe("https://s3.us-east-1.amazonaws.com/acme.backups/k");
+    const generic = new S3Reader({ endpoint: "https://s3.example.net/base", region: "us-east-1", bucket: "bk", credentials: creds, pathStyle: true });
+    expect(generic.url("a b/c").url).toBe("https://s3.example.net/base/bk/a%20b/c");
+  });
+  it("operator credentials come from the provider's environment variables only", () => {
+    expect(operatorCredentials("b2", { B2_APPLICATION_KEY_ID: "id", B2_APPLICATION_KEY: "k", AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y" })).toEqual({ accessKeyId: "id", secretAccessKey: "k" });
+    expect(operatorCredentials("aws", { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y", AWS_SESSION_TOKEN: "t" })).toEqual({ accessKeyId: "x", secretAccessKey: "y", sessionToken: "t" });
+    expect(() => operatorCredentials("b2", { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y" })).toThrow(/set B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY in the environment/);
+    expect(() => operatorCredentials("s3", { AWS_ACCESS_KEY_ID: "x" })).toThrow(/set AWS_SECRET_ACCESS_KEY in the environment/);
   });
 });
 
@@ -110,6 +133,7 @@ describe("host status", () => {
     expect(s.drill).toMatchObject({ scheduled: true, ok: true, overdue: false, last: { result: "pass" } });
     expect(s.storage.bytes).toEqual({ daily: 1370, weekly: 0, monthly: 250, drills: 900, other: 0, total: 2520 });
     expect(s.storage.withoutManifest).toBe(1);
+    expect(s.storage.unreadableManifests).toEqual([]);
     expect(s.wal.archiveAgeSeconds).toBeNull();
     expect(s.ok).toBe(false);
     expect(s.problems).toEqual([
@@ -118,6 +142,13 @@ describe("host status", () => {
       "web-1 roles (globals): retention promise broken: no restore point for week ending 2026-12-09",
       "web-1 volume uploads: no restore point in the bucket",
     ]);
+  });
+
+  it("a manifest that is not JSON is no restore point, and a problem", () => {
+    const s = hostStatus(plan, "web-1", data([["web-1/daily/postgres/app/20261210T030000Z.manifest.json", undefined, 10]]), now);
+    expect(s.items[0]!.newest).toBeNull();
+    expect(s.storage.unreadableManifests).toEqual(["web-1/daily/postgres/app/20261210T030000Z.manifest.json"]);
+    expect(s.problems).toContain("web-1: 1 manifest(s) are not readable JSON (not restore points): web-1/daily/postgres/app/20261210T030000Z.manifest.json");
   });
 
   it("a failed drill names its stage; an old one is overdue; none at all is a miss", () => {
