@@ -241,6 +241,7 @@ restorable__on_exit() {
     restorable_log "FAILED at stage $RESTORABLE_STAGE: unexpected error (exit status $code)"
     restorable_ping fail
   fi
+  restorable_metrics_job "$RESTORABLE_SCRIPT" "$code" "$(restorable_elapsed)"
   if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then rm -rf -- "$RESTORABLE_RUN_DIR"; fi
   exit "$code"
 }
@@ -797,3 +798,7 @@ restorable_pg_cluster_id() {
     *) printf 'local|%s|%s' "${RESTORABLE_PG_HOST[i]}" "${RESTORABLE_PG_PORT[i]}" ;;
   esac
 }
+
+# Textfile metrics for node_exporter (hosts[].metrics.textfileDir).
+# shellcheck source=lib-metrics.sh
+. "${BASH_SOURCE[0]%/*}/lib-metrics.sh"

@@ -221,6 +221,8 @@ const host = z.strictObject({
   encryption: encryption.optional(),
   paths: paths.prefault({}),
   logs: logs.prefault({}),
+  /** node_exporter textfile collector directory: every job writes restorable.prom there. */
+  metrics: z.strictObject({ textfileDir: z.string().regex(ABS_DIR, "must be an absolute directory path") }).optional(),
   /** zstd compression level for dumps and volume tarballs. */
   zstdLevel: z.number().int().min(1).max(19).default(3),
 });

@@ -159,6 +159,7 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
     shAssign("RESTORABLE_STATE_DIR", paths.stateDir),
     shAssign("RESTORABLE_LOG_MAX_BYTES", c.logs.maxMiB * 1024 * 1024),
     shAssign("RESTORABLE_LOG_KEEP", c.logs.keep),
+    shAssign("RESTORABLE_METRICS_DIR", c.metrics?.textfileDir ?? ""),
     "# PostgreSQL sources: parallel arrays, one entry per source.",
     shAssign("RESTORABLE_PG_DATABASE", pgColumn(c, (p) => p.database)),
     shAssign("RESTORABLE_PG_VIA", pgColumn(c, (p) => p.via)),

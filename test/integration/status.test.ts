@@ -7,8 +7,10 @@
  * with a newer upload that has no manifest, and whose drill failed). `--html` is loaded from its
  * file by Debian's headless Chromium (playwright-core drives it): the charts must have drawn their
  * points, with no console error and no network request; a screenshot is kept in test/artifacts/.
+ * The same runs write node_exporter textfile metrics (hosts[].metrics.textfileDir), which
+ * `promtool check metrics` accepts and whose values match the manifests and drill reports.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
@@ -28,7 +30,7 @@ import { requireTools } from "../support/tools";
 
 const tools = requireTools(
   `${PG_BIN}/initdb`, `${PG_BIN}/pg_ctl`, "pg_dump", "pg_restore", "psql", "pgbench", "radosgw", "ceph-mon", "ceph-osd",
-  "/usr/bin/aws", "dockerd", "docker", "busybox", "zstd", "jq", "flock", "curl", "/usr/bin/chromium",
+  "/usr/bin/aws", "dockerd", "docker", "busybox", "zstd", "jq", "flock", "curl", "/usr/bin/chromium", "promtool",
 );
 
 const BUCKET = "status-test";
@@ -43,6 +45,8 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
   let web1: BackupEnv;
   let web2: BackupEnv;
   let stackDir: string;
+  let metricsDirs: { web1: string; web2: string };
+  let web2LastGood: string;
   const raws: RawConfig[] = [];
   const isoAgo = (h: number) => new Date(Math.floor(Date.now() / 1000 - h * 3600) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
   const operatorEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
@@ -84,8 +88,9 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     await d.dockerOk(["run", "--rm", "--network", "none", "-v", "uploads:/data", TOOL_IMAGE, "sh", "-c", "echo hello > /data/a.txt && mkdir /data/sub && head -c 20000 /dev/urandom > /data/sub/b.bin"]);
     access = { endpoint: s3.endpoint, region: s3.region, bucket: BUCKET, creds: s3.admin };
     stackDir = mkdtempSync(join(tmpdir(), "rstatus-"));
+    metricsDirs = { web1: join(stackDir, "textfile-web-1"), web2: join(stackDir, "textfile-web-2") };
 
-    web1 = host({ host: "web-1", volumes: ["uploads"], volumeImage: TOOL_IMAGE, baseEnv: d.env });
+    web1 = host({ host: "web-1", volumes: ["uploads"], volumeImage: TOOL_IMAGE, baseEnv: d.env, metrics: { textfileDir: metricsDirs.web1 } });
     for (let k = DAYS - 1; k >= 0; k--) {
       const now = isoAgo(1 + 24 * k);
       await ok(web1, "backup", now);
@@ -93,8 +98,11 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     }
     await ok(web1, "restore-drill");
 
-    web2 = host({ host: "web-2" });
-    await ok(web2, "backup", isoAgo(50)); // older than the 24h RPO
+    web2 = host({ host: "web-2", metrics: { textfileDir: metricsDirs.web2 } });
+    web2LastGood = isoAgo(50);
+    await ok(web2, "backup", web2LastGood); // older than the 24h RPO
+    // The same stamp again: refused (a run never overwrites a backup), so this run fails.
+    expect((await web2.run("backup", [], { now: web2LastGood })).code).toBe(1);
     await fixturePostgresBackup({ bucket: access, host: "web-2", date: new Date(Date.now() - 3600_000), pg, database: "app", withoutManifest: true });
     const drill = await web2.run("restore-drill");
     expect(drill.code).toBe(1); // fails at stage rpo: that is what status must show
@@ -210,6 +218,76 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^restorable status: cannot read .*Pulumi\.missing\.yaml/);
     expect((await status(["--stak", "good"])).code).toBe(2);
+  });
+
+  it("every job wrote node_exporter textfile metrics that promtool accepts and that match the bucket", async () => {
+    const samples = (dir: string) => {
+      const text = readFileSync(join(dir, "restorable.prom"), "utf8");
+      const out = new Map<string, number>();
+      for (const line of text.split("\n")) {
+        const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+        if (m) out.set(`${m[1]}{${m[2]}}`, Number(m[3]));
+      }
+      return { text, get: (k: string) => out.get(k) };
+    };
+    for (const dir of [metricsDirs.web1, metricsDirs.web2]) {
+      const check = await run("promtool", ["check", "metrics"], { input: readFileSync(join(dir, "restorable.prom")) });
+      expect(check.code, check.stdout + check.stderr).toBe(0);
+      expect(check.stdout + check.stderr).toBe("");
+    }
+    const epoch = (iso: string) => Date.parse(iso) / 1000;
+
+    const m1 = samples(metricsDirs.web1);
+    for (const job of ["backup", "backup-volumes", "restore-drill"]) {
+      expect(m1.get(`restorable_job_success{host="web-1",job="${job}"}`), job).toBe(1);
+      expect(m1.get(`restorable_job_exit_code{host="web-1",job="${job}"}`), job).toBe(0);
+      expect(m1.get(`restorable_job_duration_seconds{host="web-1",job="${job}"}`), job).toBeGreaterThan(0);
+    }
+    // The last backup run was the one an hour ago (RESTORABLE_NOW): its time, the newest manifest's size.
+    const listing = await web1.list("web-1/");
+    for (const [job, kind, item, dir] of [["backup", "postgres", "app", "postgres/app/"], ["backup", "globals", "", "globals/"], ["backup-volumes", "volume", "uploads", "volumes/uploads/"]] as const) {
+      const newestKey = listing.filter((o) => o.key.endsWith(".manifest.json") && o.key.includes(`/${dir}`)).map((o) => o.key).sort((a, b) => a.split("/").pop()!.localeCompare(b.split("/").pop()!)).pop()!;
+      const newest = JSON.parse((await web1.get(newestKey)).toString()) as { createdAt: string; object: { size: number }; durationSeconds: number };
+      const l = `{host="web-1",job="${job}",kind="${kind}",item="${item}"}`;
+      expect(m1.get(`restorable_backup_success${l}`), l).toBe(1);
+      expect(m1.get(`restorable_backup_last_success_timestamp_seconds${l}`), l).toBe(epoch(newest.createdAt));
+      expect(m1.get(`restorable_backup_bytes${l}`), l).toBe(newest.object.size);
+      expect(m1.get(`restorable_backup_duration_seconds${l}`), l).toBeGreaterThan(0);
+    }
+    const report = JSON.parse(readFileSync(join(web1.stateDir, "drills", readdirSync(join(web1.stateDir, "drills")).sort().pop()!), "utf8")) as {
+      startedAt: string; databases: { database: string; rto: { achievedSeconds: number }; rpo: { achievedSeconds: number } }[];
+    };
+    expect(m1.get('restorable_drill_success{host="web-1"}')).toBe(1);
+    expect(m1.get('restorable_drill_last_timestamp_seconds{host="web-1"}')).toBe(epoch(report.startedAt));
+    expect(m1.get('restorable_drill_last_success_timestamp_seconds{host="web-1"}')).toBe(epoch(report.startedAt));
+    expect(m1.get('restorable_drill_rto_seconds{host="web-1",database="app"}')).toBe(report.databases[0]!.rto.achievedSeconds);
+    expect(m1.get('restorable_drill_rpo_seconds{host="web-1",database="app"}')).toBe(report.databases[0]!.rpo.achievedSeconds);
+    expect(m1.get('restorable_rpo_objective_seconds{host="web-1"}')).toBe(86400);
+
+    // web-2: the refused run failed, its item says so, and the last success (50 h ago) and size survive it.
+    const m2 = samples(metricsDirs.web2);
+    const l2 = '{host="web-2",job="backup",kind="postgres",item="app"}';
+    expect(m2.get('restorable_job_success{host="web-2",job="backup"}')).toBe(0);
+    expect(m2.get('restorable_job_exit_code{host="web-2",job="backup"}')).toBe(1);
+    expect(m2.get('restorable_job_last_success_timestamp_seconds{host="web-2",job="backup"}')).toBe(epoch(web2LastGood));
+    expect(m2.get(`restorable_backup_success${l2}`)).toBe(0);
+    expect(m2.get(`restorable_backup_last_success_timestamp_seconds${l2}`)).toBe(epoch(web2LastGood));
+    expect(m2.get(`restorable_backup_bytes${l2}`)).toBeGreaterThan(0);
+    expect(m2.get('restorable_drill_success{host="web-2"}')).toBe(0);
+    expect(m2.get('restorable_drill_database_success{host="web-2",database="app"}')).toBe(0);
+    expect(m2.get('restorable_drill_last_success_timestamp_seconds{host="web-2"}')).toBeUndefined();
+    expect(readdirSync(metricsDirs.web2)).toEqual(["restorable.prom"]); // no temp file left
+  });
+
+  it("the README's example alert rules pass promtool check rules", async () => {
+    const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+    const rules = /Example alert rules[^`]*```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(rules).toMatch(/alert: BackupOlderThanRPO/);
+    const file = join(stackDir, "rules.yml");
+    writeFileSync(file, rules!);
+    const r = await run("promtool", ["check", "rules", file]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SUCCESS: 5 rules found/);
   });
 
   describe("--html in headless Chromium", () => {

@@ -48,6 +48,7 @@ export interface BackupEnvOptions {
   drill?: RawHost["drill"];
   schedule?: RawHost["schedule"];
   logs?: RawHost["logs"];
+  metrics?: RawHost["metrics"];
   objectives?: RawConfig["objectives"];
   /**
    * Ping URL. The schema only accepts https, so a local http ping server's URL is written as an
@@ -124,6 +125,7 @@ export function backupEnvConfig(o: BackupEnvOptions, dir: string): RawConfig {
   if (o.drill) host.drill = o.drill;
   if (o.schedule) host.schedule = o.schedule;
   if (o.logs) host.logs = o.logs;
+  if (o.metrics) host.metrics = o.metrics;
   return {
     storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true },
     objectives: o.objectives ?? { rpo: "24h", rto: "1h" },

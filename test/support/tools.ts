@@ -45,6 +45,7 @@ const PACKAGES: Record<string, string> = {
   jq: "jq",
   busybox: "busybox-static",
   "/usr/bin/chromium": "chromium",
+  promtool: "prometheus",
 };
 
 export function hasTool(bin: string): boolean {
