@@ -60,8 +60,8 @@ restorable_metrics_job() {
   local dir="$RESTORABLE_STATE_DIR/metrics" frag old new host l
   mkdir -p -- "$dir" 2>/dev/null || true
   frag="$dir/$job.prom"
-  old="$frag.old"
-  new="$frag.new"
+  old="$frag.$$.old" # per process: a run refused by the lock (exit 3) writes too
+  new="$frag.$$.new"
   if [[ -f $frag ]]; then cp -f -- "$frag" "$old" 2>/dev/null || : >"$old"; else : >"$old"; fi
   host=$(restorable_metric_label "${RESTORABLE_HOST:-}")
   l="host=\"$host\",job=\"$(restorable_metric_label "$job")\""
