@@ -75,6 +75,7 @@ backup_volume() {
   restorable_try manifest volumes_upload_manifest "$manifest" \
     "$(restorable_manifest volume "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" tar "$extra" "$started")" || return 1
   restorable_log "volume $volume: done, $RESTORABLE_STREAM_SIZE bytes, sha256 $RESTORABLE_STREAM_SHA256, manifest $(restorable_s3_url "$manifest")"
+  restorable_metrics_item volume "$volume" ok "$RESTORABLE_STREAM_SIZE" "$started"
 }
 
 volumes_upload_manifest() {
@@ -90,6 +91,9 @@ if ((${#RESTORABLE_VOLUMES[@]} == 0)); then
 fi
 restorable_preflight aws docker zstd sha256sum flock curl
 for volume in "${RESTORABLE_VOLUMES[@]}"; do
-  if ! backup_volume "$volume"; then restorable_record_failure "volume $volume"; fi
+  if ! backup_volume "$volume"; then
+    restorable_record_failure "volume $volume"
+    restorable_metrics_item volume "$volume" fail
+  fi
 done
 restorable_finish

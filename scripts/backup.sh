@@ -112,6 +112,7 @@ backup_database() {
   restorable_try manifest backup_upload_manifest "$manifest" \
     "$(restorable_manifest postgres "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" custom "$extra" "$started")" || return 1
   restorable_log "database $db: done, $RESTORABLE_STREAM_SIZE bytes, sha256 $RESTORABLE_STREAM_SHA256, manifest $(restorable_s3_url "$manifest")"
+  restorable_metrics_item postgres "$db" ok "$RESTORABLE_STREAM_SIZE" "$started"
 }
 
 backup_upload_manifest() {
@@ -166,6 +167,7 @@ backup_globals() {
   restorable_try manifest backup_upload_manifest "$manifest" \
     "$(restorable_manifest globals "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" sql "$extra" "$started")" || return 1
   restorable_log "globals: done, $RESTORABLE_STREAM_SIZE bytes, manifest $(restorable_s3_url "$manifest")"
+  restorable_metrics_item globals "" ok "$RESTORABLE_STREAM_SIZE" "$started"
 }
 
 # backup_globals in the background, alongside the database dumps (it is small; this keeps the run
@@ -205,6 +207,7 @@ fi
 for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
   if ! backup_database "$i"; then
     restorable_record_failure "database ${RESTORABLE_PG_DATABASE[i]}"
+    restorable_metrics_item postgres "${RESTORABLE_PG_DATABASE[i]}" fail
   fi
 done
 
@@ -218,6 +221,7 @@ if [[ -n $GLOBALS_PID ]]; then
     RESTORABLE_ERROR_STAGE=${globals_result[1]:-globals}
     RESTORABLE_ERROR_REASON=${globals_result[2]:-the globals job ended without a result}
     restorable_record_failure globals
+    restorable_metrics_item globals "" fail
   fi
 fi
 

@@ -56,6 +56,7 @@ RR_TA_CID=""
 RR_TA_DIR=""
 RR_TA_BIN=""
 RR_RUN_ID=""
+RR_STARTED=${EPOCHREALTIME/,/.}
 
 # Seconds since the epoch with microseconds (bash 5 EPOCHREALTIME).
 rr_clock() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
@@ -238,6 +239,9 @@ rr__on_exit() {
   elif [[ $RR_PINGED_START -eq 1 ]]; then
     rr_ping success
   fi
+  if [[ $RR_SCRIPT == restore-drill ]]; then
+    restorable_metrics_job "$RR_SCRIPT" "$rc" "$(rr_elapsed "$RR_STARTED")" "$(rr_now)"
+  fi
   # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
   if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
   exit "$rc"
@@ -347,6 +351,7 @@ rr_lock() {
     RR_FAIL_STAGE=lock RR_FAIL_REASON="another $name run holds $lock"
     exit 3
   fi
+  restorable_rotate_log "$RR_SCRIPT"
 }
 
 # rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with

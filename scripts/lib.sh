@@ -272,6 +272,7 @@ restorable__on_exit() {
     restorable_log "FAILED at stage $RESTORABLE_STAGE: unexpected error (exit status $code)"
     restorable_ping fail
   fi
+  restorable_metrics_job "$RESTORABLE_SCRIPT" "$code" "$(restorable_elapsed)"
   if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then rm -rf -- "$RESTORABLE_RUN_DIR"; fi
   exit "$code"
 }
@@ -287,6 +288,28 @@ restorable_lock() {
   if ! flock -n "$RESTORABLE_LOCK_FD"; then
     restorable_fail lock "another $name run holds $file" 3
   fi
+  restorable_rotate_log "$RESTORABLE_SCRIPT"
+}
+
+# restorable_rotate_log [JOB]: when this run's stdout is a *.log file directly in the state dir (the
+# crontab's `>>STATE/<job>.log 2>&1`) that has reached RESTORABLE_LOG_MAX_BYTES, shift it to
+# .1 .. .RESTORABLE_LOG_KEEP (the oldest is dropped) and go on writing into a fresh file. Called
+# with the job's lock held, so two runs never rotate one log at once. Any other stdout (a
+# terminal, a pipe, a file elsewhere) is left alone; without /proc nothing is rotated.
+restorable_rotate_log() {
+  local job=${1:-$RESTORABLE_SCRIPT} max=${RESTORABLE_LOG_MAX_BYTES:-10485760} keep=${RESTORABLE_LOG_KEEP:-5} dir log err size i
+  log=$(readlink "/proc/$$/fd/1" 2>/dev/null) || return 0
+  dir=$(cd -- "$RESTORABLE_STATE_DIR" 2>/dev/null && pwd -P) || return 0
+  [[ $log == "$dir"/*.log && ${log%/*} == "$dir" && -f $log ]] || return 0
+  size=$(stat -c %s -- "$log" 2>/dev/null) || return 0
+  ((size >= max)) || return 0
+  err=$(readlink "/proc/$$/fd/2" 2>/dev/null) || err=
+  for ((i = keep - 1; i >= 1; i--)); do
+    if [[ -e $log.$i ]]; then mv -f -- "$log.$i" "$log.$((i + 1))" || return 0; fi
+  done
+  mv -f -- "$log" "$log.1" || return 0
+  if [[ $err == "$log" ]]; then exec >>"$log" 2>&1; else exec >>"$log"; fi
+  printf '%s restorable %s: rotated %s (%s bytes) to %s.1, keeping %s generations\n' "$(restorable_utc)" "$job" "$log" "$size" "$log" "$keep" >&2
 }
 
 # restorable_load_credentials: source the 0600 credentials file (the only file with secrets),
@@ -850,3 +873,7 @@ restorable_pg_cluster_id() {
     *) printf 'local|%s|%s' "${RESTORABLE_PG_HOST[i]}" "${RESTORABLE_PG_PORT[i]}" ;;
   esac
 }
+
+# Textfile metrics for node_exporter (hosts[].metrics.textfileDir).
+# shellcheck source=lib-metrics.sh
+. "${BASH_SOURCE[0]%/*}/lib-metrics.sh"

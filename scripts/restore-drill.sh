@@ -130,6 +130,7 @@ rr_on_finish() {
     return 0
   fi
   mv -f "$report_file.tmp" "$report_file"
+  RESTORABLE_METRICS_REPORT=$report_file
   local err
   err=$(mktemp)
   if restorable_s3_put_text "$report_key" application/json "$(cat "$report_file")" 2>"$err"; then
