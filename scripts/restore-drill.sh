@@ -120,12 +120,13 @@ rr_on_finish() {
     --arg runtime "$runtime" --arg image "$image" --arg runId "$RR_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
-    --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" '
+    --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
+    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
      objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
-     databases: map(select(. != null)), result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
+     databases: map(select(. != null)), olderPoints: $older, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     rr_log "could not write the drill report"
     return 0
   fi
@@ -161,6 +162,7 @@ rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
 todo=()   # the databases that have a restore point within the RPO, in config order
+older_results=()   # one JSON result per older restore point drilled
 # The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
 globals_result="" globals_todo=0
 point=$(rr_pick "$RR_TMP/work/points.tsv" globals -)
@@ -210,7 +212,7 @@ done
 # the databases in config order).
 drill_fail_first() {
   local r f
-  for r in "$globals_result" "${databases[@]/#/:db:}"; do
+  for r in "$globals_result" "${databases[@]/#/:db:}" "${older_results[@]}"; do
     if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
     f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
     if [[ -n $f ]]; then
@@ -240,10 +242,13 @@ rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
 # ---- each database, in a child (so that one failure does not stop the others, and a signal stops
 # ---- everything at once) --------------------------------------------------------------------------
 
-# drill_one DB OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
+# drill_one DB KEY MODE OUT: runs in a subshell with set -e; writes its JSON result to OUT on any
+# exit. KEY picks the restore point in pick_* (the database itself for the newest; "DB@TIER" for an
+# older one). MODE newest: RPO and RTO are judged; older: the throwaway's database DB is dropped
+# first (the newest was restored into it), and no RPO/RTO (the RTO stays the newest restore's).
 # shellcheck disable=SC2317 # invoked through drill_child
 drill_one() {
-  local db=$1 out=$2 dir="$RR_TMP/work/db-$1"
+  local db=$1 key=$2 mode=$3 out=$4 dir="$RR_TMP/work/db-$2"
   local sha_ok=null restore_ok=null tables_ok=null checks="[]" rto=null tables_detail=null durations="{}"
   local rpo_age
   RR_FAIL_STAGE="" RR_FAIL_REASON=""
@@ -258,7 +263,7 @@ drill_one() {
       [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
       failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
     fi
-    jq -cn --arg d "$db" --arg s "${pick_stamp[$db]}" --arg t "${pick_tier[$db]}" --arg m "${pick_manifest[$db]}" \
+    jq -cn --arg d "$db" --arg s "${pick_stamp[$key]}" --arg t "${pick_tier[$key]}" --arg m "${pick_manifest[$key]}" --arg mode "$mode" \
       --arg o "${okey:-}" --arg created "${m_created:-}" --argjson size "${m_size:-null}" --arg enc "${m_enc:-}" \
       --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson tables "$tables_ok" --argjson td "$tables_detail" \
       --argjson checks "$checks" --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson rto "$rto" \
@@ -266,7 +271,7 @@ drill_one() {
       {database: $d, stamp: $s, tier: $t, manifestKey: $m, objectKey: (if $o == "" then null else $o end),
        createdAt: (if $created == "" then null else $created end), sizeBytes: $size, encryption: (if $enc == "" then null else $enc end),
        sha256Ok: $sha, restoreOk: $restore, tablesOk: $tables, tables: $td, checks: $checks,
-       rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
+       rpo: (if $mode == "older" then null else {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)} end),
        rto: (if $rto == null then null else {achievedSeconds: $rto, targetSeconds: $rtot, ok: ($rto <= $rtot)} end),
        durations: $durations, result: $result, failure: $failure}' >"$out"
     exit "$rc"
@@ -276,10 +281,10 @@ drill_one() {
   # In this child, rr_die only ends the child; the parent records the failure.
   RR_STAGE_FILE="$RR_TMP/work/stage"
   local okey="" m_created="" m_size="" m_enc=""
-  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$db]}")))
+  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$key]}")))
   # The parent prefetched the restore point into $dir/fetch (while the throwaway started, or
   # while the previous database restored); whatever is missing is downloaded here.
-  rr_fetch_manifest "${pick_manifest[$db]}" postgres "$db" "$dir"
+  rr_fetch_manifest "${pick_manifest[$key]}" postgres "$db" "$dir"
   okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
   if [[ -n $m_created ]]; then
     local ce
@@ -295,6 +300,10 @@ drill_one() {
   local t0 err="$dir/restore.err"
   t0=$(rr_clock)
   restore_ok=false
+  if [[ $mode == older ]]; then
+    rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db") WITH (FORCE)" >/dev/null 2>"$err" ||
+      rr_die "cannot drop database $db in the throwaway Postgres: $(rr_error_line "$err")"
+  fi
   rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
@@ -350,6 +359,10 @@ drill_one() {
   done
   durations=$(jq -c --argjson c "$(rr_elapsed "$t0")" '. + {checks: $c}' <<<"$durations")
   [[ -z $failed ]] || rr_die "$db: $failed"
+  if [[ $mode == older ]]; then
+    rr_log "$db: older restore point ${pick_stamp[$key]} (${pick_tier[$key]}) passed"
+    exit 0
+  fi
 
   rr_stage rto
   # RTO achieved: download + verify + decrypt/decompress/restore + table check + SQL checks.
@@ -447,11 +460,57 @@ for i in "${!todo[@]}"; do
   rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
   next=${todo[$((i + 1))]:-}
   if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
-  drill_child drill_one "$RR_TMP/work/result-$db.json" "$db"
+  drill_child drill_one "$RR_TMP/work/result-$db.json" "$db" "$db" newest
   db_result[$db]=$(jq -c --arg d "$db" '{database: $d} + .' <<<"$DRILL_RESULT")
 done
 
+# ---- one older restore point per database and tier ------------------------------------------------
+# So that every tier is proven every drill and, over a year of monthly drills, every monthly
+# restore point at least once: per database and tier (besides the newest, drilled above), one
+# restore point never proven by the recent drills (the newest 24 reports in <host>/drills/), at
+# random; when all were, the least recently proven. Each is restored into the throwaway (replacing
+# the newest's database) and checked like the newest (tables, checks); its result is reported in
+# olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
+if ((${#todo[@]})); then
+  rr_stage find
+  older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
+  : >"$older_proven"
+  mkdir -m 0700 "$RR_TMP/work/reports"
+  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RR_TMP/work/listing.jsonl" |
+    sort | tail -n 24 >"$RR_TMP/work/reports.txt"
+  while IFS= read -r rkey; do
+    rfile="$RR_TMP/work/reports/${rkey##*/}"
+    if rr_s3_fetch "$rkey" "$rfile" 0; then
+      jq -r '.startedAt as $t | ([.globals] + (.databases // []) + (.olderPoints // []) + (.volumes // []))[]
+        | select(. != null and .result == "pass" and .manifestKey != null) | "\(.manifestKey)\t\($t)"' "$rfile" >>"$older_proven" 2>/dev/null ||
+        rr_log "warning: drill report $rkey is not readable; its restore points count as unproven"
+    else
+      rr_log "warning: cannot download drill report $rkey; its restore points count as unproven"
+    fi
+  done <"$RR_TMP/work/reports.txt"
+  for db in "${todo[@]}"; do
+    for tier in daily weekly monthly; do
+      # Candidates: this database's restore points in this tier but the newest, each with when it
+      # was last proven ("-" = never, which sorts first); random among equals.
+      pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
+        FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
+        $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
+        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
+      [[ -n $pick ]] || continue
+      IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
+      k="$db@$tier"
+      pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
+      if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
+      rr_log "$db: older $tier restore point $s: $why"
+      mkdir -m 0700 "$RR_TMP/work/db-$k"
+      rr_stage download
+      drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
+      older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
+    done
+  done
+fi
+
 drill_fail_first
 rr_stage report
-rr_log "drill passed for the roles and ${#databases[@]} database(s)"
+rr_log "drill passed for the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"
 exit 0

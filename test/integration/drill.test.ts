@@ -56,6 +56,11 @@ interface Report {
     stamp?: string; objectKey?: string | null; sha256Ok?: boolean | null; restoreOk?: boolean | null; roles?: number | null;
     rolePasswords?: boolean | null; result: string; failure: { stage: string; reason: string } | null;
   } | null;
+  olderPoints: {
+    database: string; tier: string; stamp: string; manifestKey: string; chosenBecause: string; sha256Ok: boolean | null;
+    restoreOk: boolean | null; tablesOk: boolean | null; checks: { sql: string; ok: boolean }[]; result: string;
+    failure: { stage: string; reason: string } | null;
+  }[];
   result: "pass" | "fail";
   failure: { stage: string; reason: string } | null;
 }
@@ -320,6 +325,42 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(by["no-users"]!.failure!.reason).toMatch(/check 1 \(SELECT count\(\*\) > 0 FROM users\) failed: .*users/);
     expect(r.stderr).toContain("app$2: passed");
   });
+
+  it("also proves one older restore point per tier: never proven first, then the least recently proven", async () => {
+    const e = host("older");
+    await backup("older", 1, { tier: "daily" });
+    const daily = [await backup("older", 26, { tier: "daily", roles: false }), await backup("older", 50, { tier: "daily", roles: false })];
+    const weekly = await backup("older", 8 * 24, { tier: "weekly", roles: false });
+    const monthly = await backup("older", 40 * 24, { tier: "monthly", roles: false });
+
+    const first = await drill(e);
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = await latestReport(e);
+    expect(r1.olderPoints.map((p) => [p.tier, p.result, p.chosenBecause])).toEqual([
+      ["daily", "pass", "never proven by a drill"], ["weekly", "pass", "never proven by a drill"], ["monthly", "pass", "never proven by a drill"],
+    ]);
+    expect(daily.map((d) => d.manifestKey)).toContain(r1.olderPoints[0]!.manifestKey);
+    expect(r1.olderPoints[1]!.manifestKey).toBe(weekly.manifestKey);
+    expect(r1.olderPoints[2]!.manifestKey).toBe(monthly.manifestKey);
+    for (const p of r1.olderPoints) expect(p).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, checks: [{ sql: CHECK, ok: true }] });
+    // The RTO stays the newest restore's.
+    expect(r1.databases[0]!.rto?.ok).toBe(true);
+
+    const second = await drill(e);
+    expect(second.code, second.stderr).toBe(0);
+    const r2 = await latestReport(e);
+    // The other daily was never proven; the weekly (the only one) was, by the first drill.
+    expect(r2.olderPoints[0]!.manifestKey).not.toBe(r1.olderPoints[0]!.manifestKey);
+    expect(r2.olderPoints[0]!.chosenBecause).toBe("never proven by a drill");
+    expect(r2.olderPoints[1]!.chosenBecause).toBe(`the least recently proven (last proven by the drill of ${r1.startedAt})`);
+
+    await corruptObject(access, monthly.objectKey);
+    const third = await drill(e);
+    const r3 = await expectFault(e, third, "verify", new RegExp(`sha256 mismatch for s3://drill-test/${monthly.objectKey}`));
+    expect(r3.databases[0]!.result).toBe("pass");
+    expect(r3.olderPoints.find((p) => p.tier === "monthly")).toMatchObject({ result: "fail", sha256Ok: false, failure: { stage: "verify" } });
+    expectNothingLeft(e);
+  }, 600_000); // three drills of four restores each
 
   it("fails when a table of the manifest is missing after the restore", async () => {
     const e = host("ghost");
