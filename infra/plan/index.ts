@@ -9,6 +9,7 @@ import { b2Lifecycle, retentionRules, s3Lifecycle, tierExpiryDays, type B2Lifecy
 
 export * from "./layout";
 export * from "./retention";
+export * from "./promise";
 export * from "./access";
 export * from "./object-lock";
 
