@@ -23,8 +23,11 @@
 #   tables    the restored schema.table list must equal the manifest's
 #   checks    every RESTORABLE_DRILL_CHECKS statement must return true
 #   rto       download + verify + decrypt + restore + checks must fit RESTORABLE_RTO_SECONDS
-# Every item (the roles, each database) is reported on its own; a failing one never stops the
-# others, and the run fails naming the first failing item (roles first, then config order).
+# Then one older restore point per database and tier (see below), then the retention audit: the
+# restore points in the bucket against the promise on this date (stage retention).
+# Every item (the roles, each database, each older point, the audit) is reported on its own; a
+# failing one never stops the others, and the run fails naming the first failing item in that
+# order (databases in config order).
 # The throwaway Postgres (RESTORABLE_DRILL_RUNTIME) is either a container from
 # RESTORABLE_DRILL_IMAGE (runtime docker: only the image's initdb/postgres binaries are used, not
 # its entrypoint; network none; labelled restorable.drill=<run id>) or an initdb cluster in a temp
@@ -121,12 +124,12 @@ rr_on_finish() {
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
     --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
-    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" '
+    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" --argjson retention "${retention_result:-null}" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
      objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
-     databases: map(select(. != null)), olderPoints: $older, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
+     databases: map(select(. != null)), olderPoints: $older, retention: $retention, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     rr_log "could not write the drill report"
     return 0
   fi
@@ -163,6 +166,7 @@ now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
 todo=()   # the databases that have a restore point within the RPO, in config order
 older_results=()   # one JSON result per older restore point drilled
+retention_result=""   # the retention audit's JSON
 # The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
 globals_result="" globals_todo=0
 point=$(rr_pick "$RR_TMP/work/points.tsv" globals -)
@@ -212,7 +216,7 @@ done
 # the databases in config order).
 drill_fail_first() {
   local r f
-  for r in "$globals_result" "${databases[@]/#/:db:}" "${older_results[@]}"; do
+  for r in "$globals_result" "${databases[@]/#/:db:}" "${older_results[@]}" "$retention_result"; do
     if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
     f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
     if [[ -n $f ]]; then
@@ -509,6 +513,48 @@ if ((${#todo[@]})); then
     done
   done
 fi
+
+# ---- retention audit ---------------------------------------------------------------------------------
+# The restore points in the bucket against the promise on this date (README "Retention": one from
+# each of the last N days, weeks and months, the periods that end with yesterday), per database,
+# the roles and each volume. More points than promised are fine; periods that ended before an
+# item's oldest restore point are pending (the item is younger than the promise). A promised
+# restore point that is missing fails the drill at its own stage, naming it.
+rr_stage retention
+rr_promise_periods "$now" "$RESTORABLE_RETENTION_DAILY" "$RESTORABLE_RETENTION_WEEKLY" "$RESTORABLE_RETENTION_MONTHLY" >"$RR_TMP/work/periods.tsv"
+audit_items=()
+audit_first="" audit_gaps=0
+audit_item() { # KIND NAME WHAT
+  local line what=$3 covered=0 pending=0 missing=()
+  while IFS=$'\t' read -r -a line; do
+    case ${line[0]} in
+      covered) covered=${line[1]} ;;
+      pending) pending=${line[1]} ;;
+      missing) missing+=("${line[1]} ${line[2]}") ;;
+    esac
+  done < <(rr_promise_audit "$RR_TMP/work/periods.tsv" "$RR_TMP/work/points.tsv" "$1" "$2")
+  audit_items+=("$(printf '%s\n' "${missing[@]}" | jq -R . | jq -cs --arg k "$1" --arg n "$2" --argjson c "$covered" --argjson p "$pending" \
+    '{kind: $k, name: (if $n == "-" then null else $n end), covered: $c, pending: $p, missing: map(select(. != ""))}')")
+  if ((${#missing[@]})); then
+    rr_log "retention: $what: no restore point for ${missing[*]}"
+    audit_gaps=$((audit_gaps + ${#missing[@]}))
+    local m=${missing[0]}
+    [[ -n $audit_first ]] || audit_first="$what: no ${m%% *} restore point for ${m#* }"
+  fi
+}
+if ((${#databases[@]})); then audit_item globals - "the roles"; fi
+for db in "${databases[@]}"; do audit_item postgres "$db" "database $db"; done
+for v in "${RESTORABLE_VOLUMES[@]}"; do audit_item volume "$v" "volume $v"; done
+if [[ -n $audit_first ]]; then
+  reason=$audit_first
+  ((audit_gaps == 1)) || reason+=" (and $((audit_gaps - 1)) more missing; see the report's retention)"
+  retention_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "retention", reason: $r}}')
+else
+  retention_result='{"result": "pass", "failure": null}'
+fi
+retention_result=$(printf '%s\n' "${audit_items[@]}" | jq -cs --argjson r "$retention_result" \
+  --argjson d "$RESTORABLE_RETENTION_DAILY" --argjson w "$RESTORABLE_RETENTION_WEEKLY" --argjson m "$RESTORABLE_RETENTION_MONTHLY" \
+  '{promise: {daily: $d, weekly: $w, monthly: $m}, items: map(select(. != null))} + $r')
 
 drill_fail_first
 rr_stage report

@@ -154,6 +154,10 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
     shAssign("RESTORABLE_AGE_RECIPIENTS", c.encryption?.ageRecipients ?? []),
     shAssign("RESTORABLE_RPO_SECONDS", cfg.objectives.rpo),
     shAssign("RESTORABLE_RTO_SECONDS", cfg.objectives.rto),
+    // The retention promise the drill audits (restore points per tier).
+    shAssign("RESTORABLE_RETENTION_DAILY", cfg.retention.daily),
+    shAssign("RESTORABLE_RETENTION_WEEKLY", cfg.retention.weekly),
+    shAssign("RESTORABLE_RETENTION_MONTHLY", cfg.retention.monthly),
     shAssign("RESTORABLE_SCRIPTS_DIR", paths.scriptsDir),
     shAssign("RESTORABLE_CREDENTIALS", paths.credentials),
     shAssign("RESTORABLE_STATE_DIR", paths.stateDir),
