@@ -15,7 +15,8 @@
 // what they are named, and must be known when the program runs.
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseConfig, withoutNamespace } from "../config";
-import { buildPlan, type Plan } from "../plan";
+import { buildPlan, type HostPlan, type Plan } from "../plan";
+import type { BackupsArgs } from "./backups-args";
 
 /** A stand-in age recipient: "age1" + 58 bech32 characters (the schema's shape). */
 const AGE_STAND_IN = `age1${"q".repeat(58)}`;
@@ -130,4 +131,42 @@ export function resolvedPlan(split: SplitConfig, plan: Plan, style: MessageStyle
     if (names(resolved) !== names(plan)) throw new Error(`internal error: hosts changed at deploy time (${names(plan)} -> ${names(resolved)})`);
     return resolved;
   });
+}
+
+/** The config part of the Backups args (no secrets): what the lower components accept instead of a Plan. */
+export type BackupsConfigArgs = Omit<BackupsArgs, "sshPrivateKey" | "b2Credentials" | "s3Credentials" | "dbPasswords">;
+
+/** A lower component's `plan` arg: the internal Plan, or config-shaped args a user writes. */
+export type PlanArgs = Plan | BackupsConfigArgs;
+
+const plans = new WeakMap<object, { plan: Plan; deployPlan: pulumi.Output<Plan> }>();
+
+const isPlan = (p: PlanArgs): p is Plan => "lifecycle" in p && "summary" in p && "deferred" in p;
+
+/**
+ * The construction plan and the deploy plan of a lower component's `plan` arg (computed once per
+ * args object, so components given the same object agree). Bad config fails with the messages
+ * of Backups (keys as in the args).
+ */
+export function planOf(p: PlanArgs, style: MessageStyle = {}): { plan: Plan; deployPlan: pulumi.Output<Plan> } {
+  if (isPlan(p)) return { plan: p, deployPlan: pulumi.output(p) };
+  const known = plans.get(p);
+  if (known) return known;
+  try {
+    const split = splitDeployValues(p as unknown as Record<string, unknown>, style);
+    const plan = buildPlan(parseConfig(split.raw), { deferred: split.deployValues.map((d) => d.path) });
+    const out = { plan, deployPlan: resolvedPlan(split, plan, style) };
+    plans.set(p, out);
+    return out;
+  } catch (e) {
+    return fail(e, style);
+  }
+}
+
+/** A lower component's `host` arg: the host's plan, or its name in the config. */
+export function hostOf(plan: Plan, host: HostPlan | string): HostPlan {
+  if (typeof host !== "string") return host;
+  const h = plan.hosts.find((x) => x.name === host);
+  if (!h) fail(new ConfigError([`host: "${host}" is not one of the config's hosts (${plan.hosts.map((x) => x.name).join(", ")})`]));
+  return h;
 }

@@ -3,6 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { HostPlan, Plan } from "../plan";
 import { renderHost } from "../plan/render";
+import { hostOf, planOf } from "./deploy-values";
 import { HostCredentials, type HostCredentialsArgs } from "./host-credentials";
 import { HostInstall } from "./host-install";
 
@@ -38,10 +39,11 @@ export class ServerBackups extends pulumi.ComponentResource {
   constructor(name: string, args: ServerBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("restorable:index:ServerBackups", name, {}, opts);
     const { dbPasswords, sshPrivateKey, ...credentialArgs } = args;
-    const { deployPlan: _, ...rest } = credentialArgs;
-    const { host } = args;
-    this.credentials = new HostCredentials(name, rest, { parent: this });
-    const deploy = pulumi.output(args.deployPlan ?? args.plan).apply((plan) => {
+    const { deployPlan: given, ...rest } = credentialArgs;
+    const { plan, deployPlan } = planOf(args.plan);
+    const host = hostOf(plan, args.host);
+    this.credentials = new HostCredentials(name, { ...rest, plan, host }, { parent: this });
+    const deploy = pulumi.output(given ?? deployPlan).apply((plan) => {
       const h = plan.hosts.find((x) => x.name === host.name);
       if (!h) throw new Error(`ServerBackups ${name}: host ${host.name} is not in the deploy plan`);
       return { plan, host: h };
@@ -56,7 +58,7 @@ export class ServerBackups extends pulumi.ComponentResource {
     const c = host.config;
     const ssh = deployHost.apply((h) => h.config.ssh);
     // The stack config has it or not; from Backups args it may be an Output (which may resolve to nothing).
-    const hostKeyGiven = c.ssh.hostKey !== undefined || args.plan.deferred.includes(`hosts[${args.plan.hosts.indexOf(host)}].ssh.hostKey`);
+    const hostKeyGiven = c.ssh.hostKey !== undefined || plan.deferred.includes(`hosts[${plan.hosts.indexOf(host)}].ssh.hostKey`);
     this.install = new HostInstall(
       name,
       {
