@@ -63,7 +63,7 @@ export interface RetentionArgs {
 }
 
 export interface NotifyArgs {
-  /** https URL pinged on start, success (and /fail with the log tail), e.g. https://hc-ping.com/<uuid>. */
+  /** https URL pinged on start, success (and /fail with the log tail), e.g. https://hc-ping.com/UUID. */
   pingUrl?: pulumi.Input<string>;
 }
 
