@@ -128,6 +128,28 @@ describe("Backups with a server from the same program", () => {
   });
 });
 
+describe("the stack program through Backups", () => {
+  it("keeps the URNs of the resources it made before Backups existed: its children alias the stack", async () => {
+    const config: Record<string, string> = {
+      "restorable:storage": JSON.stringify({ provider: "aws", bucket: "acme-prod-backups", region: "eu-central-1" }),
+      "restorable:objectives": JSON.stringify({ rpo: "24h", rto: "1h" }),
+      "restorable:hosts": JSON.stringify([{ name: "web-1", ssh: { host: "203.0.113.10" }, volumes: ["uploads"] }]),
+      "restorable:sshPrivateKey": SSH_KEY,
+    };
+    const { pulumi, registered, settle } = await startMocks({ config, secretKeys: ["restorable:sshPrivateKey"], state: (t, n) => (t === "aws:iam/accessKey:AccessKey" ? { secret: `s-${n}` } : {}) });
+    const stack = await import("../../infra/index");
+    await outputValue(pulumi, stack.bucketName);
+    await settle();
+    const byType = (t: string) => registered.find((r) => r.type === t)!;
+    // Before: BackupBucket "backups", ServerBackups "web-1" and the provider "storage" at the top level.
+    expect(byType("restorable:index:BackupBucket")).toMatchObject({ name: "backups", aliases: [expect.objectContaining({ name: "", noparent: true })] });
+    expect(byType("restorable:index:ServerBackups")).toMatchObject({ name: "web-1", aliases: [expect.objectContaining({ name: "", noparent: true })] });
+    expect(byType("pulumi:providers:aws")).toMatchObject({ name: "backups-storage", aliases: [expect.objectContaining({ name: "storage", noparent: true })] });
+    // A user's Backups has no such aliases.
+    expect(byType("restorable:index:Backups").aliases).toEqual([]);
+  });
+});
+
 describe("review output of a plan with deploy-time values", () => {
   it("the render CLI's files say <known after deploy>, not the stand-ins", async () => {
     const { pulumi, settle } = await mocks();
