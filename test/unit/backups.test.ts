@@ -218,6 +218,32 @@ describe("the parts alone, with config-shaped args", () => {
     expect((lc.inputs.rules as Array<{ filter: { prefix: string } }>).map((r) => r.filter.prefix)).toContain("web-1/daily/");
   });
 
+  it("only the bucket and keys: BackupBucket and one HostCredentials per host (aws), no install", async () => {
+    const { pulumi, registered, settle } = await mocks();
+    const { BackupBucket, HostCredentials } = await import("../../infra/lib");
+    const cfg = { ...config, storage: { provider: "aws" as const, bucket: "acme-prod-backups", region: "eu-central-1" } };
+    const bucket = new BackupBucket("b", { plan: cfg });
+    const key = new HostCredentials("web-1", { plan: cfg, host: "web-1", bucket });
+    expect(await outputValue(pulumi, key.accessKeyId)).toBe("web-1-id");
+    await settle();
+    const policy = JSON.parse(registered.find((r) => r.type === "aws:iam/userPolicy:UserPolicy")!.inputs.policy as string);
+    expect(JSON.stringify(policy)).toContain("arn:aws:s3:::acme-prod-backups/web-1/*");
+    expect(registered.some((r) => r.type === "command:remote:Command")).toBe(false);
+  });
+
+  it("b2 keys for a bucket that exists: HostCredentials with b2BucketId", async () => {
+    const { pulumi, registered, settle } = await startMocks({
+      state: (t, n) => (t.endsWith(":B2ApplicationKey") ? { applicationKeyId: `keyid-${n}`, applicationKey: "app-key" } : {}),
+    });
+    const { HostCredentials } = await import("../../infra/lib");
+    const cfg = { ...config, storage: { provider: "b2" as const, bucket: "acme-prod-backups", region: "us-west-002" } };
+    const key = new HostCredentials("web-1", { plan: cfg, host: "web-1", b2BucketId: "4a48fe8875c6214145260818", b2: { keyId: "002abc", key: pulumi.secret("K002") } });
+    expect(await outputValue(pulumi, key.accessKeyId)).toBe("keyid-web-1");
+    await settle();
+    const k = registered.find((r) => r.type.endsWith(":B2ApplicationKey"))!;
+    expect(k.inputs).toMatchObject({ bucketId: "4a48fe8875c6214145260818", namePrefix: "web-1/" });
+  });
+
   it("a host name that is not in the config is refused", async () => {
     await mocks();
     const { ServerBackups } = await import("../../infra/lib");
