@@ -160,13 +160,12 @@ rr_die() {
   if [[ -z $RR_FAIL_REASON ]]; then RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON=$*; fi
   exit 1
 }
+# rr_usage REASON: a usage error (exit 2); the EXIT trap prints the contract's failure line,
+#   <UTC time> restorable <script>: FAILED at stage usage: REASON (see <script> --help)
 rr_usage() {
-  printf 'restorable %s: %s (see %s --help)\n' "$RR_SCRIPT" "$*" "$RR_SCRIPT" >&2
-  RR_FAIL_STAGE=usage RR_FAIL_REASON="usage: $*"
-  RR_USAGE_PRINTED=1
+  RR_FAIL_STAGE=usage RR_FAIL_REASON="$* (see $RR_SCRIPT --help)"
   exit 2
 }
-RR_USAGE_PRINTED=0
 
 rr__on_err() {
   # Remember the failing command for an "unexpected error" line; set -e does the exit.
@@ -233,10 +232,8 @@ rr__on_exit() {
   fi
   if [[ -n $down ]]; then wait "$down" 2>/dev/null; fi
   if [[ $rc -ne 0 ]]; then
-    if [[ $rc -ne 2 || $RR_USAGE_PRINTED -ne 1 ]]; then
-      # The contract's one line, last on stderr.
-      rr_log "FAILED at stage ${RR_FAIL_STAGE:-$RR_STAGE}: ${RR_FAIL_REASON//$'\n'/ }"
-    fi
+    # The contract's one line, last on stderr.
+    rr_log "FAILED at stage ${RR_FAIL_STAGE:-$RR_STAGE}: ${RR_FAIL_REASON//$'\n'/ }"
     if [[ $RR_PINGED_START -eq 1 ]]; then rr_ping fail; fi
   elif [[ $RR_PINGED_START -eq 1 ]]; then
     rr_ping success
@@ -763,8 +760,29 @@ rr_compare_tables() {
   return 1
 }
 
-# Identifier checks for names that end up in SQL (plain names only; no quoting games).
-rr_valid_ident() { [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_$-]{0,62}$ ]]; }
+# ---- names --------------------------------------------------------------------------------------
+#
+# The config schema's name rules (infra/config/schema.ts NAME_RULES; test/unit/name-rules.test.ts
+# keeps these equal to it), so that every name `backup` backs up is one restore and drill accept.
+# The patterns live in variables: written inline in [[ =~ ]], bash would expand the "$-" in them.
+RR_PG_NAME_RE='^[A-Za-z_][A-Za-z0-9_$-]{0,62}$'
+RR_PG_NAME_RULE='must start with a letter or _ and contain only letters, digits, _, $ and - (at most 63 characters)'
+RR_DOCKER_NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]+$'
+RR_DOCKER_NAME_RULE='must start with a letter or digit and contain only letters, digits, _, . and - (at least 2 characters)'
+# rr_check_name pg|docker WHAT VALUE: a usage error (exit 2) naming the rule VALUE breaks.
+rr_check_name() {
+  local rule=$1 what=$2 value=$3 re text
+  case $rule in
+    pg) re=$RR_PG_NAME_RE text=$RR_PG_NAME_RULE ;;
+    docker) re=$RR_DOCKER_NAME_RE text=$RR_DOCKER_NAME_RULE ;;
+  esac
+  [[ $value =~ $re ]] || rr_usage "$what \"$value\": $text"
+}
+# SQL quoting: rr_sql_ident NAME -> "NAME" (identifier), rr_sql_literal TEXT -> 'TEXT' (string
+# literal; standard_conforming_strings is on in every supported PostgreSQL). Names are also checked
+# against the rules above, but SQL never relies on that.
+rr_sql_ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
+rr_sql_literal() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }
 
 # ---- throwaway Postgres (restore-drill) --------------------------------------------------------
 #

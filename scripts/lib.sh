@@ -169,6 +169,7 @@ restorable_elapsed() {
 restorable_no_args() {
   local name=$1 script=$2
   shift 2
+  RESTORABLE_SCRIPT=$name
   (($# == 0)) && return 0
   case $1 in
     -h | --help)
@@ -176,7 +177,8 @@ restorable_no_args() {
       exit 0
       ;;
     *)
-      echo "usage: $name (takes no arguments)" >&2
+      # The contract's failure line (no ping: the run never started).
+      restorable_log "FAILED at stage usage: $name takes no arguments, got \"$1\" (see $name --help)"
       exit 2
       ;;
   esac
@@ -447,6 +449,20 @@ restorable_s3_put_text() {
   rm -f -- "$out"
 }
 
+# restorable_s3_object_size KEY: the stored object's size in bytes (one HEAD request).
+restorable_s3_object_size() {
+  local out="$RESTORABLE_RUN_DIR/head.$BASHPID" size
+  if [[ $(restorable_s3_small_client) == aws ]]; then
+    restorable_aws s3api head-object --bucket "$RESTORABLE_BUCKET" --key "$1" --query ContentLength --output text
+    return
+  fi
+  restorable_s3_request HEAD "$1" "" "$RESTORABLE_EMPTY_SHA256" "$out" --head || { rm -f -- "$out"; return 1; }
+  size=$(tr -d '\r' <"$out" | sed -n 's/^[Cc]ontent-[Ll]ength: *\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+  rm -f -- "$out"
+  [[ -n $size ]] || { echo "no Content-Length in the HEAD answer for $(restorable_s3_url "$1")" >&2; return 1; }
+  printf '%s\n' "$size"
+}
+
 # restorable_s3_put_stdin KEY: upload stdin as one object with one signed PUT (curl holds the
 # body in memory to send its length: only for small streams, such as the roles). The payload is
 # not part of the signature (UNSIGNED-PAYLOAD); its sha256 goes into the manifest instead.
@@ -553,8 +569,9 @@ restorable_finish() {
 # with no local copy of the data. Every stage's exit status is checked (PIPESTATUS); the failing
 # stage reported is the last one in the pipe that failed (an upstream stage that dies of a broken
 # pipe is a consequence, not the cause). `aws s3 cp` checks every part it sends (Content-MD5) and
-# exits 0 only after the upload completed; the sha256 goes into the manifest, and restore and
-# drill check the downloaded bytes against it. On success sets RESTORABLE_STREAM_SHA256 and
+# exits 0 only after the upload completed; one HEAD request then checks that the bucket holds
+# exactly the streamed byte count. The sha256 goes into the manifest, and restore and drill check
+# the downloaded bytes against it. On success sets RESTORABLE_STREAM_SHA256 and
 # RESTORABLE_STREAM_SIZE; on failure returns 1 with RESTORABLE_ERROR_STAGE/REASON set.
 # EXPECTED_SIZE (bytes, an upper bound; 0 = unknown) lets the CLI pick a part size for streams
 # over ~80 GB (10,000 parts of 8 MiB). PRODUCER_NAME names the producer in reasons ("pg_dump").
@@ -625,6 +642,20 @@ restorable_stream() {
   if ((hs != 0 || cs != 0)) || [[ ! $RESTORABLE_STREAM_SHA256 =~ ^[0-9a-f]{64}$ || ! $RESTORABLE_STREAM_SIZE =~ ^[0-9]+$ ]]; then
     RESTORABLE_ERROR_STAGE='hash'
     RESTORABLE_ERROR_REASON="could not hash the stream: $(restorable_summarize_err "$d/err.sha" "sha256sum/wc failed")"
+    return 1
+  fi
+  # The uploader said it is done; the bucket must hold exactly the bytes streamed before a manifest
+  # may name them (one HEAD request).
+  local stored
+  RESTORABLE_STAGE=upload
+  if ! stored=$(restorable_s3_object_size "$key" 2>"$d/err.head"); then
+    RESTORABLE_ERROR_STAGE=upload
+    RESTORABLE_ERROR_REASON="cannot read back the size of $(restorable_s3_url "$key"): $(restorable_summarize_err "$d/err.head" "HEAD failed")"
+    return 1
+  fi
+  if [[ $stored != "$RESTORABLE_STREAM_SIZE" ]]; then
+    RESTORABLE_ERROR_STAGE=upload
+    RESTORABLE_ERROR_REASON="$(restorable_s3_url "$key") holds $stored bytes, but $RESTORABLE_STREAM_SIZE were streamed"
     return 1
   fi
   rm -rf -- "$d"

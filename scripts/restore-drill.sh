@@ -57,7 +57,7 @@ rr_traps
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
-    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; only+=("$2"); shift ;;
+    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; rr_check_name pg --database "$2"; only+=("$2"); shift ;;
     --runtime) [[ $# -ge 2 ]] || rr_usage "--runtime needs docker or local"; runtime=$2; shift ;;
     --image) [[ $# -ge 2 ]] || rr_usage "--image needs an image"; image=$2; shift ;;
     --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
@@ -91,7 +91,7 @@ t_run=$(rr_clock)
 setup_seconds=null
 report_key="${RESTORABLE_PREFIX}drills/$stamp.json"
 report_file="$RESTORABLE_STATE_DIR/drills/$stamp.json"
-db_results=()   # one JSON object per database
+declare -A db_result=()   # database -> its JSON result (the report lists them in config order)
 rr_ping_start
 rr_log "drill $RR_RUN_ID of ${#databases[@]} database(s) on $RESTORABLE_HOST, runtime $runtime$([[ $runtime == docker ]] && printf ' (%s)' "$image")"
 
@@ -106,7 +106,9 @@ rr_on_finish() {
   fi
   checks_json=$(printf '%s\n' "${RESTORABLE_DRILL_CHECKS[@]}" | jq -R . | jq -cs 'map(select(. != ""))')
   mkdir -p "$RESTORABLE_STATE_DIR/drills" 2>/dev/null || true
-  if ! printf '%s\n' "${db_results[@]}" | jq -s \
+  local d results=()
+  for d in "${databases[@]}"; do if [[ -n ${db_result[$d]:-} ]]; then results+=("${db_result[$d]}"); fi; done
+  if ! printf '%s\n' "${results[@]}" | jq -s \
     --arg host "$RESTORABLE_HOST" --arg startedAt "$started_at" --arg finishedAt "$(rr_iso "$(rr_now_since "$started_epoch")")" \
     --arg runtime "$runtime" --arg image "$image" --arg runId "$RR_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
@@ -140,7 +142,8 @@ rr_on_finish() {
 rr_now_since() { awk -v s="$1" -v e="$(rr_elapsed "$t_run")" 'BEGIN { printf "%d\n", s + e }'; }
 
 # ---- find + rpo for every database, while the throwaway Postgres starts in the background ----------
-# (when a database has no usable backup, the throwaway is removed again before anything is restored)
+# A database without a usable restore point is reported (failing the run) and the others are
+# still drilled; when none has one, the throwaway is removed again before anything is restored.
 
 rr_stage find
 [[ ${#databases[@]} -gt 0 ]] || rr_die "no postgres databases are configured on $RESTORABLE_HOST: nothing to drill"
@@ -149,15 +152,14 @@ rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
-first_stage="" first_reason=""
+todo=()   # the databases that have a restore point within the RPO, in config order
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
   point=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db")
   if [[ -z $point ]]; then
     reason="no manifest-backed backup of database $db under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
-    db_results+=("$(jq -cn --arg d "$db" --arg r "$reason" '{database: $d, result: "fail", failure: {stage: "find", reason: $r}}')")
+    db_result[$db]=$(jq -cn --arg d "$db" --arg r "$reason" '{database: $d, result: "fail", failure: {stage: "find", reason: $r}}')
     rr_log "$db: $reason"
-    [[ -n $first_stage ]] || { first_stage=find first_reason=$reason; }
     continue
   fi
   IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
@@ -166,24 +168,32 @@ for i in "${!databases[@]}"; do
   pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey pick_size[$db]=$osize
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
-    db_results+=("$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
-      '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')")
+    db_result[$db]=$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
+      '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
     rr_log "$db: $reason"
     unset 'pick_manifest[$db]'
-    [[ -n $first_stage ]] || { first_stage=rpo first_reason=$reason; }
     continue
   fi
   rr_log "$db: newest backup $s ($tier), $(rr_human_age "$age") old"
+  todo+=("$db")
 done
-if [[ -n $first_stage ]]; then
-  RR_STAGE=$first_stage
-  rr_die "$first_reason"
-fi
+# drill_fail_first: fail the run with the first failing database's stage and reason (config order).
+drill_fail_first() {
+  local d f
+  for d in "${databases[@]}"; do
+    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"${db_result[$d]:-}")
+    if [[ -n $f ]]; then
+      IFS=$'\t' read -r RR_STAGE f <<<"$f"
+      rr_die "$f"
+    fi
+  done
+}
+if ((${#todo[@]} == 0)); then drill_fail_first; fi
 
 # ---- the first restore point downloads while the throwaway finishes starting ---------------------------
 
-for db in "${databases[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
-db=${databases[0]}
+for db in "${todo[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
+db=${todo[0]}
 rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
 rr_stage throwaway
 rr_throwaway_ready
@@ -221,9 +231,6 @@ drill_one() {
        rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
        rto: (if $rto == null then null else {achievedSeconds: $rto, targetSeconds: $rtot, ok: ($rto <= $rtot)} end),
        durations: $durations, result: $result, failure: $failure}' >"$out"
-    if [[ $rc -ne 0 ]]; then
-      printf '%s\t%s\n' "${RR_FAIL_STAGE:-$RR_STAGE}" "$RR_FAIL_REASON" >"$out.fail"
-    fi
     exit "$rc"
   }
   trap db_exit EXIT
@@ -250,7 +257,7 @@ drill_one() {
   local t0 err="$dir/restore.err"
   t0=$(rr_clock)
   restore_ok=false
-  rr_sql postgres "CREATE DATABASE \"$db\" TEMPLATE template0" >/dev/null 2>"$err" ||
+  rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
   if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
@@ -316,12 +323,12 @@ drill_one() {
   exit 0
 }
 
-for i in "${!databases[@]}"; do
-  db=${databases[$i]}
+for i in "${!todo[@]}"; do
+  db=${todo[$i]}
   out="$RR_TMP/work/result-$db.json"
   rr_stage download
   rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
-  next=${databases[$((i + 1))]:-}
+  next=${todo[$((i + 1))]:-}
   if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
   rc=0
   # Started directly (not through a function in a condition): set -e must stay active in the child.
@@ -330,21 +337,14 @@ for i in "${!databases[@]}"; do
   RR_CHILD=$!
   wait "$RR_CHILD" || rc=$?
   RR_CHILD="" RR_CHILD_STAGE_FILE=""
-  if [[ -s $out ]]; then db_results+=("$(cat "$out")"); fi
-  if [[ $rc -ne 0 ]]; then
-    if [[ -s $out.fail ]]; then
-      IFS=$'\t' read -r s r <"$out.fail"
-    else
-      s=restore r="the drill of $db ended with status $rc"
-    fi
-    [[ -n $first_stage ]] || { first_stage=$s first_reason=$r; }
+  if [[ -s $out ]]; then db_result[$db]=$(<"$out"); fi
+  if [[ $rc -ne 0 && ! -s $out ]]; then
+    db_result[$db]=$(jq -cn --arg d "$db" --arg r "the drill of $db ended with status $rc" \
+      '{database: $d, result: "fail", failure: {stage: "restore", reason: $r}}')
   fi
 done
 
-if [[ -n $first_stage ]]; then
-  RR_STAGE=$first_stage
-  rr_die "$first_reason"
-fi
+drill_fail_first
 rr_stage report
 rr_log "drill passed for ${#databases[@]} database(s)"
 exit 0

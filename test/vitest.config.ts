@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 600_000,
     maxWorkers: 2,
-    reporters: ["default"],
+    // json: the counts .ci/run prints as its closing "N passed, N failed" line.
+    reporters: ["default", "json"],
+    outputFile: { json: "test-results/vitest.json" },
   },
 });

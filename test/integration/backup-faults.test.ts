@@ -256,6 +256,22 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     await expectFailed(e, r, now, before, "upload", /database app: aws s3 cp exited with status 1: upload failed: - to s3:\/\/faults\/web-1\/daily\/postgres\/app\/20261124T020800Z\.dump\.zst .*(AccessDenied|403|Forbidden|error without a message)/, 1, "postgres/app/");
   });
 
+  it("upload not verifiable (403 on HEAD: the key may write but not read back): no manifest", async () => {
+    const uid = "web-1-writeonly";
+    const creds = await s3.createUser(uid);
+    const policy = hostIamPolicy(BUCKET, HOST);
+    // An explicit deny: RGW (like S3 ACLs) would otherwise let the uploader read what it owns.
+    const own = policy.Statement.find((st) => st.Sid === "ReadWriteOwnPrefix")!;
+    policy.Statement.push({ ...own, Sid: "NoReadBack", Effect: "Deny", Action: ["s3:GetObject"] });
+    const p = await s3.aws(s3.admin, ["iam", "put-user-policy", "--user-name", uid, "--policy-name", "writeonly", "--policy-document", JSON.stringify(policy)]);
+    expect(p.code, p.stderr).toBe(0);
+    const e = newEnv({ s3: { ...access, creds } });
+    const before = pings.pings.length;
+    const now = "2026-11-24T02:14:00Z";
+    const r = await e.run("backup", [], { now });
+    await expectFailed(e, r, now, before, "upload", /database app: cannot read back the size of s3:\/\/faults\/web-1\/daily\/postgres\/app\/20261124T021400Z\.dump\.zst: HTTP 403/, 1);
+  });
+
   it("a second run while one holds the lock", async () => {
     const e = newEnv();
     mkdirSync(e.stateDir, { recursive: true, mode: 0o700 });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import {
-  ageKey, corruptObject, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
+  ageKey, aws, corruptObject, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
 } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
@@ -229,23 +229,44 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(d.checks[2]!.error).toMatch(/no_such_column/);
   });
 
-  it("drills every configured database: a failing one does not stop the next, the report has both", async () => {
+  it("drills every configured database: each failing stage is reported on its own, the others still restore", async () => {
     await src.psql("CREATE DATABASE shop");
     await src.psql("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 100) g", { database: "shop" });
+    // One database per stage that can fail, in config order, between two that pass.
+    const cases: [database: string, stage: string | null][] = [
+      ["app", null], ["no-backup", "find"], ["stale", "rpo"], ["gone", "download"], ["corrupt-1", "verify"],
+      ["not-a-dump", "restore"], ["ghost", "tables"], ["no-users", "checks"], ["app$2", null],
+    ];
     const e = host("multi", {
-      postgres: [
-        { via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "shop" },
-        { via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "app" },
-      ],
-      drill: { runtime: "local", checks: [] },
+      postgres: cases.map(([database]) => ({ via: "local" as const, host: src.socketDir, port: src.port, user: "postgres", database })),
     });
-    const shop = await backup("multi", 1, { database: "shop" });
-    await corruptObject(access, shop.objectKey);
-    await backup("multi", 1);
+    const fx = (database: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> = {}) =>
+      backup("multi", hours, { database, sourceDatabase: "app", ...o });
+    await fx("app", 1);
+    await fx("stale", 30);
+    const gone = await fx("gone", 1);
+    expect((await aws(access, ["s3", "rm", "--quiet", `s3://${BUCKET}/${gone.objectKey}`])).code).toBe(0);
+    await corruptObject(access, (await fx("corrupt-1", 1)).objectKey);
+    await fx("not-a-dump", 1, { notADump: "SELECT 1;\n" });
+    await fx("ghost", 1, { editManifest: (m) => m.tables?.push({ schema: "public", name: "ghost", rows: 1 }) });
+    await fx("no-users", 1, { sourceDatabase: "shop" });
+    await fx("app$2", 1);
+
     const r = await drill(e);
-    const report = await expectFault(e, r, "verify", /sha256 mismatch for s3:\/\/drill-test\/multi\/.*\/postgres\/shop\//);
-    expect(report.databases.map((d) => [d.database, d.result])).toEqual([["shop", "fail"], ["app", "pass"]]);
-    expect(report.databases[1]).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true });
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of database no-backup under s3:\/\/drill-test\/multi\//);
+    expect(report.databases.map((d) => [d.database, d.failure?.stage ?? null])).toEqual(cases);
+    expect(report.databases.map((d) => d.result)).toEqual(cases.map(([, stage]) => (stage ? "fail" : "pass")));
+    const by = Object.fromEntries(report.databases.map((d) => [d.database, d]));
+    for (const ok of ["app", "app$2"]) {
+      expect(by[ok]).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true, checks: [{ sql: CHECK, ok: true }] });
+      expect(by[ok]!.rto?.ok).toBe(true);
+    }
+    expect(by["gone"]!.failure!.reason).toMatch(/cannot download s3:\/\/drill-test\/multi\/.*\/postgres\/gone\//);
+    expect(by["corrupt-1"]!.failure!.reason).toMatch(/sha256 mismatch/);
+    expect(by["not-a-dump"]!.failure!.reason).toMatch(/is not a pg_dump custom-format archive/);
+    expect(by["ghost"]!.failure!.reason).toMatch(/missing relative to the manifest: public\.ghost/);
+    expect(by["no-users"]!.failure!.reason).toMatch(/check 1 \(SELECT count\(\*\) > 0 FROM users\) failed: .*users/);
+    expect(r.stderr).toContain("app$2: passed");
   });
 
   it("fails when a table of the manifest is missing after the restore", async () => {

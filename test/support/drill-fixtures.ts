@@ -157,14 +157,18 @@ async function upload(o: CommonOpts, kind: Manifest["kind"], what: Parameters<ty
   return { objectKey: keys.object, manifestKey: keys.manifest, manifest, sha256, size: body.length };
 }
 
-/** pg_dump -Fc -Z0 | zstd [| age] of `database` on `pg`, uploaded, then its manifest. */
-export async function fixturePostgresBackup(o: CommonOpts & { pg: PgCluster; database: string; sourceDatabase?: string }): Promise<FixtureBackup> {
+/**
+ * pg_dump -Fc -Z0 | zstd [| age] of `database` on `pg`, uploaded, then its manifest. With
+ * `notADump`, those bytes take the dump's place (compressed and encrypted the same way; the
+ * manifest still describes `sourceDatabase`): a backup whose restore must fail.
+ */
+export async function fixturePostgresBackup(o: CommonOpts & { pg: PgCluster; database: string; sourceDatabase?: string; notADump?: string }): Promise<FixtureBackup> {
   const src = o.sourceDatabase ?? o.database;
   const env = cleanLibpqEnv();
-  const body = await pipeToFile(
-    `${PG_BIN}/pg_dump -Fc -Z0 -h ${q(o.pg.socketDir)} -p ${o.pg.port} -U postgres -d ${q(src)} | zstd -q -3 -c${encryptStage(o.encryptTo)}`,
-    env,
-  );
+  const producer = o.notADump !== undefined
+    ? `printf '%s' ${q(o.notADump)}`
+    : `${PG_BIN}/pg_dump -Fc -Z0 -h ${q(o.pg.socketDir)} -p ${o.pg.port} -U postgres -d ${q(src)}`;
+  const body = await pipeToFile(`${producer} | zstd -q -3 -c${encryptStage(o.encryptTo)}`, env);
   const rows = await o.pg.psql(`SELECT json_agg(t) FROM (${TABLES_SQL}) t`, { database: src });
   const tables = (JSON.parse(rows || "[]") as { schema: string; name: string; rows: number }[] | null) ?? [];
   const serverVersion = await o.pg.psql("SHOW server_version", { database: src });
