@@ -131,3 +131,66 @@ describe("the Backups component", () => {
     }
   });
 });
+
+// The secrets: missing ones fail before any resource exists; a bad value fails when it resolves.
+// [case, stack-program config changes (undefined: removed), Backups args changes, stack program message, Backups message]
+const SECRET_CASES: Array<[string, Record<string, unknown>, Record<string, unknown>, RegExp, RegExp]> = [
+  ["no SSH key", { sshPrivateKey: undefined }, { sshPrivateKey: undefined }, /restorable:sshPrivateKey: is required to install on the hosts \(pulumi config set --secret restorable:sshPrivateKey/, /^invalid restorable config:\n {2}sshPrivateKey: is required to install on the hosts$/],
+  ["SSH key that is not a private key", { sshPrivateKey: "ssh-ed25519 AAAA" }, { sshPrivateKey: "ssh-ed25519 AAAA" }, /restorable:sshPrivateKey: must be a PEM\/OpenSSH private key/, /(^|\s)sshPrivateKey: must be a PEM\/OpenSSH private key/],
+  ["no B2 key", { b2Credentials: undefined }, { b2Credentials: undefined }, /restorable:b2Credentials: is required for provider b2/, /(^|\s)b2Credentials: is required for provider b2/],
+  ["B2 key without its secret", { b2Credentials: { keyId: "002abc" } }, { b2Credentials: { keyId: "002abc" } }, /restorable:b2Credentials\.key: is required/, /(^|\s)b2Credentials\.key: is required/],
+  ["database password for a host that is not a map", { dbPasswords: { "web-1": "pw" } }, { dbPasswords: { "web-1": "pw" } }, /restorable:dbPasswords\.web-1: /, /(^|\s)dbPasswords\.web-1: /],
+];
+
+describe("secrets, through both ways in", () => {
+  const rejections: unknown[] = [];
+  let saved: NodeJS.UnhandledRejectionListener[] = [];
+  beforeAll(() => {
+    // "no B2 key" must not find one in the environment either.
+    vi.stubEnv("B2_APPLICATION_KEY_ID", "");
+    vi.stubEnv("B2_APPLICATION_KEY", "");
+    saved = process.listeners("unhandledRejection");
+    process.removeAllListeners("unhandledRejection");
+    process.on("unhandledRejection", (e) => rejections.push(e));
+  });
+  afterAll(async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    process.removeAllListeners("unhandledRejection");
+    for (const l of saved) process.on("unhandledRejection", l);
+    vi.unstubAllEnvs();
+  });
+
+  /** The program's failure: thrown while it runs, or the first rejection it leaves (a deploy-time check). */
+  async function failure(run: () => Promise<unknown>): Promise<unknown> {
+    rejections.length = 0;
+    const thrown = await run().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (thrown) return thrown;
+    await new Promise((r) => setTimeout(r, 300));
+    return rejections[0];
+  }
+
+  it.each(SECRET_CASES)("%s: the stack program", async (_name, change, _args, expected) => {
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(good())) config[`restorable:${k}`] = JSON.stringify(v);
+    const secrets: Record<string, unknown> = { ...SECRETS, ...change };
+    for (const [k, v] of Object.entries(secrets)) if (v !== undefined) config[`restorable:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+    const { pulumi } = await startMocks({ config, secretKeys: Object.keys(secrets).map((k) => `restorable:${k}`), state });
+    const err = await failure(() => import("../../infra/index"));
+    expect(pulumi.RunError.isInstance(err)).toBe(true);
+    expect((err as Error).message).toMatch(expected);
+  });
+
+  it.each(SECRET_CASES)("%s: Backups", async (_name, _change, args, _stack, expected) => {
+    const { pulumi } = await startMocks({ state });
+    const { Backups } = await import("../../infra/components/backups");
+    const all: Record<string, unknown> = { ...good(), ...SECRETS, ...args };
+    for (const [k, v] of Object.entries(all)) if (v === undefined) delete all[k];
+    const err = await failure(async () => new Backups("b", all as never));
+    expect(pulumi.RunError.isInstance(err)).toBe(true);
+    expect((err as Error).message).toMatch(expected);
+    expect((err as Error).message).not.toMatch(/restorable:/);
+  });
+});
