@@ -27,8 +27,9 @@ export interface BackupsOptions extends pulumi.ComponentResourceOptions {
    */
   configNamespace?: string;
   /**
-   * For the stack program: the children keep the URNs they had as top-level resources before
-   * Backups existed (aliases to the stack; bucket named like the component, provider "storage").
+   * For the stack program: the children keep the names and URNs they had as top-level resources
+   * before Backups existed (aliases to the stack; hosts' resources named after the host alone,
+   * the provider "storage"). Otherwise each host's resources are named "<name>-<host>".
    */
   aliasChildrenToStack?: boolean;
 }
@@ -150,7 +151,9 @@ export class Backups extends pulumi.ComponentResource {
     this.servers = plan.hosts.map(
       (host) =>
         new ServerBackups(
-          host.name,
+          // Prefixed, so two Backups in one program do not collide; the stack program keeps the
+          // names its resources always had.
+          aliasChildrenToStack ? host.name : `${name}-${host.name}`,
           {
             plan,
             deployPlan: this.deployPlan,

@@ -66,7 +66,7 @@ async function main() {
   const { backups } = program();
   const keyId = await new Promise((r) => backups.hosts["web-1"]!.keyId.apply(r));
   await new Promise((r) => setTimeout(r, 500));
-  const install = seen["web-1-install"]!;
+  const install = seen["prod-web-1-install"]!;
   const stdin: string = unwrap(install.stdin);
   const files = stdin.split("\\n").filter((l) => l.startsWith("file ")).map((l) => l.split(" ")[2]);
   console.log(JSON.stringify({ host: unwrap(unwrap(install.connection).host), files, keyId, policy: backups.policy, provider: backups.provider }));
@@ -155,7 +155,7 @@ describe("the npm package in a new Pulumi project", () => {
     const result = JSON.parse(sh("node", ["bin/run.js"], app)) as { host: string; files: string[]; keyId: string; policy: string[]; provider: string };
     expect(result.host).toBe(SERVER_IP);
     expect(result.files).toEqual(expect.arrayContaining(["/opt/restorable/lib.sh", "/opt/restorable/backup", "/opt/restorable/restore-drill", "/etc/restorable/credentials"]));
-    expect(result.keyId).toBe("web-1-id");
+    expect(result.keyId).toBe("prod-web-1-id");
     expect(result.provider).toBe("aws");
     expect(result.policy.join("\n")).toContain("Host web-1 (root@<known after deploy>:22)");
   });

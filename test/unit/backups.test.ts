@@ -91,9 +91,9 @@ describe("Backups with a server from the same program", () => {
     expect(await outputValue(pulumi, backups.bucketName)).toBe("acme-prod-backups");
     await settle();
 
-    const install = registered.find((r) => r.name === "web-1-install")!;
+    const install = registered.find((r) => r.name === "prod-web-1-install")!;
     expect(install.inputs.connection).toMatchObject({ host: "198.51.100.7", port: 22, user: "root", hostKey: HOST_KEY, privateKey: SSH_KEY });
-    const preflight = registered.find((r) => r.name === "web-1-preflight")!;
+    const preflight = registered.find((r) => r.name === "prod-web-1-preflight")!;
     expect(preflight.inputs.connection.host).toBe("198.51.100.7");
     expect(preflight.inputs.create).toContain("host 198.51.100.7 is not ready");
     // The rendered config on the host has the resolved values, not stand-ins.
@@ -108,7 +108,7 @@ describe("Backups with a server from the same program", () => {
     expect(backups.provider).toBe("aws");
     expect(backups.retention).toEqual({ daily: 7, weekly: 4, monthly: 12, expiryDays: expect.objectContaining({ daily: 7 }) });
     expect(Object.keys(backups.hosts)).toEqual(["web-1"]);
-    expect(await outputValue(pulumi, backups.hosts["web-1"]!.keyId)).toBe("web-1-id");
+    expect(await outputValue(pulumi, backups.hosts["web-1"]!.keyId)).toBe("prod-web-1-id");
     await outputValue(pulumi, backups.servers[0]!.install.stdout);
     await settle();
   });
@@ -125,6 +125,26 @@ describe("Backups with a server from the same program", () => {
           sshPrivateKey: SSH_KEY,
         }),
     ).toThrow(/storage\.bucket: must be a plain value, not a pulumi Output or Promise: it decides which resources exist/);
+  });
+});
+
+describe("two Backups in one program", () => {
+  it("with the same host name: every resource has its own name (no URN collision)", async () => {
+    const { pulumi, registered, settle } = await mocks();
+    const { Backups } = await import("../../infra/lib");
+    const make = (n: string, bucket: string) =>
+      new Backups(n, {
+        storage: { provider: "aws", bucket, region: "eu-central-1" },
+        objectives: { rpo: "24h", rto: "1h" },
+        hosts: [{ name: "web-1", ssh: { host: "203.0.113.10" }, volumes: ["uploads"] }],
+        sshPrivateKey: SSH_KEY,
+      });
+    const all = [make("eu", "acme-eu-backups"), make("us", "acme-us-backups")];
+    for (const b of all) await outputValue(pulumi, b.servers[0]!.install.stdout);
+    await settle();
+    const urns = registered.map((r) => `${r.type}::${r.name}`);
+    expect(new Set(urns).size).toBe(urns.length);
+    expect(registered.filter((r) => r.type === "restorable:index:ServerBackups").map((r) => r.name)).toEqual(["eu-web-1", "us-web-1"]);
   });
 });
 

@@ -1,6 +1,6 @@
 // examples/ type-check against the package's types with the real provider package they use
 // (@pulumi/hcloud, a dev dependency): a change to the Backups args that breaks them fails here.
-// And they run under setMocks ("restorable" is the package source here): the server's address
+// And they run under setMocks ("restorable" is the package source: test/vitest.config.ts): the server's address
 // and host key, or the other stack's outputs, reach the install connection.
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -8,7 +8,6 @@ import { join, resolve } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { outputValue, startMocks, unwrapSecrets } from "../support/pulumi-mocks";
 
-vi.mock("restorable", async () => await import("../../infra/lib"));
 vi.setConfig({ testTimeout: 60_000 });
 
 // Loaded by path, not by a static import: the root tsconfig does not map "restorable" (the
@@ -63,7 +62,7 @@ describe("examples/", () => {
       await outputValue(pulumi, ex.hosts["web-1"]!.keyId);
       await settle();
       await new Promise((r) => setTimeout(r, 300));
-      const install = registered.find((r) => r.name === "web-1-install")!;
+      const install = registered.find((r) => r.name === "prod-web-1-install")!;
       expect(install.inputs.connection).toMatchObject({ host: "198.51.100.9", hostKey: HOST_KEY, user: "root", port: 22 });
       expect(registered.find((r) => r.name === "web-1-hostkey")!.inputs.create).toContain("ssh-keyscan -t ed25519 198.51.100.9");
     } finally {
@@ -82,7 +81,7 @@ describe("examples/", () => {
     expect(await outputValue(pulumi, ex.hosts["db-1"]!.keyId)).toBe("DB1KEY");
     await settle();
     await new Promise((r) => setTimeout(r, 300));
-    const install = registered.find((r) => r.name === "db-1-install")!;
+    const install = registered.find((r) => r.name === "ledger-db-1-install")!;
     expect(unwrapSecrets(install.inputs.connection)).toMatchObject({ host: "10.0.0.5", hostKey: HOST_KEY, user: "backup" });
   });
 });
