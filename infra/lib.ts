@@ -14,6 +14,8 @@ export type {
   DrillArgs,
   EncryptionArgs,
   PathsArgs,
+  LogsArgs,
+  MetricsArgs,
   B2CredentialsArgs,
   S3KeyPairArgs,
   S3CredentialsArgs,

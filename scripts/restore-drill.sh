@@ -6,7 +6,12 @@
 # Usage:
 #   restore-drill [--database NAME]... [--runtime docker|local] [--image IMAGE] [--identity FILE]
 #
-# For each configured database (RESTORABLE_PG_DATABASE, or the --database ones):
+# First the roles: the newest globals (pg_dumpall --globals-only) restore point is restored into the
+# throwaway (find, rpo, download, verify, decrypt, decompress, restore as below), so that each
+# database is then restored WITH its owners and privileges: a backup whose roles or grants cannot
+# be restored fails the drill. (CREATE TABLESPACE is left out, and databases are restored with
+# --no-tablespaces: a throwaway has none of the tablespaces' directories.)
+# Then each configured database (RESTORABLE_PG_DATABASE, or the --database ones):
 #   find      the newest manifest-backed backup (objects without a manifest are never used)
 #   rpo       fail when it is older than the RPO objective (RESTORABLE_RPO_SECONDS)
 #   download  the manifest and the object
@@ -14,10 +19,12 @@
 #   decrypt   with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY) when encrypted,
 #   decompress  checked on the first bytes, then streamed (no decompressed copy on disk)
 #   restore   into a throwaway Postgres (pg_restore --single-transaction --exit-on-error
-#             --no-owner --no-privileges); any error fails the drill
+#             --no-tablespaces, with owners and privileges); any error fails the drill
 #   tables    the restored schema.table list must equal the manifest's
 #   checks    every RESTORABLE_DRILL_CHECKS statement must return true
 #   rto       download + verify + decrypt + restore + checks must fit RESTORABLE_RTO_SECONDS
+# Every item (the roles, each database) is reported on its own; a failing one never stops the
+# others, and the run fails naming the first failing item (roles first, then config order).
 # The throwaway Postgres (RESTORABLE_DRILL_RUNTIME) is either a container from
 # RESTORABLE_DRILL_IMAGE (runtime docker: only the image's initdb/postgres binaries are used, not
 # its entrypoint; network none; labelled restorable.drill=<run id>) or an initdb cluster in a temp
@@ -113,16 +120,17 @@ rr_on_finish() {
     --arg runtime "$runtime" --arg image "$image" --arg runId "$RR_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
-    --arg result "$result" --argjson failure "$failure" '
+    --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
-     objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks,
+     objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
      databases: map(select(. != null)), result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     rr_log "could not write the drill report"
     return 0
   fi
   mv -f "$report_file.tmp" "$report_file"
+  RESTORABLE_METRICS_REPORT=$report_file
   local err
   err=$(mktemp)
   if restorable_s3_put_text "$report_key" application/json "$(cat "$report_file")" 2>"$err"; then
@@ -153,6 +161,27 @@ rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
 todo=()   # the databases that have a restore point within the RPO, in config order
+# The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
+globals_result="" globals_todo=0
+point=$(rr_pick "$RR_TMP/work/points.tsv" globals -)
+if [[ -z $point ]]; then
+  reason="no manifest-backed backup of the roles (globals) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+  globals_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "find", reason: $r}}')
+  rr_log "roles: $reason"
+else
+  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
+  age=$((now - $(rr_stamp_epoch "$s")))
+  pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
+  if ((age > RESTORABLE_RPO_SECONDS)); then
+    reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
+      '{stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
+    rr_log "roles: $reason"
+  else
+    rr_log "roles: newest backup $s ($tier), $(rr_human_age "$age") old"
+    globals_todo=1
+  fi
+fi
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
   point=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db")
@@ -177,24 +206,32 @@ for i in "${!databases[@]}"; do
   rr_log "$db: newest backup $s ($tier), $(rr_human_age "$age") old"
   todo+=("$db")
 done
-# drill_fail_first: fail the run with the first failing database's stage and reason (config order).
+# drill_fail_first: fail the run with the first failing item's stage and reason (the roles, then
+# the databases in config order).
 drill_fail_first() {
-  local d f
-  for d in "${databases[@]}"; do
-    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"${db_result[$d]:-}")
+  local r f
+  for r in "$globals_result" "${databases[@]/#/:db:}"; do
+    if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
+    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
     if [[ -n $f ]]; then
       IFS=$'\t' read -r RR_STAGE f <<<"$f"
       rr_die "$f"
     fi
   done
 }
-if ((${#todo[@]} == 0)); then drill_fail_first; fi
+if ((${#todo[@]} == 0 && globals_todo == 0)); then drill_fail_first; fi
 
-# ---- the first restore point downloads while the throwaway finishes starting ---------------------------
+# ---- the roles and the first restore point download while the throwaway finishes starting ---------
 
 for db in "${todo[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
-db=${todo[0]}
-rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
+mkdir -m 0700 "$RR_TMP/work/globals"
+if ((globals_todo)); then
+  rr_prefetch_point "${pick_manifest[:globals]}" "${pick_object[:globals]}" "${pick_size[:globals]}" "$RR_TMP/work/globals"
+fi
+if ((${#todo[@]})); then
+  db=${todo[0]}
+  rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
+fi
 rr_stage throwaway
 rr_throwaway_ready
 setup_seconds=$RR_TA_SECONDS
@@ -204,6 +241,7 @@ rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
 # ---- everything at once) --------------------------------------------------------------------------
 
 # drill_one DB OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
+# shellcheck disable=SC2317 # invoked through drill_child
 drill_one() {
   local db=$1 out=$2 dir="$RR_TMP/work/db-$1"
   local sha_ok=null restore_ok=null tables_ok=null checks="[]" rto=null tables_detail=null durations="{}"
@@ -260,7 +298,7 @@ drill_one() {
   rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
-  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
+  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-tablespaces; then
     rr_log_file_tail "$err" 20
     rr_die "restoring $okey: $(rr_decode_into_reason "$dir" pg_restore)"
   fi
@@ -323,28 +361,97 @@ drill_one() {
   exit 0
 }
 
+# drill_globals OUT: the roles into the throwaway, in a subshell like drill_one; JSON result to OUT.
+# shellcheck disable=SC2317 # invoked through drill_child
+drill_globals() {
+  local out=$1 dir="$RR_TMP/work/globals"
+  local sha_ok=null restore_ok=null roles=null passwords=null durations="{}" rpo_age okey="" m_created="" m_size="" m_enc="" t0
+  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  # shellcheck disable=SC2317 # invoked by the trap
+  globals_exit() {
+    local rc=$? result=pass failure=null
+    trap - EXIT
+    set +e
+    rr_bg_stop_all
+    if [[ $rc -ne 0 ]]; then
+      result=fail
+      [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
+      failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
+    fi
+    jq -cn --arg s "${pick_stamp[:globals]}" --arg t "${pick_tier[:globals]}" --arg m "${pick_manifest[:globals]}" \
+      --arg o "$okey" --arg created "$m_created" --argjson size "${m_size:-null}" --arg enc "$m_enc" \
+      --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson roles "$roles" --argjson pw "$passwords" \
+      --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson durations "$durations" \
+      --arg result "$result" --argjson failure "$failure" '
+      {stamp: $s, tier: $t, manifestKey: $m, objectKey: (if $o == "" then null else $o end),
+       createdAt: (if $created == "" then null else $created end), sizeBytes: $size, encryption: (if $enc == "" then null else $enc end),
+       sha256Ok: $sha, restoreOk: $restore, roles: $roles, rolePasswords: $pw,
+       rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
+       durations: $durations, result: $result, failure: $failure}' >"$out"
+    exit "$rc"
+  }
+  trap globals_exit EXIT
+  trap - INT TERM HUP
+  RR_STAGE_FILE="$RR_TMP/work/stage"
+  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[:globals]}")))
+  rr_fetch_manifest "${pick_manifest[:globals]}" globals - "$dir"
+  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
+  passwords=$(jq -c '.rolePasswords // null' "$RR_MF")
+  sha_ok=false
+  rr_fetch_object "$dir" "$identity"
+  sha_ok=true
+  durations=$(jq -cn --argjson d "$RR_T_DOWNLOAD" --argjson v "$RR_T_VERIFY" '{download: $d, verify: $v}')
+  t0=$(rr_clock)
+  restore_ok=false
+  rr_decode_to "$dir/globals.raw"
+  rr_stage restore
+  rr_globals_sql "$dir/globals.raw" "$dir/globals.sql" drill
+  if ! rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$dir/globals.sql" >"$dir/restore.out" 2>"$dir/restore.err"; then
+    rr_log_file_tail "$dir/restore.err" 20
+    rr_die "restoring the roles from $okey failed: $(rr_error_line "$dir/restore.err")"
+  fi
+  restore_ok=true roles=$RR_GLOBALS_ROLES
+  durations=$(jq -c --argjson r "$(rr_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
+  rr_log "roles: passed; $roles role(s) restored into the throwaway$([[ $passwords == false ]] && printf ' (saved without their passwords)')"
+  exit 0
+}
+
+# drill_child FUNC OUT ARGS...: run one item's drill in a child (set -e active in it: started
+# directly, not in a condition; waited for by this shell, so a signal is handled at once) and set
+# DRILL_RESULT to its JSON result, or to a failure when it left none.
+DRILL_RESULT=""
+drill_child() {
+  local fn=$1 out=$2 rc=0
+  shift 2
+  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
+  "$fn" "$@" "$out" &
+  RR_CHILD=$!
+  wait "$RR_CHILD" || rc=$?
+  RR_CHILD="" RR_CHILD_STAGE_FILE=""
+  if [[ -s $out ]]; then
+    DRILL_RESULT=$(<"$out")
+  else
+    DRILL_RESULT=$(jq -cn --arg r "the drill ended with status $rc" '{result: "fail", failure: {stage: "restore", reason: $r}}')
+  fi
+}
+
+if ((globals_todo)); then
+  rr_stage download
+  rr_prefetch_wait "${pick_manifest[:globals]}" "${pick_object[:globals]}" "$RR_TMP/work/globals"
+  drill_child drill_globals "$RR_TMP/work/result-globals.json"
+  globals_result=$DRILL_RESULT
+fi
 for i in "${!todo[@]}"; do
   db=${todo[$i]}
-  out="$RR_TMP/work/result-$db.json"
   rr_stage download
   rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
   next=${todo[$((i + 1))]:-}
   if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
-  rc=0
-  # Started directly (not through a function in a condition): set -e must stay active in the child.
-  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
-  drill_one "$db" "$out" &
-  RR_CHILD=$!
-  wait "$RR_CHILD" || rc=$?
-  RR_CHILD="" RR_CHILD_STAGE_FILE=""
-  if [[ -s $out ]]; then db_result[$db]=$(<"$out"); fi
-  if [[ $rc -ne 0 && ! -s $out ]]; then
-    db_result[$db]=$(jq -cn --arg d "$db" --arg r "the drill of $db ended with status $rc" \
-      '{database: $d, result: "fail", failure: {stage: "restore", reason: $r}}')
-  fi
+  drill_child drill_one "$RR_TMP/work/result-$db.json" "$db"
+  db_result[$db]=$(jq -c --arg d "$db" '{database: $d} + .' <<<"$DRILL_RESULT")
 done
 
 drill_fail_first
 rr_stage report
-rr_log "drill passed for ${#databases[@]} database(s)"
+rr_log "drill passed for the roles and ${#databases[@]} database(s)"
 exit 0

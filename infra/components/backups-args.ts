@@ -86,6 +86,10 @@ export interface HostArgs {
   encryption?: EncryptionArgs;
   /** Install paths on the host. */
   paths?: PathsArgs;
+  /** Rotation of the cron logs (<stateDir>/<job>.log). */
+  logs?: LogsArgs;
+  /** node_exporter textfile collector: every job writes restorable.prom there. */
+  metrics?: MetricsArgs;
   /** zstd level 1-19 (default 3). */
   zstdLevel?: number;
 }
@@ -138,6 +142,18 @@ export interface PathsArgs {
   configDir?: string;
   /** Locks, run directories and logs (default /var/lib/restorable). */
   stateDir?: string;
+}
+
+export interface LogsArgs {
+  /** A log that has reached this size (MiB) is rotated when the next run of its job starts (default 10). */
+  maxMiB?: number;
+  /** Rotated generations kept (default 5). */
+  keep?: number;
+}
+
+export interface MetricsArgs {
+  /** The collector's directory (absolute path). */
+  textfileDir: string;
 }
 
 export interface B2CredentialsArgs {

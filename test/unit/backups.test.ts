@@ -26,7 +26,10 @@ const sameKeys: [
   Same<keyof NonNullable<HostArgs["drill"]>, keyof NonNullable<RawHost["drill"]>>,
   Same<keyof NonNullable<HostArgs["paths"]>, keyof NonNullable<RawHost["paths"]>>,
   Same<keyof NonNullable<BackupsArgs["retention"]>, keyof NonNullable<RawConfig["retention"]>>,
-] = [true, true, true, true, true, true, true, true];
+  Same<keyof NonNullable<HostArgs["logs"]>, keyof NonNullable<RawHost["logs"]>>,
+  Same<keyof NonNullable<HostArgs["metrics"]>, keyof NonNullable<RawHost["metrics"]>>,
+  Same<keyof NonNullable<StorageArgs["objectLock"]>, keyof NonNullable<RawConfig["storage"]["objectLock"]>>,
+] = [true, true, true, true, true, true, true, true, true, true, true];
 const yamlFits = (raw: RawConfig): Omit<BackupsArgs, "sshPrivateKey"> => raw;
 void sameKeys;
 void yamlFits;
