@@ -214,10 +214,11 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
   it("a roles backup that does not restore fails the drill at the roles' restore stage", async () => {
     const e = host("badroles");
     await backup("badroles", 1);
-    await fixtureGlobalsBackup({ bucket: access, host: "badroles", date: hoursAgo(0.5), pg: src, editManifest: () => undefined });
+    await fixtureGlobalsBackup({ bucket: access, host: "badroles", date: hoursAgo(0.5), pg: src });
     // Replace that newest roles object with SQL that fails (manifest fixed up to match it).
-    const keys = (await listKeys(access, "badroles/")).map((k) => k.key).filter((k) => k.includes("/globals/")).sort();
-    const newest = keys.filter((k) => k.endsWith(".manifest.json")).pop()!;
+    const stampOf = (k: string) => k.slice(k.lastIndexOf("/") + 1);
+    const keys = (await listKeys(access, "badroles/")).map((k) => k.key).filter((k) => k.includes("/globals/"));
+    const newest = keys.filter((k) => k.endsWith(".manifest.json")).sort((a, b) => stampOf(a).localeCompare(stampOf(b))).pop()!;
     const m = JSON.parse((await getObject(access, newest)).toString("utf8")) as Manifest;
     const bad = (await run("bash", ["-c", "printf -- '--\\nCREATE ROLE x;\\nALTER ROLE no_such_role WITH LOGIN;\\n' | zstd -q -c | base64 -w0"])).stdout;
     const body = Buffer.from(bad, "base64");
