@@ -342,6 +342,6 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
       const bDump = end.versions.find((v) => v.Key === b.objectKey)!;
       expect(sha256(await getVersion(lcS3, access.creds, LC, bDump.Key, bDump.VersionId))).toBe(b.sha256);
     },
-    300_000,
+    480_000,
   );
 });
