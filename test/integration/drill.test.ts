@@ -276,7 +276,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(report.databases[0]!.objectKey).toBe(good.objectKey);
     expect(report.databases[0]!.objectKey).not.toBe(half.objectKey);
     expectNothingLeft(e);
-  });
+  }, 400_000); // several drills / nine databases: room on a busy machine
 
   it("fails when a configured SQL check is not true, and reports each check", async () => {
     const bad = "SELECT count(*) > 1000000 FROM users";
@@ -331,7 +331,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(by["ghost"]!.failure!.reason).toMatch(/missing relative to the manifest: public\.ghost/);
     expect(by["no-users"]!.failure!.reason).toMatch(/check 1 \(SELECT count\(\*\) > 0 FROM users\) failed: .*users/);
     expect(r.stderr).toContain("app$2: passed");
-  });
+  }, 400_000); // several drills / nine databases: room on a busy machine
 
   /** Roles and app restore points at these UTC times (for drills run at a fixed RESTORABLE_NOW). */
   async function pointsAt(name: string, at: [iso: string, tier: "daily" | "weekly" | "monthly"][]) {
