@@ -317,7 +317,7 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
     await expectNothingLeft(e);
   });
 
-  it("--volume drills only that volume; --database only databases", async () => {
+  it("--volume drills only that volume; an unconfigured one is a usage error", async () => {
     const e = host("vsel", { volumes: ["good", "nobackup"] });
     e.setOverrides({ RESTORABLE_VOLUMES: ["good"] });
     expect((await e.run("backup-volumes")).code).toBe(0);
