@@ -829,17 +829,23 @@ export LC_ALL=C
 cd "${1:-/data}"
 t=$(mktemp -d)
 trap '\''rm -rf "$t"'\'' EXIT
-hexnames() { od -An -v -tx1 | awk '\''{ for (i = 1; i <= NF; i++) { if ($i == "00") { print n; n = "" } else n = n $i } }'\''; }
+# hexnames FILE: the NUL-terminated names in FILE as hex, one per line (no pipes: dash has no pipefail).
+hexnames() {
+  od -An -v -tx1 "$1" >"$1.od"
+  awk '\''{ for (i = 1; i <= NF; i++) { if ($i == "00") { print n; n = "" } else n = n $i } }'\'' "$1.od"
+}
 export T="$t"
 # Each batch of names (find -exec {} +, no xargs: busybox 1.35 xargs -0 garbles long inputs) is
-# written NUL-separated beside what one tool printed for it, in the same order.
-find . -exec sh -c '\''for f do printf "%s\0" "$f"; done >>"$T/all"; stat -c "%A %a %s %u %g %Y" "$@" >>"$T/all.stat"'\'' sh {} +
-find . -type f -exec sh -c '\''for f do printf "%s\0" "$f"; done >>"$T/files"; sha256sum "$@" >>"$T/files.sha"'\'' sh {} +
-find . -type l -exec sh -c '\''for l do printf "%s\0" "$l" >>"$T/links"; readlink "$l" | od -An -v -tx1 | tr -d " \n"; echo; done >>"$T/links.tgt"'\'' sh {} +
+# written NUL-separated beside what one tool printed for it, in the same order. readlink ends each
+# target with a newline, then a NUL ends the record.
+find . -exec sh -c '\''set -e; for f do printf "%s\0" "$f"; done >>"$T/all"; stat -c "%A %a %s %u %g %Y" "$@" >>"$T/all.stat"'\'' sh {} +
+find . -type f -exec sh -c '\''set -e; for f do printf "%s\0" "$f"; done >>"$T/files"; sha256sum "$@" >>"$T/files.sha"'\'' sh {} +
+find . -type l -exec sh -c '\''set -e; for l do printf "%s\0" "$l" >>"$T/links"; readlink "$l" >>"$T/links.tgt"; printf "\0" >>"$T/links.tgt"; done'\'' sh {} +
 touch "$t/all" "$t/all.stat" "$t/files" "$t/files.sha" "$t/links" "$t/links.tgt"
-hexnames <"$t/all" >"$t/all.hex"
-hexnames <"$t/files" >"$t/files.hex"
-hexnames <"$t/links" >"$t/links.hex"
+hexnames "$t/all" >"$t/all.hex"
+hexnames "$t/files" >"$t/files.hex"
+hexnames "$t/links" >"$t/links.hex"
+hexnames "$t/links.tgt" >"$t/links.tgt.hex"
 echo "# restorable volume listing 1: path type mode owner size mtime sha256 target"
 awk -v T="$t" '\''
 function strip(h) { return (h == "2e") ? h : substr(h, 5) }   # "./a" -> "a", "." stays
@@ -857,7 +863,7 @@ BEGIN {
     for (; k > 0; k--) getline l < (T "/files.sha")
   }
   while ((getline h < (T "/links.hex")) > 0) {
-    if ((getline g < (T "/links.tgt")) <= 0) g = ""
+    if ((getline g < (T "/links.tgt.hex")) <= 0) g = ""
     sub(/0a$/, "", g)
     tgt[strip(h)] = g
   }

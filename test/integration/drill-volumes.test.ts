@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import { ensureToolImage, startDockerd, type Dockerd } from "../support/docker";
 import {
-  ageKey, fixturePostgresBackup, getObject, listKeys, processesMentioning, putObject, q, type AgeKey,
+  ageKey, fixturePostgresBackup, follow, getObject, listKeys, processesMentioning, putObject, q, type AgeKey,
 } from "../support/drill-fixtures";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { run, runOk } from "../support/proc";
@@ -315,6 +315,41 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
     expect(await dockerLeftovers()).toEqual(["restorable-drill-other"]);
     await d.dockerOk(["volume", "rm", "restorable-drill-other"]);
     await expectNothingLeft(e);
+  });
+
+  it("interrupted (SIGTERM) while a volume is in its throwaway volume: the volume and its containers are removed", async () => {
+    await fill("slow", "dd if=/dev/urandom of=/data/big bs=1M count=40 2>/dev/null && mkdir /data/d && echo x > /data/d/x");
+    const e = host("vterm", { volumes: ["slow"] });
+    expect((await e.run("backup-volumes")).code).toBe(0);
+    const child = e.spawn("restore-drill");
+    const drilling = follow(child);
+    let seen = false;
+    for (let i = 0; i < 600 && !seen && child.exitCode === null; i++) {
+      seen = (await d.dockerOk(["volume", "ls", "-q", "--filter", "label=restorable.host=vterm"])).stdout.trim() !== "";
+      if (!seen) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(seen, drilling.stderr).toBe(true);
+    child.kill("SIGTERM");
+    expect(await drilling.exited).toBe(143);
+    expect(failedLine(drilling)).toMatch(/FAILED at stage (restore|listing|compare): interrupted by SIGTERM/);
+    await expectNothingLeft(e);
+    const report = await latestReport(e);
+    expect(report.result).toBe("fail");
+  });
+
+  it("backup-volumes: a listing that cannot be made fails the volume at stage listing, and no manifest names the tarball", async () => {
+    // An image whose tar works but that has no sh to run the listing script with.
+    const noSh = "restorable-test/busybox-no-sh:1";
+    await d.dockerOk(["build", "-q", "-t", noSh, "-"], { input: `FROM ${toolImage}\nRUN rm /bin/sh\n` });
+    await fill("nolist", "echo x > /data/x");
+    const e = host("vnolist", { volumes: ["nolist"], volumeImage: noSh });
+    const b = await e.run("backup-volumes");
+    expect(b.code).toBe(1);
+    expect(failedLine(b)).toMatch(/FAILED at stage listing: volume nolist: the volume listing exited with status 127: .*exec: "sh": executable file not found/);
+    const keys = (await listKeys(access, "vnolist/")).map((k) => k.key);
+    expect(keys.some((k) => k.endsWith(".tar.zst"))).toBe(true);
+    expect(keys.filter((k) => k.endsWith(".manifest.json"))).toEqual([]);
+    expect(e.leftovers()).toEqual([]);
   });
 
   it("--volume drills only that volume; an unconfigured one is a usage error", async () => {
