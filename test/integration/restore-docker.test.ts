@@ -187,7 +187,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     }
   });
 
-  it("every volume name the schema accepts: backup-volumes, then restore --volume into --target-volume", async () => {
+  it("every volume name the schema accepts: backup-volumes, restore-drill, then restore --volume into --target-volume", async () => {
     const e = createBackupEnv({ host: "vnames", s3: access, volumes: DOCKER_ACCEPTED, volumeImage: toolImage, baseEnv: d.env });
     envs.push(e);
     for (const v of DOCKER_ACCEPTED) {
@@ -196,6 +196,9 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     }
     const b = await e.run("backup-volumes");
     expect(b.code, b.stderr).toBe(0);
+    const drill = await e.run("restore-drill");
+    expect(drill.code, drill.stderr).toBe(0);
+    for (const v of DOCKER_ACCEPTED) expect(drill.stderr).toContain(`volume ${v}: all 2 entries of the listing restored identically`);
     for (const [i, v] of DOCKER_ACCEPTED.entries()) {
       const into = DOCKER_ACCEPTED[(i + 1) % DOCKER_ACCEPTED.length]!;
       const r = await e.run("restore", ["--volume", v, "--target-volume", into, "--force"]);
