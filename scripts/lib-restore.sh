@@ -56,6 +56,7 @@ RR_TA_CID=""
 RR_TA_DIR=""
 RR_TA_BIN=""
 RR_RUN_ID=""
+RR_STARTED=${EPOCHREALTIME/,/.}
 
 # Seconds since the epoch with microseconds (bash 5 EPOCHREALTIME).
 rr_clock() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
@@ -239,6 +240,9 @@ rr__on_exit() {
   elif [[ $RR_PINGED_START -eq 1 ]]; then
     rr_ping success
   fi
+  if [[ $RR_SCRIPT == restore-drill ]]; then
+    restorable_metrics_job "$RR_SCRIPT" "$rc" "$(rr_elapsed "$RR_STARTED")" "$(rr_now)"
+  fi
   # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
   if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
   exit "$rc"
@@ -348,6 +352,7 @@ rr_lock() {
     RR_FAIL_STAGE=lock RR_FAIL_REASON="another $name run holds $lock"
     exit 3
   fi
+  restorable_rotate_log "$RR_SCRIPT"
 }
 
 # rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with
@@ -654,6 +659,23 @@ rr_decode_to() {
   rr_run rr_decode >"$out" 2>"$out.err" || rr_die "cannot decrypt/decompress the object: $(rr_last_line "$out.err")"
   rm -f -- "$RR_OBJ"
   RR_T_DECODE=$(rr_elapsed "$t0")
+}
+
+# rr_globals_sql IN OUT [drill]: pg_dumpall --globals-only output (IN) -> SQL (OUT) that applies to
+# a server that already has some of the roles: CREATE ROLE fails for a role that exists (the
+# superuser always does), so it is made idempotent. With "drill", CREATE TABLESPACE statements are
+# left out (a throwaway has none of their directories; the drill restores with --no-tablespaces).
+# Sets RR_GLOBALS_ROLES (roles in the backup). Dies at the current stage on a non-globals object.
+RR_GLOBALS_ROLES=0
+rr_globals_sql() {
+  local in=$1 out=$2 drill=${3:-}
+  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$in" || rr_die "the object does not look like pg_dumpall --globals-only output"
+  local -a skip=()
+  if [[ $drill == drill ]]; then skip=(-e '/^CREATE TABLESPACE /d'); fi
+  # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
+  sed -E "${skip[@]}" -e 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
+    "$in" >"$out" || rr_die "cannot prepare the globals SQL"
+  RR_GLOBALS_ROLES=$(grep -c '^CREATE ROLE' "$in" || true)
 }
 
 # rr_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.

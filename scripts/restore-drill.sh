@@ -7,7 +7,12 @@
 #   restore-drill [--database NAME]... [--volume NAME]... [--runtime docker|local] [--image IMAGE]
 #                 [--identity FILE]
 #
-# For each configured database (RESTORABLE_PG_DATABASE, or the --database ones):
+# First the roles: the newest globals (pg_dumpall --globals-only) restore point is restored into the
+# throwaway (find, rpo, download, verify, decrypt, decompress, restore as below), so that each
+# database is then restored WITH its owners and privileges: a backup whose roles or grants cannot
+# be restored fails the drill. (CREATE TABLESPACE is left out, and databases are restored with
+# --no-tablespaces: a throwaway has none of the tablespaces' directories.)
+# Then each configured database (RESTORABLE_PG_DATABASE, or the --database ones):
 #   find      the newest manifest-backed backup (objects without a manifest are never used)
 #   rpo       fail when it is older than the RPO objective (RESTORABLE_RPO_SECONDS)
 #   download  the manifest and the object
@@ -15,7 +20,7 @@
 #   decrypt   with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY) when encrypted,
 #   decompress  checked on the first bytes, then streamed (no decompressed copy on disk)
 #   restore   into a throwaway Postgres (pg_restore --single-transaction --exit-on-error
-#             --no-owner --no-privileges); any error fails the drill
+#             --no-tablespaces, with owners and privileges); any error fails the drill
 #   tables    the restored schema.table list must equal the manifest's
 #   checks    every RESTORABLE_DRILL_CHECKS statement must return true
 #   rto       download + verify + decrypt + restore + checks must fit RESTORABLE_RTO_SECONDS
@@ -29,8 +34,12 @@
 #   compare   entry by entry: the first difference fails the volume naming the path
 #             ("path P: mode 0644 in the listing, 0600 restored", "missing", "unexpected"); a
 #             backup made before listings existed is extracted and counted: "content not verified"
-#   rto       download + verify + restore of the volume, reported per volume
-# A failing volume does not stop the other volumes or the databases, and the other way round.
+#   rto       download + verify + restore of the volume, reported per volume (the databases' RTO
+#             figures stay their own)
+# A host with volumes and no databases has no roles to drill and starts no throwaway Postgres.
+# Every item (the roles, each database, each volume) is reported on its own; a failing one never
+# stops the others, and the run fails naming the first failing item (roles first, then the
+# databases, then the volumes, in config order).
 # The throwaway Postgres (RESTORABLE_DRILL_RUNTIME) is either a container from
 # RESTORABLE_DRILL_IMAGE (runtime docker: only the image's initdb/postgres binaries are used, not
 # its entrypoint; network none; labelled restorable.drill=<run id>) or an initdb cluster in a temp
@@ -139,16 +148,18 @@ rr_on_finish() {
     --arg runtime "$runtime" --arg image "$image" --arg runId "$RR_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
-    --arg result "$result" --argjson failure "$failure" --argjson volumes "$vols_json" '
+    --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
+    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" --argjson volumes "$vols_json" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
-     objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks,
-     databases: map(select(. != null)), volumes: $volumes, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
+     objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
+     databases: map(select(. != null)), olderPoints: $older, volumes: $volumes, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     rr_log "could not write the drill report"
     return 0
   fi
   mv -f "$report_file.tmp" "$report_file"
+  RESTORABLE_METRICS_REPORT=$report_file
   local err
   err=$(mktemp)
   if restorable_s3_put_text "$report_key" application/json "$(cat "$report_file")" 2>"$err"; then
@@ -179,6 +190,30 @@ rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
 todo=()   # the databases that have a restore point within the RPO, in config order
+older_results=()   # one JSON result per older restore point drilled
+# The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
+globals_result="" globals_todo=0
+if ((${#databases[@]})); then point=$(rr_pick "$RR_TMP/work/points.tsv" globals -); else point=none; fi
+if [[ $point == none ]]; then
+  : # no databases (a host with volumes only): no roles to drill
+elif [[ -z $point ]]; then
+  reason="no manifest-backed backup of the roles (globals) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+  globals_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "find", reason: $r}}')
+  rr_log "roles: $reason"
+else
+  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
+  age=$((now - $(rr_stamp_epoch "$s")))
+  pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
+  if ((age > RESTORABLE_RPO_SECONDS)); then
+    reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
+      '{stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
+    rr_log "roles: $reason"
+  else
+    rr_log "roles: newest backup $s ($tier), $(rr_human_age "$age") old"
+    globals_todo=1
+  fi
+fi
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
   point=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db")
@@ -203,38 +238,51 @@ for i in "${!databases[@]}"; do
   rr_log "$db: newest backup $s ($tier), $(rr_human_age "$age") old"
   todo+=("$db")
 done
-# drill_fail_first: fail the run with the first failing database's stage and reason (config order).
+# drill_fail_first: fail the run with the first failing item's stage and reason (the roles, then
+# the databases in config order).
 drill_fail_first() {
-  local d f
-  for d in "${databases[@]}"; do
-    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"${db_result[$d]:-}")
+  local r f
+  for r in "$globals_result" "${databases[@]/#/:db:}" "${older_results[@]}"; do
+    if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
+    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
     if [[ -n $f ]]; then
       IFS=$'\t' read -r RR_STAGE f <<<"$f"
       rr_die "$f"
     fi
   done
 }
-# No database to restore: no throwaway Postgres needed (the volumes below are drilled all the same).
-if ((${#todo[@]} == 0 && ${#databases[@]} > 0)); then rr_throwaway_down; fi
+# Nothing to restore into the throwaway Postgres: remove it again (the volumes are drilled all the same).
+drill_pg=$((${#todo[@]} + globals_todo > 0))
+if ((!drill_pg && ${#databases[@]})); then rr_throwaway_down; fi
 
-# ---- the first restore point downloads while the throwaway finishes starting ---------------------------
+# ---- the roles and the first restore point download while the throwaway finishes starting ---------
 
-if ((${#todo[@]})); then
 for db in "${todo[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
-db=${todo[0]}
-rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
-rr_stage throwaway
-rr_throwaway_ready
-setup_seconds=$RR_TA_SECONDS
-rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
+mkdir -m 0700 "$RR_TMP/work/globals"
+if ((globals_todo)); then
+  rr_prefetch_point "${pick_manifest[:globals]}" "${pick_object[:globals]}" "${pick_size[:globals]}" "$RR_TMP/work/globals"
+fi
+if ((${#todo[@]})); then
+  db=${todo[0]}
+  rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
+fi
+if ((drill_pg)); then
+  rr_stage throwaway
+  rr_throwaway_ready
+  setup_seconds=$RR_TA_SECONDS
+  rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
 fi
 
 # ---- each database, in a child (so that one failure does not stop the others, and a signal stops
 # ---- everything at once) --------------------------------------------------------------------------
 
-# drill_one DB OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
+# drill_one DB KEY MODE OUT: runs in a subshell with set -e; writes its JSON result to OUT on any
+# exit. KEY picks the restore point in pick_* (the database itself for the newest; "DB@TIER" for an
+# older one). MODE newest: RPO and RTO are judged; older: the throwaway's database DB is dropped
+# first (the newest was restored into it), and no RPO/RTO (the RTO stays the newest restore's).
+# shellcheck disable=SC2317 # invoked through drill_child
 drill_one() {
-  local db=$1 out=$2 dir="$RR_TMP/work/db-$1"
+  local db=$1 key=$2 mode=$3 out=$4 dir="$RR_TMP/work/db-$2"
   local sha_ok=null restore_ok=null tables_ok=null checks="[]" rto=null tables_detail=null durations="{}"
   local rpo_age
   RR_FAIL_STAGE="" RR_FAIL_REASON=""
@@ -249,7 +297,7 @@ drill_one() {
       [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
       failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
     fi
-    jq -cn --arg d "$db" --arg s "${pick_stamp[$db]}" --arg t "${pick_tier[$db]}" --arg m "${pick_manifest[$db]}" \
+    jq -cn --arg d "$db" --arg s "${pick_stamp[$key]}" --arg t "${pick_tier[$key]}" --arg m "${pick_manifest[$key]}" --arg mode "$mode" \
       --arg o "${okey:-}" --arg created "${m_created:-}" --argjson size "${m_size:-null}" --arg enc "${m_enc:-}" \
       --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson tables "$tables_ok" --argjson td "$tables_detail" \
       --argjson checks "$checks" --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson rto "$rto" \
@@ -257,7 +305,7 @@ drill_one() {
       {database: $d, stamp: $s, tier: $t, manifestKey: $m, objectKey: (if $o == "" then null else $o end),
        createdAt: (if $created == "" then null else $created end), sizeBytes: $size, encryption: (if $enc == "" then null else $enc end),
        sha256Ok: $sha, restoreOk: $restore, tablesOk: $tables, tables: $td, checks: $checks,
-       rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
+       rpo: (if $mode == "older" then null else {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)} end),
        rto: (if $rto == null then null else {achievedSeconds: $rto, targetSeconds: $rtot, ok: ($rto <= $rtot)} end),
        durations: $durations, result: $result, failure: $failure}' >"$out"
     exit "$rc"
@@ -267,10 +315,10 @@ drill_one() {
   # In this child, rr_die only ends the child; the parent records the failure.
   RR_STAGE_FILE="$RR_TMP/work/stage"
   local okey="" m_created="" m_size="" m_enc=""
-  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$db]}")))
+  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$key]}")))
   # The parent prefetched the restore point into $dir/fetch (while the throwaway started, or
   # while the previous database restored); whatever is missing is downloaded here.
-  rr_fetch_manifest "${pick_manifest[$db]}" postgres "$db" "$dir"
+  rr_fetch_manifest "${pick_manifest[$key]}" postgres "$db" "$dir"
   okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
   if [[ -n $m_created ]]; then
     local ce
@@ -286,10 +334,14 @@ drill_one() {
   local t0 err="$dir/restore.err"
   t0=$(rr_clock)
   restore_ok=false
+  if [[ $mode == older ]]; then
+    rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db") WITH (FORCE)" >/dev/null 2>"$err" ||
+      rr_die "cannot drop database $db in the throwaway Postgres: $(rr_error_line "$err")"
+  fi
   rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
-  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
+  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-tablespaces; then
     rr_log_file_tail "$err" 20
     rr_die "restoring $okey: $(rr_decode_into_reason "$dir" pg_restore)"
   fi
@@ -341,6 +393,10 @@ drill_one() {
   done
   durations=$(jq -c --argjson c "$(rr_elapsed "$t0")" '. + {checks: $c}' <<<"$durations")
   [[ -z $failed ]] || rr_die "$db: $failed"
+  if [[ $mode == older ]]; then
+    rr_log "$db: older restore point ${pick_stamp[$key]} (${pick_tier[$key]}) passed"
+    exit 0
+  fi
 
   rr_stage rto
   # RTO achieved: download + verify + decrypt/decompress/restore + table check + SQL checks.
@@ -352,31 +408,147 @@ drill_one() {
   exit 0
 }
 
+# drill_globals OUT: the roles into the throwaway, in a subshell like drill_one; JSON result to OUT.
+# shellcheck disable=SC2317 # invoked through drill_child
+drill_globals() {
+  local out=$1 dir="$RR_TMP/work/globals"
+  local sha_ok=null restore_ok=null roles=null passwords=null durations="{}" rpo_age okey="" m_created="" m_size="" m_enc="" t0
+  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  # shellcheck disable=SC2317 # invoked by the trap
+  globals_exit() {
+    local rc=$? result=pass failure=null
+    trap - EXIT
+    set +e
+    rr_bg_stop_all
+    if [[ $rc -ne 0 ]]; then
+      result=fail
+      [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
+      failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
+    fi
+    jq -cn --arg s "${pick_stamp[:globals]}" --arg t "${pick_tier[:globals]}" --arg m "${pick_manifest[:globals]}" \
+      --arg o "$okey" --arg created "$m_created" --argjson size "${m_size:-null}" --arg enc "$m_enc" \
+      --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson roles "$roles" --argjson pw "$passwords" \
+      --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson durations "$durations" \
+      --arg result "$result" --argjson failure "$failure" '
+      {stamp: $s, tier: $t, manifestKey: $m, objectKey: (if $o == "" then null else $o end),
+       createdAt: (if $created == "" then null else $created end), sizeBytes: $size, encryption: (if $enc == "" then null else $enc end),
+       sha256Ok: $sha, restoreOk: $restore, roles: $roles, rolePasswords: $pw,
+       rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
+       durations: $durations, result: $result, failure: $failure}' >"$out"
+    exit "$rc"
+  }
+  trap globals_exit EXIT
+  trap - INT TERM HUP
+  RR_STAGE_FILE="$RR_TMP/work/stage"
+  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[:globals]}")))
+  rr_fetch_manifest "${pick_manifest[:globals]}" globals - "$dir"
+  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
+  passwords=$(jq -c '.rolePasswords // null' "$RR_MF")
+  sha_ok=false
+  rr_fetch_object "$dir" "$identity"
+  sha_ok=true
+  durations=$(jq -cn --argjson d "$RR_T_DOWNLOAD" --argjson v "$RR_T_VERIFY" '{download: $d, verify: $v}')
+  t0=$(rr_clock)
+  restore_ok=false
+  rr_decode_to "$dir/globals.raw"
+  rr_stage restore
+  rr_globals_sql "$dir/globals.raw" "$dir/globals.sql" drill
+  if ! rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$dir/globals.sql" >"$dir/restore.out" 2>"$dir/restore.err"; then
+    rr_log_file_tail "$dir/restore.err" 20
+    rr_die "restoring the roles from $okey failed: $(rr_error_line "$dir/restore.err")"
+  fi
+  restore_ok=true roles=$RR_GLOBALS_ROLES
+  durations=$(jq -c --argjson r "$(rr_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
+  rr_log "roles: passed; $roles role(s) restored into the throwaway$([[ $passwords == false ]] && printf ' (saved without their passwords)')"
+  exit 0
+}
+
+# drill_child FUNC OUT ARGS...: run one item's drill in a child (set -e active in it: started
+# directly, not in a condition; waited for by this shell, so a signal is handled at once) and set
+# DRILL_RESULT to its JSON result, or to a failure when it left none.
+DRILL_RESULT=""
+drill_child() {
+  local fn=$1 out=$2 rc=0
+  shift 2
+  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
+  "$fn" "$@" "$out" &
+  RR_CHILD=$!
+  wait "$RR_CHILD" || rc=$?
+  RR_CHILD="" RR_CHILD_STAGE_FILE=""
+  if [[ -s $out ]]; then
+    DRILL_RESULT=$(<"$out")
+  else
+    DRILL_RESULT=$(jq -cn --arg r "the drill ended with status $rc" '{result: "fail", failure: {stage: "restore", reason: $r}}')
+  fi
+}
+
+if ((globals_todo)); then
+  rr_stage download
+  rr_prefetch_wait "${pick_manifest[:globals]}" "${pick_object[:globals]}" "$RR_TMP/work/globals"
+  drill_child drill_globals "$RR_TMP/work/result-globals.json"
+  globals_result=$DRILL_RESULT
+fi
 for i in "${!todo[@]}"; do
   db=${todo[$i]}
-  out="$RR_TMP/work/result-$db.json"
   rr_stage download
   rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
   next=${todo[$((i + 1))]:-}
   if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
-  rc=0
-  # Started directly (not through a function in a condition): set -e must stay active in the child.
-  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
-  drill_one "$db" "$out" &
-  RR_CHILD=$!
-  wait "$RR_CHILD" || rc=$?
-  RR_CHILD="" RR_CHILD_STAGE_FILE=""
-  if [[ -s $out ]]; then db_result[$db]=$(<"$out"); fi
-  if [[ $rc -ne 0 && ! -s $out ]]; then
-    db_result[$db]=$(jq -cn --arg d "$db" --arg r "the drill of $db ended with status $rc" \
-      '{database: $d, result: "fail", failure: {stage: "restore", reason: $r}}')
-  fi
+  drill_child drill_one "$RR_TMP/work/result-$db.json" "$db" "$db" newest
+  db_result[$db]=$(jq -c --arg d "$db" '{database: $d} + .' <<<"$DRILL_RESULT")
 done
+
+# ---- one older restore point per database and tier ------------------------------------------------
+# So that every tier is proven every drill and, over a year of monthly drills, every monthly
+# restore point at least once: per database and tier (besides the newest, drilled above), one
+# restore point never proven by the recent drills (the newest 24 reports in <host>/drills/), at
+# random; when all were, the least recently proven. Each is restored into the throwaway (replacing
+# the newest's database) and checked like the newest (tables, checks); its result is reported in
+# olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
+if ((${#todo[@]})); then
+  rr_stage find
+  older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
+  : >"$older_proven"
+  mkdir -m 0700 "$RR_TMP/work/reports"
+  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RR_TMP/work/listing.jsonl" |
+    sort | tail -n 24 >"$RR_TMP/work/reports.txt"
+  while IFS= read -r rkey; do
+    rfile="$RR_TMP/work/reports/${rkey##*/}"
+    if rr_s3_fetch "$rkey" "$rfile" 0; then
+      jq -r '.startedAt as $t | ([.globals] + (.databases // []) + (.olderPoints // []) + (.volumes // []))[]
+        | select(. != null and .result == "pass" and .manifestKey != null) | "\(.manifestKey)\t\($t)"' "$rfile" >>"$older_proven" 2>/dev/null ||
+        rr_log "warning: drill report $rkey is not readable; its restore points count as unproven"
+    else
+      rr_log "warning: cannot download drill report $rkey; its restore points count as unproven"
+    fi
+  done <"$RR_TMP/work/reports.txt"
+  for db in "${todo[@]}"; do
+    for tier in daily weekly monthly; do
+      # Candidates: this database's restore points in this tier but the newest, each with when it
+      # was last proven ("-" = never, which sorts first); random among equals.
+      pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
+        FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
+        $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
+        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
+      [[ -n $pick ]] || continue
+      IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
+      k="$db@$tier"
+      pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
+      if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
+      rr_log "$db: older $tier restore point $s: $why"
+      mkdir -m 0700 "$RR_TMP/work/db-$k"
+      rr_stage download
+      drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
+      older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
+    done
+  done
+fi
 
 # ---- volumes: each against the listing recorded at backup time, in a child each (like the
 # ---- databases: one failure does not stop the others); helpers in lib-restore.sh "volumes" ------
 
 # drill_volume VOLUME N OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
+# shellcheck disable=SC2317 # invoked through drill_child
 drill_volume() {
   local vol=$1 n=$2 out=$3 dir="$RR_TMP/work/vol-$2" tvol="restorable-drill-$RR_RUN_ID-v$2"
   local point="" tier="" s="" mkey="" okey="" m_created="" m_size="" m_enc="" rpo_age=null rto=null
@@ -492,20 +664,9 @@ drill_volume() {
 if ((${#volumes[@]})); then RR_VOL_USED=1; fi
 for i in "${!volumes[@]}"; do
   v=${volumes[$i]}
-  out="$RR_TMP/work/vresult-$i.json"
   rr_stage find
-  rc=0
-  # Started directly (not through a function in a condition): set -e must stay active in the child.
-  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
-  drill_volume "$v" "$i" "$out" &
-  RR_CHILD=$!
-  wait "$RR_CHILD" || rc=$?
-  RR_CHILD="" RR_CHILD_STAGE_FILE=""
-  if [[ -s $out ]]; then vol_result[$v]=$(<"$out"); fi
-  if [[ $rc -ne 0 && ! -s $out ]]; then
-    vol_result[$v]=$(jq -cn --arg v "$v" --arg r "volume $v: its drill ended with status $rc" \
-      '{volume: $v, contentVerified: false, result: "fail", failure: {stage: "restore", reason: $r}}')
-  fi
+  drill_child drill_volume "$RR_TMP/work/vresult-$i.json" "$v" "$i"
+  vol_result[$v]=$(jq -c --arg v "$v" '{volume: $v} + .' <<<"$DRILL_RESULT")
 done
 # drill_volumes_fail_first: fail the run with the first failing volume's stage and reason (config
 # order), when no database failed before it.
@@ -520,10 +681,13 @@ drill_volumes_fail_first() {
   done
 }
 
-# ---- the first failure (databases first, then volumes) fails the run -------------------------------
+# ---- the first failure (the roles, the databases, then the volumes) fails the run -----------------
 
 drill_fail_first
 drill_volumes_fail_first
 rr_stage report
-rr_log "drill passed for ${#databases[@]} database(s) and ${#volumes[@]} volume(s)"
+passed=""
+if ((${#databases[@]})); then passed="the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"; fi
+if ((${#volumes[@]})); then passed+="${passed:+; }${#volumes[@]} volume(s)"; fi
+rr_log "drill passed for $passed"
 exit 0

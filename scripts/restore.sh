@@ -336,17 +336,13 @@ globals)
   rr_decode_to "$work/globals.raw"
   RR_ART="$work/globals.raw"
   rr_stage inspect
-  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$RR_ART" || rr_die "the object does not look like pg_dumpall --globals-only output"
-  # CREATE ROLE fails for roles that exist (the superuser always does): make it idempotent.
-  # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
-  sed -E 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
-    "$RR_ART" >"$work/globals.sql" || rr_die "cannot prepare the globals SQL"
+  rr_globals_sql "$RR_ART" "$work/globals.sql"
   rr_stage restore
   if ! rr_run rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$work/globals.sql" >"$work/restore.out" 2>"$work/restore.err"; then
     rr_log_file_tail "$work/restore.err" 20
     rr_die "restoring the globals failed: $(rr_error_line "$work/restore.err")"
   fi
-  nroles=$(grep -c '^CREATE ROLE' "$RR_ART" || true)
+  nroles=$RR_GLOBALS_ROLES
   rr_say "Restored the globals from $p_stamp ($p_tier) into $RR_T_DESC: $nroles roles; $(rr_elapsed "$t_start") s."
   ;;
 # ------------------------------------------------------------------------------------------------

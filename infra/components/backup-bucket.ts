@@ -95,10 +95,12 @@ export class BackupBucket extends pulumi.ComponentResource {
         },
         { ...o, dependsOn: [versioning] },
       );
-      if (lock) {
+      const lockCfg = plan.objectLock;
+      if (lockCfg) {
+        const retention = lockCfg.Rule.DefaultRetention;
         new aws.s3.BucketObjectLockConfiguration(
           name,
-          { bucket: bucket.id, rule: { defaultRetention: { mode: lock.mode.toUpperCase(), days: lock.days } } },
+          { bucket: bucket.id, rule: { defaultRetention: { mode: retention.Mode, days: retention.Days } } },
           { ...o, dependsOn: [versioning] },
         );
       }

@@ -210,6 +210,14 @@ const paths = z.strictObject({
   stateDir: z.string().regex(ABS_DIR, "must be an absolute directory path").default("/var/lib/restorable"),
 });
 
+/** Rotation of the cron logs (<stateDir>/<job>.log): by the jobs themselves, see restorable_rotate_log. */
+const logs = z.strictObject({
+  /** A log that has reached this size is rotated when the next run of its job starts. */
+  maxMiB: z.number().int().min(1).max(10240).default(10),
+  /** Rotated generations kept (<job>.log.1 .. .N); the oldest is dropped. */
+  keep: z.number().int().min(1).max(100).default(5),
+});
+
 /** The default install paths (the scripts' and install plan's fallbacks derive from these). */
 export const DEFAULT_PATHS = paths.parse({});
 
@@ -225,6 +233,9 @@ const host = z.strictObject({
   drill: drill.prefault({}),
   encryption: encryption.optional(),
   paths: paths.prefault({}),
+  logs: logs.prefault({}),
+  /** node_exporter textfile collector directory: every job writes restorable.prom there. */
+  metrics: z.strictObject({ textfileDir: z.string().regex(ABS_DIR, "must be an absolute directory path") }).optional(),
   /** zstd compression level for dumps and volume tarballs. */
   zstdLevel: z.number().int().min(1).max(19).default(3),
 });

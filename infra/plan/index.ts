@@ -4,11 +4,13 @@ import type { HostConfig, RestorableConfig } from "../config/schema";
 import { formatDuration } from "../config/schema";
 import { b2HostKey, hostIamPolicy, publicAccessBlockFor, type B2KeySpec, type IamPolicy, type PublicAccessBlock } from "./access";
 import { hostPrefix } from "./layout";
+import { objectLockSummary, s3ObjectLockConfiguration, type S3ObjectLockConfiguration } from "./object-lock";
 import { b2Lifecycle, retentionRules, s3Lifecycle, tierExpiryDays, type B2LifecycleRule, type RetentionRule, type S3LifecycleRule, type TierExpiry } from "./retention";
 
 export * from "./layout";
 export * from "./retention";
 export * from "./access";
+export * from "./object-lock";
 
 export interface HostPlan {
   name: string;
@@ -30,6 +32,8 @@ export interface Plan {
   lifecycle: { s3: { Rules: S3LifecycleRule[] }; b2: B2LifecycleRule[] };
   /** The bucket's public access block (aws, s3); undefined where not managed. */
   publicAccessBlock: PublicAccessBlock | undefined;
+  /** The bucket's default object lock retention (aws, s3); undefined without storage.objectLock. */
+  objectLock: S3ObjectLockConfiguration | undefined;
   hosts: HostPlan[];
   /** Short human summary of the policy, for PR review and `pulumi stack output`. */
   summary: string[];
@@ -56,6 +60,7 @@ export function buildPlan(cfg: RestorableConfig): Plan {
     retention: { counts: cfg.retention, expiryDays, rules },
     lifecycle: { s3: s3Lifecycle(rules), b2: b2Lifecycle(rules) },
     publicAccessBlock: publicAccessBlockFor(cfg.storage.provider, cfg.storage.publicAccessBlock),
+    objectLock: s3ObjectLockConfiguration(cfg.storage.objectLock),
     hosts,
     summary: [],
   };
@@ -74,6 +79,7 @@ export function summarize(plan: Plan): string[] {
   lines.push(
     `Retention: a restore point for each of the last ${r.daily} days, ${r.weekly} weeks and ${r.monthly} months (objects expire after ${plan.retention.expiryDays.daily}/${plan.retention.expiryDays.weekly}/${plan.retention.expiryDays.monthly} days in daily/weekly/monthly).`,
   );
+  lines.push(...objectLockSummary(cfg.storage.objectLock, plan.retention.expiryDays, plan.provider));
   for (const h of plan.hosts) {
     const c = h.config;
     const what = [

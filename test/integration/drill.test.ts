@@ -10,10 +10,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import {
-  ageKey, aws, corruptObject, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
+  ageKey, aws, corruptObject, follow, fixtureGlobalsBackup, fixturePostgresBackup, getObject, listKeys, processesMentioning, putObject,
+  type AgeKey, type Manifest,
 } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
-import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
+import { createHash } from "node:crypto";
+import { loadSampleData, PG_BIN, SAMPLE_OWNER, startPostgres, type PgCluster } from "../support/postgres";
 import { run, waitFor, type RunResult } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -50,6 +52,15 @@ interface Report {
     result: string;
     failure: { stage: string; reason: string } | null;
   }[];
+  globals: {
+    stamp?: string; objectKey?: string | null; sha256Ok?: boolean | null; restoreOk?: boolean | null; roles?: number | null;
+    rolePasswords?: boolean | null; result: string; failure: { stage: string; reason: string } | null;
+  } | null;
+  olderPoints: {
+    database: string; tier: string; stamp: string; manifestKey: string; chosenBecause: string; sha256Ok: boolean | null;
+    restoreOk: boolean | null; tablesOk: boolean | null; checks: { sql: string; ok: boolean }[]; result: string;
+    failure: { stage: string; reason: string } | null;
+  }[];
   result: "pass" | "fail";
   failure: { stage: string; reason: string } | null;
 }
@@ -75,8 +86,16 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     envs.push(e);
     return e;
   }
-  const backup = (name: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> = {}) =>
-    fixturePostgresBackup({ bucket: access, host: name, date: hoursAgo(hours), pg: src, database: "app", ...o });
+  /**
+   * A database backup made the contract's way; every such host also gets a roles backup from at
+   * most an hour ago (the drill restores the roles first, and the databases with their owners),
+   * unless `roles: false`.
+   */
+  const backup = async (name: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> & { roles?: boolean } = {}) => {
+    const { roles = true, ...rest } = o;
+    if (roles) await fixtureGlobalsBackup({ bucket: access, host: name, date: hoursAgo(Math.min(hours, 1)), pg: src, encryptTo: rest.encryptTo });
+    return fixturePostgresBackup({ bucket: access, host: name, date: hoursAgo(hours), pg: src, database: "app", ...rest });
+  };
 
   async function drill(e: BackupEnv, args: string[] = []): Promise<RunResult> {
     pings.clear();
@@ -128,8 +147,9 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     await Promise.all([src?.stop(), s3?.stop(), pings?.stop()]);
   });
 
-  it("passes on a backup made by the real backup script; reports what it tested", async () => {
-    const e = host("pass");
+  it("passes on a backup made by the real backup script: roles first, the database with its owners and grants", async () => {
+    const owned = `SELECT tableowner = '${SAMPLE_OWNER}' FROM pg_tables WHERE tablename = 'pgbench_accounts'`;
+    const e = host("pass", { drill: { runtime: "local", checks: [CHECK, owned] } });
     const b = await e.run("backup");
     expect(b.code, b.stderr).toBe(0);
     const r = await drill(e);
@@ -148,7 +168,10 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(d).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, result: "pass", failure: null });
     expect(d.objectKey).toMatch(/^pass\/(daily|weekly|monthly)\/postgres\/app\/\d{8}T\d{6}Z\.dump\.zst$/);
     expect(d.tables).toEqual({ expected: 7, restored: 7, missing: [], unexpected: [] });
-    expect(d.checks).toEqual([{ sql: CHECK, ok: true }]);
+    expect(d.checks).toEqual([{ sql: CHECK, ok: true }, { sql: owned, ok: true }]);
+    expect(report.globals).toMatchObject({ result: "pass", failure: null, sha256Ok: true, restoreOk: true, rolePasswords: true });
+    expect(report.globals!.roles).toBeGreaterThanOrEqual(2);
+    expect(report.globals!.objectKey).toMatch(/^pass\/(daily|weekly|monthly)\/globals\/\d{8}T\d{6}Z\.sql\.zst$/);
     expect(d.rpo.ok).toBe(true);
     expect(d.rpo.targetSeconds).toBe(86400);
     expect(d.rpo.achievedSeconds).toBeGreaterThanOrEqual(0);
@@ -173,10 +196,42 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expectNothingLeft(e);
   });
 
+  it("without a roles backup, the roles fail at find and a database whose owner is missing fails at restore", async () => {
+    const e = host("noroles");
+    await backup("noroles", 1, { roles: false });
+    const r = await drill(e);
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of the roles \(globals\)/);
+    expect(report.databases[0]).toMatchObject({ database: "app", sha256Ok: true, restoreOk: false, result: "fail", failure: { stage: "restore" } });
+    expect(report.databases[0]!.failure!.reason).toMatch(new RegExp(`role "${SAMPLE_OWNER}" does not exist`));
+  });
+
+  it("a roles backup that does not restore fails the drill at the roles' restore stage", async () => {
+    const e = host("badroles");
+    await backup("badroles", 1);
+    await fixtureGlobalsBackup({ bucket: access, host: "badroles", date: hoursAgo(0.5), pg: src, editManifest: () => undefined });
+    // Replace that newest roles object with SQL that fails (manifest fixed up to match it).
+    const keys = (await listKeys(access, "badroles/")).map((k) => k.key).filter((k) => k.includes("/globals/")).sort();
+    const newest = keys.filter((k) => k.endsWith(".manifest.json")).pop()!;
+    const m = JSON.parse((await getObject(access, newest)).toString("utf8")) as Manifest;
+    const bad = (await run("bash", ["-c", "printf -- '--\\nCREATE ROLE x;\\nALTER ROLE no_such_role WITH LOGIN;\\n' | zstd -q -c | base64 -w0"])).stdout;
+    const body = Buffer.from(bad, "base64");
+    await putObject(access, m.object.key, body);
+    m.object.size = body.length;
+    m.object.sha256 = createHash("sha256").update(body).digest("hex");
+    await putObject(access, newest, JSON.stringify(m));
+    const r = await drill(e);
+    const report = await expectFault(e, r, "restore", /restoring the roles from .* failed: .*no_such_role/);
+    expect(report.globals).toMatchObject({ sha256Ok: true, restoreOk: false, result: "fail" });
+    // The database still restores (its owner came from... nowhere: it fails too, on its own).
+    expect(report.databases[0]!.failure?.stage).toBe("restore");
+  });
+
   it("fails when there is no manifest-backed backup at all (nothing restored, nothing left behind)", async () => {
     const e = host("nobackup");
     const r = await drill(e);
-    const report = await expectFault(e, r, "find", /no manifest-backed backup of database app under s3:\/\/drill-test\/nobackup\//);
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of the roles \(globals\) under s3:\/\/drill-test\/nobackup\//);
+    expect(report.globals).toMatchObject({ result: "fail", failure: { stage: "find" } });
+    expect(report.databases[0]).toMatchObject({ database: "app", result: "fail", failure: { stage: "find", reason: expect.stringMatching(/no manifest-backed backup of database app/) } });
     expect(report.throwaway.setupSeconds).toBeNull();
   });
 
@@ -187,7 +242,9 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const report = await expectFault(e, r, "rpo", /the newest backup of app \(\d{8}T\d{6}Z, (daily|weekly|monthly)\) is 1d6h old, older than the RPO objective of 1d0h/);
     expect(report.databases[0]!.rpo).toMatchObject({ targetSeconds: 86400, ok: false });
     expect(report.databases[0]!.rpo.achievedSeconds).toBeGreaterThanOrEqual(30 * 3600);
-    expect(report.throwaway.setupSeconds).toBeNull();
+    // The stale database is never downloaded; the (fresh) roles are still drilled.
+    expect(report.databases[0]!.objectKey ?? null).toBeNull();
+    expect(report.globals).toMatchObject({ result: "pass" });
   });
 
   it("refuses an object corrupted after upload (sha256 mismatch)", async () => {
@@ -269,6 +326,42 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(r.stderr).toContain("app$2: passed");
   });
 
+  it("also proves one older restore point per tier: never proven first, then the least recently proven", async () => {
+    const e = host("older");
+    await backup("older", 1, { tier: "daily" });
+    const daily = [await backup("older", 26, { tier: "daily", roles: false }), await backup("older", 50, { tier: "daily", roles: false })];
+    const weekly = await backup("older", 8 * 24, { tier: "weekly", roles: false });
+    const monthly = await backup("older", 40 * 24, { tier: "monthly", roles: false });
+
+    const first = await drill(e);
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = await latestReport(e);
+    expect(r1.olderPoints.map((p) => [p.tier, p.result, p.chosenBecause])).toEqual([
+      ["daily", "pass", "never proven by a drill"], ["weekly", "pass", "never proven by a drill"], ["monthly", "pass", "never proven by a drill"],
+    ]);
+    expect(daily.map((d) => d.manifestKey)).toContain(r1.olderPoints[0]!.manifestKey);
+    expect(r1.olderPoints[1]!.manifestKey).toBe(weekly.manifestKey);
+    expect(r1.olderPoints[2]!.manifestKey).toBe(monthly.manifestKey);
+    for (const p of r1.olderPoints) expect(p).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, checks: [{ sql: CHECK, ok: true }] });
+    // The RTO stays the newest restore's.
+    expect(r1.databases[0]!.rto?.ok).toBe(true);
+
+    const second = await drill(e);
+    expect(second.code, second.stderr).toBe(0);
+    const r2 = await latestReport(e);
+    // The other daily was never proven; the weekly (the only one) was, by the first drill.
+    expect(r2.olderPoints[0]!.manifestKey).not.toBe(r1.olderPoints[0]!.manifestKey);
+    expect(r2.olderPoints[0]!.chosenBecause).toBe("never proven by a drill");
+    expect(r2.olderPoints[1]!.chosenBecause).toBe(`the least recently proven (last proven by the drill of ${r1.startedAt})`);
+
+    await corruptObject(access, monthly.objectKey);
+    const third = await drill(e);
+    const r3 = await expectFault(e, third, "verify", new RegExp(`sha256 mismatch for s3://drill-test/${monthly.objectKey}`));
+    expect(r3.databases[0]!.result).toBe("pass");
+    expect(r3.olderPoints.find((p) => p.tier === "monthly")).toMatchObject({ result: "fail", sha256Ok: false, failure: { stage: "verify" } });
+    expectNothingLeft(e);
+  }, 600_000); // three drills of four restores each
+
   it("fails when a table of the manifest is missing after the restore", async () => {
     const e = host("ghost");
     await backup("ghost", 1, { editManifest: (m) => m.tables?.push({ schema: "public", name: "ghost", rows: 1 }) });
@@ -281,7 +374,8 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const e = host("enc", { extraConf: { RESTORABLE_AGE_IDENTITY: keys.wrong.identityFile } });
     await backup("enc", 1, { encryptTo: [keys.right.recipient] });
     const r = await drill(e);
-    await expectFault(e, r, "decrypt", /age could not decrypt .*\.dump\.zst\.age with identity .*wrong\.age-identity/);
+    const report = await expectFault(e, r, "decrypt", /age could not decrypt .*\/globals\/.*\.sql\.zst\.age with identity .*wrong\.age-identity/);
+    expect(report.databases[0]!.failure!.reason).toMatch(/age could not decrypt .*\.dump\.zst\.age with identity .*wrong\.age-identity/);
 
     const ok = await drill(e, ["--identity", keys.right.identityFile]);
     expect(ok.code, ok.stderr).toBe(0);
@@ -296,7 +390,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const child = e.spawn("restore-drill");
     const drilling = follow(child);
     // Halfway: the throwaway cluster is up and the restore has started.
-    await drilling.until(/verified sha256/, 90_000);
+    await drilling.until(/verified sha256 of \S*\/postgres\//, 90_000);
     expect(drilling.stderr).toMatch(/throwaway Postgres up/);
     expect(processesMentioning(e.tmpDir).length).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 1500));
@@ -314,7 +408,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     await backup("sigkill", 1);
     const child = e.spawn("restore-drill");
     const drilling = follow(child);
-    await drilling.until(/verified sha256/, 90_000);
+    await drilling.until(/verified sha256 of \S*\/postgres\//, 90_000);
     child.kill("SIGKILL");
     await drilling.exited;
     // The cluster and the temp dir outlive the killed script.

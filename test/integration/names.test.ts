@@ -118,7 +118,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill take every accepted name, 
 
     const one = await env.run("restore-drill", ["--database", "app$1"]);
     expect(one.code, one.stderr).toBe(0);
-    expect(one.stderr).toContain("drill passed for 1 database(s)");
+    expect(one.stderr).toContain("drill passed for the roles, 1 database(s) and 0 older restore point(s)");
   });
 
   const refusals: [string, string[], string, string][] = [];

@@ -158,7 +158,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     pings.clear();
     const child = e.spawn("restore-drill");
     const drilling = follow(child);
-    await drilling.until(/verified sha256/, 90_000);
+    await drilling.until(/verified sha256 of \S*\/postgres\//, 90_000);
     expect(await drillContainers()).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 1500));
     child.kill("SIGTERM");
