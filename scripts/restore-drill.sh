@@ -666,7 +666,7 @@ for i in "${!volumes[@]}"; do
   v=${volumes[$i]}
   rr_stage find
   drill_child drill_volume "$RR_TMP/work/vresult-$i.json" "$v" "$i"
-  vol_result[$v]=$(jq -c --arg v "$v" '{volume: $v} + .' <<<"$DRILL_RESULT")
+  vol_result[$v]=$(jq -c --arg v "$v" '{volume: $v} + . | if (.failure.reason // "volume " | startswith("volume ")) then . else .failure.reason = "volume \($v): \(.failure.reason)" end' <<<"$DRILL_RESULT")
 done
 # drill_volumes_fail_first: fail the run with the first failing volume's stage and reason (config
 # order), when no database failed before it.

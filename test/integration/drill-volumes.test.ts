@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import { ensureToolImage, startDockerd, type Dockerd } from "../support/docker";
 import {
-  ageKey, fixturePostgresBackup, follow, getObject, listKeys, processesMentioning, putObject, q, type AgeKey,
+  ageKey, fixtureGlobalsBackup, fixturePostgresBackup, follow, getObject, listKeys, processesMentioning, putObject, q, type AgeKey,
 } from "../support/drill-fixtures";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { run, runOk } from "../support/proc";
@@ -54,6 +54,7 @@ interface VolumeResult {
 }
 interface Report {
   result: "pass" | "fail";
+  globals: { result: string } | null;
   failure: { stage: string; reason: string } | null;
   databases: { database: string; result: string; failure: { stage: string } | null; rto: { ok: boolean } | null }[];
   volumes: VolumeResult[];
@@ -211,6 +212,7 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
     const report = await latestReport(e);
     expect(report.result).toBe("pass");
     expect(report.databases).toEqual([]);
+    expect(report.globals).toBeNull();
     expect(report.volumes).toHaveLength(1);
     expect(report.volumes[0]).toMatchObject({
       volume: "files", manifestKey: mkey, objectKey: manifest.object.key, listingKey: manifest.listing!.key, sha256Ok: true,
@@ -274,7 +276,9 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
       postgres: [{ via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "app" }],
       drill: { runtime: "local", checks: ["SELECT count(*) > 0 FROM users"] },
     });
-    await fixturePostgresBackup({ bucket: access, host: "vmix", date: new Date(Math.floor(Date.now() / 1000 - 3600) * 1000), pg: src, database: "app" });
+    const hourAgo = new Date(Math.floor(Date.now() / 1000 - 3600) * 1000);
+    await fixtureGlobalsBackup({ bucket: access, host: "vmix", date: hourAgo, pg: src });
+    await fixturePostgresBackup({ bucket: access, host: "vmix", date: hourAgo, pg: src, database: "app" });
     await fill("nobackup", "true");
     // back up only bad and good: nobackup has no restore point at all
     e.setOverrides({ RESTORABLE_VOLUMES: ["bad", "good"] });
@@ -286,6 +290,7 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
     expect(r.code, r.stderr).toBe(1);
     expect(failedLine(r)).toMatch(/FAILED at stage compare: volume bad: path f: sha256 [0-9a-f]{64} in the listing, [0-9a-f]{64} restored$/);
     const report = await latestReport(e);
+    expect(report.globals).toMatchObject({ result: "pass" });
     expect(report.databases).toMatchObject([{ database: "app", result: "pass" }]);
     expect(report.volumes.map((v) => [v.volume, v.result, v.failure?.stage ?? null])).toEqual([
       ["bad", "fail", "compare"], ["nobackup", "fail", "find"], ["good", "pass", null],
