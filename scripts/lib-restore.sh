@@ -289,6 +289,9 @@ rr_load_config() {
   RESTORABLE_PING_URL=${RESTORABLE_PING_URL:-}
   RESTORABLE_RPO_SECONDS=${RESTORABLE_RPO_SECONDS:-86400}
   RESTORABLE_RTO_SECONDS=${RESTORABLE_RTO_SECONDS:-3600}
+  RESTORABLE_RETENTION_DAILY=${RESTORABLE_RETENTION_DAILY:-7}
+  RESTORABLE_RETENTION_WEEKLY=${RESTORABLE_RETENTION_WEEKLY:-4}
+  RESTORABLE_RETENTION_MONTHLY=${RESTORABLE_RETENTION_MONTHLY:-12}
   RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RR_DEFAULT_STATE_DIR}
   RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
   RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
@@ -307,6 +310,11 @@ rr_load_config() {
   [[ -n ${RESTORABLE_AGE_RECIPIENTS+x} ]] || RESTORABLE_AGE_RECIPIENTS=()
   [[ $RESTORABLE_RPO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RPO_SECONDS must be a number of seconds"
   [[ $RESTORABLE_RTO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RTO_SECONDS must be a number of seconds"
+  local t
+  for t in DAILY WEEKLY MONTHLY; do
+    v=RESTORABLE_RETENTION_$t
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || rr_config_error "$v must be a whole number of restore points"
+  done
 
   RESTORABLE_CREDENTIALS=${RESTORABLE_CREDENTIALS:-}
   RESTORABLE_PG_PASSWORD=()
@@ -807,6 +815,69 @@ rr_check_name() {
 # against the rules above, but SQL never relies on that.
 rr_sql_ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
 rr_sql_literal() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }
+
+# ---- the retention promise -------------------------------------------------------------------
+#
+# The README's promise: a restore point from each of the last DAILY UTC days, WEEKLY ISO weeks and
+# MONTHLY months, counted at a moment as the periods that end with yesterday. The same definition
+# as the plan's promisePeriods (infra/plan/promise.ts); test/unit/promise.test.ts keeps them equal.
+
+# rr_promise_periods NOW_EPOCH DAILY WEEKLY MONTHLY: one line per period,
+#   TIER <TAB> LABEL <TAB> FROM <TAB> TO      (FROM/TO: UTC stamps, [FROM, TO), as in object keys)
+rr_promise_periods() {
+  local now=$1 nd=$2 nw=$3 nm=$4 y k from to monday yy mm dow
+  y=$((now / 86400 * 86400 - 86400))
+  for ((k = 0; k < nd; k++)); do
+    from=$((y - k * 86400))
+    printf 'daily\t%(%F)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" $((from + 86400))
+  done
+  printf -v dow '%(%u)T' "$y"
+  monday=$((y - (dow - 1) * 86400))
+  for ((k = 0; k < nw; k++)); do
+    from=$((monday - 7 * k * 86400))
+    printf 'weekly\tweek of %(%F)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" $((from + 7 * 86400))
+  done
+  printf -v yy '%(%Y)T' "$y"
+  printf -v mm '%(%m)T' "$y"
+  mm=$((10#$mm))
+  for ((k = 0; k < nm; k++)); do
+    from=$(rr_month_start "$yy" $((mm - k)))
+    to=$(rr_month_start "$yy" $((mm - k + 1)))
+    printf 'monthly\t%(%Y-%m)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" "$to"
+  done
+}
+# rr_month_start YEAR MONTH: epoch seconds of the 1st of MONTH (any integer: 0 = December of the
+# year before, 13 = January after) at 00:00 UTC, by the civil-calendar day count (no date(1) fork).
+rr_month_start() {
+  local y=$1 m=$2 era yoe doy doe
+  y=$((y + (m - 1 - ((m - 1) % 12 + 12) % 12) / 12)) m=$((((m - 1) % 12 + 12) % 12 + 1))
+  ((m <= 2)) && y=$((y - 1))
+  era=$(((y >= 0 ? y : y - 399) / 400))
+  yoe=$((y - era * 400))
+  doy=$(((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5))
+  doe=$((yoe * 365 + yoe / 4 - yoe / 100 + doy))
+  printf '%s\n' $(((era * 146097 + doe - 719468) * 86400))
+}
+
+# rr_promise_audit PERIODS POINTS KIND NAME: the item's promised periods without a restore point
+# (POINTS: rr_restore_points lines). Prints "covered <N>", "pending <N>" (periods that ended before
+# the item's oldest restore point) and one "missing <TIER> <LABEL>" line per gap, tab-separated.
+rr_promise_audit() {
+  awk -F '\t' -v k="$3" -v n="$4" '
+    FILENAME == ARGV[1] { tier[++np] = $1; label[np] = $2; from[np] = $3; to[np] = $4; next }
+    $1 == k && $2 == n { st[++ns] = $4; if (first == "" || $4 < first) first = $4 }
+    END {
+      covered = 0; pending = 0
+      for (i = 1; i <= np; i++) {
+        hit = 0
+        for (j = 1; j <= ns; j++) if (st[j] >= from[i] && st[j] < to[i]) { hit = 1; break }
+        if (hit) covered++
+        else if (first == "" || to[i] <= first) pending++
+        else print "missing\t" tier[i] "\t" label[i]
+      }
+      print "covered\t" covered; print "pending\t" pending
+    }' "$1" "$2"
+}
 
 # ---- throwaway Postgres (restore-drill) --------------------------------------------------------
 #

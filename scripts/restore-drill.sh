@@ -37,9 +37,11 @@
 #   rto       download + verify + restore of the volume, reported per volume (the databases' RTO
 #             figures stay their own)
 # A host with volumes and no databases has no roles to drill and starts no throwaway Postgres.
-# Every item (the roles, each database, each volume) is reported on its own; a failing one never
-# stops the others, and the run fails naming the first failing item (roles first, then the
-# databases, then the volumes, in config order).
+# Then one older restore point per database and tier (see below), then the retention audit: the
+# restore points in the bucket against the promise on this date (stage retention).
+# Every item (the roles, each database, each volume, each older point, the audit) is reported on
+# its own; a failing one never stops the others, and the run fails naming the first failing item
+# in that order (databases and volumes in config order).
 # The throwaway Postgres (RESTORABLE_DRILL_RUNTIME) is either a container from
 # RESTORABLE_DRILL_IMAGE (runtime docker: only the image's initdb/postgres binaries are used, not
 # its entrypoint; network none; labelled restorable.drill=<run id>) or an initdb cluster in a temp
@@ -149,12 +151,12 @@ rr_on_finish() {
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
     --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
-    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" --argjson volumes "$vols_json" '
+    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" --argjson retention "${retention_result:-null}" --argjson volumes "$vols_json" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
      objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
-     databases: map(select(. != null)), olderPoints: $older, volumes: $volumes, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
+     databases: map(select(. != null)), volumes: $volumes, olderPoints: $older, retention: $retention, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     rr_log "could not write the drill report"
     return 0
   fi
@@ -191,6 +193,7 @@ now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
 todo=()   # the databases that have a restore point within the RPO, in config order
 older_results=()   # one JSON result per older restore point drilled
+retention_result=""   # the retention audit's JSON
 # The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
 globals_result="" globals_todo=0
 if ((${#databases[@]})); then point=$(rr_pick "$RR_TMP/work/points.tsv" globals -); else point=none; fi
@@ -239,11 +242,12 @@ for i in "${!databases[@]}"; do
   todo+=("$db")
 done
 # drill_fail_first: fail the run with the first failing item's stage and reason (the roles, then
-# the databases in config order).
+# the databases and the volumes in config order, the older points, the audit).
 drill_fail_first() {
   local r f
-  for r in "$globals_result" "${databases[@]/#/:db:}" "${older_results[@]}"; do
+  for r in "$globals_result" "${databases[@]/#/:db:}" "${volumes[@]/#/:vol:}" "${older_results[@]}" "$retention_result"; do
     if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
+    if [[ $r == :vol:* ]]; then r=${vol_result[${r#:vol:}]:-}; fi
     f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
     if [[ -n $f ]]; then
       IFS=$'\t' read -r RR_STAGE f <<<"$f"
@@ -498,52 +502,6 @@ for i in "${!todo[@]}"; do
   db_result[$db]=$(jq -c --arg d "$db" '{database: $d} + .' <<<"$DRILL_RESULT")
 done
 
-# ---- one older restore point per database and tier ------------------------------------------------
-# So that every tier is proven every drill and, over a year of monthly drills, every monthly
-# restore point at least once: per database and tier (besides the newest, drilled above), one
-# restore point never proven by the recent drills (the newest 24 reports in <host>/drills/), at
-# random; when all were, the least recently proven. Each is restored into the throwaway (replacing
-# the newest's database) and checked like the newest (tables, checks); its result is reported in
-# olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
-if ((${#todo[@]})); then
-  rr_stage find
-  older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
-  : >"$older_proven"
-  mkdir -m 0700 "$RR_TMP/work/reports"
-  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RR_TMP/work/listing.jsonl" |
-    sort | tail -n 24 >"$RR_TMP/work/reports.txt"
-  while IFS= read -r rkey; do
-    rfile="$RR_TMP/work/reports/${rkey##*/}"
-    if rr_s3_fetch "$rkey" "$rfile" 0; then
-      jq -r '.startedAt as $t | ([.globals] + (.databases // []) + (.olderPoints // []) + (.volumes // []))[]
-        | select(. != null and .result == "pass" and .manifestKey != null) | "\(.manifestKey)\t\($t)"' "$rfile" >>"$older_proven" 2>/dev/null ||
-        rr_log "warning: drill report $rkey is not readable; its restore points count as unproven"
-    else
-      rr_log "warning: cannot download drill report $rkey; its restore points count as unproven"
-    fi
-  done <"$RR_TMP/work/reports.txt"
-  for db in "${todo[@]}"; do
-    for tier in daily weekly monthly; do
-      # Candidates: this database's restore points in this tier but the newest, each with when it
-      # was last proven ("-" = never, which sorts first); random among equals.
-      pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
-        FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
-        $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
-        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
-      [[ -n $pick ]] || continue
-      IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
-      k="$db@$tier"
-      pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
-      if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
-      rr_log "$db: older $tier restore point $s: $why"
-      mkdir -m 0700 "$RR_TMP/work/db-$k"
-      rr_stage download
-      drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
-      older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
-    done
-  done
-fi
-
 # ---- volumes: each against the listing recorded at backup time, in a child each (like the
 # ---- databases: one failure does not stop the others); helpers in lib-restore.sh "volumes" ------
 
@@ -668,23 +626,96 @@ for i in "${!volumes[@]}"; do
   drill_child drill_volume "$RR_TMP/work/vresult-$i.json" "$v" "$i"
   vol_result[$v]=$(jq -c --arg v "$v" '{volume: $v} + . | if (.failure.reason // "volume " | startswith("volume ")) then . else .failure.reason = "volume \($v): \(.failure.reason)" end' <<<"$DRILL_RESULT")
 done
-# drill_volumes_fail_first: fail the run with the first failing volume's stage and reason (config
-# order), when no database failed before it.
-drill_volumes_fail_first() {
-  local v f
-  for v in "${volumes[@]}"; do
-    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"${vol_result[$v]:-}")
-    if [[ -n $f ]]; then
-      IFS=$'\t' read -r RR_STAGE f <<<"$f"
-      rr_die "$f"
-    fi
-  done
-}
 
-# ---- the first failure (the roles, the databases, then the volumes) fails the run -----------------
+# ---- one older restore point per database and tier ------------------------------------------------
+# So that every tier is proven every drill and, over a year of monthly drills, every monthly
+# restore point at least once: per database and tier (besides the newest, drilled above), one
+# restore point never proven by the recent drills (the newest 24 reports in <host>/drills/), at
+# random; when all were, the least recently proven. Each is restored into the throwaway (replacing
+# the newest's database) and checked like the newest (tables, checks); its result is reported in
+# olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
+if ((${#todo[@]})); then
+  rr_stage find
+  older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
+  : >"$older_proven"
+  mkdir -m 0700 "$RR_TMP/work/reports"
+  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RR_TMP/work/listing.jsonl" |
+    sort | tail -n 24 >"$RR_TMP/work/reports.txt"
+  while IFS= read -r rkey; do
+    rfile="$RR_TMP/work/reports/${rkey##*/}"
+    if rr_s3_fetch "$rkey" "$rfile" 0; then
+      jq -r '.startedAt as $t | ([.globals] + (.databases // []) + (.olderPoints // []) + (.volumes // []))[]
+        | select(. != null and .result == "pass" and .manifestKey != null) | "\(.manifestKey)\t\($t)"' "$rfile" >>"$older_proven" 2>/dev/null ||
+        rr_log "warning: drill report $rkey is not readable; its restore points count as unproven"
+    else
+      rr_log "warning: cannot download drill report $rkey; its restore points count as unproven"
+    fi
+  done <"$RR_TMP/work/reports.txt"
+  for db in "${todo[@]}"; do
+    for tier in daily weekly monthly; do
+      # Candidates: this database's restore points in this tier but the newest, each with when it
+      # was last proven ("-" = never, which sorts first); random among equals.
+      pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
+        FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
+        $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
+        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
+      [[ -n $pick ]] || continue
+      IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
+      k="$db@$tier"
+      pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
+      if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
+      rr_log "$db: older $tier restore point $s: $why"
+      mkdir -m 0700 "$RR_TMP/work/db-$k"
+      rr_stage download
+      drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
+      older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
+    done
+  done
+fi
+
+# ---- retention audit ---------------------------------------------------------------------------------
+# The restore points in the bucket against the promise on this date (README "Retention": one from
+# each of the last N days, weeks and months, the periods that end with yesterday), per database,
+# the roles and each volume. More points than promised are fine; periods that ended before an
+# item's oldest restore point are pending (the item is younger than the promise). A promised
+# restore point that is missing fails the drill at its own stage, naming it.
+rr_stage retention
+rr_promise_periods "$now" "$RESTORABLE_RETENTION_DAILY" "$RESTORABLE_RETENTION_WEEKLY" "$RESTORABLE_RETENTION_MONTHLY" >"$RR_TMP/work/periods.tsv"
+audit_items=()
+audit_first="" audit_gaps=0
+audit_item() { # KIND NAME WHAT
+  local line what=$3 covered=0 pending=0 missing=()
+  while IFS=$'\t' read -r -a line; do
+    case ${line[0]} in
+      covered) covered=${line[1]} ;;
+      pending) pending=${line[1]} ;;
+      missing) missing+=("${line[1]} ${line[2]}") ;;
+    esac
+  done < <(rr_promise_audit "$RR_TMP/work/periods.tsv" "$RR_TMP/work/points.tsv" "$1" "$2")
+  audit_items+=("$(printf '%s\n' "${missing[@]}" | jq -R . | jq -cs --arg k "$1" --arg n "$2" --argjson c "$covered" --argjson p "$pending" \
+    '{kind: $k, name: (if $n == "-" then null else $n end), covered: $c, pending: $p, missing: map(select(. != ""))}')")
+  if ((${#missing[@]})); then
+    rr_log "retention: $what: no restore point for ${missing[*]}"
+    audit_gaps=$((audit_gaps + ${#missing[@]}))
+    local m=${missing[0]}
+    [[ -n $audit_first ]] || audit_first="$what: no ${m%% *} restore point for ${m#* }"
+  fi
+}
+if ((${#databases[@]})); then audit_item globals - "the roles"; fi
+for db in "${databases[@]}"; do audit_item postgres "$db" "database $db"; done
+for v in "${RESTORABLE_VOLUMES[@]}"; do audit_item volume "$v" "volume $v"; done
+if [[ -n $audit_first ]]; then
+  reason=$audit_first
+  ((audit_gaps == 1)) || reason+=" (and $((audit_gaps - 1)) more missing; see the report's retention)"
+  retention_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "retention", reason: $r}}')
+else
+  retention_result='{"result": "pass", "failure": null}'
+fi
+retention_result=$(printf '%s\n' "${audit_items[@]}" | jq -cs --argjson r "$retention_result" \
+  --argjson d "$RESTORABLE_RETENTION_DAILY" --argjson w "$RESTORABLE_RETENTION_WEEKLY" --argjson m "$RESTORABLE_RETENTION_MONTHLY" \
+  '{promise: {daily: $d, weekly: $w, monthly: $m}, items: map(select(. != null))} + $r')
 
 drill_fail_first
-drill_volumes_fail_first
 rr_stage report
 passed=""
 if ((${#databases[@]})); then passed="the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"; fi

@@ -113,7 +113,16 @@ export function renderStack(o: RenderCliOptions): string[] {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
   const cfg = parseConfig(stackConfigFromYaml(text, `Pulumi.${o.stack}.yaml`));
-  const plan = buildPlan(cfg);
+  return writeRender(buildPlan(cfg), o);
+}
+
+/**
+ * Writes the review files of a plan into `o.out`; returns the paths written (relative to out).
+ * A plan from Backups args with values from other resources (plan.deferred) shows them as
+ * "<known after deploy>" (summary, restorable.conf), never as a made-up value.
+ */
+export function writeRender(plan: Plan, o: Pick<RenderCliOptions, "out" | "stack" | "templates">): string[] {
+  const cfg = plan.config;
   const templates = o.templates ?? loadTemplates();
 
   const out = resolve(o.out);

@@ -3,17 +3,15 @@
 // drill reports in; everything decided here is tested table-driven and against real backups.
 //
 // Restore points are what restore and the drill would use: objects with a manifest, dated by the
-// manifest's createdAt. The retention promise is checked from those dates (not from a tier
-// rule), so it holds whichever rule chose the tiers:
-//   a restore point on each of the last `daily` UTC days, in each of the last `weekly` 7-day
-//   windows and in each of the last `monthly` calendar months, counted back from today when
-//   today already has one, else from yesterday (the same check as
-//   test/unit/retention-simulation.test.ts). Periods that ended before an item's oldest restore
-//   point are "pending" (the item is younger than the promise), not missed.
+// manifest's createdAt. The retention promise is checked from those dates (not from a tier rule),
+// with the one definition in ./promise.ts (the simulation's and the drill audit's too).
 import { maxGapSeconds } from "../config/cron";
 import type { Tier } from "../config/schema";
 import type { Plan } from "./index";
 import { TIERS, drillsPrefix, hostPrefix } from "./layout";
+import { promiseCheck, type PromiseCheck } from "./promise";
+
+export { promiseCheck, type PeriodCheck, type PromiseCheck } from "./promise";
 
 /** Version of the `--json` document (README "Fleet status"); bump on incompatible changes. */
 export const STATUS_FORMAT = 1;
@@ -38,21 +36,6 @@ export interface RestorePoint {
   objectKey: string | null;
   sizeBytes: number | null;
   durationSeconds: number | null;
-}
-
-export interface PeriodCheck {
-  required: number;
-  covered: number;
-  pending: number;
-  /** Labels of the periods without a restore point: 2026-11-30, week ending 2026-11-29, 2026-10. */
-  missing: string[];
-}
-
-export interface PromiseCheck {
-  ok: boolean;
-  daily: PeriodCheck;
-  weekly: PeriodCheck;
-  monthly: PeriodCheck;
 }
 
 export interface ItemStatus {
@@ -144,37 +127,6 @@ export interface HostBucketData {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
-const dayLabel = (day: number) => iso(day * DAY).slice(0, 10);
-const dayOf = (ms: number) => Math.floor(ms / DAY);
-
-/** The promise check for one item's restore point dates (ms), at `now`. */
-export function promiseCheck(created: number[], nowMs: number, r: { daily: number; weekly: number; monthly: number }): PromiseCheck {
-  const days = new Set(created.map(dayOf));
-  const today = dayOf(nowMs);
-  const newest = days.has(today) ? today : today - 1;
-  const first = created.length ? Math.min(...days) : Infinity;
-  const check = (n: number, range: (k: number) => [number, number], label: (k: number, lo: number, hi: number) => string): PeriodCheck => {
-    const p: PeriodCheck = { required: n, covered: 0, pending: 0, missing: [] };
-    for (let k = 0; k < n; k++) {
-      const [lo, hi] = range(k);
-      let hit = false;
-      for (const d of days) if (d >= lo && d <= hi) hit = true;
-      if (hit) p.covered++;
-      else if (hi < first) p.pending++;
-      else p.missing.push(label(k, lo, hi));
-    }
-    return p;
-  };
-  const nd = new Date(newest * DAY);
-  const daily = check(r.daily, (k) => [newest - k, newest - k], (_k, lo) => dayLabel(lo));
-  const weekly = check(r.weekly, (k) => [newest - 7 * k - 6, newest - 7 * k], (_k, _lo, hi) => `week ending ${dayLabel(hi)}`);
-  const monthly = check(
-    r.monthly,
-    (k) => [dayOf(Date.UTC(nd.getUTCFullYear(), nd.getUTCMonth() - k, 1)), dayOf(Date.UTC(nd.getUTCFullYear(), nd.getUTCMonth() - k + 1, 1)) - 1],
-    (_k, lo) => dayLabel(lo).slice(0, 7),
-  );
-  return { ok: !daily.missing.length && !weekly.missing.length && !monthly.missing.length, daily, weekly, monthly };
-}
 
 const MANIFEST = ".manifest.json";
 

@@ -9,6 +9,7 @@ import { b2Lifecycle, retentionRules, s3Lifecycle, tierExpiryDays, type B2Lifecy
 
 export * from "./layout";
 export * from "./retention";
+export * from "./promise";
 export * from "./access";
 export * from "./object-lock";
 
@@ -37,9 +38,28 @@ export interface Plan {
   hosts: HostPlan[];
   /** Short human summary of the policy, for PR review and `pulumi stack output`. */
   summary: string[];
+  /**
+   * Key paths (without namespace, e.g. "hosts[0].ssh.host") whose values are only known at deploy
+   * time (a Pulumi Output in the Backups args). `config` holds a stand-in there that passed the
+   * schema; summaries and review output say KNOWN_AFTER_DEPLOY instead of showing it.
+   */
+  deferred: string[];
 }
 
-export function buildPlan(cfg: RestorableConfig): Plan {
+/** What summaries and review output show for a value that is only known at deploy time. */
+export const KNOWN_AFTER_DEPLOY = "<known after deploy>";
+
+export interface BuildPlanOptions {
+  /** Key paths of values only known at deploy time (see Plan.deferred). */
+  deferred?: Iterable<string>;
+}
+
+/** True when `path` (or any element under it, "a.b[0]" for "a.b") is known only at deploy time. */
+export function isDeferred(plan: Pick<Plan, "deferred">, path: string): boolean {
+  return plan.deferred.some((d) => d === path || d.startsWith(`${path}[`) || d.startsWith(`${path}.`));
+}
+
+export function buildPlan(cfg: RestorableConfig, opts: BuildPlanOptions = {}): Plan {
   const bucket = cfg.storage.bucket;
   const rules = retentionRules(cfg.hosts.map((h) => h.name), cfg.retention);
   const expiryDays = tierExpiryDays(cfg.retention);
@@ -63,6 +83,7 @@ export function buildPlan(cfg: RestorableConfig): Plan {
     objectLock: s3ObjectLockConfiguration(cfg.storage.objectLock),
     hosts,
     summary: [],
+    deferred: [...(opts.deferred ?? [])],
   };
   plan.summary = summarize(plan);
   return plan;
@@ -80,18 +101,19 @@ export function summarize(plan: Plan): string[] {
     `Retention: a restore point for each of the last ${r.daily} days, ${r.weekly} weeks and ${r.monthly} months (objects expire after ${plan.retention.expiryDays.daily}/${plan.retention.expiryDays.weekly}/${plan.retention.expiryDays.monthly} days in daily/weekly/monthly).`,
   );
   lines.push(...objectLockSummary(cfg.storage.objectLock, plan.retention.expiryDays, plan.provider));
-  for (const h of plan.hosts) {
+  plan.hosts.forEach((h, i) => {
     const c = h.config;
+    const known = <T>(key: string, v: T): T | string => (isDeferred(plan, `hosts[${i}].${key}`) ? KNOWN_AFTER_DEPLOY : v);
     const what = [
       ...c.postgres.map((p) => `postgres ${p.database} (${p.via === "compose" ? `compose ${p.project} service ${p.service}` : p.via === "container" ? `container ${p.container}` : `local ${p.host}:${p.port}`})`),
       ...(c.postgres.length ? ["roles (globals)"] : []),
       ...c.volumes.map((v) => `volume ${v}`),
     ];
-    lines.push(`Host ${h.name} (${c.ssh.user}@${c.ssh.host}:${c.ssh.port}) -> s3://${plan.bucket}/${h.prefix}: ${what.join(", ")}.`);
+    lines.push(`Host ${h.name} (${known("ssh.user", c.ssh.user)}@${known("ssh.host", c.ssh.host)}:${known("ssh.port", c.ssh.port)}) -> s3://${plan.bucket}/${h.prefix}: ${what.join(", ")}.`);
     if (c.encryption && (c.postgres.length || c.volumes.length) && !c.drill.ageIdentityFile) {
       lines.push(`  WARNING: ${h.name} encrypts but has no drill.ageIdentityFile: its restore drill cannot decrypt and will fail until one is set.`);
     }
-    lines.push(`  backup "${c.schedule.backup}", volumes "${c.schedule.volumes}", restore drill "${c.schedule.drill}" (${c.drill.runtime}${c.drill.runtime === "docker" ? ` ${c.drill.image}` : ""}, ${c.drill.checks.length} SQL checks)${c.encryption ? `, encrypted to ${c.encryption.ageRecipients.length} age recipient(s)` : ", not encrypted client-side"}.`);
-  }
+    lines.push(`  backup "${c.schedule.backup}", volumes "${c.schedule.volumes}", restore drill "${c.schedule.drill}" (${c.drill.runtime}${c.drill.runtime === "docker" ? ` ${c.drill.image}` : ""}, ${c.drill.checks.length} SQL checks)${c.encryption ? `, encrypted to ${known("encryption.ageRecipients", c.encryption.ageRecipients.length)} age recipient(s)` : ", not encrypted client-side"}.`);
+  });
   return lines;
 }

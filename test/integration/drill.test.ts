@@ -56,6 +56,12 @@ interface Report {
     stamp?: string; objectKey?: string | null; sha256Ok?: boolean | null; restoreOk?: boolean | null; roles?: number | null;
     rolePasswords?: boolean | null; result: string; failure: { stage: string; reason: string } | null;
   } | null;
+  retention: {
+    promise: { daily: number; weekly: number; monthly: number };
+    items: { kind: string; name: string | null; covered: number; pending: number; missing: string[] }[];
+    result: string;
+    failure: { stage: string; reason: string } | null;
+  } | null;
   olderPoints: {
     database: string; tier: string; stamp: string; manifestKey: string; chosenBecause: string; sha256Ok: boolean | null;
     restoreOk: boolean | null; tablesOk: boolean | null; checks: { sql: string; ok: boolean }[]; result: string;
@@ -208,10 +214,11 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
   it("a roles backup that does not restore fails the drill at the roles' restore stage", async () => {
     const e = host("badroles");
     await backup("badroles", 1);
-    await fixtureGlobalsBackup({ bucket: access, host: "badroles", date: hoursAgo(0.5), pg: src, editManifest: () => undefined });
+    await fixtureGlobalsBackup({ bucket: access, host: "badroles", date: hoursAgo(0.5), pg: src });
     // Replace that newest roles object with SQL that fails (manifest fixed up to match it).
-    const keys = (await listKeys(access, "badroles/")).map((k) => k.key).filter((k) => k.includes("/globals/")).sort();
-    const newest = keys.filter((k) => k.endsWith(".manifest.json")).pop()!;
+    const stampOf = (k: string) => k.slice(k.lastIndexOf("/") + 1);
+    const keys = (await listKeys(access, "badroles/")).map((k) => k.key).filter((k) => k.includes("/globals/"));
+    const newest = keys.filter((k) => k.endsWith(".manifest.json")).sort((a, b) => stampOf(a).localeCompare(stampOf(b))).pop()!;
     const m = JSON.parse((await getObject(access, newest)).toString("utf8")) as Manifest;
     const bad = (await run("bash", ["-c", "printf -- '--\\nCREATE ROLE x;\\nALTER ROLE no_such_role WITH LOGIN;\\n' | zstd -q -c | base64 -w0"])).stdout;
     const body = Buffer.from(bad, "base64");
@@ -269,7 +276,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(report.databases[0]!.objectKey).toBe(good.objectKey);
     expect(report.databases[0]!.objectKey).not.toBe(half.objectKey);
     expectNothingLeft(e);
-  });
+  }, 400_000); // several drills / nine databases: room on a busy machine
 
   it("fails when a configured SQL check is not true, and reports each check", async () => {
     const bad = "SELECT count(*) > 1000000 FROM users";
@@ -324,29 +331,47 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(by["ghost"]!.failure!.reason).toMatch(/missing relative to the manifest: public\.ghost/);
     expect(by["no-users"]!.failure!.reason).toMatch(/check 1 \(SELECT count\(\*\) > 0 FROM users\) failed: .*users/);
     expect(r.stderr).toContain("app$2: passed");
-  });
+  }, 400_000); // several drills / nine databases: room on a busy machine
+
+  /** Roles and app restore points at these UTC times (for drills run at a fixed RESTORABLE_NOW). */
+  async function pointsAt(name: string, at: [iso: string, tier: "daily" | "weekly" | "monthly"][]) {
+    const out: Awaited<ReturnType<typeof fixturePostgresBackup>>[] = [];
+    for (const [iso, tier] of at) {
+      await fixtureGlobalsBackup({ bucket: access, host: name, date: new Date(iso), pg: src, tier });
+      out.push(await fixturePostgresBackup({ bucket: access, host: name, date: new Date(iso), pg: src, database: "app", tier }));
+    }
+    return out;
+  }
+  const drillAt = async (e: BackupEnv, now: string) => {
+    pings.clear();
+    const r = await e.run("restore-drill", [], { now });
+    await pings.waitFor(r.code === 0 ? "success" : "fail", 10_000);
+    return r;
+  };
 
   it("also proves one older restore point per tier: never proven first, then the least recently proven", async () => {
-    const e = host("older");
-    await backup("older", 1, { tier: "daily" });
-    const daily = [await backup("older", 26, { tier: "daily", roles: false }), await backup("older", 50, { tier: "daily", roles: false })];
-    const weekly = await backup("older", 8 * 24, { tier: "weekly", roles: false });
-    const monthly = await backup("older", 40 * 24, { tier: "monthly", roles: false });
+    // Wed 2026-11-18: the promise (2 days, 2 weeks, 2 months) is kept by exactly these points.
+    const e = host("older", { retention: { daily: 2, weekly: 2, monthly: 2 } });
+    const [, d17, d16, weekly, monthly] = await pointsAt("older", [
+      ["2026-11-18T03:00:00Z", "daily"], ["2026-11-17T03:00:00Z", "daily"], ["2026-11-16T03:00:00Z", "daily"],
+      ["2026-11-09T03:00:00Z", "weekly"], ["2026-10-01T03:00:00Z", "monthly"],
+    ]);
 
-    const first = await drill(e);
+    const first = await drillAt(e, "2026-11-18T06:00:00Z");
     expect(first.code, first.stderr).toBe(0);
     const r1 = await latestReport(e);
     expect(r1.olderPoints.map((p) => [p.tier, p.result, p.chosenBecause])).toEqual([
       ["daily", "pass", "never proven by a drill"], ["weekly", "pass", "never proven by a drill"], ["monthly", "pass", "never proven by a drill"],
     ]);
-    expect(daily.map((d) => d.manifestKey)).toContain(r1.olderPoints[0]!.manifestKey);
-    expect(r1.olderPoints[1]!.manifestKey).toBe(weekly.manifestKey);
-    expect(r1.olderPoints[2]!.manifestKey).toBe(monthly.manifestKey);
+    expect([d17!.manifestKey, d16!.manifestKey]).toContain(r1.olderPoints[0]!.manifestKey);
+    expect(r1.olderPoints[1]!.manifestKey).toBe(weekly!.manifestKey);
+    expect(r1.olderPoints[2]!.manifestKey).toBe(monthly!.manifestKey);
     for (const p of r1.olderPoints) expect(p).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, checks: [{ sql: CHECK, ok: true }] });
-    // The RTO stays the newest restore's.
+    // The RTO stays the newest restore's; the audit found the promise kept.
     expect(r1.databases[0]!.rto?.ok).toBe(true);
+    expect(r1.retention).toMatchObject({ result: "pass", promise: { daily: 2, weekly: 2, monthly: 2 } });
 
-    const second = await drill(e);
+    const second = await drillAt(e, "2026-11-18T06:10:00Z");
     expect(second.code, second.stderr).toBe(0);
     const r2 = await latestReport(e);
     // The other daily was never proven; the weekly (the only one) was, by the first drill.
@@ -354,13 +379,29 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(r2.olderPoints[0]!.chosenBecause).toBe("never proven by a drill");
     expect(r2.olderPoints[1]!.chosenBecause).toBe(`the least recently proven (last proven by the drill of ${r1.startedAt})`);
 
-    await corruptObject(access, monthly.objectKey);
-    const third = await drill(e);
-    const r3 = await expectFault(e, third, "verify", new RegExp(`sha256 mismatch for s3://drill-test/${monthly.objectKey}`));
+    await corruptObject(access, monthly!.objectKey);
+    const third = await drillAt(e, "2026-11-18T06:20:00Z");
+    const r3 = await expectFault(e, third, "verify", new RegExp(`sha256 mismatch for s3://drill-test/${monthly!.objectKey}`));
     expect(r3.databases[0]!.result).toBe("pass");
     expect(r3.olderPoints.find((p) => p.tier === "monthly")).toMatchObject({ result: "fail", sha256Ok: false, failure: { stage: "verify" } });
     expectNothingLeft(e);
   }, 600_000); // three drills of four restores each
+
+  it("retention audit: a promised restore point that is missing fails the drill at stage retention, naming it", async () => {
+    // Wed 2026-11-18 with 3 days / 2 weeks / 3 months promised; the first backup is from September.
+    const e = host("gaps", { retention: { daily: 3, weekly: 2, monthly: 3 } });
+    await pointsAt("gaps", [["2026-11-18T03:00:00Z", "daily"], ["2026-11-16T03:00:00Z", "weekly"], ["2026-09-05T03:00:00Z", "monthly"]]);
+    const r = await drillAt(e, "2026-11-18T06:00:00Z");
+    const report = await expectFault(e, r, "retention", /the roles: no daily restore point for 2026-11-17 \(and 7 more missing; see the report's retention\)/);
+    expect(report.databases[0]!.result).toBe("pass");
+    const gaps = ["daily 2026-11-17", "daily 2026-11-15", "weekly week of 2026-11-09", "monthly 2026-10"];
+    expect(report.retention!.items).toEqual([
+      { kind: "globals", name: null, covered: 4, pending: 0, missing: gaps },
+      { kind: "postgres", name: "app", covered: 4, pending: 0, missing: gaps },
+    ]);
+    expect(r.stderr).toContain("retention: database app: no restore point for daily 2026-11-17 daily 2026-11-15 weekly week of 2026-11-09 monthly 2026-10");
+  });
+
 
   it("fails when a table of the manifest is missing after the restore", async () => {
     const e = host("ghost");

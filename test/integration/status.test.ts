@@ -101,8 +101,10 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     web2 = host({ host: "web-2", metrics: { textfileDir: metricsDirs.web2 } });
     web2LastGood = isoAgo(50);
     await ok(web2, "backup", web2LastGood); // older than the 24h RPO
-    // The same stamp again: refused (a run never overwrites a backup), so this run fails.
+    // A failed attempt after it (a wrong key: the listing is refused), for the metrics' last attempt.
+    web2.writeCredentials({ ...web2.secrets, secretAccessKey: "wrong-secret" });
     expect((await web2.run("backup", [], { now: web2LastGood })).code).toBe(1);
+    web2.writeCredentials(web2.secrets);
     await fixturePostgresBackup({ bucket: access, host: "web-2", date: new Date(Date.now() - 3600_000), pg, database: "app", withoutManifest: true });
     const drill = await web2.run("restore-drill");
     expect(drill.code).toBe(1); // fails at stage rpo: that is what status must show

@@ -36,7 +36,7 @@ describe("SigV4 signer", () => {
 
 describe("which store, which key", () => {
   const planFor = (storage: RawConfig["storage"]) =>
-    buildPlan(parseConfig({ storage, objectives: { rpo: "24h", rto: "1h" }, hosts: [{ name: "web-1", ssh: { host: "192.0.2.1" }, volumes: ["v"] }] }));
+    buildPlan(parseConfig({ storage, objectives: { rpo: "24h", rto: "1h" }, hosts: [{ name: "web-1", ssh: { host: "192.0.2.1" }, volumes: ["vol"] }] }));
   const creds = { accessKeyId: "a", secretAccessKey: "s" };
   it("aws and b2: virtual-hosted requests at the derived endpoint; s3 and dotted buckets: path style", () => {
     const aws = readerFor(planFor({ provider: "aws", bucket: "acme-backups", region: "eu-central-1" }), creds);
@@ -66,28 +66,29 @@ describe("retention promise from restore point dates", () => {
     expect(p.ok).toBe(true);
     expect([p.daily.covered, p.weekly.covered, p.monthly.covered]).toEqual([7, 4, 12]);
   });
-  it("before today's backup it counts back from yesterday", () => {
+  it("counts the periods that end with yesterday (today's backup may not have run yet)", () => {
     const p = promiseCheck(daysBack(now, [1, 2, 3, 4, 5, 6, 7]), now, r);
     expect(p.daily).toEqual({ required: 7, covered: 7, pending: 0, missing: [] });
   });
   it("a missed day after the first restore point breaks it, named by date", () => {
-    const p = promiseCheck(daysBack(now, [0, 1, 2, 4, 5, 6]), now, r);
+    const p = promiseCheck(daysBack(now, [0, 1, 2, 4, 5, 6, 7, 8]), now, r);
     expect(p.ok).toBe(false);
     expect(p.daily.missing).toEqual(["2026-12-07"]);
   });
   it("periods before the oldest restore point are pending, not missed", () => {
     const p = promiseCheck(daysBack(now, [0, 1, 2]), now, r);
     expect(p.ok).toBe(true);
-    expect(p.daily).toMatchObject({ covered: 3, pending: 4, missing: [] });
+    expect(p.daily).toMatchObject({ covered: 2, pending: 5, missing: [] });
     expect(p.weekly).toMatchObject({ covered: 1, pending: 3 });
     expect(p.monthly).toMatchObject({ covered: 1, pending: 11 });
   });
-  it("a month without any restore point is missed; weekly windows are 7 days back from the newest day", () => {
+  it("a month without any restore point is missed; weeks are ISO weeks named by their Monday", () => {
     // Points on Dec 10..4, then Oct 1 (nothing in November).
     const pts = [...daysBack(now, [0, 1, 2, 3, 4, 5, 6]), at("2026-10-01T03:00:00Z")];
     const p = promiseCheck(pts, now, r);
     expect(p.monthly.missing).toEqual(["2026-11"]);
-    expect(p.weekly.missing).toEqual(["week ending 2026-12-03", "week ending 2026-11-26", "week ending 2026-11-19"]);
+    // Yesterday, Wed Dec 9, is in the week of Mon Dec 7; Dec 4..6 cover the week of Nov 30.
+    expect(p.weekly.missing).toEqual(["week of 2026-11-23", "week of 2026-11-16"]);
   });
   it("nothing at all: everything pending (the RPO check reports the absence)", () => {
     expect(promiseCheck([], now, r)).toMatchObject({ ok: true, daily: { covered: 0, pending: 7 } });
@@ -139,7 +140,7 @@ describe("host status", () => {
     expect(s.problems).toEqual([
       "web-1 roles (globals): newest restore point is 9d9h old (2026-12-01T03:00:00Z), RPO 1d",
       "web-1 roles (globals): retention promise broken: no restore point for 2026-12-09, 2026-12-08, 2026-12-07, 2026-12-06, 2026-12-05, 2026-12-04, 2026-12-03",
-      "web-1 roles (globals): retention promise broken: no restore point for week ending 2026-12-09",
+      "web-1 roles (globals): retention promise broken: no restore point for week of 2026-12-07",
       "web-1 volume uploads: no restore point in the bucket",
     ]);
   });
