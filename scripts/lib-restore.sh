@@ -220,6 +220,7 @@ rr__on_exit() {
   if [[ $rc -eq 0 && -n $RR_FAIL_REASON ]]; then rc=1; fi
   if [[ -n $RR_CHILD ]]; then rr_kill_tree "$RR_CHILD"; wait "$RR_CHILD" 2>/dev/null; RR_CHILD=""; fi
   rr_bg_stop_all
+  rr_vol_down
   # Tear the throwaway down while the report is written and uploaded.
   local down=""
   if [[ -n $RR_TA_KIND ]]; then
@@ -430,11 +431,12 @@ rr_list_bucket() {
 # rr_restore_points LISTING -> TSV lines, oldest first:
 #   kind  name  tier  stamp  manifestKey  objectKey  size
 # kind is postgres | globals | volume; name is the database / volume ("-" for globals).
-# Only keys with a manifest count; objectKey/size come from the listing ("-"/"?" when absent).
+# Only keys with a manifest count; objectKey/size come from the listing ("-"/"?" when absent; a
+# volume's <stamp>.listing.* beside its tarball is not the object).
 rr_restore_points() {
   local listing=$1
   jq -r -s --arg host "$RESTORABLE_HOST" '
-    (map(select(.key | endswith(".manifest.json") | not))) as $data
+    (map(select(.key | (endswith(".manifest.json") or test("/[0-9]{8}T[0-9]{6}Z\\.listing\\.")) | not))) as $data
     | .[]
     | .key as $k | ($k | split("/")) as $p
     | select($p[0] == $host and (["daily","weekly","monthly"] | index($p[1])) != null)
@@ -1105,6 +1107,7 @@ rr_throwaway_reap() {
     rr_log "removing the temp dir an interrupted drill left behind: $d"
     rm -rf -- "$d"
   done
+  rr_vol_reap
 }
 
 # Stop and remove whatever rr_throwaway_start started (also while it is still starting).
@@ -1144,4 +1147,162 @@ rr_throwaway_down() {
       ;;
   esac
   RR_TA_KIND="" RR_TA_CID="" RR_TA_DIR=""
+}
+
+# ---- volumes (restore-drill) ------------------------------------------------------------------
+#
+# A volume's restore point is drilled in a throwaway Docker volume (restorable-drill-<run id>-<n>),
+# labelled like the throwaway Postgres (restorable.drill=<run id>, restorable.host=<host>) plus
+# restorable.role=volume, and so are the short-lived containers that fill and list it: the EXIT
+# trap removes them (rr_vol_down), and the next drill of the host reaps what a SIGKILLed one left
+# (rr_vol_reap, from rr_throwaway_reap). The tarball is decoded straight into `tar -x` in the
+# container (no decompressed copy on disk); the listing is computed there by the same script
+# backup-volumes ran (lib.sh RESTORABLE_VOLUME_LISTING_SH) and compared entry by entry.
+
+RR_VOL_LABEL=restorable.role=volume
+rr_vol_labels() { printf '%s\n' --label "restorable.drill=$RR_RUN_ID" --label "restorable.host=$RESTORABLE_HOST" --label "$RR_VOL_LABEL"; }
+
+# rr_vol_run [DOCKER RUN ARGS...] -- IMAGE CMD...: a labelled throwaway container, no network, no logs.
+rr_vol_run() {
+  local labels
+  mapfile -t labels < <(rr_vol_labels)
+  docker run --rm --network none --log-driver none "${labels[@]}" "$@"
+}
+
+# rr_vol_create NAME: create the labelled throwaway volume NAME.
+rr_vol_create() {
+  local labels
+  mapfile -t labels < <(rr_vol_labels)
+  docker volume create "${labels[@]}" "$1" >/dev/null
+}
+
+# rr_vol_remove NAME...: remove throwaway volumes (and first any labelled container of this run
+# still using them). Idempotent.
+rr_vol_remove() {
+  local ids
+  ids=$(docker ps -aq --no-trunc --filter "label=restorable.drill=$RR_RUN_ID" --filter "label=$RR_VOL_LABEL" 2>/dev/null || true)
+  # shellcheck disable=SC2086 # ids are hex, one per line
+  if [[ -n $ids ]]; then docker rm -f -v $ids >/dev/null 2>&1 || true; fi
+  local v
+  for v in "$@"; do
+    if docker volume inspect "$v" >/dev/null 2>&1; then
+      docker volume rm -f "$v" >/dev/null 2>&1 || rr_log "could not remove the throwaway volume $v"
+    fi
+  done
+}
+
+# rr_vol_down: remove every throwaway volume (and container) of this run (the EXIT trap's part).
+RR_VOL_USED=0   # set by the drill before its first volume: only then is there anything to remove
+rr_vol_down() {
+  [[ $RR_VOL_USED -eq 1 && -n $RR_RUN_ID ]] && command -v docker >/dev/null 2>&1 || return 0
+  local vols
+  vols=$(docker volume ls -q --filter "label=restorable.drill=$RR_RUN_ID" --filter "label=$RR_VOL_LABEL" 2>/dev/null || true)
+  # shellcheck disable=SC2086 # volume names from docker, one per line, no spaces
+  if [[ -n $vols ]] || docker ps -aq --filter "label=restorable.drill=$RR_RUN_ID" --filter "label=$RR_VOL_LABEL" 2>/dev/null | grep -q .; then
+    rr_vol_remove $vols
+  fi
+}
+
+# rr_vol_reap: the throwaway volumes an interrupted drill of this host left behind (its containers
+# are gone by now: rr_throwaway_reap removed them first).
+rr_vol_reap() {
+  command -v docker >/dev/null 2>&1 || return 0
+  local vols
+  vols=$(docker volume ls -q --filter "label=restorable.host=$RESTORABLE_HOST" --filter label=restorable.drill --filter "label=$RR_VOL_LABEL" 2>/dev/null || true)
+  [[ -n $vols ]] || return 0
+  rr_log "removing throwaway volume(s) an interrupted drill left behind: $(printf '%s\n' "$vols" | paste -sd ' ' -)"
+  # shellcheck disable=SC2086 # volume names from docker, one per line, no spaces
+  docker volume rm -f $vols >/dev/null 2>&1 || true
+}
+
+# rr_vol_extract DIR VOLUME: decode the object (rr_fetch_object) into `tar -x` in a container over
+# VOLUME, the way `restore --volume` does. Statuses and errors as rr_decode_into.
+rr_vol_extract() {
+  local dir=$1 vol=$2
+  rr_decode_into "$dir" rr_vol_run -i -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" tar --numeric-owner -C /data -xf -
+}
+
+# rr_vol_listing VOLUME OUT: the listing of VOLUME (read-only mount) into OUT; errors in OUT.err.
+rr_vol_listing() {
+  rr_vol_run -v "$1:/data:ro" "$RESTORABLE_VOLUME_IMAGE" sh -c "$RESTORABLE_VOLUME_LISTING_SH" sh /data >"$2" 2>"$2.err"
+}
+
+# rr_vol_fetch_listing MANIFEST_KEY DIR: the listing the manifest (RR_MF) names, downloaded,
+# checked against its sha256 and size, decoded into DIR/listing.expected. Sets RR_VOL_LKEY and
+# RR_VOL_LENTRIES; returns 3 (nothing done) when the manifest names no listing (an older backup).
+rr_vol_fetch_listing() {
+  local mkey=$1 dir=$2 fields lsha lsize f=$2/listing.stored actual
+  fields=$(jq -r 'if (.listing | type) == "object" then [.listing.key, .listing.sha256, (.listing.size // ""), (.listing.entries // "")] | map(tostring) | join("\u001f") else "" end' "$RR_MF")
+  [[ -n $fields ]] || return 3
+  IFS=$'\x1f' read -r RR_VOL_LKEY lsha lsize RR_VOL_LENTRIES <<<"$fields"
+  [[ $RR_VOL_LKEY == "${mkey%/*}/"* ]] || rr_die "manifest $mkey: listing.key $RR_VOL_LKEY is not beside the manifest"
+  [[ ${lsha,,} =~ ^[0-9a-f]{64}$ ]] || rr_die "manifest $mkey: listing.sha256 is missing or malformed"
+  rr_get "$RR_VOL_LKEY" "$f" "${lsize:-0}" || rr_die "cannot download the listing s3://$RESTORABLE_BUCKET/$RR_VOL_LKEY: $(rr_last_line "$f.err")"
+  actual=$(sha256sum "$f" | cut -d ' ' -f 1)
+  [[ $actual == "${lsha,,}" ]] || rr_die "sha256 mismatch for the listing s3://$RESTORABLE_BUCKET/$RR_VOL_LKEY: the manifest says ${lsha,,}, the download has $actual"
+  if [[ -n $lsize && $lsize != "$(stat -c %s "$f")" ]]; then
+    rr_die "size mismatch for the listing s3://$RESTORABLE_BUCKET/$RR_VOL_LKEY: the manifest says $lsize bytes, downloaded $(stat -c %s "$f")"
+  fi
+  # Encrypted and compressed like the object it describes.
+  (RR_OBJ=$f rr_decode) >"$dir/listing.expected" 2>"$dir/listing.err" ||
+    rr_die "cannot decrypt/decompress the listing $RR_VOL_LKEY: $(rr_last_line "$dir/listing.err")"
+  rm -f -- "$f"
+  head -n 1 "$dir/listing.expected" | grep -q '^# restorable volume listing 1:' ||
+    rr_die "the listing $RR_VOL_LKEY is not a restorable volume listing (format 1)"
+}
+
+# rr_vol_path HEX: a path of the listing as text (bytes as they are; control characters,
+# backslash and DEL escaped as \n, \t, \\, \xNN), for reasons and the report.
+rr_vol_path() {
+  local h=$1 out="" i b c
+  [[ $h == 2e ]] && { printf '.\n'; return; }
+  for ((i = 0; i < ${#h}; i += 2)); do
+    b=$((16#${h:i:2}))
+    if ((b == 10)); then out+='\n'
+    elif ((b == 9)); then out+='\t'
+    elif ((b == 92)); then out+="\\\\"
+    elif ((b < 32 || b == 127)); then out+=$(printf '\\x%02x' "$b")
+    else printf -v c '%b' "\\x${h:i:2}"; out+=$c
+    fi
+  done
+  printf '%s\n' "$out"
+}
+
+# rr_vol_compare EXPECTED ACTUAL: compare two sorted listings entry by entry (a merge, in constant
+# memory). Prints "<hex path>\t<what differs>" for the first difference (a symlink target:
+# "<hex path>\ttarget\t<hex expected>\t<hex restored>") and returns 1; returns 0 when equal.
+# rr_vol_diff_reason turns that line into text. Not compared: the mtime of directories and symlinks (tar -x sets a directory's mtime
+# before filling it, and busybox tar does not restore a symlink's).
+rr_vol_compare() {
+  awk -v E="$1" -v A="$2" '
+    function rd(f,   l) { while ((getline l < f) > 0) if (substr(l, 1, 1) != "#") return l; return "" }
+    function kind(t) { return t == "f" ? "file" : t == "d" ? "directory" : t == "l" ? "symlink" : t == "p" ? "fifo" : t == "c" ? "character device" : t == "b" ? "block device" : t }
+    function diff(p, what) { printf "%s\t%s\n", p, what; found = 1; exit 1 }
+    BEGIN {
+      e = rd(E); a = rd(A)
+      while (e != "" || a != "") {
+        split(e, x, " "); split(a, y, " ")
+        for (i = 1; i <= 8; i++) { x[i] = x[i] ""; y[i] = y[i] "" }   # compare as strings, never numbers
+        if (a == "" || (e != "" && x[1] < y[1])) diff(x[1], "missing")
+        if (e == "" || y[1] < x[1]) diff(y[1], "unexpected")
+        if (x[2] != y[2]) diff(x[1], "type " kind(x[2]) " in the listing, " kind(y[2]) " restored")
+        if (x[3] != y[3]) diff(x[1], "mode " x[3] " in the listing, " y[3] " restored")
+        if (x[4] != y[4]) diff(x[1], "owner " x[4] " in the listing, " y[4] " restored")
+        if (x[5] != y[5]) diff(x[1], "size " x[5] " in the listing, " y[5] " restored")
+        if (x[7] != y[7]) diff(x[1], "sha256 " x[7] " in the listing, " y[7] " restored")
+        if (x[8] != y[8]) diff(x[1], "target\t" x[8] "\t" y[8])
+        if (x[2] != "d" && x[2] != "l" && x[6] != y[6]) diff(x[1], "mtime " x[6] " in the listing, " y[6] " restored")
+        e = rd(E); a = rd(A)
+      }
+    }'
+}
+
+# rr_vol_diff_reason LINE: "path P: mode 0644 in the listing, 0600 restored" from rr_vol_compare.
+rr_vol_diff_reason() {
+  local p what e a
+  IFS=$'\t' read -r p what e a <<<"$1"
+  if [[ $what == target ]]; then
+    what="symlink target \"$(rr_vol_path "$e")\" in the listing, \"$(rr_vol_path "$a")\" restored"
+  fi
+  printf 'path %s: %s\n' "$(rr_vol_path "$p")" "$what"
 }

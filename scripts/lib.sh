@@ -874,6 +874,82 @@ restorable_pg_cluster_id() {
   esac
 }
 
+# ------------------------------------------------------------------------------------------ volumes
+
+# The volume listing (backup-volumes records it beside the tarball; restore-drill computes it again
+# over the restored throwaway volume and compares): one POSIX sh script, run in a container from
+# RESTORABLE_VOLUME_IMAGE over the volume mounted at /data (read-only), needing only find
+# -exec {} +, stat -c, od, awk, sha256sum, readlink and sort (busybox has them all). Both sides run
+# this same text, so the format is identical by construction. Output (LC_ALL=C, sorted):
+#   # restorable volume listing 1: path type mode owner size mtime sha256 target
+#   <path> <type> <mode> <uid>:<gid> <size> <mtime> <sha256> <target>
+# path (relative to the volume root; the root itself is ".") and target (of a symlink) are the
+# names' bytes in lowercase hex, so any name (spaces, quotes, newlines, non-UTF-8) is one token;
+# type f d l p c b (sockets are left out: tar cannot archive them); mode 4 octal digits with the
+# set-id/sticky bits; size in bytes for f and l, else "-"; mtime in epoch seconds; sha256 for f,
+# else "-"; target for l, else "-". Each tool's output is matched to the names it was given by
+# position, then by hex name; a file vanishing while it runs fails it (status 1).
+# shellcheck disable=SC2016 # expanded by the container's sh
+RESTORABLE_VOLUME_LISTING_SH='set -eu
+if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi
+export LC_ALL=C
+cd "${1:-/data}"
+t=$(mktemp -d)
+trap '\''rm -rf "$t"'\'' EXIT
+# hexnames FILE: the NUL-terminated names in FILE as hex, one per line (no pipes: dash has no pipefail).
+hexnames() {
+  od -An -v -tx1 "$1" >"$1.od"
+  awk '\''{ for (i = 1; i <= NF; i++) { if ($i == "00") { print n; n = "" } else n = n $i } }'\'' "$1.od"
+}
+export T="$t"
+# Each batch of names (find -exec {} +, no xargs: busybox 1.35 xargs -0 garbles long inputs) is
+# written NUL-separated beside what one tool printed for it, in the same order. readlink ends each
+# target with a newline, then a NUL ends the record.
+find . -exec sh -c '\''set -e; for f do printf "%s\0" "$f"; done >>"$T/all"; stat -c "%A %a %s %u %g %Y" "$@" >>"$T/all.stat"'\'' sh {} +
+find . -type f -exec sh -c '\''set -e; for f do printf "%s\0" "$f"; done >>"$T/files"; sha256sum "$@" >>"$T/files.sha"'\'' sh {} +
+find . -type l -exec sh -c '\''set -e; for l do printf "%s\0" "$l" >>"$T/links"; readlink "$l" >>"$T/links.tgt"; printf "\0" >>"$T/links.tgt"; done'\'' sh {} +
+touch "$t/all" "$t/all.stat" "$t/files" "$t/files.sha" "$t/links" "$t/links.tgt"
+hexnames "$t/all" >"$t/all.hex"
+hexnames "$t/files" >"$t/files.hex"
+hexnames "$t/links" >"$t/links.hex"
+hexnames "$t/links.tgt" >"$t/links.tgt.hex"
+echo "# restorable volume listing 1: path type mode owner size mtime sha256 target"
+awk -v T="$t" '\''
+function strip(h) { return (h == "2e") ? h : substr(h, 5) }   # "./a" -> "a", "." stays
+BEGIN {
+  # sha256sum prints one line per file; a name with k newlines spans k+1 lines unless the line
+  # starts with "\" (GNU escapes such names into one line).
+  while ((getline h < (T "/files.hex")) > 0) {
+    if ((getline l < (T "/files.sha")) <= 0) { print "sha256sum gave fewer lines than files" > "/dev/stderr"; exit 1 }
+    k = 0
+    if (substr(l, 1, 1) == "\\") l = substr(l, 2)
+    else for (j = 1; j < length(h); j += 2) if (substr(h, j, 2) == "0a") k++
+    x = substr(l, 1, 64)
+    if (length(x) != 64 || x !~ /^[0-9a-f]+$/) { print "unexpected sha256sum output" > "/dev/stderr"; exit 1 }
+    sha[strip(h)] = x
+    for (; k > 0; k--) getline l < (T "/files.sha")
+  }
+  while ((getline h < (T "/links.hex")) > 0) {
+    if ((getline g < (T "/links.tgt.hex")) <= 0) g = ""
+    sub(/0a$/, "", g)
+    tgt[strip(h)] = g
+  }
+  while ((getline h < (T "/all.hex")) > 0) {
+    if ((getline s < (T "/all.stat")) <= 0) { print "stat gave fewer lines than entries" > "/dev/stderr"; exit 1 }
+    split(s, a, " ")
+    c = substr(a[1], 1, 1); p = strip(h)
+    if (c == "-") ty = "f"; else if (c == "s") continue; else ty = c
+    size = (ty == "f" || ty == "l") ? a[3] : "-"
+    hs = (ty == "f") ? sha[p] : "-"
+    if (ty == "f" && hs == "") { print "no sha256 for a file (did it appear while listing?)" > "/dev/stderr"; exit 1 }
+    tg = (ty == "l") ? tgt[p] : "-"
+    if (ty == "l" && tg == "") tg = "?"
+    printf "%s %s %04d %s:%s %s %s %s %s\n", p, ty, a[2] + 0, a[4], a[5], size, a[6], hs, tg
+  }
+}'\'' >"$t/out"
+sort "$t/out"
+'
+
 # Textfile metrics for node_exporter (hosts[].metrics.textfileDir).
 # shellcheck source=lib-metrics.sh
 . "${BASH_SOURCE[0]%/*}/lib-metrics.sh"

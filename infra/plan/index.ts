@@ -110,7 +110,7 @@ export function summarize(plan: Plan): string[] {
       ...c.volumes.map((v) => `volume ${v}`),
     ];
     lines.push(`Host ${h.name} (${known("ssh.user", c.ssh.user)}@${known("ssh.host", c.ssh.host)}:${known("ssh.port", c.ssh.port)}) -> s3://${plan.bucket}/${h.prefix}: ${what.join(", ")}.`);
-    if (c.encryption && c.postgres.length && !c.drill.ageIdentityFile) {
+    if (c.encryption && (c.postgres.length || c.volumes.length) && !c.drill.ageIdentityFile) {
       lines.push(`  WARNING: ${h.name} encrypts but has no drill.ageIdentityFile: its restore drill cannot decrypt and will fail until one is set.`);
     }
     lines.push(`  backup "${c.schedule.backup}", volumes "${c.schedule.volumes}", restore drill "${c.schedule.drill}" (${c.drill.runtime}${c.drill.runtime === "docker" ? ` ${c.drill.image}` : ""}, ${c.drill.checks.length} SQL checks)${c.encryption ? `, encrypted to ${known("encryption.ageRecipients", c.encryption.ageRecipients.length)} age recipient(s)` : ", not encrypted client-side"}.`);

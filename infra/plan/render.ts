@@ -226,12 +226,12 @@ export interface CronJob {
   script: string;
 }
 
-/** The jobs a host runs: backup always, backup-volumes with volumes, restore-drill with postgres sources (when its template exists). */
+/** The jobs a host runs: backup always, backup-volumes with volumes, restore-drill with postgres sources or volumes (when its template exists). */
 export function cronJobs(host: HostPlan, installed: string[]): CronJob[] {
   const c = host.config;
   const jobs: CronJob[] = [{ schedule: c.schedule.backup, script: "backup" }];
   if (c.volumes.length > 0) jobs.push({ schedule: c.schedule.volumes, script: "backup-volumes" });
-  if (c.postgres.length > 0) jobs.push({ schedule: c.schedule.drill, script: "restore-drill" });
+  if (c.postgres.length > 0 || c.volumes.length > 0) jobs.push({ schedule: c.schedule.drill, script: "restore-drill" });
   return jobs.filter((j) => installed.includes(j.script));
 }
 

@@ -131,6 +131,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill take every accepted name, 
   for (const bad of DOCKER_REFUSED) {
     refusals.push(["restore", ["--volume", bad], "--volume", bad]);
     refusals.push(["restore", ["--volume", "app-uploads", "--target-volume", bad], "--target-volume", bad]);
+    refusals.push(["restore-drill", ["--volume", bad], "--volume", bad]);
   }
   it.each(refusals)("%s %j: exit 2 naming the rule, nothing executed", async (script, args, flag, bad) => {
     const rule = flag.includes("volume") ? NAME_RULES.docker.rule : NAME_RULES.pg.rule;

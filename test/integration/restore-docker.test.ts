@@ -2,8 +2,9 @@
  * Restore into Docker targets and the drill in runtime docker, for real: a private dockerd with the
  * locally built Postgres 15 image, docker-compose v1, Ceph radosgw, AWS CLI v2, PostgreSQL 15.
  *   - restore --globals / --database into a compose service (the configured source)
- *   - the real `backup` of that compose service, then `restore-drill` in a throwaway container
- *     (only the image's initdb/postgres binaries, network none, labelled, removed afterwards)
+ *   - the real `backup` of that compose service (and `backup-volumes` of its volume), then
+ *     `restore-drill` in a throwaway container (only the image's initdb/postgres binaries, network
+ *     none, labelled, removed afterwards) and a throwaway volume
  *   - the drill killed halfway leaves no container and no temp dir
  *   - restore into a named container, and a Docker volume round trip through backup-volumes
  */
@@ -114,10 +115,14 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     expect(env.leftovers()).toEqual([]);
   });
 
-  it("drills the real backup of the compose service in a throwaway container, and removes it", async () => {
+  it("drills the real backups of the compose service and the volume (throwaway container and volume), and removes them", async () => {
     await composePsql("INSERT INTO public.users (name, email) VALUES ('drilled', 'drilled@example.com')");
     const b = await env.run("backup");
     expect(b.code, b.stderr).toBe(0);
+    await d.dockerOk(["volume", "create", "uploads"]);
+    await d.dockerOk(["run", "--rm", "--network", "none", "-v", "uploads:/data", toolImage, "sh", "-c", "echo drilled > /data/drilled.txt"]);
+    const bv = await env.run("backup-volumes");
+    expect(bv.code, bv.stderr).toBe(0);
     pings.clear();
     const r = await env.run("restore-drill");
     expect(r.code, r.stderr).toBe(0);
@@ -131,10 +136,13 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
       result: string;
       throwaway: { runtime: string; image: string };
       databases: { database: string; tablesOk: boolean; checks: { ok: boolean }[]; rpo: { ok: boolean }; rto: { ok: boolean } }[];
+      volumes: { volume: string; contentVerified: boolean; result: string }[];
     };
     expect(report.result).toBe("pass");
     expect(report.throwaway).toMatchObject({ runtime: "docker", image });
     expect(report.databases[0]).toMatchObject({ database: "app", tablesOk: true, checks: [{ ok: true }], rpo: { ok: true }, rto: { ok: true } });
+    expect(report.volumes).toMatchObject([{ volume: "uploads", contentVerified: true, result: "pass" }]);
+    expect((await d.dockerOk(["volume", "ls", "-q", "--filter", "label=restorable.drill"])).stdout.trim()).toBe("");
   });
 
   it("killed halfway in runtime docker leaves no container and no temp dir", async () => {
@@ -179,7 +187,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     }
   });
 
-  it("every volume name the schema accepts: backup-volumes, then restore --volume into --target-volume", async () => {
+  it("every volume name the schema accepts: backup-volumes, restore-drill, then restore --volume into --target-volume", async () => {
     const e = createBackupEnv({ host: "vnames", s3: access, volumes: DOCKER_ACCEPTED, volumeImage: toolImage, baseEnv: d.env });
     envs.push(e);
     for (const v of DOCKER_ACCEPTED) {
@@ -188,6 +196,9 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     }
     const b = await e.run("backup-volumes");
     expect(b.code, b.stderr).toBe(0);
+    const drill = await e.run("restore-drill");
+    expect(drill.code, drill.stderr).toBe(0);
+    for (const v of DOCKER_ACCEPTED) expect(drill.stderr).toContain(`volume ${v}: all 2 entries of the listing restored identically`);
     for (const [i, v] of DOCKER_ACCEPTED.entries()) {
       const into = DOCKER_ACCEPTED[(i + 1) % DOCKER_ACCEPTED.length]!;
       const r = await e.run("restore", ["--volume", v, "--target-volume", into, "--force"]);

@@ -263,14 +263,14 @@ describe("renderHost", () => {
           expect(v.RESTORABLE_PG_PASSWORD).toEqual(c.postgres.map((p) => secrets.pgPasswords[p.database] ?? ""));
         });
 
-        it(`${host.name}: the crontab block runs backup, volumes only with volumes, the drill only with databases`, () => {
+        it(`${host.name}: the crontab block runs backup, volumes only with volumes, the drill only with databases or volumes`, () => {
           const lines = r.crontab.trimEnd().split("\n");
           expect(lines[0]).toBe(CRON_BEGIN);
           expect(lines[lines.length - 1]).toBe(CRON_END);
           const jobs = lines.slice(1, -1);
           const scripts = jobs.map((l) => /\/([a-z-]+)' >>/.exec(l)?.[1]);
           const c = host.config;
-          const expected = ["backup", ...(c.volumes.length ? ["backup-volumes"] : []), ...(c.postgres.length && templates.some((t) => t.install === "restore-drill") ? ["restore-drill"] : [])];
+          const expected = ["backup", ...(c.volumes.length ? ["backup-volumes"] : []), ...((c.postgres.length || c.volumes.length) && templates.some((t) => t.install === "restore-drill") ? ["restore-drill"] : [])];
           expect(scripts).toEqual(expected);
           const schedules: Record<string, string> = { backup: c.schedule.backup, "backup-volumes": c.schedule.volumes ?? c.schedule.backup, "restore-drill": c.schedule.drill };
           jobs.forEach((l, i) => {
