@@ -280,6 +280,24 @@ fi
 # ---- each database, in a child (so that one failure does not stop the others, and a signal stops
 # ---- everything at once) --------------------------------------------------------------------------
 
+# drill_item_end RC [PREFIX]: the start of every item child's EXIT handler: stop its background
+# downloads and set item_result (pass | fail) and item_failure (JSON {stage, reason} or null) from
+# its exit status and the failure it recorded (PREFIX: prepended to the reason when missing).
+# shellcheck disable=SC2317 # called from the items' EXIT traps
+drill_item_end() {
+  local rc=$1 prefix=${2:-}
+  trap - EXIT
+  set +e
+  rr_bg_stop_all
+  item_result=pass item_failure=null
+  if [[ $rc -ne 0 ]]; then
+    item_result=fail
+    [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
+    [[ -z $prefix || $RR_FAIL_REASON == "$prefix"* ]] || RR_FAIL_REASON="$prefix$RR_FAIL_REASON"
+    item_failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
+  fi
+}
+
 # drill_one DB KEY MODE OUT: runs in a subshell with set -e; writes its JSON result to OUT on any
 # exit. KEY picks the restore point in pick_* (the database itself for the newest; "DB@TIER" for an
 # older one). MODE newest: RPO and RTO are judged; older: the throwaway's database DB is dropped
@@ -292,15 +310,9 @@ drill_one() {
   RR_FAIL_STAGE="" RR_FAIL_REASON=""
   # shellcheck disable=SC2317 # invoked by the trap
   db_exit() {
-    local rc=$? result=pass failure=null
-    trap - EXIT
-    set +e
-    rr_bg_stop_all
-    if [[ $rc -ne 0 ]]; then
-      result=fail
-      [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
-      failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
-    fi
+    local rc=$? item_result item_failure
+    drill_item_end "$rc"
+    local result=$item_result failure=$item_failure
     jq -cn --arg d "$db" --arg s "${pick_stamp[$key]}" --arg t "${pick_tier[$key]}" --arg m "${pick_manifest[$key]}" --arg mode "$mode" \
       --arg o "${okey:-}" --arg created "${m_created:-}" --argjson size "${m_size:-null}" --arg enc "${m_enc:-}" \
       --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson tables "$tables_ok" --argjson td "$tables_detail" \
@@ -420,15 +432,9 @@ drill_globals() {
   RR_FAIL_STAGE="" RR_FAIL_REASON=""
   # shellcheck disable=SC2317 # invoked by the trap
   globals_exit() {
-    local rc=$? result=pass failure=null
-    trap - EXIT
-    set +e
-    rr_bg_stop_all
-    if [[ $rc -ne 0 ]]; then
-      result=fail
-      [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
-      failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
-    fi
+    local rc=$? item_result item_failure
+    drill_item_end "$rc"
+    local result=$item_result failure=$item_failure
     jq -cn --arg s "${pick_stamp[:globals]}" --arg t "${pick_tier[:globals]}" --arg m "${pick_manifest[:globals]}" \
       --arg o "$okey" --arg created "$m_created" --argjson size "${m_size:-null}" --arg enc "$m_enc" \
       --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson roles "$roles" --argjson pw "$passwords" \
@@ -514,18 +520,11 @@ drill_volume() {
   RR_FAIL_STAGE="" RR_FAIL_REASON="" RR_VOL_LKEY="" RR_VOL_LENTRIES=""
   # shellcheck disable=SC2317 # invoked by the trap
   vol_exit() {
-    local rc=$? result=pass failure=null
-    trap - EXIT
-    set +e
-    rr_bg_stop_all
+    local rc=$? item_result item_failure
+    drill_item_end "$rc" "volume $vol: "
     rr_vol_remove "$tvol"
     rm -rf -- "$dir"
-    if [[ $rc -ne 0 ]]; then
-      result=fail
-      [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
-      [[ $RR_FAIL_REASON == "volume $vol:"* ]] || RR_FAIL_REASON="volume $vol: $RR_FAIL_REASON"
-      failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
-    fi
+    local result=$item_result failure=$item_failure
     jq -cn --arg v "$vol" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg o "$okey" --arg l "$RR_VOL_LKEY" \
       --arg created "$m_created" --argjson size "${m_size:-null}" --arg enc "$m_enc" --argjson sha "$sha_ok" \
       --argjson content "$content" --arg note "$note" --argjson listed "$listed" --argjson restored "$restored" \
