@@ -48,6 +48,8 @@ export interface BackupEnvOptions {
   drill?: RawHost["drill"];
   schedule?: RawHost["schedule"];
   objectives?: RawConfig["objectives"];
+  /** The host's pitr section (point-in-time recovery). */
+  pitr?: RawHost["pitr"];
   /**
    * Ping URL. The schema only accepts https, so a local http ping server's URL is written as an
    * override line at the end of restorable.conf (the rendered line stays as rendered).
@@ -122,6 +124,7 @@ export function backupEnvConfig(o: BackupEnvOptions, dir: string): RawConfig {
   if (o.zstdLevel !== undefined) host.zstdLevel = o.zstdLevel;
   if (o.drill) host.drill = o.drill;
   if (o.schedule) host.schedule = o.schedule;
+  if (o.pitr) host.pitr = o.pitr;
   return {
     storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true },
     objectives: o.objectives ?? { rpo: "24h", rto: "1h" },
