@@ -94,7 +94,7 @@ wa_sql() {
   restorable_pg "$i" psql -X -w -A -t -q -F '|' -v ON_ERROR_STOP=1 -d "${RESTORABLE_PG_DATABASE[i]}" -c "$1"
 }
 
-declare -A WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
+declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
 
 wa_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "${RESTORABLE_PITR_CLUSTER[$1]}"; }
@@ -260,23 +260,27 @@ wa_ship() {
 # wa_tick C: one round for cluster C: receiver, shipping, the quiet-server switch, the alarm.
 wa_tick() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
-  local now row lsn_text offset walfile='' status lsn age
+  local now row lsn_text offset walfile='' status xmax lsn age
   wa_check_receiver "$c"
   wa_ship "$c" || true
   now=$EPOCHSECONDS
   row=
-  if restorable_try connect wa_sql "$i" "SELECT pg_current_wal_lsn(), (pg_walfile_name_offset(pg_current_wal_lsn())).file_offset, pg_walfile_name(pg_current_wal_lsn()), coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'), 'missing')" >"$RESTORABLE_RUN_DIR/tick.$c"; then
+  if restorable_try connect wa_sql "$i" "SELECT pg_current_wal_lsn(), (pg_walfile_name_offset(pg_current_wal_lsn())).file_offset, pg_walfile_name(pg_current_wal_lsn()), coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'), 'missing'), pg_snapshot_xmax(pg_current_snapshot())" >"$RESTORABLE_RUN_DIR/tick.$c"; then
     row=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/tick.$c" || true)
   fi
   if [[ -n $row ]]; then
-    IFS='|' read -r lsn_text offset walfile status <<<"$row"
+    IFS='|' read -r lsn_text offset walfile status xmax <<<"$row"
     lsn=$(wa_lsn "$lsn_text")
-    # Quiet server: the current segment holds WAL not yet archived -> switch after SWITCH_AFTER.
-    if ((offset > 0)); then
+    # Quiet server: the current segment holds a transaction not yet archived -> switch after
+    # SWITCH_AFTER. "A transaction": the next xid moved since our last switch. Not just "offset > 0":
+    # an idle server writes a small running-xacts record after every switch, and switching for it
+    # would churn a 16 MB segment every few seconds forever.
+    if ((offset > 0)) && [[ $xmax != "${WA_SWITCH_XID[$c]:-}" ]]; then
       if [[ -z ${WA_DIRTY_SINCE[$c]} ]]; then WA_DIRTY_SINCE[$c]=$now; fi
       if ((now - WA_DIRTY_SINCE[$c] >= SWITCH_AFTER)); then
         if restorable_try connect wa_sql "$i" "SELECT pg_switch_wal()" >/dev/null; then
           WA_DIRTY_SINCE[$c]=
+          WA_SWITCH_XID[$c]=$xmax
           # Give the receiver a moment to complete the segment, then ship it in this round.
           sleep 1
           wa_ship "$c" || true
@@ -294,9 +298,9 @@ wa_tick() {
     if ((waiting == 0)) && [[ -e "$(wa_spool "$c")/$walfile.partial" ]] && ((lsn - offset > WA_SHIPPED_END[$c])); then
       WA_SHIPPED_END[$c]=$((lsn - offset))
     fi
-    # Unshipped WAL: when the server was first seen beyond what the archive holds (reset whenever
-    # the archive passes that point).
-    if ((lsn > WA_SHIPPED_END[$c])); then
+    # Not off-site yet: the archive does not reach the current segment, or a transaction waits in
+    # it. Its clock starts when first seen, and restarts whenever the archive passes that point.
+    if ((lsn - offset > WA_SHIPPED_END[$c])) || [[ -n ${WA_DIRTY_SINCE[$c]} ]]; then
       if [[ -z ${WA_UNSHIPPED_SINCE[$c]} ]] || ((WA_UNSHIPPED_LSN[$c] <= WA_SHIPPED_END[$c])); then
         WA_UNSHIPPED_SINCE[$c]=$now
         WA_UNSHIPPED_LSN[$c]=$lsn
