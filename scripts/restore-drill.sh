@@ -49,6 +49,8 @@ RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$RR_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
 . "$RR_HERE/lib-restore.sh"
+# shellcheck source=lib-pitr.sh
+. "$RR_HERE/lib-pitr.sh"
 
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
@@ -148,7 +150,7 @@ rr_throwaway_start "$runtime" "$image"
 rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
-declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
+declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=() pitr_rpo=()
 first_stage="" first_reason=""
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
@@ -164,8 +166,11 @@ for i in "${!databases[@]}"; do
   created=$(rr_stamp_epoch "$s")
   age=$((now - created))
   pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey pick_size[$db]=$osize
+  # With PITR the WAL archive, not the dump, meets the RPO (lib-pitr.sh).
+  if restorable_pitr_rpo "$db"; then age=$PITR_RPO_AGE pitr_rpo[$db]=$PITR_RPO_AGE; rr_log "$db: RPO from the WAL archive: $PITR_RPO_TEXT"; fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    if [[ -n ${pitr_rpo[$db]:-} ]]; then reason="$PITR_RPO_TEXT, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
     db_results+=("$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
       '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')")
     rr_log "$db: $reason"
@@ -240,6 +245,7 @@ drill_one() {
     local ce
     ce=$(date -u -d "$m_created" +%s 2>/dev/null) && rpo_age=$((now - ce))
   fi
+  if [[ -n ${pitr_rpo[$db]:-} ]]; then rpo_age=${pitr_rpo[$db]}; fi
   sha_ok=false
   rr_fetch_object "$dir" "$identity"
   sha_ok=true

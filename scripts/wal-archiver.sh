@@ -30,10 +30,11 @@ set -euo pipefail
 RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd -P)
 # shellcheck source=lib.sh
 . "$RESTORABLE_SELF_DIR/lib.sh"
+# shellcheck source=lib-pitr.sh
+. "$RESTORABLE_SELF_DIR/lib-pitr.sh"
 
 restorable_no_args "wal-archiver" "${BASH_SOURCE[0]}" "$@"
 
-RESTORABLE_PITR_CLUSTER=() RESTORABLE_PITR_SOURCE=() RESTORABLE_PITR_SLOT=()
 RESTORABLE_PITR_SHIP_SECONDS=60 RESTORABLE_PITR_SERVER_WAL_LIMIT=4GB
 restorable_init wal-archiver
 
@@ -326,6 +327,7 @@ wa_tick() {
   if [[ -n $first ]]; then first_age=$((now - $(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$now"))); fi
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
+  restorable_pitr_write_status "$name" "$now" "$age" || true
   if ((age > RESTORABLE_RPO_SECONDS)); then
     wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     return

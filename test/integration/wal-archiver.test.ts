@@ -87,6 +87,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
       objectives: { rpo: "1m", rto: "1h" },
       pitr: {},
       postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
+      drill: { runtime: "local" },
       // Shorter than the defaults so the test runs in seconds: ship within 12 s (a round every 2 s,
       // a quiet segment switched after 4 s), and an RPO of 10 s for the alarm.
       extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
@@ -269,6 +270,27 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     await waitFor("recovery to finish", async () => (await q("SELECT NOT pg_is_in_recovery()")).stdout.trim() === "t", 120_000, 500);
     const got = (await q("SELECT note FROM marker ORDER BY id")).stdout.trim().split("\n");
     expect(got).toEqual(markers);
+  }, 300_000);
+
+  it("the drill's RPO check uses the archive: a day-old dump passes while the archiver runs, and fails once it has stopped", async () => {
+    const b = archivers.at(-1)!;
+    expect(b.proc.exitCode).toBeNull();
+    const dump = await e.run("backup", [], { now: new Date().toISOString().replace(/\.\d+Z$/, "Z") });
+    expect(dump.code).toBe(0);
+    // The drill's clock a day later: the dump alone would be 1d old against an RPO of 10 s.
+    const later = new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const ok = await e.run("restore-drill", [], { now: later });
+    expect(ok.stderr).toMatch(/app: RPO from the WAL archive: committed WAL of app \(cluster .*\) has waited \d+s to go off-site/);
+    expect(ok.code).toBe(0);
+    b.proc.kill("SIGTERM");
+    expect(await b.exited).toBe(0);
+    expect(b.stderr()).toMatch(/stopped by signal TERM/);
+    expect(receiverPids(e.stateDir)).toEqual([]);
+    // Two shipping periods (2 x 10 s) without a round: the archive no longer vouches for the RPO.
+    await new Promise((r) => setTimeout(r, 22_000));
+    const stale = await e.run("restore-drill", [], { now: later });
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr).toMatch(/FAILED at stage rpo: .*the WAL archiver of cluster .* last ran \d+s ago: up to \d+s of app may not be off-site, more than the RPO objective/);
   }, 300_000);
 });
 
