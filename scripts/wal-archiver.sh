@@ -59,6 +59,7 @@ wa_stop() {
 trap 'wa_stop TERM' TERM
 trap 'wa_stop INT' INT
 
+printf '%s\n' "$$" >"$RESTORABLE_STATE_DIR/wal-archiver.pid"
 restorable_ping start
 restorable_load_credentials
 

@@ -292,6 +292,20 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     expect(stale.code).not.toBe(0);
     expect(stale.stderr).toMatch(/FAILED at stage rpo: .*the WAL archiver of cluster .* last ran \d+s ago: up to \d+s of app may not be off-site, more than the RPO objective/);
   }, 300_000);
+
+  it("pitr-uninstall (pulumi destroy) stops the archiver and its receiver and drops the slot", async () => {
+    const a = start();
+    await withLog(waitFor("the archiver and its receiver", () => a.stderr().includes("archiving WAL of") && receiverPids(e.stateDir).length === 1, 30_000));
+    expect(await pg.psql("SELECT count(*) FROM pg_replication_slots")).toBe("1");
+    const r = await e.run("pitr-uninstall");
+    expect(r.stderr).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    expect(await a.exited).toBe(0);
+    expect(receiverPids(e.stateDir)).toEqual([]);
+    expect(await pg.psql("SELECT count(*) FROM pg_replication_slots")).toBe("0");
+    // Idempotent: again, with nothing left to do.
+    expect((await e.run("pitr-uninstall")).code).toBe(0);
+  }, 120_000);
 });
 
 /** pids of pg_receivewal processes whose arguments mention `dir`. */

@@ -8,6 +8,8 @@ import { ConfigError, parseConfig, type RawConfig } from "../../infra/config";
 import { firings, parseCron } from "../../infra/config/cron";
 import { baseBackupKeepSeconds, pitrClusters } from "../../infra/config/pitr";
 import { baseBackupKeys, buildPlan, tierFor, walKey, type Plan } from "../../infra/plan";
+import { installPlan } from "../../infra/plan/install";
+import { placeholderSecrets, renderHost } from "../../infra/plan/render";
 
 function cfg(pitr: unknown, extra: (c: any) => void = () => undefined): RawConfig { // eslint-disable-line @typescript-eslint/no-explicit-any
   const c: any = { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -135,6 +137,26 @@ describe("pitr plan: layout, clusters and lifecycle rules", () => {
       });
     expect(() => parseConfig(many(20))).not.toThrow();
     expect(errorOf(many(21))).toMatch(/restorable:hosts: B2 allows 100 lifecycle rules .* these hosts need 105/);
+  });
+});
+
+describe("pitr on the host: cron lines and uninstall", () => {
+  it("cron runs backup-base on its schedule and the archiver every minute; uninstall stops it and drops the slots first", () => {
+    const plan = buildPlan(parseConfig(cfg({})));
+    const h = plan.hosts[0]!;
+    const rendered = renderHost(plan, h, placeholderSecrets(h));
+    expect(rendered.crontab).toMatch(/^0 2 \* \* 0 .*'\/opt\/restorable\/backup-base' >>/m);
+    expect(rendered.crontab).toMatch(/^\* \* \* \* \* .*'\/opt\/restorable\/wal-archiver' >>/m);
+    const conf = rendered.files.find((f) => f.path.endsWith("/restorable.conf"))!.content;
+    expect(conf).toContain("RESTORABLE_PITR_CLUSTER=('app-db' '127.0.0.1-5433')");
+    expect(conf).toContain("RESTORABLE_PITR_SLOT=('restorable_app_db' 'restorable_127_0_0_1_5433')");
+    const un = installPlan(rendered, h).uninstall;
+    expect(un).toContain('"/opt/restorable/pitr-uninstall"');
+    expect(un.indexOf("pitr-uninstall")).toBeLessThan(un.indexOf("A run in progress"));
+    const off = buildPlan(parseConfig(cfg(undefined, (c) => (c.objectives.rpo = "1d"))));
+    const offRendered = renderHost(off, off.hosts[0]!, placeholderSecrets(off.hosts[0]!));
+    expect(offRendered.crontab).not.toMatch(/wal-archiver|backup-base/);
+    expect(installPlan(offRendered, off.hosts[0]!).uninstall).not.toContain("1b. PITR");
   });
 });
 
