@@ -244,6 +244,28 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     expect(b.proc.exitCode).toBeNull();
   }, 300_000);
 
+  it("S3 answering 403 (a bucket policy denies the upload): loud alarm with the store's answer; then it catches up, no gap", async () => {
+    const b = archivers.at(-1)!;
+    const alarms = () => (b.stderr().match(/FAILED at stage archive/g) ?? []).length;
+    const before = alarms();
+    const deny = { Version: "2012-10-17", Statement: [{ Effect: "Deny", Principal: { AWS: [`arn:aws:iam:::user/${HOST}`] }, Action: ["s3:PutObject"], Resource: [`arn:aws:s3:::${BUCKET}/*`] }] };
+    const put = await s3.aws(s3.admin, ["s3api", "put-bucket-policy", "--bucket", BUCKET, "--policy", JSON.stringify(deny)]);
+    expect(put.code, put.stderr).toBe(0);
+    try {
+      const during = await commitMarker("during-403");
+      await withLog(waitFor("the 403 in the log", () => /cannot upload [0-9A-F]{24} yet \(will retry\): HTTP 403/.test(b.stderr()), 60_000, 500));
+      await withLog(waitFor("a new alarm", () => alarms() > before, 60_000, 500));
+      expect(b.stderr().split("\n").filter((l) => l.includes("FAILED at stage archive")).at(-1)).toMatch(/[0-9A-F]{24} and later are missing .*\(upload error, see above\)/);
+      const del = await s3.aws(s3.admin, ["s3api", "delete-bucket-policy", "--bucket", BUCKET]);
+      expect(del.code, del.stderr).toBe(0);
+      await reachesBucket(during, 90_000);
+    } finally {
+      await s3.aws(s3.admin, ["s3api", "delete-bucket-policy", "--bucket", BUCKET]);
+    }
+    await expectNoGap();
+    expect(b.proc.exitCode).toBeNull();
+  }, 300_000);
+
   it("the base backup plus the archived WAL recover every committed marker with plain PostgreSQL", async () => {
     await reachesBucket(markers.at(-1)!);
     const keys = (await e.list(`${HOST}/weekly/base/`)).map((k) => k.key);
