@@ -197,33 +197,43 @@ wa_exists() {
   return 1
 }
 
-# wa_upload FILE KEY: compress (and encrypt) FILE, then one signed PUT of the result, unless KEY exists.
+# wa_upload FILE KEY: compress (and encrypt) FILE, then one signed PUT of the result, unless KEY
+# exists. Unencrypted, nothing is written to disk (a full spool disk must not block the uploads
+# that would free it): zstd runs twice, once for the payload's sha256 (the signature needs it
+# first) and once into the PUT; its output is the same for the same input and level. age output
+# is not repeatable, so an encrypted segment goes through a temp file next to it.
 wa_upload() {
-  local file=$1 key=$2 tmp sha rc=0 out
-  tmp="$(dirname -- "$file")/.upload.$(basename -- "$file")"
+  local file=$1 key=$2 tmp='' sha rc=0 out
+  local -a zstd_args=(-q -c "-$RESTORABLE_ZSTD_LEVEL" -T1)
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then
     local -a age_args=() r
     for r in "${RESTORABLE_AGE_RECIPIENTS[@]}"; do age_args+=(-r "$r"); done
-    zstd -q -c "-$RESTORABLE_ZSTD_LEVEL" -- "$file" | age "${age_args[@]}" >"$tmp" || rc=$?
+    tmp="$(dirname -- "$file")/.upload.$(basename -- "$file")"
+    zstd "${zstd_args[@]}" -- "$file" | age "${age_args[@]}" >"$tmp" || rc=$?
+    if ((rc != 0)); then rm -f -- "$tmp"; echo "cannot compress and encrypt $file into $tmp (disk full?)" >&2; return 1; fi
+    sha=$(sha256sum -- "$tmp" | cut -d' ' -f1)
   else
-    zstd -q -c "-$RESTORABLE_ZSTD_LEVEL" -- "$file" >"$tmp" || rc=$?
+    sha=$(zstd "${zstd_args[@]}" -- "$file" | sha256sum | cut -d' ' -f1) || rc=$?
+    if ((rc != 0)) || [[ ! $sha =~ ^[0-9a-f]{64}$ ]]; then echo "cannot compress $file" >&2; return 1; fi
   fi
-  if ((rc != 0)); then rm -f -- "$tmp"; echo "cannot compress $file (disk full?)" >&2; return 1; fi
-  sha=$(sha256sum -- "$tmp" | cut -d' ' -f1)
   wa_exists "$key" && rc=0 || rc=$?
-  if ((rc == 0)); then
-    # Uploaded before (e.g. by an archiver killed before it removed the local copy): never overwritten.
-    rm -f -- "$tmp"
-    return 0
-  elif ((rc != 1)); then
-    rm -f -- "$tmp"
-    return 1
+  if ((rc != 1)); then
+    # 0: uploaded before (e.g. by an archiver killed before it removed the local copy), never
+    # overwritten; 2: the listing failed (its error is on stderr).
+    [[ -z $tmp ]] || rm -f -- "$tmp"
+    return $((rc == 0 ? 0 : 1))
   fi
   out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml"
   rc=0
-  restorable_s3_request PUT "$key" "" "$sha" "$out" -H "Content-Type: application/octet-stream" \
-    -H "x-amz-meta-sha256: $sha" --data-binary @"$tmp" || rc=$?
-  rm -f -- "$tmp" "$out"
+  if [[ -n $tmp ]]; then
+    restorable_s3_request PUT "$key" "" "$sha" "$out" -H "Content-Type: application/octet-stream" \
+      -H "x-amz-meta-sha256: $sha" --data-binary @"$tmp" || rc=$?
+    rm -f -- "$tmp"
+  else
+    zstd "${zstd_args[@]}" -- "$file" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
+      -H "Content-Type: application/octet-stream" -H "x-amz-meta-sha256: $sha" --data-binary @- || rc=$?
+  fi
+  rm -f -- "$out"
   return "$rc"
 }
 
