@@ -5,7 +5,8 @@
 # volume read-only, with no network and no log driver (the stream never lands in container logs):
 #   docker run --rm -v <volume>:/data:ro <image> tar -C /data -cf - .
 #   | zstd | [age -r <recipients>] | tee (sha256, size) | aws s3 cp - s3://<bucket>/<key>
-# streamed, with no local copy, into the tier the UTC date calls for; the manifest is uploaded
+# streamed, with no local copy, into the tier the bucket's restore points of that volume call
+# for (restorable_tier: the month's first is monthly, the week's first weekly); the manifest is uploaded
 # last, only when every stage exited 0 and the bucket holds exactly the streamed bytes.
 # The tarball keeps contents, modes, owners and mtimes; restore with `tar -xpf` into an empty
 # volume. Files written while the tar runs may be captured half-written: stop writers first when
@@ -53,6 +54,7 @@ volumes_check() {
 
 backup_volume() {
   local volume=$1 started=$EPOCHREALTIME
+  restorable_tier "volumes/$volume"
   local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/volumes/$volume/$RESTORABLE_STAMP"
   local key="$base.tar.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
@@ -73,6 +75,7 @@ backup_volume() {
   restorable_try manifest volumes_upload_manifest "$manifest" \
     "$(restorable_manifest volume "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" tar "$extra" "$started")" || return 1
   restorable_log "volume $volume: done, $RESTORABLE_STREAM_SIZE bytes, sha256 $RESTORABLE_STREAM_SHA256, manifest $(restorable_s3_url "$manifest")"
+  restorable_metrics_item volume "$volume" ok "$RESTORABLE_STREAM_SIZE" "$started"
 }
 
 volumes_upload_manifest() {
@@ -81,13 +84,16 @@ volumes_upload_manifest() {
 
 # ------------------------------------------------------------------------------------------ main
 
-restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_VOLUMES[@]} volume(s)"
+restorable_log "run $RESTORABLE_STAMP into $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_VOLUMES[@]} volume(s)"
 if ((${#RESTORABLE_VOLUMES[@]} == 0)); then
   restorable_log "no volumes configured; nothing to do"
   restorable_finish
 fi
 restorable_preflight aws docker zstd sha256sum flock curl
 for volume in "${RESTORABLE_VOLUMES[@]}"; do
-  if ! backup_volume "$volume"; then restorable_record_failure "volume $volume"; fi
+  if ! backup_volume "$volume"; then
+    restorable_record_failure "volume $volume"
+    restorable_metrics_item volume "$volume" fail
+  fi
 done
 restorable_finish

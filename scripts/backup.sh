@@ -3,7 +3,8 @@
 #
 # For each database: pg_dump -Fc -Z0 (through its access mode: compose | container | local)
 #   | zstd | [age -r <recipients>] | tee (sha256, size) | aws s3 cp - s3://<bucket>/<key>
-# streamed, with no local copy of the dump, into the tier the UTC date calls for; then the
+# streamed, with no local copy of the dump, into the tier the bucket's restore points of that
+# database call for (restorable_tier: the month's first is monthly, the week's first weekly); then the
 # manifest, uploaded last and only when every stage of the pipe exited 0 and the object in the
 # bucket has exactly the streamed size. A backup exists only when its manifest exists.
 # Meanwhile, once per run, the roles (pg_dumpall --globals-only) of every distinct cluster, the
@@ -77,6 +78,7 @@ backup_preflight() {
 backup_database() {
   local i=$1 started=$EPOCHREALTIME
   local db=${RESTORABLE_PG_DATABASE[i]}
+  restorable_tier "postgres/$db"
   local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/postgres/$db/$RESTORABLE_STAMP"
   local key="$base.dump.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
@@ -110,6 +112,7 @@ backup_database() {
   restorable_try manifest backup_upload_manifest "$manifest" \
     "$(restorable_manifest postgres "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" custom "$extra" "$started")" || return 1
   restorable_log "database $db: done, $RESTORABLE_STREAM_SIZE bytes, sha256 $RESTORABLE_STREAM_SHA256, manifest $(restorable_s3_url "$manifest")"
+  restorable_metrics_item postgres "$db" ok "$RESTORABLE_STREAM_SIZE" "$started"
 }
 
 backup_upload_manifest() {
@@ -132,6 +135,7 @@ backup_globals_stream() {
 
 backup_globals() {
   local started=$EPOCHREALTIME
+  restorable_tier globals
   local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/globals/$RESTORABLE_STAMP"
   local key="$base.sql.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
@@ -163,6 +167,7 @@ backup_globals() {
   restorable_try manifest backup_upload_manifest "$manifest" \
     "$(restorable_manifest globals "$key" "$RESTORABLE_STREAM_SIZE" "$RESTORABLE_STREAM_SHA256" sql "$extra" "$started")" || return 1
   restorable_log "globals: done, $RESTORABLE_STREAM_SIZE bytes, manifest $(restorable_s3_url "$manifest")"
+  restorable_metrics_item globals "" ok "$RESTORABLE_STREAM_SIZE" "$started"
 }
 
 # backup_globals in the background, alongside the database dumps (it is small; this keeps the run
@@ -177,7 +182,7 @@ backup_globals_job() {
 
 # ------------------------------------------------------------------------------------------ main
 
-restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PG_DATABASE[@]} database(s)"
+restorable_log "run $RESTORABLE_STAMP into $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PG_DATABASE[@]} database(s)"
 backup_preflight
 
 # Roles: once per run from each distinct cluster (sources on one cluster share their roles).
@@ -202,6 +207,7 @@ fi
 for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
   if ! backup_database "$i"; then
     restorable_record_failure "database ${RESTORABLE_PG_DATABASE[i]}"
+    restorable_metrics_item postgres "${RESTORABLE_PG_DATABASE[i]}" fail
   fi
 done
 
@@ -215,6 +221,7 @@ if [[ -n $GLOBALS_PID ]]; then
     RESTORABLE_ERROR_STAGE=${globals_result[1]:-globals}
     RESTORABLE_ERROR_REASON=${globals_result[2]:-the globals job ended without a result}
     restorable_record_failure globals
+    restorable_metrics_item globals "" fail
   fi
 fi
 

@@ -56,6 +56,7 @@ RR_TA_CID=""
 RR_TA_DIR=""
 RR_TA_BIN=""
 RR_RUN_ID=""
+RR_STARTED=${EPOCHREALTIME/,/.}
 
 # Seconds since the epoch with microseconds (bash 5 EPOCHREALTIME).
 rr_clock() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
@@ -160,13 +161,12 @@ rr_die() {
   if [[ -z $RR_FAIL_REASON ]]; then RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON=$*; fi
   exit 1
 }
+# rr_usage REASON: a usage error (exit 2); the EXIT trap prints the contract's failure line,
+#   <UTC time> restorable <script>: FAILED at stage usage: REASON (see <script> --help)
 rr_usage() {
-  printf 'restorable %s: %s (see %s --help)\n' "$RR_SCRIPT" "$*" "$RR_SCRIPT" >&2
-  RR_FAIL_STAGE=usage RR_FAIL_REASON="usage: $*"
-  RR_USAGE_PRINTED=1
+  RR_FAIL_STAGE=usage RR_FAIL_REASON="$* (see $RR_SCRIPT --help)"
   exit 2
 }
-RR_USAGE_PRINTED=0
 
 rr__on_err() {
   # Remember the failing command for an "unexpected error" line; set -e does the exit.
@@ -233,13 +233,14 @@ rr__on_exit() {
   fi
   if [[ -n $down ]]; then wait "$down" 2>/dev/null; fi
   if [[ $rc -ne 0 ]]; then
-    if [[ $rc -ne 2 || $RR_USAGE_PRINTED -ne 1 ]]; then
-      # The contract's one line, last on stderr.
-      rr_log "FAILED at stage ${RR_FAIL_STAGE:-$RR_STAGE}: ${RR_FAIL_REASON//$'\n'/ }"
-    fi
+    # The contract's one line, last on stderr.
+    rr_log "FAILED at stage ${RR_FAIL_STAGE:-$RR_STAGE}: ${RR_FAIL_REASON//$'\n'/ }"
     if [[ $RR_PINGED_START -eq 1 ]]; then rr_ping fail; fi
   elif [[ $RR_PINGED_START -eq 1 ]]; then
     rr_ping success
+  fi
+  if [[ $RR_SCRIPT == restore-drill ]]; then
+    restorable_metrics_job "$RR_SCRIPT" "$rc" "$(rr_elapsed "$RR_STARTED")" "$(rr_now)"
   fi
   # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
   if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
@@ -287,6 +288,9 @@ rr_load_config() {
   RESTORABLE_PING_URL=${RESTORABLE_PING_URL:-}
   RESTORABLE_RPO_SECONDS=${RESTORABLE_RPO_SECONDS:-86400}
   RESTORABLE_RTO_SECONDS=${RESTORABLE_RTO_SECONDS:-3600}
+  RESTORABLE_RETENTION_DAILY=${RESTORABLE_RETENTION_DAILY:-7}
+  RESTORABLE_RETENTION_WEEKLY=${RESTORABLE_RETENTION_WEEKLY:-4}
+  RESTORABLE_RETENTION_MONTHLY=${RESTORABLE_RETENTION_MONTHLY:-12}
   RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RR_DEFAULT_STATE_DIR}
   RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
   RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
@@ -305,6 +309,11 @@ rr_load_config() {
   [[ -n ${RESTORABLE_AGE_RECIPIENTS+x} ]] || RESTORABLE_AGE_RECIPIENTS=()
   [[ $RESTORABLE_RPO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RPO_SECONDS must be a number of seconds"
   [[ $RESTORABLE_RTO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RTO_SECONDS must be a number of seconds"
+  local t
+  for t in DAILY WEEKLY MONTHLY; do
+    v=RESTORABLE_RETENTION_$t
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || rr_config_error "$v must be a whole number of restore points"
+  done
 
   RESTORABLE_CREDENTIALS=${RESTORABLE_CREDENTIALS:-}
   RESTORABLE_PG_PASSWORD=()
@@ -350,6 +359,7 @@ rr_lock() {
     RR_FAIL_STAGE=lock RR_FAIL_REASON="another $name run holds $lock"
     exit 3
   fi
+  restorable_rotate_log "$RR_SCRIPT"
 }
 
 # rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with
@@ -657,6 +667,23 @@ rr_decode_to() {
   RR_T_DECODE=$(rr_elapsed "$t0")
 }
 
+# rr_globals_sql IN OUT [drill]: pg_dumpall --globals-only output (IN) -> SQL (OUT) that applies to
+# a server that already has some of the roles: CREATE ROLE fails for a role that exists (the
+# superuser always does), so it is made idempotent. With "drill", CREATE TABLESPACE statements are
+# left out (a throwaway has none of their directories; the drill restores with --no-tablespaces).
+# Sets RR_GLOBALS_ROLES (roles in the backup). Dies at the current stage on a non-globals object.
+RR_GLOBALS_ROLES=0
+rr_globals_sql() {
+  local in=$1 out=$2 drill=${3:-}
+  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$in" || rr_die "the object does not look like pg_dumpall --globals-only output"
+  local -a skip=()
+  if [[ $drill == drill ]]; then skip=(-e '/^CREATE TABLESPACE /d'); fi
+  # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
+  sed -E "${skip[@]}" -e 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
+    "$in" >"$out" || rr_die "cannot prepare the globals SQL"
+  RR_GLOBALS_ROLES=$(grep -c '^CREATE ROLE' "$in" || true)
+}
+
 # rr_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.
 rr_check_manifest() {
   local f=$1 key=$2 kind=$3 name=$4 dir
@@ -763,8 +790,92 @@ rr_compare_tables() {
   return 1
 }
 
-# Identifier checks for names that end up in SQL (plain names only; no quoting games).
-rr_valid_ident() { [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_$-]{0,62}$ ]]; }
+# ---- names --------------------------------------------------------------------------------------
+#
+# The config schema's name rules (infra/config/schema.ts NAME_RULES; test/unit/name-rules.test.ts
+# keeps these equal to it), so that every name `backup` backs up is one restore and drill accept.
+# The patterns live in variables: written inline in [[ =~ ]], bash would expand the "$-" in them.
+RR_PG_NAME_RE='^[A-Za-z_][A-Za-z0-9_$-]{0,62}$'
+RR_PG_NAME_RULE='must start with a letter or _ and contain only letters, digits, _, $ and - (at most 63 characters)'
+RR_DOCKER_NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]+$'
+RR_DOCKER_NAME_RULE='must start with a letter or digit and contain only letters, digits, _, . and - (at least 2 characters)'
+# rr_check_name pg|docker WHAT VALUE: a usage error (exit 2) naming the rule VALUE breaks.
+rr_check_name() {
+  local rule=$1 what=$2 value=$3 re text
+  case $rule in
+    pg) re=$RR_PG_NAME_RE text=$RR_PG_NAME_RULE ;;
+    docker) re=$RR_DOCKER_NAME_RE text=$RR_DOCKER_NAME_RULE ;;
+  esac
+  [[ $value =~ $re ]] || rr_usage "$what \"$value\": $text"
+}
+# SQL quoting: rr_sql_ident NAME -> "NAME" (identifier), rr_sql_literal TEXT -> 'TEXT' (string
+# literal; standard_conforming_strings is on in every supported PostgreSQL). Names are also checked
+# against the rules above, but SQL never relies on that.
+rr_sql_ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
+rr_sql_literal() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }
+
+# ---- the retention promise -------------------------------------------------------------------
+#
+# The README's promise: a restore point from each of the last DAILY UTC days, WEEKLY ISO weeks and
+# MONTHLY months, counted at a moment as the periods that end with yesterday. The same definition
+# as the plan's promisePeriods (infra/plan/promise.ts); test/unit/promise.test.ts keeps them equal.
+
+# rr_promise_periods NOW_EPOCH DAILY WEEKLY MONTHLY: one line per period,
+#   TIER <TAB> LABEL <TAB> FROM <TAB> TO      (FROM/TO: UTC stamps, [FROM, TO), as in object keys)
+rr_promise_periods() {
+  local now=$1 nd=$2 nw=$3 nm=$4 y k from to monday yy mm dow
+  y=$((now / 86400 * 86400 - 86400))
+  for ((k = 0; k < nd; k++)); do
+    from=$((y - k * 86400))
+    printf 'daily\t%(%F)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" $((from + 86400))
+  done
+  printf -v dow '%(%u)T' "$y"
+  monday=$((y - (dow - 1) * 86400))
+  for ((k = 0; k < nw; k++)); do
+    from=$((monday - 7 * k * 86400))
+    printf 'weekly\tweek of %(%F)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" $((from + 7 * 86400))
+  done
+  printf -v yy '%(%Y)T' "$y"
+  printf -v mm '%(%m)T' "$y"
+  mm=$((10#$mm))
+  for ((k = 0; k < nm; k++)); do
+    from=$(rr_month_start "$yy" $((mm - k)))
+    to=$(rr_month_start "$yy" $((mm - k + 1)))
+    printf 'monthly\t%(%Y-%m)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" "$to"
+  done
+}
+# rr_month_start YEAR MONTH: epoch seconds of the 1st of MONTH (any integer: 0 = December of the
+# year before, 13 = January after) at 00:00 UTC, by the civil-calendar day count (no date(1) fork).
+rr_month_start() {
+  local y=$1 m=$2 era yoe doy doe
+  y=$((y + (m - 1 - ((m - 1) % 12 + 12) % 12) / 12)) m=$((((m - 1) % 12 + 12) % 12 + 1))
+  ((m <= 2)) && y=$((y - 1))
+  era=$(((y >= 0 ? y : y - 399) / 400))
+  yoe=$((y - era * 400))
+  doy=$(((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5))
+  doe=$((yoe * 365 + yoe / 4 - yoe / 100 + doy))
+  printf '%s\n' $(((era * 146097 + doe - 719468) * 86400))
+}
+
+# rr_promise_audit PERIODS POINTS KIND NAME: the item's promised periods without a restore point
+# (POINTS: rr_restore_points lines). Prints "covered <N>", "pending <N>" (periods that ended before
+# the item's oldest restore point) and one "missing <TIER> <LABEL>" line per gap, tab-separated.
+rr_promise_audit() {
+  awk -F '\t' -v k="$3" -v n="$4" '
+    FILENAME == ARGV[1] { tier[++np] = $1; label[np] = $2; from[np] = $3; to[np] = $4; next }
+    $1 == k && $2 == n { st[++ns] = $4; if (first == "" || $4 < first) first = $4 }
+    END {
+      covered = 0; pending = 0
+      for (i = 1; i <= np; i++) {
+        hit = 0
+        for (j = 1; j <= ns; j++) if (st[j] >= from[i] && st[j] < to[i]) { hit = 1; break }
+        if (hit) covered++
+        else if (first == "" || to[i] <= first) pending++
+        else print "missing\t" tier[i] "\t" label[i]
+      }
+      print "covered\t" covered; print "pending\t" pending
+    }' "$1" "$2"
+}
 
 # ---- throwaway Postgres (restore-drill) --------------------------------------------------------
 #

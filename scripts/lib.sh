@@ -120,23 +120,10 @@ restorable_ping() {
 
 # ------------------------------------------------------------------------------------------ clock
 
-# restorable_tier EPOCH: the tier a run at this UTC time uploads into (same rule as tierFor in
-# infra/plan/layout.ts): 1st of month -> monthly, Sunday -> weekly, else daily.
-restorable_tier() {
-  local dom dow
-  dom=$(date -u -d "@$1" +%d) || return 1
-  dow=$(date -u -d "@$1" +%u) || return 1
-  if [[ $dom == 01 ]]; then
-    echo monthly
-  elif [[ $dow == 7 ]]; then
-    echo weekly
-  else
-    echo daily
-  fi
-}
-
 # restorable_clock: sets RESTORABLE_EPOCH, RESTORABLE_STAMP (20261124T030000Z),
-# RESTORABLE_CREATED_AT (2026-11-24T03:00:00Z) and RESTORABLE_TIER from RESTORABLE_NOW or the clock.
+# RESTORABLE_CREATED_AT (2026-11-24T03:00:00Z) and the bounds of the current ISO week (UTC,
+# Monday to Sunday) as days, RESTORABLE_WEEK_FROM (20261123) and RESTORABLE_WEEK_TO (20261130,
+# the next Monday), from RESTORABLE_NOW or the clock.
 restorable_clock() {
   local now=${RESTORABLE_NOW:-}
   if [[ -n $now ]]; then
@@ -149,7 +136,49 @@ restorable_clock() {
   fi
   RESTORABLE_STAMP=$(date -u -d "@$RESTORABLE_EPOCH" +%Y%m%dT%H%M%SZ)
   RESTORABLE_CREATED_AT=$(date -u -d "@$RESTORABLE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-  RESTORABLE_TIER=$(restorable_tier "$RESTORABLE_EPOCH")
+  # 1970-01-01 was a Thursday: (day + 3) % 7 is 0 on Mondays.
+  local day=$((RESTORABLE_EPOCH / 86400)) monday
+  monday=$((day - (day + 3) % 7))
+  RESTORABLE_WEEK_FROM=$(date -u -d "@$((monday * 86400))" +%Y%m%d)
+  RESTORABLE_WEEK_TO=$(date -u -d "@$(((monday + 7) * 86400))" +%Y%m%d)
+}
+
+# restorable_tier ITEM: sets RESTORABLE_TIER to the tier this run's restore point of ITEM
+# (postgres/<database>, globals, volumes/<volume>) goes into, from the restore points the
+# preflight listing saw (manifests <prefix><tier>/ITEM/<stamp>.manifest.json; a data object
+# without its manifest does not count). Same rule as tierFor in infra/plan/layout.ts:
+#   monthly  if there is no monthly restore point of ITEM stamped in the current UTC month,
+#   weekly   else if there is no weekly or monthly one stamped in the current ISO week,
+#   daily    otherwise.
+restorable_tier() {
+  local item=$1 key rest tier stamp day monthly='' weekly=''
+  local month=${RESTORABLE_STAMP:0:6}
+  for key in "${!RESTORABLE_EXISTING_KEYS[@]}"; do
+    [[ $key == "$RESTORABLE_PREFIX"*/"$item"/*.manifest.json ]] || continue
+    rest=${key#"$RESTORABLE_PREFIX"}
+    tier=${rest%%/*}
+    rest=${rest#*/}
+    stamp=${rest#"$item"/}
+    stamp=${stamp%.manifest.json}
+    [[ $rest == "$item/$stamp.manifest.json" && $stamp =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || continue
+    day=${stamp:0:8}
+    case $tier in
+      monthly)
+        if [[ ${stamp:0:6} == "$month" ]]; then monthly=1; fi
+        if [[ ! $day < $RESTORABLE_WEEK_FROM && $day < $RESTORABLE_WEEK_TO ]]; then weekly=1; fi
+        ;;
+      weekly)
+        if [[ ! $day < $RESTORABLE_WEEK_FROM && $day < $RESTORABLE_WEEK_TO ]]; then weekly=1; fi
+        ;;
+    esac
+  done
+  if [[ -z $monthly ]]; then
+    RESTORABLE_TIER=monthly
+  elif [[ -z $weekly ]]; then
+    RESTORABLE_TIER=weekly
+  else
+    RESTORABLE_TIER=daily
+  fi
 }
 
 # restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME value; default: since
@@ -169,6 +198,7 @@ restorable_elapsed() {
 restorable_no_args() {
   local name=$1 script=$2
   shift 2
+  RESTORABLE_SCRIPT=$name
   (($# == 0)) && return 0
   case $1 in
     -h | --help)
@@ -176,7 +206,8 @@ restorable_no_args() {
       exit 0
       ;;
     *)
-      echo "usage: $name (takes no arguments)" >&2
+      # The contract's failure line (no ping: the run never started).
+      restorable_log "FAILED at stage usage: $name takes no arguments, got \"$1\" (see $name --help)"
       exit 2
       ;;
   esac
@@ -241,6 +272,7 @@ restorable__on_exit() {
     restorable_log "FAILED at stage $RESTORABLE_STAGE: unexpected error (exit status $code)"
     restorable_ping fail
   fi
+  restorable_metrics_job "$RESTORABLE_SCRIPT" "$code" "$(restorable_elapsed)"
   if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then rm -rf -- "$RESTORABLE_RUN_DIR"; fi
   exit "$code"
 }
@@ -256,6 +288,28 @@ restorable_lock() {
   if ! flock -n "$RESTORABLE_LOCK_FD"; then
     restorable_fail lock "another $name run holds $file" 3
   fi
+  restorable_rotate_log "$RESTORABLE_SCRIPT"
+}
+
+# restorable_rotate_log [JOB]: when this run's stdout is a *.log file directly in the state dir (the
+# crontab's `>>STATE/<job>.log 2>&1`) that has reached RESTORABLE_LOG_MAX_BYTES, shift it to
+# .1 .. .RESTORABLE_LOG_KEEP (the oldest is dropped) and go on writing into a fresh file. Called
+# with the job's lock held, so two runs never rotate one log at once. Any other stdout (a
+# terminal, a pipe, a file elsewhere) is left alone; without /proc nothing is rotated.
+restorable_rotate_log() {
+  local job=${1:-$RESTORABLE_SCRIPT} max=${RESTORABLE_LOG_MAX_BYTES:-10485760} keep=${RESTORABLE_LOG_KEEP:-5} dir log err size i
+  log=$(readlink "/proc/$$/fd/1" 2>/dev/null) || return 0
+  dir=$(cd -- "$RESTORABLE_STATE_DIR" 2>/dev/null && pwd -P) || return 0
+  [[ $log == "$dir"/*.log && ${log%/*} == "$dir" && -f $log ]] || return 0
+  size=$(stat -c %s -- "$log" 2>/dev/null) || return 0
+  ((size >= max)) || return 0
+  err=$(readlink "/proc/$$/fd/2" 2>/dev/null) || err=
+  for ((i = keep - 1; i >= 1; i--)); do
+    if [[ -e $log.$i ]]; then mv -f -- "$log.$i" "$log.$((i + 1))" || return 0; fi
+  done
+  mv -f -- "$log" "$log.1" || return 0
+  if [[ $err == "$log" ]]; then exec >>"$log" 2>&1; else exec >>"$log"; fi
+  printf '%s restorable %s: rotated %s (%s bytes) to %s.1, keeping %s generations\n' "$(restorable_utc)" "$job" "$log" "$size" "$log" "$keep" >&2
 }
 
 # restorable_load_credentials: source the 0600 credentials file (the only file with secrets),
@@ -436,42 +490,71 @@ restorable_aws_error_code() {
 
 # restorable_s3_put_text KEY CONTENT_TYPE CONTENT: upload a small text object (manifests, reports).
 restorable_s3_put_text() {
-  local key=$1 type=$2 content=$3 sha out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml"
+  local key=$1 type=$2 content=$3
   if [[ $(restorable_s3_small_client) == aws ]]; then
     printf '%s' "$content" | restorable_aws s3 cp - "$(restorable_s3_url "$key")" --content-type "$type" --only-show-errors --no-progress
     return
   fi
-  sha=$(printf '%s' "$content" | sha256sum | cut -d' ' -f1)
-  printf '%s' "$content" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
-    -H "Content-Type: $type" --data-binary @- || { rm -f -- "$out"; return 1; }
-  rm -f -- "$out"
+  printf '%s' "$content" | restorable__s3_put "$key" "$type"
 }
 
-# restorable_s3_put_stdin KEY: upload stdin as one object with one signed PUT (curl holds the
-# body in memory to send its length: only for small streams, such as the roles). The payload is
-# not part of the signature (UNSIGNED-PAYLOAD); its sha256 goes into the manifest instead.
+# restorable_s3_object_size KEY: the stored object's size in bytes (one HEAD request).
+restorable_s3_object_size() {
+  local out="$RESTORABLE_RUN_DIR/head.$BASHPID" size
+  if [[ $(restorable_s3_small_client) == aws ]]; then
+    restorable_aws s3api head-object --bucket "$RESTORABLE_BUCKET" --key "$1" --query ContentLength --output text
+    return
+  fi
+  restorable_s3_request HEAD "$1" "" "$RESTORABLE_EMPTY_SHA256" "$out" --head || { rm -f -- "$out"; return 1; }
+  size=$(tr -d '\r' <"$out" | sed -n 's/^[Cc]ontent-[Ll]ength: *\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+  rm -f -- "$out"
+  [[ -n $size ]] || { echo "no Content-Length in the HEAD answer for $(restorable_s3_url "$1")" >&2; return 1; }
+  printf '%s\n' "$size"
+}
+
+# restorable_s3_put_stdin KEY: upload stdin as one object with one signed PUT (held in memory to
+# send its length and digests: only for small streams, such as the roles).
 restorable_s3_put_stdin() {
-  local out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml" rc=0
   if [[ $(restorable_s3_small_client) == aws ]]; then
     restorable_aws s3 cp - "$(restorable_s3_url "$1")" --only-show-errors --no-progress
     return
   fi
-  restorable_s3_request PUT "$1" "" UNSIGNED-PAYLOAD "$out" -H "Content-Type: application/octet-stream" --data-binary @- || rc=$?
+  restorable__s3_put "$1" application/octet-stream
+}
+
+# restorable__s3_put KEY CONTENT_TYPE: one signed PUT of stdin with its sha256 signed and a
+# Content-MD5. A bucket with object lock (a default retention) refuses uploads without Content-MD5
+# or an x-amz-checksum-* header on AWS; every store checks the bytes against it. (The AWS CLI sends
+# Content-MD5 with every PutObject and UploadPart on its own.) The bytes stay in memory (base64).
+restorable__s3_put() {
+  local key=$1 type=$2 b64 sha hex md5='' i out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml" rc=0
+  b64=$(base64 -w0) || return 1
+  sha=$(base64 -d <<<"$b64" | sha256sum | cut -d' ' -f1)
+  hex=$(base64 -d <<<"$b64" | md5sum | cut -d' ' -f1)
+  for ((i = 0; i < ${#hex}; i += 2)); do md5+="\\x${hex:i:2}"; done
+  md5=$(printf '%b' "$md5" | base64)
+  base64 -d <<<"$b64" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
+    -H "Content-Type: $type" -H "Content-MD5: $md5" --data-binary @- || rc=$?
   rm -f -- "$out"
   return "$rc"
 }
 
-# restorable_s3_preflight: one listing of this run's tier under the host prefix. Proves the
-# endpoint answers, the key is valid, the bucket exists and the key may list its prefix, before
-# anything is dumped; remembers the keys so no run overwrites an existing backup (same stamp).
-# The listing is small: lifecycle rules bound what a tier holds. Fails the run on error.
+# restorable_s3_preflight: list the host's three tier prefixes. Proves the endpoint answers, the
+# key is valid, the bucket exists and the key may list its prefix, before anything is dumped;
+# the restore points seen decide each item's tier (restorable_tier), and the keys seen keep a run
+# from overwriting an existing backup (same stamp). The listings are small: lifecycle rules bound
+# what a tier holds. A failed listing fails the run (stage preflight): the tier is never guessed.
 declare -A RESTORABLE_EXISTING_KEYS=()
 restorable_s3_preflight() {
-  local prefix="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/" k
+  local tier prefix k
   RESTORABLE_STAGE=preflight
-  if ! restorable_try preflight restorable_s3_list "$prefix" >"$RESTORABLE_RUN_DIR/existing"; then
-    restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT: $RESTORABLE_ERROR_REASON"
-  fi
+  : >"$RESTORABLE_RUN_DIR/existing"
+  for tier in monthly weekly daily; do
+    prefix="${RESTORABLE_PREFIX}${tier}/"
+    if ! restorable_try preflight restorable_s3_list "$prefix" >>"$RESTORABLE_RUN_DIR/existing"; then
+      restorable_fail preflight "cannot list $(restorable_s3_url "$prefix") at $RESTORABLE_ENDPOINT (the listing decides the tier): $RESTORABLE_ERROR_REASON"
+    fi
+  done
   while IFS= read -r k; do
     if [[ -n $k ]]; then RESTORABLE_EXISTING_KEYS[$k]=1; fi
   done <"$RESTORABLE_RUN_DIR/existing"
@@ -553,8 +636,9 @@ restorable_finish() {
 # with no local copy of the data. Every stage's exit status is checked (PIPESTATUS); the failing
 # stage reported is the last one in the pipe that failed (an upstream stage that dies of a broken
 # pipe is a consequence, not the cause). `aws s3 cp` checks every part it sends (Content-MD5) and
-# exits 0 only after the upload completed; the sha256 goes into the manifest, and restore and
-# drill check the downloaded bytes against it. On success sets RESTORABLE_STREAM_SHA256 and
+# exits 0 only after the upload completed; one HEAD request then checks that the bucket holds
+# exactly the streamed byte count. The sha256 goes into the manifest, and restore and drill check
+# the downloaded bytes against it. On success sets RESTORABLE_STREAM_SHA256 and
 # RESTORABLE_STREAM_SIZE; on failure returns 1 with RESTORABLE_ERROR_STAGE/REASON set.
 # EXPECTED_SIZE (bytes, an upper bound; 0 = unknown) lets the CLI pick a part size for streams
 # over ~80 GB (10,000 parts of 8 MiB). PRODUCER_NAME names the producer in reasons ("pg_dump").
@@ -625,6 +709,20 @@ restorable_stream() {
   if ((hs != 0 || cs != 0)) || [[ ! $RESTORABLE_STREAM_SHA256 =~ ^[0-9a-f]{64}$ || ! $RESTORABLE_STREAM_SIZE =~ ^[0-9]+$ ]]; then
     RESTORABLE_ERROR_STAGE='hash'
     RESTORABLE_ERROR_REASON="could not hash the stream: $(restorable_summarize_err "$d/err.sha" "sha256sum/wc failed")"
+    return 1
+  fi
+  # The uploader said it is done; the bucket must hold exactly the bytes streamed before a manifest
+  # may name them (one HEAD request).
+  local stored
+  RESTORABLE_STAGE=upload
+  if ! stored=$(restorable_s3_object_size "$key" 2>"$d/err.head"); then
+    RESTORABLE_ERROR_STAGE=upload
+    RESTORABLE_ERROR_REASON="cannot read back the size of $(restorable_s3_url "$key"): $(restorable_summarize_err "$d/err.head" "HEAD failed")"
+    return 1
+  fi
+  if [[ $stored != "$RESTORABLE_STREAM_SIZE" ]]; then
+    RESTORABLE_ERROR_STAGE=upload
+    RESTORABLE_ERROR_REASON="$(restorable_s3_url "$key") holds $stored bytes, but $RESTORABLE_STREAM_SIZE were streamed"
     return 1
   fi
   rm -rf -- "$d"
@@ -775,3 +873,7 @@ restorable_pg_cluster_id() {
     *) printf 'local|%s|%s' "${RESTORABLE_PG_HOST[i]}" "${RESTORABLE_PG_PORT[i]}" ;;
   esac
 }
+
+# Textfile metrics for node_exporter (hosts[].metrics.textfileDir).
+# shellcheck source=lib-metrics.sh
+. "${BASH_SOURCE[0]%/*}/lib-metrics.sh"

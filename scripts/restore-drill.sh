@@ -6,7 +6,12 @@
 # Usage:
 #   restore-drill [--database NAME]... [--runtime docker|local] [--image IMAGE] [--identity FILE]
 #
-# For each configured database (RESTORABLE_PG_DATABASE, or the --database ones):
+# First the roles: the newest globals (pg_dumpall --globals-only) restore point is restored into the
+# throwaway (find, rpo, download, verify, decrypt, decompress, restore as below), so that each
+# database is then restored WITH its owners and privileges: a backup whose roles or grants cannot
+# be restored fails the drill. (CREATE TABLESPACE is left out, and databases are restored with
+# --no-tablespaces: a throwaway has none of the tablespaces' directories.)
+# Then each configured database (RESTORABLE_PG_DATABASE, or the --database ones):
 #   find      the newest manifest-backed backup (objects without a manifest are never used)
 #   rpo       fail when it is older than the RPO objective (RESTORABLE_RPO_SECONDS)
 #   download  the manifest and the object
@@ -14,10 +19,15 @@
 #   decrypt   with the age identity (--identity FILE or RESTORABLE_AGE_IDENTITY) when encrypted,
 #   decompress  checked on the first bytes, then streamed (no decompressed copy on disk)
 #   restore   into a throwaway Postgres (pg_restore --single-transaction --exit-on-error
-#             --no-owner --no-privileges); any error fails the drill
+#             --no-tablespaces, with owners and privileges); any error fails the drill
 #   tables    the restored schema.table list must equal the manifest's
 #   checks    every RESTORABLE_DRILL_CHECKS statement must return true
 #   rto       download + verify + decrypt + restore + checks must fit RESTORABLE_RTO_SECONDS
+# Then one older restore point per database and tier (see below), then the retention audit: the
+# restore points in the bucket against the promise on this date (stage retention).
+# Every item (the roles, each database, each older point, the audit) is reported on its own; a
+# failing one never stops the others, and the run fails naming the first failing item in that
+# order (databases in config order).
 # The throwaway Postgres (RESTORABLE_DRILL_RUNTIME) is either a container from
 # RESTORABLE_DRILL_IMAGE (runtime docker: only the image's initdb/postgres binaries are used, not
 # its entrypoint; network none; labelled restorable.drill=<run id>) or an initdb cluster in a temp
@@ -59,7 +69,7 @@ rr_traps
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
-    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; only+=("$2"); shift ;;
+    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; rr_check_name pg --database "$2"; only+=("$2"); shift ;;
     --runtime) [[ $# -ge 2 ]] || rr_usage "--runtime needs docker or local"; runtime=$2; shift ;;
     --image) [[ $# -ge 2 ]] || rr_usage "--image needs an image"; image=$2; shift ;;
     --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
@@ -93,7 +103,7 @@ t_run=$(rr_clock)
 setup_seconds=null
 report_key="${RESTORABLE_PREFIX}drills/$stamp.json"
 report_file="$RESTORABLE_STATE_DIR/drills/$stamp.json"
-db_results=()   # one JSON object per database
+declare -A db_result=()   # database -> its JSON result (the report lists them in config order)
 rr_ping_start
 rr_log "drill $RR_RUN_ID of ${#databases[@]} database(s) on $RESTORABLE_HOST, runtime $runtime$([[ $runtime == docker ]] && printf ' (%s)' "$image")"
 
@@ -108,21 +118,25 @@ rr_on_finish() {
   fi
   checks_json=$(printf '%s\n' "${RESTORABLE_DRILL_CHECKS[@]}" | jq -R . | jq -cs 'map(select(. != ""))')
   mkdir -p "$RESTORABLE_STATE_DIR/drills" 2>/dev/null || true
-  if ! printf '%s\n' "${db_results[@]}" | jq -s \
+  local d results=()
+  for d in "${databases[@]}"; do if [[ -n ${db_result[$d]:-} ]]; then results+=("${db_result[$d]}"); fi; done
+  if ! printf '%s\n' "${results[@]}" | jq -s \
     --arg host "$RESTORABLE_HOST" --arg startedAt "$started_at" --arg finishedAt "$(rr_iso "$(rr_now_since "$started_epoch")")" \
     --arg runtime "$runtime" --arg image "$image" --arg runId "$RR_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
     --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
-    --arg result "$result" --argjson failure "$failure" '
+    --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
+    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" --argjson retention "${retention_result:-null}" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
-     objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks,
-     databases: map(select(. != null)), result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
+     objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
+     databases: map(select(. != null)), olderPoints: $older, retention: $retention, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     rr_log "could not write the drill report"
     return 0
   fi
   mv -f "$report_file.tmp" "$report_file"
+  RESTORABLE_METRICS_REPORT=$report_file
   local err
   err=$(mktemp)
   if restorable_s3_put_text "$report_key" application/json "$(cat "$report_file")" 2>"$err"; then
@@ -142,7 +156,8 @@ rr_on_finish() {
 rr_now_since() { awk -v s="$1" -v e="$(rr_elapsed "$t_run")" 'BEGIN { printf "%d\n", s + e }'; }
 
 # ---- find + rpo for every database, while the throwaway Postgres starts in the background ----------
-# (when a database has no usable backup, the throwaway is removed again before anything is restored)
+# A database without a usable restore point is reported (failing the run) and the others are
+# still drilled; when none has one, the throwaway is removed again before anything is restored.
 
 rr_stage find
 [[ ${#databases[@]} -gt 0 ]] || rr_die "no postgres databases are configured on $RESTORABLE_HOST: nothing to drill"
@@ -151,15 +166,37 @@ rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=() pitr_rpo=()
-first_stage="" first_reason=""
+todo=()   # the databases that have a restore point within the RPO, in config order
+older_results=()   # one JSON result per older restore point drilled
+retention_result=""   # the retention audit's JSON
+# The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
+globals_result="" globals_todo=0
+point=$(rr_pick "$RR_TMP/work/points.tsv" globals -)
+if [[ -z $point ]]; then
+  reason="no manifest-backed backup of the roles (globals) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+  globals_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "find", reason: $r}}')
+  rr_log "roles: $reason"
+else
+  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
+  age=$((now - $(rr_stamp_epoch "$s")))
+  pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
+  if ((age > RESTORABLE_RPO_SECONDS)); then
+    reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
+      '{stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
+    rr_log "roles: $reason"
+  else
+    rr_log "roles: newest backup $s ($tier), $(rr_human_age "$age") old"
+    globals_todo=1
+  fi
+fi
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
   point=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db")
   if [[ -z $point ]]; then
     reason="no manifest-backed backup of database $db under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
-    db_results+=("$(jq -cn --arg d "$db" --arg r "$reason" '{database: $d, result: "fail", failure: {stage: "find", reason: $r}}')")
+    db_result[$db]=$(jq -cn --arg d "$db" --arg r "$reason" '{database: $d, result: "fail", failure: {stage: "find", reason: $r}}')
     rr_log "$db: $reason"
-    [[ -n $first_stage ]] || { first_stage=find first_reason=$reason; }
     continue
   fi
   IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
@@ -171,25 +208,41 @@ for i in "${!databases[@]}"; do
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
     if [[ -n ${pitr_rpo[$db]:-} ]]; then reason="$PITR_RPO_TEXT, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
-    db_results+=("$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
-      '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')")
+    db_result[$db]=$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
+      '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
     rr_log "$db: $reason"
     unset 'pick_manifest[$db]'
-    [[ -n $first_stage ]] || { first_stage=rpo first_reason=$reason; }
     continue
   fi
   rr_log "$db: newest backup $s ($tier), $(rr_human_age "$age") old"
+  todo+=("$db")
 done
-if [[ -n $first_stage ]]; then
-  RR_STAGE=$first_stage
-  rr_die "$first_reason"
+# drill_fail_first: fail the run with the first failing item's stage and reason (the roles, then
+# the databases in config order).
+drill_fail_first() {
+  local r f
+  for r in "$globals_result" "${databases[@]/#/:db:}" "${older_results[@]}" "$retention_result"; do
+    if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
+    f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
+    if [[ -n $f ]]; then
+      IFS=$'\t' read -r RR_STAGE f <<<"$f"
+      rr_die "$f"
+    fi
+  done
+}
+if ((${#todo[@]} == 0 && globals_todo == 0)); then drill_fail_first; fi
+
+# ---- the roles and the first restore point download while the throwaway finishes starting ---------
+
+for db in "${todo[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
+mkdir -m 0700 "$RR_TMP/work/globals"
+if ((globals_todo)); then
+  rr_prefetch_point "${pick_manifest[:globals]}" "${pick_object[:globals]}" "${pick_size[:globals]}" "$RR_TMP/work/globals"
 fi
-
-# ---- the first restore point downloads while the throwaway finishes starting ---------------------------
-
-for db in "${databases[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
-db=${databases[0]}
-rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
+if ((${#todo[@]})); then
+  db=${todo[0]}
+  rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
+fi
 rr_stage throwaway
 rr_throwaway_ready
 setup_seconds=$RR_TA_SECONDS
@@ -198,9 +251,13 @@ rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
 # ---- each database, in a child (so that one failure does not stop the others, and a signal stops
 # ---- everything at once) --------------------------------------------------------------------------
 
-# drill_one DB OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
+# drill_one DB KEY MODE OUT: runs in a subshell with set -e; writes its JSON result to OUT on any
+# exit. KEY picks the restore point in pick_* (the database itself for the newest; "DB@TIER" for an
+# older one). MODE newest: RPO and RTO are judged; older: the throwaway's database DB is dropped
+# first (the newest was restored into it), and no RPO/RTO (the RTO stays the newest restore's).
+# shellcheck disable=SC2317 # invoked through drill_child
 drill_one() {
-  local db=$1 out=$2 dir="$RR_TMP/work/db-$1"
+  local db=$1 key=$2 mode=$3 out=$4 dir="$RR_TMP/work/db-$2"
   local sha_ok=null restore_ok=null tables_ok=null checks="[]" rto=null tables_detail=null durations="{}"
   local rpo_age
   RR_FAIL_STAGE="" RR_FAIL_REASON=""
@@ -215,7 +272,7 @@ drill_one() {
       [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
       failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
     fi
-    jq -cn --arg d "$db" --arg s "${pick_stamp[$db]}" --arg t "${pick_tier[$db]}" --arg m "${pick_manifest[$db]}" \
+    jq -cn --arg d "$db" --arg s "${pick_stamp[$key]}" --arg t "${pick_tier[$key]}" --arg m "${pick_manifest[$key]}" --arg mode "$mode" \
       --arg o "${okey:-}" --arg created "${m_created:-}" --argjson size "${m_size:-null}" --arg enc "${m_enc:-}" \
       --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson tables "$tables_ok" --argjson td "$tables_detail" \
       --argjson checks "$checks" --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson rto "$rto" \
@@ -223,12 +280,9 @@ drill_one() {
       {database: $d, stamp: $s, tier: $t, manifestKey: $m, objectKey: (if $o == "" then null else $o end),
        createdAt: (if $created == "" then null else $created end), sizeBytes: $size, encryption: (if $enc == "" then null else $enc end),
        sha256Ok: $sha, restoreOk: $restore, tablesOk: $tables, tables: $td, checks: $checks,
-       rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
+       rpo: (if $mode == "older" then null else {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)} end),
        rto: (if $rto == null then null else {achievedSeconds: $rto, targetSeconds: $rtot, ok: ($rto <= $rtot)} end),
        durations: $durations, result: $result, failure: $failure}' >"$out"
-    if [[ $rc -ne 0 ]]; then
-      printf '%s\t%s\n' "${RR_FAIL_STAGE:-$RR_STAGE}" "$RR_FAIL_REASON" >"$out.fail"
-    fi
     exit "$rc"
   }
   trap db_exit EXIT
@@ -236,10 +290,10 @@ drill_one() {
   # In this child, rr_die only ends the child; the parent records the failure.
   RR_STAGE_FILE="$RR_TMP/work/stage"
   local okey="" m_created="" m_size="" m_enc=""
-  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$db]}")))
+  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$key]}")))
   # The parent prefetched the restore point into $dir/fetch (while the throwaway started, or
   # while the previous database restored); whatever is missing is downloaded here.
-  rr_fetch_manifest "${pick_manifest[$db]}" postgres "$db" "$dir"
+  rr_fetch_manifest "${pick_manifest[$key]}" postgres "$db" "$dir"
   okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
   if [[ -n $m_created ]]; then
     local ce
@@ -256,10 +310,14 @@ drill_one() {
   local t0 err="$dir/restore.err"
   t0=$(rr_clock)
   restore_ok=false
-  rr_sql postgres "CREATE DATABASE \"$db\" TEMPLATE template0" >/dev/null 2>"$err" ||
+  if [[ $mode == older ]]; then
+    rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db") WITH (FORCE)" >/dev/null 2>"$err" ||
+      rr_die "cannot drop database $db in the throwaway Postgres: $(rr_error_line "$err")"
+  fi
+  rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
     rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
-  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-owner --no-privileges; then
+  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-tablespaces; then
     rr_log_file_tail "$err" 20
     rr_die "restoring $okey: $(rr_decode_into_reason "$dir" pg_restore)"
   fi
@@ -311,6 +369,10 @@ drill_one() {
   done
   durations=$(jq -c --argjson c "$(rr_elapsed "$t0")" '. + {checks: $c}' <<<"$durations")
   [[ -z $failed ]] || rr_die "$db: $failed"
+  if [[ $mode == older ]]; then
+    rr_log "$db: older restore point ${pick_stamp[$key]} (${pick_tier[$key]}) passed"
+    exit 0
+  fi
 
   rr_stage rto
   # RTO achieved: download + verify + decrypt/decompress/restore + table check + SQL checks.
@@ -322,35 +384,185 @@ drill_one() {
   exit 0
 }
 
-for i in "${!databases[@]}"; do
-  db=${databases[$i]}
-  out="$RR_TMP/work/result-$db.json"
-  rr_stage download
-  rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
-  next=${databases[$((i + 1))]:-}
-  if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
-  rc=0
-  # Started directly (not through a function in a condition): set -e must stay active in the child.
+# drill_globals OUT: the roles into the throwaway, in a subshell like drill_one; JSON result to OUT.
+# shellcheck disable=SC2317 # invoked through drill_child
+drill_globals() {
+  local out=$1 dir="$RR_TMP/work/globals"
+  local sha_ok=null restore_ok=null roles=null passwords=null durations="{}" rpo_age okey="" m_created="" m_size="" m_enc="" t0
+  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  # shellcheck disable=SC2317 # invoked by the trap
+  globals_exit() {
+    local rc=$? result=pass failure=null
+    trap - EXIT
+    set +e
+    rr_bg_stop_all
+    if [[ $rc -ne 0 ]]; then
+      result=fail
+      [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
+      failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
+    fi
+    jq -cn --arg s "${pick_stamp[:globals]}" --arg t "${pick_tier[:globals]}" --arg m "${pick_manifest[:globals]}" \
+      --arg o "$okey" --arg created "$m_created" --argjson size "${m_size:-null}" --arg enc "$m_enc" \
+      --argjson sha "$sha_ok" --argjson restore "$restore_ok" --argjson roles "$roles" --argjson pw "$passwords" \
+      --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson durations "$durations" \
+      --arg result "$result" --argjson failure "$failure" '
+      {stamp: $s, tier: $t, manifestKey: $m, objectKey: (if $o == "" then null else $o end),
+       createdAt: (if $created == "" then null else $created end), sizeBytes: $size, encryption: (if $enc == "" then null else $enc end),
+       sha256Ok: $sha, restoreOk: $restore, roles: $roles, rolePasswords: $pw,
+       rpo: {achievedSeconds: $rpoa, targetSeconds: $rpot, ok: ($rpoa <= $rpot)},
+       durations: $durations, result: $result, failure: $failure}' >"$out"
+    exit "$rc"
+  }
+  trap globals_exit EXIT
+  trap - INT TERM HUP
+  RR_STAGE_FILE="$RR_TMP/work/stage"
+  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[:globals]}")))
+  rr_fetch_manifest "${pick_manifest[:globals]}" globals - "$dir"
+  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
+  passwords=$(jq -c '.rolePasswords // null' "$RR_MF")
+  sha_ok=false
+  rr_fetch_object "$dir" "$identity"
+  sha_ok=true
+  durations=$(jq -cn --argjson d "$RR_T_DOWNLOAD" --argjson v "$RR_T_VERIFY" '{download: $d, verify: $v}')
+  t0=$(rr_clock)
+  restore_ok=false
+  rr_decode_to "$dir/globals.raw"
+  rr_stage restore
+  rr_globals_sql "$dir/globals.raw" "$dir/globals.sql" drill
+  if ! rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$dir/globals.sql" >"$dir/restore.out" 2>"$dir/restore.err"; then
+    rr_log_file_tail "$dir/restore.err" 20
+    rr_die "restoring the roles from $okey failed: $(rr_error_line "$dir/restore.err")"
+  fi
+  restore_ok=true roles=$RR_GLOBALS_ROLES
+  durations=$(jq -c --argjson r "$(rr_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
+  rr_log "roles: passed; $roles role(s) restored into the throwaway$([[ $passwords == false ]] && printf ' (saved without their passwords)')"
+  exit 0
+}
+
+# drill_child FUNC OUT ARGS...: run one item's drill in a child (set -e active in it: started
+# directly, not in a condition; waited for by this shell, so a signal is handled at once) and set
+# DRILL_RESULT to its JSON result, or to a failure when it left none.
+DRILL_RESULT=""
+drill_child() {
+  local fn=$1 out=$2 rc=0
+  shift 2
   RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
-  drill_one "$db" "$out" &
+  "$fn" "$@" "$out" &
   RR_CHILD=$!
   wait "$RR_CHILD" || rc=$?
   RR_CHILD="" RR_CHILD_STAGE_FILE=""
-  if [[ -s $out ]]; then db_results+=("$(cat "$out")"); fi
-  if [[ $rc -ne 0 ]]; then
-    if [[ -s $out.fail ]]; then
-      IFS=$'\t' read -r s r <"$out.fail"
-    else
-      s=restore r="the drill of $db ended with status $rc"
-    fi
-    [[ -n $first_stage ]] || { first_stage=$s first_reason=$r; }
+  if [[ -s $out ]]; then
+    DRILL_RESULT=$(<"$out")
+  else
+    DRILL_RESULT=$(jq -cn --arg r "the drill ended with status $rc" '{result: "fail", failure: {stage: "restore", reason: $r}}')
   fi
+}
+
+if ((globals_todo)); then
+  rr_stage download
+  rr_prefetch_wait "${pick_manifest[:globals]}" "${pick_object[:globals]}" "$RR_TMP/work/globals"
+  drill_child drill_globals "$RR_TMP/work/result-globals.json"
+  globals_result=$DRILL_RESULT
+fi
+for i in "${!todo[@]}"; do
+  db=${todo[$i]}
+  rr_stage download
+  rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
+  next=${todo[$((i + 1))]:-}
+  if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
+  drill_child drill_one "$RR_TMP/work/result-$db.json" "$db" "$db" newest
+  db_result[$db]=$(jq -c --arg d "$db" '{database: $d} + .' <<<"$DRILL_RESULT")
 done
 
-if [[ -n $first_stage ]]; then
-  RR_STAGE=$first_stage
-  rr_die "$first_reason"
+# ---- one older restore point per database and tier ------------------------------------------------
+# So that every tier is proven every drill and, over a year of monthly drills, every monthly
+# restore point at least once: per database and tier (besides the newest, drilled above), one
+# restore point never proven by the recent drills (the newest 24 reports in <host>/drills/), at
+# random; when all were, the least recently proven. Each is restored into the throwaway (replacing
+# the newest's database) and checked like the newest (tables, checks); its result is reported in
+# olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
+if ((${#todo[@]})); then
+  rr_stage find
+  older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
+  : >"$older_proven"
+  mkdir -m 0700 "$RR_TMP/work/reports"
+  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RR_TMP/work/listing.jsonl" |
+    sort | tail -n 24 >"$RR_TMP/work/reports.txt"
+  while IFS= read -r rkey; do
+    rfile="$RR_TMP/work/reports/${rkey##*/}"
+    if rr_s3_fetch "$rkey" "$rfile" 0; then
+      jq -r '.startedAt as $t | ([.globals] + (.databases // []) + (.olderPoints // []) + (.volumes // []))[]
+        | select(. != null and .result == "pass" and .manifestKey != null) | "\(.manifestKey)\t\($t)"' "$rfile" >>"$older_proven" 2>/dev/null ||
+        rr_log "warning: drill report $rkey is not readable; its restore points count as unproven"
+    else
+      rr_log "warning: cannot download drill report $rkey; its restore points count as unproven"
+    fi
+  done <"$RR_TMP/work/reports.txt"
+  for db in "${todo[@]}"; do
+    for tier in daily weekly monthly; do
+      # Candidates: this database's restore points in this tier but the newest, each with when it
+      # was last proven ("-" = never, which sorts first); random among equals.
+      pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
+        FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
+        $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
+        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
+      [[ -n $pick ]] || continue
+      IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
+      k="$db@$tier"
+      pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
+      if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
+      rr_log "$db: older $tier restore point $s: $why"
+      mkdir -m 0700 "$RR_TMP/work/db-$k"
+      rr_stage download
+      drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
+      older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
+    done
+  done
 fi
+
+# ---- retention audit ---------------------------------------------------------------------------------
+# The restore points in the bucket against the promise on this date (README "Retention": one from
+# each of the last N days, weeks and months, the periods that end with yesterday), per database,
+# the roles and each volume. More points than promised are fine; periods that ended before an
+# item's oldest restore point are pending (the item is younger than the promise). A promised
+# restore point that is missing fails the drill at its own stage, naming it.
+rr_stage retention
+rr_promise_periods "$now" "$RESTORABLE_RETENTION_DAILY" "$RESTORABLE_RETENTION_WEEKLY" "$RESTORABLE_RETENTION_MONTHLY" >"$RR_TMP/work/periods.tsv"
+audit_items=()
+audit_first="" audit_gaps=0
+audit_item() { # KIND NAME WHAT
+  local line what=$3 covered=0 pending=0 missing=()
+  while IFS=$'\t' read -r -a line; do
+    case ${line[0]} in
+      covered) covered=${line[1]} ;;
+      pending) pending=${line[1]} ;;
+      missing) missing+=("${line[1]} ${line[2]}") ;;
+    esac
+  done < <(rr_promise_audit "$RR_TMP/work/periods.tsv" "$RR_TMP/work/points.tsv" "$1" "$2")
+  audit_items+=("$(printf '%s\n' "${missing[@]}" | jq -R . | jq -cs --arg k "$1" --arg n "$2" --argjson c "$covered" --argjson p "$pending" \
+    '{kind: $k, name: (if $n == "-" then null else $n end), covered: $c, pending: $p, missing: map(select(. != ""))}')")
+  if ((${#missing[@]})); then
+    rr_log "retention: $what: no restore point for ${missing[*]}"
+    audit_gaps=$((audit_gaps + ${#missing[@]}))
+    local m=${missing[0]}
+    [[ -n $audit_first ]] || audit_first="$what: no ${m%% *} restore point for ${m#* }"
+  fi
+}
+if ((${#databases[@]})); then audit_item globals - "the roles"; fi
+for db in "${databases[@]}"; do audit_item postgres "$db" "database $db"; done
+for v in "${RESTORABLE_VOLUMES[@]}"; do audit_item volume "$v" "volume $v"; done
+if [[ -n $audit_first ]]; then
+  reason=$audit_first
+  ((audit_gaps == 1)) || reason+=" (and $((audit_gaps - 1)) more missing; see the report's retention)"
+  retention_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "retention", reason: $r}}')
+else
+  retention_result='{"result": "pass", "failure": null}'
+fi
+retention_result=$(printf '%s\n' "${audit_items[@]}" | jq -cs --argjson r "$retention_result" \
+  --argjson d "$RESTORABLE_RETENTION_DAILY" --argjson w "$RESTORABLE_RETENTION_WEEKLY" --argjson m "$RESTORABLE_RETENTION_MONTHLY" \
+  '{promise: {daily: $d, weekly: $w, monthly: $m}, items: map(select(. != null))} + $r')
+
+drill_fail_first
 rr_stage report
-rr_log "drill passed for ${#databases[@]} database(s)"
+rr_log "drill passed for the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"
 exit 0

@@ -76,19 +76,21 @@ usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0
 mode="" kind="" name="" at="" target="" target_db="" target_volume="" user="" identity=""
 force=0 no_owner=0 dry_run=0 json=0 fetch_dir=""
 rr_traps
+# Names are checked as they are read, with the config schema's rules (rr_check_name), and quoted
+# wherever they are used.
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
     --list) mode=list ;;
     --json) json=1 ;;
-    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; kind=postgres name=$2; shift ;;
+    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; rr_check_name pg "$1" "$2"; kind=postgres name=$2; shift ;;
     --globals) kind=globals name=- ;;
-    --volume) [[ $# -ge 2 ]] || rr_usage "--volume needs a name"; kind=volume name=$2; shift ;;
+    --volume) [[ $# -ge 2 ]] || rr_usage "--volume needs a name"; rr_check_name docker "$1" "$2"; kind=volume name=$2; shift ;;
     --at) [[ $# -ge 2 ]] || rr_usage "--at needs a date"; at=$2; shift ;;
     --target) [[ $# -ge 2 ]] || rr_usage "--target needs a spec"; target=$2; shift ;;
-    --target-database) [[ $# -ge 2 ]] || rr_usage "--target-database needs a name"; target_db=$2; shift ;;
-    --target-volume) [[ $# -ge 2 ]] || rr_usage "--target-volume needs a name"; target_volume=$2; shift ;;
-    --user) [[ $# -ge 2 ]] || rr_usage "--user needs a role"; user=$2; shift ;;
+    --target-database) [[ $# -ge 2 ]] || rr_usage "--target-database needs a name"; rr_check_name pg "$1" "$2"; target_db=$2; shift ;;
+    --target-volume) [[ $# -ge 2 ]] || rr_usage "--target-volume needs a name"; rr_check_name docker "$1" "$2"; target_volume=$2; shift ;;
+    --user) [[ $# -ge 2 ]] || rr_usage "--user needs a role"; rr_check_name pg "$1" "$2"; user=$2; shift ;;
     --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
     --force) force=1 ;;
     --no-owner) no_owner=1 ;;
@@ -102,12 +104,6 @@ if [[ $mode != list ]]; then
   [[ -n $kind ]] || rr_usage "say what to restore: --database NAME, --globals or --volume NAME (or --list)"
   mode=restore
 fi
-if [[ $kind == postgres || $kind == volume ]]; then
-  [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.$-]*$ ]] || rr_usage "\"$name\" is not a database or volume name"
-fi
-[[ -z $target_db ]] || rr_valid_ident "$target_db" || rr_usage "--target-database \"$target_db\" is not a plain database name"
-[[ -z $user ]] || rr_valid_ident "$user" || rr_usage "--user \"$user\" is not a plain role name"
-[[ -z $target_volume || $target_volume =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || rr_usage "--target-volume \"$target_volume\" is not a volume name"
 [[ -z $target_db || $kind == postgres ]] || rr_usage "--target-database is for --database"
 [[ -z $target_volume || $kind == volume ]] || rr_usage "--target-volume is for --volume"
 [[ $force -eq 0 || $kind != globals ]] || rr_usage "--force is for --database and --volume"
@@ -257,16 +253,14 @@ resolve_db_target() {
     *) rr_usage "--target \"$spec\" is not compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT" ;;
   esac
 }
-dbq() { printf '"%s"' "$1"; }  # names are validated plain identifiers
 err="$work/target.err"
 
 case $kind in
 # ------------------------------------------------------------------------------------------------
 postgres)
   db=${target_db:-$name}
-  rr_valid_ident "$db" || rr_usage "\"$db\" is not a plain database name"
   resolve_db_target "$target"
-  exists=$(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = '$db'" 2>"$err") ||
+  exists=$(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = $(rr_sql_literal "$db")" 2>"$err") ||
     rr_die "cannot connect to $RR_T_DESC: $(rr_error_line "$err")"
   state="does not exist yet: it will be created"
   if [[ $exists == 1 ]]; then
@@ -297,7 +291,7 @@ postgres)
   t0=$(rr_clock)
   created=0
   if [[ $exists != 1 ]]; then
-    rr_sql postgres "CREATE DATABASE $(dbq "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
+    rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
       rr_die "cannot create database $db on $RR_T_DESC: $(rr_last_line "$err")"
     created=1
     rr_log "created database $db"
@@ -310,7 +304,7 @@ postgres)
     rr_log_file_tail "$work/restore.err" 20
     reason=$(rr_decode_into_reason "$work" pg_restore)
     if [[ $created -eq 1 ]]; then
-      rr_sql postgres "DROP DATABASE IF EXISTS $(dbq "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
+      rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
     fi
     rr_die "restoring into $db failed, nothing was committed: $reason"
   fi
@@ -342,17 +336,13 @@ globals)
   rr_decode_to "$work/globals.raw"
   RR_ART="$work/globals.raw"
   rr_stage inspect
-  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$RR_ART" || rr_die "the object does not look like pg_dumpall --globals-only output"
-  # CREATE ROLE fails for roles that exist (the superuser always does): make it idempotent.
-  # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
-  sed -E 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
-    "$RR_ART" >"$work/globals.sql" || rr_die "cannot prepare the globals SQL"
+  rr_globals_sql "$RR_ART" "$work/globals.sql"
   rr_stage restore
   if ! rr_run rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$work/globals.sql" >"$work/restore.out" 2>"$work/restore.err"; then
     rr_log_file_tail "$work/restore.err" 20
     rr_die "restoring the globals failed: $(rr_error_line "$work/restore.err")"
   fi
-  nroles=$(grep -c '^CREATE ROLE' "$RR_ART" || true)
+  nroles=$RR_GLOBALS_ROLES
   rr_say "Restored the globals from $p_stamp ($p_tier) into $RR_T_DESC: $nroles roles; $(rr_elapsed "$t_start") s."
   ;;
 # ------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ export function summaryMarkdown(plan: Plan, rendered: Map<string, RenderedHost>,
   }
   lines.push("", `Noncurrent versions are removed ${NONCURRENT_DAYS} day(s) after they stop being current; unfinished uploads are aborted after ${ABORT_INCOMPLETE_DAYS} days.`, "");
   lines.push("## What goes where", "");
-  const sample = new Date(Date.UTC(2026, 10, 24, 3, 0, 0)); // a Tuesday: daily tier
+  const sample = new Date(Date.UTC(2026, 10, 24, 3, 0, 0));
   for (const h of plan.hosts) {
     const c = h.config;
     const enc = { compressed: true, encrypted: !!c.encryption };
@@ -81,7 +81,7 @@ export function summaryMarkdown(plan: Plan, rendered: Map<string, RenderedHost>,
     if (c.postgres.length) lines.push(`- roles (pg_dumpall --globals-only) -> \`${objectKeys(h.name, "daily", { kind: "globals" }, sample, enc).object}\``);
     for (const v of c.volumes) lines.push(`- volume \`${v}\` -> \`${objectKeys(h.name, "daily", { kind: "volume", volume: v }, sample, enc).object}\``);
     lines.push("- each with a `.manifest.json` beside it, uploaded last: a backup exists only when its manifest does.");
-    lines.push("- tier: `monthly` on the 1st of the month (UTC), `weekly` on Sundays, else `daily` (example stamps above are for a Tuesday).");
+    lines.push("- tier, per item from what the bucket holds: `monthly` for the UTC month's first successful run, else `weekly` for the ISO week's first, else `daily` (the keys above show `daily`).");
     const installed = templates.map((t) => t.install);
     lines.push("", "Schedule (host crontab):", "");
     for (const j of cronJobs(h, installed)) lines.push(`- \`${j.schedule}\` ${j.script}`);
@@ -113,7 +113,16 @@ export function renderStack(o: RenderCliOptions): string[] {
     throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
   }
   const cfg = parseConfig(stackConfigFromYaml(text, `Pulumi.${o.stack}.yaml`));
-  const plan = buildPlan(cfg);
+  return writeRender(buildPlan(cfg), o);
+}
+
+/**
+ * Writes the review files of a plan into `o.out`; returns the paths written (relative to out).
+ * A plan from Backups args with values from other resources (plan.deferred) shows them as
+ * "<known after deploy>" (summary, restorable.conf), never as a made-up value.
+ */
+export function writeRender(plan: Plan, o: Pick<RenderCliOptions, "out" | "stack" | "templates">): string[] {
+  const cfg = plan.config;
   const templates = o.templates ?? loadTemplates();
 
   const out = resolve(o.out);

@@ -3,11 +3,12 @@
 // `pulumi destroy` never touches the bucket, its configuration or the backups in it.
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Plan } from "../plan";
 import { B2Bucket, type B2AccountKey } from "./b2";
+import { planOf, type PlanArgs } from "./deploy-values";
 
 export interface BackupBucketArgs {
-  plan: Plan;
+  /** The config (Backups args without the secrets: storage, retention and the host names matter), or a Plan. */
+  plan: PlanArgs;
   /** aws and s3: the provider to create the bucket with (s3: pointed at the endpoint). */
   awsProvider?: aws.Provider;
   /** b2: the key that may create buckets and keys. */
@@ -25,7 +26,7 @@ export class BackupBucket extends pulumi.ComponentResource {
 
   constructor(name: string, args: BackupBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super("restorable:index:BackupBucket", name, {}, opts);
-    const { plan } = args;
+    const { plan } = planOf(args.plan);
     const lock = plan.config.storage.objectLock;
     // Backups outlive the stack: destroy leaves the bucket and its settings as they are.
     const keep = { parent: this, retainOnDelete: true };
@@ -95,10 +96,12 @@ export class BackupBucket extends pulumi.ComponentResource {
         },
         { ...o, dependsOn: [versioning] },
       );
-      if (lock) {
+      const lockCfg = plan.objectLock;
+      if (lockCfg) {
+        const retention = lockCfg.Rule.DefaultRetention;
         new aws.s3.BucketObjectLockConfiguration(
           name,
-          { bucket: bucket.id, rule: { defaultRetention: { mode: lock.mode.toUpperCase(), days: lock.days } } },
+          { bucket: bucket.id, rule: { defaultRetention: { mode: retention.Mode, days: retention.Days } } },
           { ...o, dependsOn: [versioning] },
         );
       }

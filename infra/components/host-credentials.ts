@@ -5,9 +5,10 @@
 //        admin applies the plan's policy (rendered by `npm run render`).
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { HostPlan, Plan } from "../plan";
+import type { HostPlan } from "../plan";
 import { B2ApplicationKey, type B2AccountKey } from "./b2";
 import type { BackupBucket } from "./backup-bucket";
+import { hostOf, planOf, type PlanArgs } from "./deploy-values";
 
 export interface S3KeyPair {
   accessKeyId: string;
@@ -15,13 +16,21 @@ export interface S3KeyPair {
 }
 
 export interface HostCredentialsArgs {
-  plan: Plan;
-  host: HostPlan;
-  bucket: BackupBucket;
+  /** The config (Backups args without the secrets), or a Plan. */
+  plan: PlanArgs;
+  /** The host: its name in the config, or its HostPlan. */
+  host: HostPlan | string;
+  /**
+   * The bucket, when this program creates it: the key waits for it. b2 needs it (the key is scoped
+   * to its id) unless `b2BucketId` is given; aws and s3 name the bucket by its name and need neither.
+   */
+  bucket?: BackupBucket;
+  /** b2 without `bucket`: the id of the existing bucket. */
+  b2BucketId?: pulumi.Input<string>;
   awsProvider?: aws.Provider;
   b2?: B2AccountKey;
-  /** s3: the host's key pair from config (a secret). */
-  suppliedKey?: pulumi.Output<S3KeyPair>;
+  /** s3: the host's key pair (kept a secret). */
+  suppliedKey?: pulumi.Input<S3KeyPair>;
 }
 
 export class HostCredentials extends pulumi.ComponentResource {
@@ -33,7 +42,8 @@ export class HostCredentials extends pulumi.ComponentResource {
 
   constructor(name: string, args: HostCredentialsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("restorable:index:HostCredentials", name, {}, opts);
-    const { plan, host } = args;
+    const { plan } = planOf(args.plan);
+    const host = hostOf(plan, args.host);
     switch (plan.provider) {
       case "aws": {
         const o = { parent: this, ...(args.awsProvider ? { provider: args.awsProvider } : {}) };
@@ -52,19 +62,21 @@ export class HostCredentials extends pulumi.ComponentResource {
       case "b2": {
         if (!args.b2) throw new Error("HostCredentials: provider b2 needs the B2 master key");
         const spec = host.access.b2;
+        const bucketId = args.bucket?.bucketId ?? (args.b2BucketId !== undefined ? pulumi.output(args.b2BucketId) : undefined);
+        if (!bucketId) throw new Error("HostCredentials: provider b2 needs the bucket (bucket or b2BucketId)");
         const key = new B2ApplicationKey(
           name,
           {
             ...args.b2,
             keyName: spec.keyName,
-            bucketId: args.bucket.bucketId.apply((id) => {
+            bucketId: bucketId.apply((id) => {
               if (!id) throw new Error("B2 bucket has no id");
               return id;
             }),
             namePrefix: spec.namePrefix,
             capabilities: spec.capabilities,
           },
-          { parent: this, dependsOn: [args.bucket.resource] },
+          { parent: this, dependsOn: args.bucket ? [args.bucket.resource] : [] },
         );
         this.accessKeyId = key.applicationKeyId;
         this.secretAccessKey = pulumi.secret(key.applicationKey);
@@ -73,9 +85,10 @@ export class HostCredentials extends pulumi.ComponentResource {
       }
       case "s3": {
         if (!args.suppliedKey) throw new Error(`restorable:s3Credentials.hosts.${host.name}: is required for provider s3`);
-        this.accessKeyId = pulumi.unsecret(args.suppliedKey.apply((k) => k.accessKeyId));
-        this.secretAccessKey = pulumi.secret(args.suppliedKey.apply((k) => k.secretAccessKey));
-        this.ready = [args.bucket.resource];
+        const supplied = pulumi.output(args.suppliedKey);
+        this.accessKeyId = pulumi.unsecret(supplied.apply((k) => k.accessKeyId));
+        this.secretAccessKey = pulumi.secret(supplied.apply((k) => k.secretAccessKey));
+        this.ready = args.bucket ? [args.bucket.resource] : [];
         break;
       }
     }

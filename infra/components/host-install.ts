@@ -38,7 +38,10 @@ export interface HostConnection {
 }
 
 export interface HostInstallArgs {
+  /** The host's plan: which images it keeps pulled, and (without deployHost) its install texts. */
   host: HostPlan;
+  /** The host's plan with deploy-time values resolved (its SSH address in preflight's messages). Default: host. */
+  deployHost?: pulumi.Input<HostPlan>;
   /** renderHost(plan, host, secrets): a secret (it carries the credentials file). */
   rendered: pulumi.Input<InstallInput>;
   connection: HostConnection;
@@ -124,7 +127,9 @@ export class HostInstall extends pulumi.ComponentResource {
   constructor(name: string, args: HostInstallArgs, opts?: pulumi.ComponentResourceOptions) {
     super(HOST_INSTALL_TYPE, name, {}, opts);
     const { host } = args;
-    const plan = pulumi.output(args.rendered).apply((r) => installPlan(r, host, args.installOptions));
+    const plan = pulumi
+      .all([args.rendered, args.deployHost ?? host])
+      .apply(([r, h]) => installPlan(r as InstallInput, h as HostPlan, args.installOptions));
     const cmdArgs = installCommandArgs(plan, args.connection);
     this.preflight = new command.remote.Command(`${name}-preflight`, cmdArgs.preflight, {
       parent: this,

@@ -18,6 +18,16 @@ export function keyPath(path: ReadonlyArray<PropertyKey>, namespace = "restorabl
   return out === "" ? `${namespace}:` : `${namespace}:${out}`;
 }
 
+/**
+ * A problem line without the stack-config namespace, for the `Backups` component, whose args are
+ * the config without it: "restorable:hosts[0].ssh.port: ..." -> "hosts[0].ssh.port: ...", also where
+ * the text names another key ("cannot meet restorable:objectives.rpo 1d"). A root-level problem
+ * ("restorable:: unknown key") is said of "args".
+ */
+export function withoutNamespace(problem: string, namespace = "restorable"): string {
+  return problem.replace(new RegExp(`^${namespace}::`), "args:").replace(new RegExp(`(^|[\\s(])${namespace}:(?=[A-Za-z\\[])`, "g"), "$1");
+}
+
 export function formatIssue(issue: z.core.$ZodIssue, namespace = "restorable"): string {
   const path = keyPath(issue.path, namespace);
   switch (issue.code) {

@@ -2,7 +2,7 @@ import { configSchema, type RestorableConfig } from "./schema";
 import { ConfigError, formatIssue } from "./errors";
 
 export * from "./schema";
-export { ConfigError, keyPath } from "./errors";
+export { ConfigError, keyPath, withoutNamespace } from "./errors";
 export { parseCron, maxGapSeconds } from "./cron";
 export { parseSecret, secretSchemas, type S3Credentials, type DbPasswords } from "./secrets";
 

@@ -15,7 +15,8 @@
 // a gap at the far end of the window (the retention simulation shows both).
 // The tier rule and the tier expiry come from the plan (pure functions; the plan imports only
 // types from config, so there is no cycle at run time).
-import { tierFor } from "../plan/layout";
+import { tierFor, utcStamp } from "../plan/layout";
+import type { Tier } from "./schema";
 import { tierExpiryDays, type Retention } from "../plan/retention";
 import { firings, maxGapSeconds, parseCron } from "./cron";
 
@@ -124,8 +125,13 @@ export interface PitrConfig {
 export function baseBackupKeepSeconds(schedule: string, retention: Retention): number {
   const days = tierExpiryDays(retention);
   let min = Infinity;
+  // The tier rule looks at the restore points the bucket holds: every run succeeds here.
+  const held: { tier: Tier; stamp: string }[] = [];
   for (const t of firings(parseCron(schedule), Date.UTC(2027, 0, 1), Date.UTC(2029, 0, 1))) {
-    min = Math.min(min, days[tierFor(new Date(t))] * 86400);
+    const date = new Date(t);
+    const tier = tierFor(date, held);
+    held.push({ tier, stamp: utcStamp(date) });
+    min = Math.min(min, days[tier] * 86400);
     if (min === days.daily * 86400) break;
   }
   return min;

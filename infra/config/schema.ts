@@ -49,8 +49,21 @@ const cron = z.string().superRefine((text, ctx) => {
 
 /** Names that end up as the first segment of object keys and in file names on the host. */
 const HOST_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const PG_IDENT = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
+/**
+ * The name rules that restore and restore-drill enforce on their arguments too: scripts/lib-restore.sh
+ * carries the same patterns and texts (RR_*_NAME_RE / RR_*_NAME_RULE; test/unit/name-rules.test.ts
+ * keeps them equal), so every name a config may hold is one the disaster tools accept.
+ * - pg: PostgreSQL databases and roles. ASCII, at most 63 bytes (NAMEDATALEN - 1); always quoted in SQL.
+ * - docker: Docker volumes and containers (the daemon's own rule: two characters at least).
+ */
+export const NAME_RULES = {
+  pg: { pattern: /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/, rule: "must start with a letter or _ and contain only letters, digits, _, $ and - (at most 63 characters)" },
+  docker: { pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]+$/, rule: "must start with a letter or digit and contain only letters, digits, _, . and - (at least 2 characters)" },
+} as const;
+const PG_IDENT = NAME_RULES.pg.pattern;
+const DOCKER_NAME = NAME_RULES.docker.pattern;
+/** Compose service names (compose allows one character). */
+const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 /** age X25519 recipient: "age1" + 58 bech32 characters. */
 const AGE_RECIPIENT = /^age1[qpzry9x8gf2tvdw0s3jn54khce6mua7l]{58}$/;
 /** Cron/shell-safe absolute directory path. */
@@ -134,21 +147,21 @@ const ssh = z.strictObject({
 });
 
 const pgCommon = {
-  database: z.string().regex(PG_IDENT, "must be a plain PostgreSQL database name"),
-  user: z.string().regex(PG_IDENT, "must be a plain PostgreSQL role name").default("postgres"),
+  database: z.string().regex(PG_IDENT, NAME_RULES.pg.rule),
+  user: z.string().regex(PG_IDENT, NAME_RULES.pg.rule).default("postgres"),
 };
 
 const pgCompose = z.strictObject({
   via: z.literal("compose"),
   /** Directory of the Compose project (where docker-compose.yml lives). */
   project: z.string().regex(ABS_DIR, "must be an absolute directory path"),
-  service: z.string().regex(DOCKER_NAME, "must be a Compose service name"),
+  service: z.string().regex(SERVICE_NAME, "must be a Compose service name"),
   ...pgCommon,
 });
 
 const pgContainer = z.strictObject({
   via: z.literal("container"),
-  container: z.string().regex(DOCKER_NAME, "must be a container name"),
+  container: z.string().regex(DOCKER_NAME, NAME_RULES.docker.rule),
   ...pgCommon,
 });
 
@@ -216,6 +229,14 @@ const pitr = z.strictObject({
     }),
 });
 
+/** Rotation of the cron logs (<stateDir>/<job>.log): by the jobs themselves, see restorable_rotate_log. */
+const logs = z.strictObject({
+  /** A log that has reached this size is rotated when the next run of its job starts. */
+  maxMiB: z.number().int().min(1).max(10240).default(10),
+  /** Rotated generations kept (<job>.log.1 .. .N); the oldest is dropped. */
+  keep: z.number().int().min(1).max(100).default(5),
+});
+
 /** The default install paths (the scripts' and install plan's fallbacks derive from these). */
 export const DEFAULT_PATHS = paths.parse({});
 
@@ -223,7 +244,7 @@ const host = z.strictObject({
   name: z.string().regex(HOST_NAME, "must be 1-63 lowercase letters, digits or hyphens (it becomes the object prefix)"),
   ssh,
   postgres: z.array(postgresSource).default([]),
-  volumes: z.array(z.string().regex(DOCKER_NAME, "must be a Docker volume name")).default([]),
+  volumes: z.array(z.string().regex(DOCKER_NAME, NAME_RULES.docker.rule)).default([]),
   /** Image used to tar volumes (needs `tar`); kept pulled on the host. */
   volumeImage: z.string().min(1).regex(/^[A-Za-z0-9._/:@-]+$/, "must be an image reference").default("busybox:1.36"),
   // prefault: an omitted section is parsed as {}, so the field defaults above are the only ones.
@@ -231,6 +252,9 @@ const host = z.strictObject({
   drill: drill.prefault({}),
   encryption: encryption.optional(),
   paths: paths.prefault({}),
+  logs: logs.prefault({}),
+  /** node_exporter textfile collector directory: every job writes restorable.prom there. */
+  metrics: z.strictObject({ textfileDir: z.string().regex(ABS_DIR, "must be an absolute directory path") }).optional(),
   /** zstd compression level for dumps and volume tarballs. */
   zstdLevel: z.number().int().min(1).max(19).default(3),
   pitr: pitr.optional(),

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DEFAULT_PATHS, type HostConfig } from "../config/schema";
-import type { HostPlan, Plan } from "./index";
+import { isDeferred, KNOWN_AFTER_DEPLOY, type HostPlan, type Plan } from "./index";
 import { pitrCronJobs, renderPitrConfig } from "./render-pitr";
 import { cronEscape, shArray, shAssign, shq } from "./shell";
 
@@ -137,6 +137,10 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
   const c = host.config;
   const paths = hostPaths(host, opts);
   const cfg = plan.config;
+  // Review output of a plan with deploy-time values (Backups args from other resources) says so
+  // instead of showing the stand-in; `pulumi up` renders from the resolved plan, which has none.
+  const i = plan.hosts.indexOf(host);
+  const known = <T>(key: string, v: T): T | string => (isDeferred(plan, key) ? KNOWN_AFTER_DEPLOY : v);
   const lines = [
     "# shellcheck shell=bash disable=SC2034,SC2016",
     `# restorable settings for host ${host.name} (sourced by the scripts; no secrets here).`,
@@ -149,15 +153,22 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
     // Generic S3-compatible stores (MinIO, Ceph, ...) want path-style requests; AWS and B2 take either.
     shAssign("RESTORABLE_S3_ADDRESSING_STYLE", plan.provider === "s3" ? "path" : "auto"),
     shAssign("RESTORABLE_PREFIX", host.prefix),
-    shAssign("RESTORABLE_PING_URL", cfg.notify.pingUrl ?? ""),
+    shAssign("RESTORABLE_PING_URL", known("notify.pingUrl", cfg.notify.pingUrl ?? "")),
     shAssign("RESTORABLE_ZSTD_LEVEL", c.zstdLevel),
     shAssign("RESTORABLE_ZSTD_THREADS", ZSTD_THREADS),
-    shAssign("RESTORABLE_AGE_RECIPIENTS", c.encryption?.ageRecipients ?? []),
+    shAssign("RESTORABLE_AGE_RECIPIENTS", isDeferred(plan, `hosts[${i}].encryption.ageRecipients`) ? [KNOWN_AFTER_DEPLOY] : (c.encryption?.ageRecipients ?? [])),
     shAssign("RESTORABLE_RPO_SECONDS", cfg.objectives.rpo),
     shAssign("RESTORABLE_RTO_SECONDS", cfg.objectives.rto),
+    // The retention promise the drill audits (restore points per tier).
+    shAssign("RESTORABLE_RETENTION_DAILY", cfg.retention.daily),
+    shAssign("RESTORABLE_RETENTION_WEEKLY", cfg.retention.weekly),
+    shAssign("RESTORABLE_RETENTION_MONTHLY", cfg.retention.monthly),
     shAssign("RESTORABLE_SCRIPTS_DIR", paths.scriptsDir),
     shAssign("RESTORABLE_CREDENTIALS", paths.credentials),
     shAssign("RESTORABLE_STATE_DIR", paths.stateDir),
+    shAssign("RESTORABLE_LOG_MAX_BYTES", c.logs.maxMiB * 1024 * 1024),
+    shAssign("RESTORABLE_LOG_KEEP", c.logs.keep),
+    shAssign("RESTORABLE_METRICS_DIR", c.metrics?.textfileDir ?? ""),
     "# PostgreSQL sources: parallel arrays, one entry per source.",
     shAssign("RESTORABLE_PG_DATABASE", pgColumn(c, (p) => p.database)),
     shAssign("RESTORABLE_PG_VIA", pgColumn(c, (p) => p.via)),

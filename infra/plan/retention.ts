@@ -1,20 +1,29 @@
 // One canonical retention model; each provider's lifecycle rule format is an adapter of it.
 //
-// The promise (README, "Retention"): at any moment there is a restore point for each of the
-// last `daily` days, each of the last `weekly` weeks and each of the last `monthly` calendar
-// months. A run uploads once, into the highest tier its UTC date qualifies for (see layout.ts).
+// The promise (README, "Retention"): at any moment the bucket holds a restore point from each of
+// the last `daily` UTC days, each of the last `weekly` ISO weeks (Monday to Sunday, UTC) and each
+// of the last `monthly` UTC calendar months in which at least one backup run succeeded. Each
+// run's restore point goes into one tier, chosen from what the bucket already holds (tierFor in
+// layout.ts): the first successful run of a month is monthly, the first of a week weekly (unless
+// it is the month's first: the monthly stands for that week), whatever the weekday.
 //
 // Expiry is counted by the stores from the object's creation and rounded up to the next UTC
 // midnight (S3: "adds the number of days to the creation time and rounds to the next day
 // midnight UTC"; B2 hides files N days after upload in its daily pass). So an object uploaded
 // on day D with `days: N` is present through the whole of day D+N and gone from D+N+1 00:00.
-// The smallest N that keeps the promise, checked just after midnight before that day's run:
-//   daily:   the run of D-`daily` must still be there on day D          -> N = daily
-//   weekly:  the oldest of `weekly` 7-day windows starts 7*weekly days back -> N = 7*weekly
-//   monthly: the oldest of `monthly` calendar months began up to L days back, L = the longest
-//            run of `monthly` consecutive months in the Gregorian calendar  -> N = L
-// test/unit/retention-simulation.test.ts runs this day by day over years and also shows that
-// N-1 breaks the promise for each tier.
+// The binding moment is just after a midnight, before that day's run: the periods counted are
+// the ones ending yesterday. A restore point made on day c of its period P must stay until the
+// midnight after which P is no longer among the counted periods; the earlier c lies in P, the
+// longer that is, so the binding case is the earliest possible c, the period's first day (a
+// monthly made on the 28th or the last day, a weekly made on Sunday, needs fewer days):
+//   daily:   made on day D, counted until the midnight that ends D+`daily`-1 -> N = daily
+//   weekly:  made on a Monday, its week counted until the midnight 7*`weekly` days later
+//                                                                            -> N = 7*weekly
+//   monthly: made on a 1st, its month counted until the 1st `monthly` months later, up to L
+//            days, L = the longest run of `monthly` consecutive months (Gregorian) -> N = L
+// test/unit/retention-simulation.test.ts runs this day by day over years with skipped and
+// failed runs (and runs moved across midnight) and also shows that N-1 breaks the promise for
+// each tier.
 import type { Tier } from "../config/schema";
 import { TIERS, drillsPrefix, hostPrefix, tierPrefix } from "./layout";
 

@@ -152,8 +152,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
         const now = new Date(Date.UTC(2026, 10, 24, 3, 0, r + scale * 100)).toISOString().replace(/\.000Z$/, "Z");
         const [cmd, args] = ["bash", [e.scriptPath("backup")]] as const;
         results.ours.push(await measure(cmd, [...args], { ...e.env(), RESTORABLE_NOW: now }, [e.stateDir, e.tmpDir]));
-        const objs = await e.list(`web-1/daily/postgres/${db}/`);
-        oursObject = objs.find((o) => o.key.endsWith(".dump.zst") && o.key.includes(now.replace(/[-:]/g, "")))?.size ?? 0;
+        // The first run is the month's restore point (monthly), the others daily: look in every tier.
+        const objs = await e.list("web-1/");
+        oursObject = objs.find((o) => o.key.includes(`/postgres/${db}/${now.replace(/[-:]/g, "")}.dump.zst`))?.size ?? 0;
       }
       e.remove();
       rmSync(seedDir, { recursive: true, force: true });

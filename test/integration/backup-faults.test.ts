@@ -132,7 +132,8 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     await pg.psql(`CREATE ROLE backup LOGIN SUPERUSER PASSWORD '${PASSWORD.replace(/'/g, "''")}'`);
     access = await hostBucketAccess(s3, BUCKET, HOST);
 
-    // A good backup first: every fault below must leave it alone.
+    // A good backup first: every fault below must leave it alone. It is November's restore point
+    // (monthly) of the database and the roles, so the runs after it this week are daily.
     const e = newEnv();
     const ok = await e.run("backup", [], { now: BASELINE_NOW });
     if (ok.code !== 0) throw new Error(`baseline backup failed:\n${ok.stderr}`);
@@ -222,7 +223,7 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     const before = pings.pings.length;
     const now = "2026-11-24T02:05:00Z";
     const r = await e.run("backup", [], { now });
-    await expectFailed(e, r, now, before, "preflight", /cannot list s3:\/\/faults\/web-1\/daily\/ at http:\/\/127\.0\.0\.1:\d+: curl: \(7\) Failed to connect/, 1);
+    await expectFailed(e, r, now, before, "preflight", /cannot list s3:\/\/faults\/web-1\/monthly\/ at http:\/\/127\.0\.0\.1:\d+ \(the listing decides the tier\): curl: \(7\) Failed to connect/, 1);
   });
 
   it("wrong key (403)", async () => {
@@ -254,6 +255,22 @@ describe.skipIf(!tools.ok)("backup fault matrix", () => {
     const now = "2026-11-24T02:08:00Z";
     const r = await e.run("backup", [], { now });
     await expectFailed(e, r, now, before, "upload", /database app: aws s3 cp exited with status 1: upload failed: - to s3:\/\/faults\/web-1\/daily\/postgres\/app\/20261124T020800Z\.dump\.zst .*(AccessDenied|403|Forbidden|error without a message)/, 1, "postgres/app/");
+  });
+
+  it("upload not verifiable (403 on HEAD: the key may write but not read back): no manifest", async () => {
+    const uid = "web-1-writeonly";
+    const creds = await s3.createUser(uid);
+    const policy = hostIamPolicy(BUCKET, HOST);
+    // An explicit deny: RGW (like S3 ACLs) would otherwise let the uploader read what it owns.
+    const own = policy.Statement.find((st) => st.Sid === "ReadWriteOwnPrefix")!;
+    policy.Statement.push({ ...own, Sid: "NoReadBack", Effect: "Deny", Action: ["s3:GetObject"] });
+    const p = await s3.aws(s3.admin, ["iam", "put-user-policy", "--user-name", uid, "--policy-name", "writeonly", "--policy-document", JSON.stringify(policy)]);
+    expect(p.code, p.stderr).toBe(0);
+    const e = newEnv({ s3: { ...access, creds } });
+    const before = pings.pings.length;
+    const now = "2026-11-24T02:14:00Z";
+    const r = await e.run("backup", [], { now });
+    await expectFailed(e, r, now, before, "upload", /database app: cannot read back the size of s3:\/\/faults\/web-1\/daily\/postgres\/app\/20261124T021400Z\.dump\.zst: HTTP 403/, 1);
   });
 
   it("a second run while one holds the lock", async () => {

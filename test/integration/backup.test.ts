@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, filesUnder, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { composeProject, ensurePostgresImage, ensureToolImage, POSTGRES_IMAGE, startDockerd, startPostgresContainer, TOOL_IMAGE, type ComposeProject, type Dockerd } from "../support/docker";
-import type { Manifest } from "../support/drill-fixtures";
+import type { Tier } from "../../infra/config/schema";
+import { heldPoints, hostIamPolicy, tierFor, type BackupKind } from "../../infra/plan";
+import { putObject, type Manifest } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, loadSampleData, PG_BIN, SAMPLE_NON_ASCII, SAMPLE_OWNER, SAMPLE_OWNER_PASSWORD, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk } from "../support/proc";
@@ -94,6 +96,17 @@ describe.skipIf(!tools.ok)("backup scripts against real PostgreSQL, Docker and S
 
   async function manifestAt(e: BackupEnv, key: string): Promise<Manifest> {
     return JSON.parse((await e.get(key)).toString("utf8")) as Manifest;
+  }
+
+  /**
+   * The tier the plan's rule (tierFor) gives a run at `now` for each item, from what the bucket
+   * holds before the run: the tests of this file share the bucket, so it depends on which ran before.
+   */
+  async function planTiers<K extends string>(e: BackupEnv, now: string, items: Record<K, BackupKind>): Promise<Record<K, Tier>> {
+    const keys = (await e.list(`${HOST}/`)).map((k) => k.key);
+    const out = {} as Record<K, Tier>;
+    for (const [name, what] of Object.entries(items) as [K, BackupKind][]) out[name] = tierFor(new Date(now), heldPoints(keys, HOST, what));
+    return out;
   }
 
   it("the host key really is least-privilege (it cannot delete)", async () => {
@@ -221,19 +234,26 @@ services:
         pgPasswords: { app: "app-secret", other: "app-secret" },
       });
       const before = pings.pings.length;
-      const r = await e.run("backup", [], { now: "2026-11-24T03:00:00Z" }); // a Tuesday: daily tier
+      const tiers = await planTiers(e, "2026-11-24T03:00:00Z", {
+        app: { kind: "postgres", database: "app" }, other: { kind: "postgres", database: "other" }, globals: { kind: "globals" },
+      });
+      const r = await e.run("backup", [], { now: "2026-11-24T03:00:00Z" });
       expect(r.stderr).not.toMatch(/FAILED/);
       expect(r.code).toBe(0);
       expect(r.stderr).toMatch(/using docker-compose \(v1\)/);
       expect(pings.pings.slice(before).map((p) => p.kind)).toEqual(["start", "success"]);
 
-      const a = await manifestAt(e, `${HOST}/daily/postgres/app/20261124T030000Z.manifest.json`);
+      const a = await manifestAt(e, `${HOST}/${tiers.app}/postgres/app/20261124T030000Z.manifest.json`);
+      expect(a.tier).toBe(tiers.app);
       expect(a.source).toEqual({ via: "compose", project: projectDir, service: "db", user: "app" });
       expect(a.tables!.map((t) => `${t.schema}.${t.name}`)).toEqual(facts.tables);
-      const o = await manifestAt(e, `${HOST}/daily/postgres/other/20261124T030000Z.manifest.json`);
+      // The first backup of "other" ever: its month's restore point, though a Tuesday.
+      expect(tiers.other).toBe("monthly");
+      const o = await manifestAt(e, `${HOST}/monthly/postgres/other/20261124T030000Z.manifest.json`);
+      expect(o.tier).toBe("monthly");
       expect(o.source).toEqual({ via: "container", container, user: "app" });
       expect(o.tables).toEqual([{ schema: "public", name: "t", rows: 500 }]);
-      const gm = await manifestAt(e, `${HOST}/daily/globals/20261124T030000Z.manifest.json`);
+      const gm = await manifestAt(e, `${HOST}/${tiers.globals}/globals/20261124T030000Z.manifest.json`);
       expect(gm.kind).toBe("globals");
 
       // Restore with plain tools into a fresh cluster of the same image (same server version):
@@ -287,13 +307,14 @@ services:
 
     const e = newEnv({ baseEnv: d.env, volumes: [volume], volumeImage: TOOL_IMAGE });
     const before = pings.pings.length;
-    const r = await e.run("backup-volumes", [], { now: "2026-11-29T03:00:00Z" }); // a Sunday: weekly tier
+    // The volume's first backup: monthly, though a Sunday (the first rule made Sundays weekly).
+    const r = await e.run("backup-volumes", [], { now: "2026-11-29T03:00:00Z" });
     expect(r.stderr).not.toMatch(/FAILED/);
     expect(r.code).toBe(0);
     for (const line of r.stderr.trim().split("\n")) expect(line).toMatch(TS_LINE);
     expect(pings.pings.slice(before).map((p) => p.kind)).toEqual(["start", "success"]);
-    const m = await manifestAt(e, `${HOST}/weekly/volumes/${volume}/20261129T030000Z.manifest.json`);
-    expect(m).toMatchObject({ kind: "volume", volume, dumpFormat: "tar", compression: "zstd", tier: "weekly", source: { via: "docker", volume, image: TOOL_IMAGE } });
+    const m = await manifestAt(e, `${HOST}/monthly/volumes/${volume}/20261129T030000Z.manifest.json`);
+    expect(m).toMatchObject({ kind: "volume", volume, dumpFormat: "tar", compression: "zstd", tier: "monthly", source: { via: "docker", volume, image: TOOL_IMAGE } });
     const obj = await e.get(m.object.key);
     expect(sha256(obj)).toBe(m.object.sha256);
     expect(obj.length).toBe(m.object.size);
@@ -345,12 +366,13 @@ services:
     chmodSync(identity, 0o600);
 
     const e = newEnv({ postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }], ageRecipients: [recipient] });
-    const r = await e.run("backup", [], { now: "2026-11-29T05:00:00Z" }); // a Sunday: weekly
+    const tiers = await planTiers(e, "2026-11-29T05:00:00Z", { app: { kind: "postgres", database: "app" }, globals: { kind: "globals" } });
+    const r = await e.run("backup", [], { now: "2026-11-29T05:00:00Z" });
     expect(r.stderr).not.toMatch(/FAILED/);
     expect(r.code).toBe(0);
-    const m = await manifestAt(e, `${HOST}/weekly/postgres/app/20261129T050000Z.manifest.json`);
+    const m = await manifestAt(e, `${HOST}/${tiers.app}/postgres/app/20261129T050000Z.manifest.json`);
     expect(m.encryption).toBe("age");
-    expect(m.object.key).toBe(`${HOST}/weekly/postgres/app/20261129T050000Z.dump.zst.age`);
+    expect(m.object.key).toBe(`${HOST}/${tiers.app}/postgres/app/20261129T050000Z.dump.zst.age`);
     const obj = await e.get(m.object.key);
     expect(sha256(obj)).toBe(m.object.sha256);
     expect(obj.subarray(0, 21).toString()).toBe("age-encryption.org/v1");
@@ -362,7 +384,7 @@ services:
     const list = await pipeInto(`${PG_BIN}/pg_restore`, ["--list"], plain);
     expect(list.toString()).toMatch(/TABLE DATA public users/);
     // Globals are encrypted too.
-    const gm = await manifestAt(e, `${HOST}/weekly/globals/20261129T050000Z.manifest.json`);
+    const gm = await manifestAt(e, `${HOST}/${tiers.globals}/globals/20261129T050000Z.manifest.json`);
     expect(gm.object.key.endsWith(".sql.zst.age")).toBe(true);
     const g = await unzstd(await pipeInto("age", ["-d", "-i", identity], await e.get(gm.object.key)));
     expect(g.toString()).toContain(`CREATE ROLE ${SAMPLE_OWNER}`);
@@ -371,6 +393,7 @@ services:
   it("streams: no temp file of the dump at any moment (state dir and TMPDIR stay tiny while the upload runs); a failing ping server fails nothing", async () => {
     const e = newEnv({ postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }] });
     pings.failNext(1000, 503);
+    const tiers = await planTiers(e, "2026-11-24T06:00:00Z", { app: { kind: "postgres", database: "app" } });
     const child = e.spawn("backup", [], { now: "2026-11-24T06:00:00Z" });
     let stderr = "";
     child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
@@ -391,9 +414,69 @@ services:
     expect(stderr).toMatch(/warning: success ping failed/);
     expect(stderr).not.toContain(pings.uuid);
     expect(samples).toBeGreaterThan(5);
-    const m = await manifestAt(e, `${HOST}/daily/postgres/app/20261124T060000Z.manifest.json`);
+    const m = await manifestAt(e, `${HOST}/${tiers.app}/postgres/app/20261124T060000Z.manifest.json`);
     expect(m.object.size).toBeGreaterThan(50_000);
     // The largest file ever seen locally is a small bookkeeping file, far below the dump's size.
     expect(maxBytes).toBeLessThan(16_384);
+  });
+  describe("retention rule: the tier follows what the bucket holds", () => {
+    // Its own database, so what the other tests stored does not matter.
+    const DB = "ledger";
+    const runAt = async (e: BackupEnv, now: string) => {
+      const r = await e.run("backup", [], { now });
+      expect(r.stderr).not.toMatch(/FAILED/);
+      expect(r.code).toBe(0);
+      const keys = (await e.list(`${HOST}/`)).map((k) => k.key);
+      const stamp = now.replace(/[-:]/g, "");
+      const mine = keys.filter((k) => k.endsWith(`/postgres/${DB}/${stamp}.manifest.json`));
+      expect(mine).toHaveLength(1);
+      const m = await manifestAt(e, mine[0]!);
+      expect(mine[0]).toBe(`${HOST}/${m.tier}/postgres/${DB}/${stamp}.manifest.json`);
+      return m.tier;
+    };
+
+    it("a run on the 2nd after a missed 1st (which left a dump without manifest) is the month's restore point; the week's first is weekly whatever the weekday", async () => {
+      await pg.psql(`CREATE DATABASE ${DB}`);
+      await pg.psql("CREATE TABLE entries (id int PRIMARY KEY); INSERT INTO entries SELECT generate_series(1, 100)", { database: DB });
+      const e = newEnv({ postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: DB }] });
+      // Monday 30 November: the database's first backup, November's restore point.
+      expect(await runAt(e, "2026-11-30T03:00:00Z")).toBe("monthly");
+      // Tuesday 1 December: the run was interrupted after the data object, before the manifest.
+      const orphan = `${HOST}/monthly/postgres/${DB}/20261201T030000Z.dump.zst`;
+      await putObject(access, orphan, "the first part of an upload");
+      expect((await e.list(`${HOST}/monthly/postgres/${DB}/`)).map((k) => k.key)).toContain(orphan);
+      // Wednesday 2 December: no December restore point yet (a dump without manifest is none).
+      expect(await runAt(e, "2026-12-02T03:00:00Z")).toBe("monthly");
+      // Thursday: this week already has a monthly restore point (two, in fact): daily.
+      expect(await runAt(e, "2026-12-03T03:00:00Z")).toBe("daily");
+      // The next week's first run, a Tuesday (Monday missed): weekly. Then daily again.
+      expect(await runAt(e, "2026-12-08T23:59:59Z")).toBe("weekly");
+      expect(await runAt(e, "2026-12-09T00:00:30Z")).toBe("daily");
+      // Sunday 13 December belongs to the same ISO week: daily; Monday 14 starts a new one.
+      expect(await runAt(e, "2026-12-13T03:00:00Z")).toBe("daily");
+      expect(await runAt(e, "2026-12-14T03:00:00Z")).toBe("weekly");
+    });
+
+    it("a listing the key may not make fails the run at stage preflight, before anything is dumped or uploaded", async () => {
+      const host = "web-2";
+      const noList = await hostBucketAccess(s3, BUCKET, host);
+      // The plan's policy without its ListOwnPrefix statement: put and get still allowed, list denied.
+      const policy = hostIamPolicy(BUCKET, host);
+      policy.Statement = policy.Statement.filter((st) => st.Sid !== "ListOwnPrefix");
+      const put = await s3.aws(s3.admin, ["iam", "put-user-policy", "--user-name", host, "--policy-name", "restorable", "--policy-document", JSON.stringify(policy)]);
+      expect(put.code, put.stderr).toBe(0);
+      await putObject(noList, `${host}/probe`, "the key may still write");
+      const e = createBackupEnv({ s3: noList, host, pingUrl: pings.url, postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: DB }] });
+      envs.push(e);
+      const before = pings.pings.length;
+      const r = await e.run("backup", [], { now: "2026-12-02T03:00:00Z" });
+      expect(r.code).toBe(1);
+      expect(failedLine(r)).toMatch(new RegExp(`restorable backup: FAILED at stage preflight: cannot list s3://${BUCKET}/${host}/monthly/ at .* \\(the listing decides the tier\\): .*403`));
+      expect(r.stderr).not.toMatch(/dumping to/);
+      expect(pings.pings.slice(before).map((p) => p.kind)).toEqual(["start", "fail"]);
+      const all = await s3.aws(s3.admin, ["s3api", "list-objects-v2", "--bucket", BUCKET, "--prefix", `${host}/`, "--query", "Contents[].Key", "--output", "json"]);
+      expect(JSON.parse(all.stdout || "null")).toEqual([`${host}/probe`]);
+      expect(e.leftovers()).toEqual([]);
+    });
   });
 });

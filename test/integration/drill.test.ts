@@ -10,10 +10,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import {
-  ageKey, corruptObject, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning, type AgeKey,
+  ageKey, aws, corruptObject, follow, fixtureGlobalsBackup, fixturePostgresBackup, getObject, listKeys, processesMentioning, putObject,
+  type AgeKey, type Manifest,
 } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
-import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
+import { createHash } from "node:crypto";
+import { loadSampleData, PG_BIN, SAMPLE_OWNER, startPostgres, type PgCluster } from "../support/postgres";
 import { run, waitFor, type RunResult } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -50,6 +52,21 @@ interface Report {
     result: string;
     failure: { stage: string; reason: string } | null;
   }[];
+  globals: {
+    stamp?: string; objectKey?: string | null; sha256Ok?: boolean | null; restoreOk?: boolean | null; roles?: number | null;
+    rolePasswords?: boolean | null; result: string; failure: { stage: string; reason: string } | null;
+  } | null;
+  retention: {
+    promise: { daily: number; weekly: number; monthly: number };
+    items: { kind: string; name: string | null; covered: number; pending: number; missing: string[] }[];
+    result: string;
+    failure: { stage: string; reason: string } | null;
+  } | null;
+  olderPoints: {
+    database: string; tier: string; stamp: string; manifestKey: string; chosenBecause: string; sha256Ok: boolean | null;
+    restoreOk: boolean | null; tablesOk: boolean | null; checks: { sql: string; ok: boolean }[]; result: string;
+    failure: { stage: string; reason: string } | null;
+  }[];
   result: "pass" | "fail";
   failure: { stage: string; reason: string } | null;
 }
@@ -75,8 +92,16 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     envs.push(e);
     return e;
   }
-  const backup = (name: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> = {}) =>
-    fixturePostgresBackup({ bucket: access, host: name, date: hoursAgo(hours), pg: src, database: "app", ...o });
+  /**
+   * A database backup made the contract's way; every such host also gets a roles backup from at
+   * most an hour ago (the drill restores the roles first, and the databases with their owners),
+   * unless `roles: false`.
+   */
+  const backup = async (name: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> & { roles?: boolean } = {}) => {
+    const { roles = true, ...rest } = o;
+    if (roles) await fixtureGlobalsBackup({ bucket: access, host: name, date: hoursAgo(Math.min(hours, 1)), pg: src, encryptTo: rest.encryptTo });
+    return fixturePostgresBackup({ bucket: access, host: name, date: hoursAgo(hours), pg: src, database: "app", ...rest });
+  };
 
   async function drill(e: BackupEnv, args: string[] = []): Promise<RunResult> {
     pings.clear();
@@ -128,8 +153,9 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     await Promise.all([src?.stop(), s3?.stop(), pings?.stop()]);
   });
 
-  it("passes on a backup made by the real backup script; reports what it tested", async () => {
-    const e = host("pass");
+  it("passes on a backup made by the real backup script: roles first, the database with its owners and grants", async () => {
+    const owned = `SELECT tableowner = '${SAMPLE_OWNER}' FROM pg_tables WHERE tablename = 'pgbench_accounts'`;
+    const e = host("pass", { drill: { runtime: "local", checks: [CHECK, owned] } });
     const b = await e.run("backup");
     expect(b.code, b.stderr).toBe(0);
     const r = await drill(e);
@@ -148,7 +174,10 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(d).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, result: "pass", failure: null });
     expect(d.objectKey).toMatch(/^pass\/(daily|weekly|monthly)\/postgres\/app\/\d{8}T\d{6}Z\.dump\.zst$/);
     expect(d.tables).toEqual({ expected: 7, restored: 7, missing: [], unexpected: [] });
-    expect(d.checks).toEqual([{ sql: CHECK, ok: true }]);
+    expect(d.checks).toEqual([{ sql: CHECK, ok: true }, { sql: owned, ok: true }]);
+    expect(report.globals).toMatchObject({ result: "pass", failure: null, sha256Ok: true, restoreOk: true, rolePasswords: true });
+    expect(report.globals!.roles).toBeGreaterThanOrEqual(2);
+    expect(report.globals!.objectKey).toMatch(/^pass\/(daily|weekly|monthly)\/globals\/\d{8}T\d{6}Z\.sql\.zst$/);
     expect(d.rpo.ok).toBe(true);
     expect(d.rpo.targetSeconds).toBe(86400);
     expect(d.rpo.achievedSeconds).toBeGreaterThanOrEqual(0);
@@ -173,10 +202,43 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expectNothingLeft(e);
   });
 
+  it("without a roles backup, the roles fail at find and a database whose owner is missing fails at restore", async () => {
+    const e = host("noroles");
+    await backup("noroles", 1, { roles: false });
+    const r = await drill(e);
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of the roles \(globals\)/);
+    expect(report.databases[0]).toMatchObject({ database: "app", sha256Ok: true, restoreOk: false, result: "fail", failure: { stage: "restore" } });
+    expect(report.databases[0]!.failure!.reason).toMatch(new RegExp(`role "${SAMPLE_OWNER}" does not exist`));
+  });
+
+  it("a roles backup that does not restore fails the drill at the roles' restore stage", async () => {
+    const e = host("badroles");
+    await backup("badroles", 1);
+    await fixtureGlobalsBackup({ bucket: access, host: "badroles", date: hoursAgo(0.5), pg: src });
+    // Replace that newest roles object with SQL that fails (manifest fixed up to match it).
+    const stampOf = (k: string) => k.slice(k.lastIndexOf("/") + 1);
+    const keys = (await listKeys(access, "badroles/")).map((k) => k.key).filter((k) => k.includes("/globals/"));
+    const newest = keys.filter((k) => k.endsWith(".manifest.json")).sort((a, b) => stampOf(a).localeCompare(stampOf(b))).pop()!;
+    const m = JSON.parse((await getObject(access, newest)).toString("utf8")) as Manifest;
+    const bad = (await run("bash", ["-c", "printf -- '--\\nCREATE ROLE x;\\nALTER ROLE no_such_role WITH LOGIN;\\n' | zstd -q -c | base64 -w0"])).stdout;
+    const body = Buffer.from(bad, "base64");
+    await putObject(access, m.object.key, body);
+    m.object.size = body.length;
+    m.object.sha256 = createHash("sha256").update(body).digest("hex");
+    await putObject(access, newest, JSON.stringify(m));
+    const r = await drill(e);
+    const report = await expectFault(e, r, "restore", /restoring the roles from .* failed: .*no_such_role/);
+    expect(report.globals).toMatchObject({ sha256Ok: true, restoreOk: false, result: "fail" });
+    // The database still restores (its owner came from... nowhere: it fails too, on its own).
+    expect(report.databases[0]!.failure?.stage).toBe("restore");
+  });
+
   it("fails when there is no manifest-backed backup at all (nothing restored, nothing left behind)", async () => {
     const e = host("nobackup");
     const r = await drill(e);
-    const report = await expectFault(e, r, "find", /no manifest-backed backup of database app under s3:\/\/drill-test\/nobackup\//);
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of the roles \(globals\) under s3:\/\/drill-test\/nobackup\//);
+    expect(report.globals).toMatchObject({ result: "fail", failure: { stage: "find" } });
+    expect(report.databases[0]).toMatchObject({ database: "app", result: "fail", failure: { stage: "find", reason: expect.stringMatching(/no manifest-backed backup of database app/) } });
     expect(report.throwaway.setupSeconds).toBeNull();
   });
 
@@ -187,7 +249,9 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const report = await expectFault(e, r, "rpo", /the newest backup of app \(\d{8}T\d{6}Z, (daily|weekly|monthly)\) is 1d6h old, older than the RPO objective of 1d0h/);
     expect(report.databases[0]!.rpo).toMatchObject({ targetSeconds: 86400, ok: false });
     expect(report.databases[0]!.rpo.achievedSeconds).toBeGreaterThanOrEqual(30 * 3600);
-    expect(report.throwaway.setupSeconds).toBeNull();
+    // The stale database is never downloaded; the (fresh) roles are still drilled.
+    expect(report.databases[0]!.objectKey ?? null).toBeNull();
+    expect(report.globals).toMatchObject({ result: "pass" });
   });
 
   it("refuses an object corrupted after upload (sha256 mismatch)", async () => {
@@ -212,7 +276,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(report.databases[0]!.objectKey).toBe(good.objectKey);
     expect(report.databases[0]!.objectKey).not.toBe(half.objectKey);
     expectNothingLeft(e);
-  });
+  }, 400_000); // several drills / nine databases: room on a busy machine
 
   it("fails when a configured SQL check is not true, and reports each check", async () => {
     const bad = "SELECT count(*) > 1000000 FROM users";
@@ -229,24 +293,115 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(d.checks[2]!.error).toMatch(/no_such_column/);
   });
 
-  it("drills every configured database: a failing one does not stop the next, the report has both", async () => {
+  it("drills every configured database: each failing stage is reported on its own, the others still restore", async () => {
     await src.psql("CREATE DATABASE shop");
     await src.psql("CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 100) g", { database: "shop" });
+    // One database per stage that can fail, in config order, between two that pass.
+    const cases: [database: string, stage: string | null][] = [
+      ["app", null], ["no-backup", "find"], ["stale", "rpo"], ["gone", "download"], ["corrupt-1", "verify"],
+      ["not-a-dump", "restore"], ["ghost", "tables"], ["no-users", "checks"], ["app$2", null],
+    ];
     const e = host("multi", {
-      postgres: [
-        { via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "shop" },
-        { via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "app" },
-      ],
-      drill: { runtime: "local", checks: [] },
+      postgres: cases.map(([database]) => ({ via: "local" as const, host: src.socketDir, port: src.port, user: "postgres", database })),
     });
-    const shop = await backup("multi", 1, { database: "shop" });
-    await corruptObject(access, shop.objectKey);
-    await backup("multi", 1);
+    const fx = (database: string, hours: number, o: Partial<Parameters<typeof fixturePostgresBackup>[0]> = {}) =>
+      backup("multi", hours, { database, sourceDatabase: "app", ...o });
+    await fx("app", 1);
+    await fx("stale", 30);
+    const gone = await fx("gone", 1);
+    expect((await aws(access, ["s3", "rm", "--quiet", `s3://${BUCKET}/${gone.objectKey}`])).code).toBe(0);
+    await corruptObject(access, (await fx("corrupt-1", 1)).objectKey);
+    await fx("not-a-dump", 1, { notADump: "SELECT 1;\n" });
+    await fx("ghost", 1, { editManifest: (m) => m.tables?.push({ schema: "public", name: "ghost", rows: 1 }) });
+    await fx("no-users", 1, { sourceDatabase: "shop" });
+    await fx("app$2", 1);
+
     const r = await drill(e);
-    const report = await expectFault(e, r, "verify", /sha256 mismatch for s3:\/\/drill-test\/multi\/.*\/postgres\/shop\//);
-    expect(report.databases.map((d) => [d.database, d.result])).toEqual([["shop", "fail"], ["app", "pass"]]);
-    expect(report.databases[1]).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true });
+    const report = await expectFault(e, r, "find", /no manifest-backed backup of database no-backup under s3:\/\/drill-test\/multi\//);
+    expect(report.databases.map((d) => [d.database, d.failure?.stage ?? null])).toEqual(cases);
+    expect(report.databases.map((d) => d.result)).toEqual(cases.map(([, stage]) => (stage ? "fail" : "pass")));
+    const by = Object.fromEntries(report.databases.map((d) => [d.database, d]));
+    for (const ok of ["app", "app$2"]) {
+      expect(by[ok]).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true, checks: [{ sql: CHECK, ok: true }] });
+      expect(by[ok]!.rto?.ok).toBe(true);
+    }
+    expect(by["gone"]!.failure!.reason).toMatch(/cannot download s3:\/\/drill-test\/multi\/.*\/postgres\/gone\//);
+    expect(by["corrupt-1"]!.failure!.reason).toMatch(/sha256 mismatch/);
+    expect(by["not-a-dump"]!.failure!.reason).toMatch(/is not a pg_dump custom-format archive/);
+    expect(by["ghost"]!.failure!.reason).toMatch(/missing relative to the manifest: public\.ghost/);
+    expect(by["no-users"]!.failure!.reason).toMatch(/check 1 \(SELECT count\(\*\) > 0 FROM users\) failed: .*users/);
+    expect(r.stderr).toContain("app$2: passed");
+  }, 400_000); // several drills / nine databases: room on a busy machine
+
+  /** Roles and app restore points at these UTC times (for drills run at a fixed RESTORABLE_NOW). */
+  async function pointsAt(name: string, at: [iso: string, tier: "daily" | "weekly" | "monthly"][]) {
+    const out: Awaited<ReturnType<typeof fixturePostgresBackup>>[] = [];
+    for (const [iso, tier] of at) {
+      await fixtureGlobalsBackup({ bucket: access, host: name, date: new Date(iso), pg: src, tier });
+      out.push(await fixturePostgresBackup({ bucket: access, host: name, date: new Date(iso), pg: src, database: "app", tier }));
+    }
+    return out;
+  }
+  const drillAt = async (e: BackupEnv, now: string) => {
+    pings.clear();
+    const r = await e.run("restore-drill", [], { now });
+    await pings.waitFor(r.code === 0 ? "success" : "fail", 10_000);
+    return r;
+  };
+
+  it("also proves one older restore point per tier: never proven first, then the least recently proven", async () => {
+    // Wed 2026-11-18: the promise (2 days, 2 weeks, 2 months) is kept by exactly these points.
+    const e = host("older", { retention: { daily: 2, weekly: 2, monthly: 2 } });
+    const [, d17, d16, weekly, monthly] = await pointsAt("older", [
+      ["2026-11-18T03:00:00Z", "daily"], ["2026-11-17T03:00:00Z", "daily"], ["2026-11-16T03:00:00Z", "daily"],
+      ["2026-11-09T03:00:00Z", "weekly"], ["2026-10-01T03:00:00Z", "monthly"],
+    ]);
+
+    const first = await drillAt(e, "2026-11-18T06:00:00Z");
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = await latestReport(e);
+    expect(r1.olderPoints.map((p) => [p.tier, p.result, p.chosenBecause])).toEqual([
+      ["daily", "pass", "never proven by a drill"], ["weekly", "pass", "never proven by a drill"], ["monthly", "pass", "never proven by a drill"],
+    ]);
+    expect([d17!.manifestKey, d16!.manifestKey]).toContain(r1.olderPoints[0]!.manifestKey);
+    expect(r1.olderPoints[1]!.manifestKey).toBe(weekly!.manifestKey);
+    expect(r1.olderPoints[2]!.manifestKey).toBe(monthly!.manifestKey);
+    for (const p of r1.olderPoints) expect(p).toMatchObject({ database: "app", sha256Ok: true, restoreOk: true, tablesOk: true, checks: [{ sql: CHECK, ok: true }] });
+    // The RTO stays the newest restore's; the audit found the promise kept.
+    expect(r1.databases[0]!.rto?.ok).toBe(true);
+    expect(r1.retention).toMatchObject({ result: "pass", promise: { daily: 2, weekly: 2, monthly: 2 } });
+
+    const second = await drillAt(e, "2026-11-18T06:10:00Z");
+    expect(second.code, second.stderr).toBe(0);
+    const r2 = await latestReport(e);
+    // The other daily was never proven; the weekly (the only one) was, by the first drill.
+    expect(r2.olderPoints[0]!.manifestKey).not.toBe(r1.olderPoints[0]!.manifestKey);
+    expect(r2.olderPoints[0]!.chosenBecause).toBe("never proven by a drill");
+    expect(r2.olderPoints[1]!.chosenBecause).toBe(`the least recently proven (last proven by the drill of ${r1.startedAt})`);
+
+    await corruptObject(access, monthly!.objectKey);
+    const third = await drillAt(e, "2026-11-18T06:20:00Z");
+    const r3 = await expectFault(e, third, "verify", new RegExp(`sha256 mismatch for s3://drill-test/${monthly!.objectKey}`));
+    expect(r3.databases[0]!.result).toBe("pass");
+    expect(r3.olderPoints.find((p) => p.tier === "monthly")).toMatchObject({ result: "fail", sha256Ok: false, failure: { stage: "verify" } });
+    expectNothingLeft(e);
+  }, 600_000); // three drills of four restores each
+
+  it("retention audit: a promised restore point that is missing fails the drill at stage retention, naming it", async () => {
+    // Wed 2026-11-18 with 3 days / 2 weeks / 3 months promised; the first backup is from September.
+    const e = host("gaps", { retention: { daily: 3, weekly: 2, monthly: 3 } });
+    await pointsAt("gaps", [["2026-11-18T03:00:00Z", "daily"], ["2026-11-16T03:00:00Z", "weekly"], ["2026-09-05T03:00:00Z", "monthly"]]);
+    const r = await drillAt(e, "2026-11-18T06:00:00Z");
+    const report = await expectFault(e, r, "retention", /the roles: no daily restore point for 2026-11-17 \(and 7 more missing; see the report's retention\)/);
+    expect(report.databases[0]!.result).toBe("pass");
+    const gaps = ["daily 2026-11-17", "daily 2026-11-15", "weekly week of 2026-11-09", "monthly 2026-10"];
+    expect(report.retention!.items).toEqual([
+      { kind: "globals", name: null, covered: 4, pending: 0, missing: gaps },
+      { kind: "postgres", name: "app", covered: 4, pending: 0, missing: gaps },
+    ]);
+    expect(r.stderr).toContain("retention: database app: no restore point for daily 2026-11-17 daily 2026-11-15 weekly week of 2026-11-09 monthly 2026-10");
   });
+
 
   it("fails when a table of the manifest is missing after the restore", async () => {
     const e = host("ghost");
@@ -260,7 +415,8 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const e = host("enc", { extraConf: { RESTORABLE_AGE_IDENTITY: keys.wrong.identityFile } });
     await backup("enc", 1, { encryptTo: [keys.right.recipient] });
     const r = await drill(e);
-    await expectFault(e, r, "decrypt", /age could not decrypt .*\.dump\.zst\.age with identity .*wrong\.age-identity/);
+    const report = await expectFault(e, r, "decrypt", /age could not decrypt .*\/globals\/.*\.sql\.zst\.age with identity .*wrong\.age-identity/);
+    expect(report.databases[0]!.failure!.reason).toMatch(/age could not decrypt .*\.dump\.zst\.age with identity .*wrong\.age-identity/);
 
     const ok = await drill(e, ["--identity", keys.right.identityFile]);
     expect(ok.code, ok.stderr).toBe(0);
@@ -275,7 +431,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     const child = e.spawn("restore-drill");
     const drilling = follow(child);
     // Halfway: the throwaway cluster is up and the restore has started.
-    await drilling.until(/verified sha256/, 90_000);
+    await drilling.until(/verified sha256 of \S*\/postgres\//, 90_000);
     expect(drilling.stderr).toMatch(/throwaway Postgres up/);
     expect(processesMentioning(e.tmpDir).length).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 1500));
@@ -293,7 +449,7 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     await backup("sigkill", 1);
     const child = e.spawn("restore-drill");
     const drilling = follow(child);
-    await drilling.until(/verified sha256/, 90_000);
+    await drilling.until(/verified sha256 of \S*\/postgres\//, 90_000);
     child.kill("SIGKILL");
     await drilling.exited;
     // The cluster and the temp dir outlive the killed script.

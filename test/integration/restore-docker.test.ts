@@ -18,6 +18,7 @@ import {
 import { fixtureGlobalsBackup, follow, fixturePostgresBackup, getObject, listKeys, processesMentioning } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, PG_BIN, SAMPLE_OWNER, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
+import { DOCKER_ACCEPTED } from "../support/names";
 import { freePort } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -149,7 +150,7 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     pings.clear();
     const child = e.spawn("restore-drill");
     const drilling = follow(child);
-    await drilling.until(/verified sha256/, 90_000);
+    await drilling.until(/verified sha256 of \S*\/postgres\//, 90_000);
     expect(await drillContainers()).toHaveLength(1);
     await new Promise((r) => setTimeout(r, 1500));
     child.kill("SIGTERM");
@@ -176,6 +177,26 @@ describe.skipIf(!tools.ok)("restore and restore-drill with Docker", () => {
     } finally {
       await c?.remove();
     }
+  });
+
+  it("every volume name the schema accepts: backup-volumes, then restore --volume into --target-volume", async () => {
+    const e = createBackupEnv({ host: "vnames", s3: access, volumes: DOCKER_ACCEPTED, volumeImage: toolImage, baseEnv: d.env });
+    envs.push(e);
+    for (const v of DOCKER_ACCEPTED) {
+      await d.dockerOk(["volume", "create", v]);
+      await d.dockerOk(["run", "--rm", "--network", "none", "-v", `${v}:/data`, toolImage, "sh", "-c", 'printf "%s" "$1" > /data/name', "sh", v]);
+    }
+    const b = await e.run("backup-volumes");
+    expect(b.code, b.stderr).toBe(0);
+    for (const [i, v] of DOCKER_ACCEPTED.entries()) {
+      const into = DOCKER_ACCEPTED[(i + 1) % DOCKER_ACCEPTED.length]!;
+      const r = await e.run("restore", ["--volume", v, "--target-volume", into, "--force"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await d.dockerOk(["run", "--rm", "--network", "none", "-v", `${into}:/data:ro`, toolImage, "cat", "/data/name"])).stdout).toBe(v);
+      // Put the target back as it was for the next round.
+      await d.dockerOk(["run", "--rm", "--network", "none", "-v", `${into}:/data`, toolImage, "sh", "-c", 'printf "%s" "$1" > /data/name', "sh", into]);
+    }
+    expect(e.leftovers()).toEqual([]);
   });
 
   it("volume round trip through backup-volumes; refuses a non-empty volume without --force", async () => {

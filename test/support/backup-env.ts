@@ -47,9 +47,14 @@ export interface BackupEnvOptions {
   zstdLevel?: number;
   drill?: RawHost["drill"];
   schedule?: RawHost["schedule"];
+  logs?: RawHost["logs"];
+  metrics?: RawHost["metrics"];
   objectives?: RawConfig["objectives"];
   /** The host's pitr section (point-in-time recovery). */
   pitr?: RawHost["pitr"];
+  /** storage.objectLock and retention of the stack config (the bucket itself is the test's to make). */
+  objectLock?: RawConfig["storage"]["objectLock"];
+  retention?: RawConfig["retention"];
   /**
    * Ping URL. The schema only accepts https, so a local http ping server's URL is written as an
    * override line at the end of restorable.conf (the rendered line stays as rendered).
@@ -125,9 +130,12 @@ export function backupEnvConfig(o: BackupEnvOptions, dir: string): RawConfig {
   if (o.drill) host.drill = o.drill;
   if (o.schedule) host.schedule = o.schedule;
   if (o.pitr) host.pitr = o.pitr;
+  if (o.logs) host.logs = o.logs;
+  if (o.metrics) host.metrics = o.metrics;
   return {
-    storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true },
+    storage: { provider: "s3", bucket: o.s3.bucket, endpoint: o.s3.endpoint, region: o.s3.region, allowNotOffsite: true, ...(o.objectLock ? { objectLock: o.objectLock } : {}) },
     objectives: o.objectives ?? { rpo: "24h", rto: "1h" },
+    ...(o.retention ? { retention: o.retention } : {}),
     hosts: [host],
   };
 }

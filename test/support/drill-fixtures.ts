@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
+import { heldPoints, objectKeys, tierFor, utcStamp } from "../../infra/plan/layout";
 import type { Tier } from "../../infra/config/schema";
 import type { BucketAccess } from "./backup-env";
 import { cleanLibpqEnv, PG_BIN, type PgCluster } from "./postgres";
@@ -107,6 +107,7 @@ interface CommonOpts {
   bucket: Bucket;
   host: string;
   date: Date;
+  /** Default: the tier a backup run at `date` would choose from the bucket's restore points. */
   tier?: Tier;
   encryptTo?: string[];
   /** Upload the object but no manifest (an interrupted run). */
@@ -132,7 +133,8 @@ function encryptStage(recipients?: string[]): string {
 }
 
 async function upload(o: CommonOpts, kind: Manifest["kind"], what: Parameters<typeof objectKeys>[2], body: Buffer, extra: Partial<Manifest>): Promise<FixtureBackup> {
-  const tier = o.tier ?? tierFor(o.date);
+  // By default the tier a backup run would choose: the plan's rule over what the bucket holds.
+  const tier = o.tier ?? tierFor(o.date, heldPoints((await listKeys(o.bucket, `${o.host}/`)).map((k) => k.key), o.host, what));
   const encrypted = !!o.encryptTo?.length;
   const keys = objectKeys(o.host, tier, what, o.date, { compressed: true, encrypted });
   const sha256 = createHash("sha256").update(body).digest("hex");
@@ -157,14 +159,18 @@ async function upload(o: CommonOpts, kind: Manifest["kind"], what: Parameters<ty
   return { objectKey: keys.object, manifestKey: keys.manifest, manifest, sha256, size: body.length };
 }
 
-/** pg_dump -Fc -Z0 | zstd [| age] of `database` on `pg`, uploaded, then its manifest. */
-export async function fixturePostgresBackup(o: CommonOpts & { pg: PgCluster; database: string; sourceDatabase?: string }): Promise<FixtureBackup> {
+/**
+ * pg_dump -Fc -Z0 | zstd [| age] of `database` on `pg`, uploaded, then its manifest. With
+ * `notADump`, those bytes take the dump's place (compressed and encrypted the same way; the
+ * manifest still describes `sourceDatabase`): a backup whose restore must fail.
+ */
+export async function fixturePostgresBackup(o: CommonOpts & { pg: PgCluster; database: string; sourceDatabase?: string; notADump?: string }): Promise<FixtureBackup> {
   const src = o.sourceDatabase ?? o.database;
   const env = cleanLibpqEnv();
-  const body = await pipeToFile(
-    `${PG_BIN}/pg_dump -Fc -Z0 -h ${q(o.pg.socketDir)} -p ${o.pg.port} -U postgres -d ${q(src)} | zstd -q -3 -c${encryptStage(o.encryptTo)}`,
-    env,
-  );
+  const producer = o.notADump !== undefined
+    ? `printf '%s' ${q(o.notADump)}`
+    : `${PG_BIN}/pg_dump -Fc -Z0 -h ${q(o.pg.socketDir)} -p ${o.pg.port} -U postgres -d ${q(src)}`;
+  const body = await pipeToFile(`${producer} | zstd -q -3 -c${encryptStage(o.encryptTo)}`, env);
   const rows = await o.pg.psql(`SELECT json_agg(t) FROM (${TABLES_SQL}) t`, { database: src });
   const tables = (JSON.parse(rows || "[]") as { schema: string; name: string; rows: number }[] | null) ?? [];
   const serverVersion = await o.pg.psql("SHOW server_version", { database: src });

@@ -21,6 +21,8 @@ export interface Registered {
   retainOnDelete?: boolean;
   deleteBeforeReplace: boolean;
   additionalSecretOutputs: string[];
+  /** Alias specs as sent (name, type, parentUrn, noParent; empty strings when not set). */
+  aliases: Props[];
 }
 
 /** Pulumi's wire marker for a secret value: { [SIG_KEY]: SECRET_SIG, value }. */
@@ -86,6 +88,7 @@ export async function startMocks(opts: { config?: Record<string, string>; secret
         retainOnDelete: req.hasRetainondelete?.() ? req.getRetainondelete() : undefined,
         deleteBeforeReplace: req.getDeletebeforereplace(),
         additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+        aliases: (req.getAliasesList?.() ?? []).map((a: any) => a.getSpec()?.toObject() ?? { urn: a.getUrn() }), // eslint-disable-line @typescript-eslint/no-explicit-any
       });
       cb(err, res);
     });

@@ -44,6 +44,8 @@ const PACKAGES: Record<string, string> = {
   curl: "curl",
   jq: "jq",
   busybox: "busybox-static",
+  "/usr/bin/chromium": "chromium",
+  promtool: "prometheus",
 };
 
 export function hasTool(bin: string): boolean {

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, type RawConfig } from "../../infra/config";
 import { firings, parseCron } from "../../infra/config/cron";
 import { baseBackupKeepSeconds, pitrClusters } from "../../infra/config/pitr";
-import { baseBackupKeys, buildPlan, tierFor, walKey, type Plan } from "../../infra/plan";
+import { baseBackupKeys, buildPlan, tierFor, utcStamp, walKey, type Plan } from "../../infra/plan";
 import { installPlan } from "../../infra/plan/install";
 import { placeholderSecrets, renderHost } from "../../infra/plan/render";
 
@@ -60,7 +60,7 @@ describe("pitr config", () => {
 
   it.each([
     ["a window longer than the base backups' retention", { window: "30d" }, /restorable:hosts\[0\]\.pitr\.window: 30d is longer than the retention keeps the base backups of "0 2 \* \* 0" \(28d/],
-    ["a base-backup gap the retention cannot cover", { window: "3d", baseBackup: "0 2 * * 1" }, /restorable:hosts\[0\]\.pitr\.baseBackup: "0 2 \* \* 1" leaves up to 7d between base backups: window 3d plus two gaps \(one missed run tolerated\) needs base backups kept 17d, but their shortest tier keeps them 7d/],
+    ["a base-backup gap the retention cannot cover", { window: "3d", baseBackup: "0 2 * * 1,4" }, /restorable:hosts\[0\]\.pitr\.baseBackup: "0 2 \* \* 1,4" leaves up to 4d between base backups: window 3d plus two gaps \(one missed run tolerated\) needs base backups kept 11d, but their shortest tier keeps them 7d/],
     ["daily base backups in the daily tier with a 7d window", { baseBackup: "0 2 * * *" }, /restorable:hosts\[0\]\.pitr\.baseBackup: "0 2 \* \* \*" leaves up to 1d .* needs base backups kept 9d, but their shortest tier keeps them 7d/],
     ["a window that is not a duration", { window: "a week" }, /restorable:hosts\[0\]\.pitr\.window: "a week" is not a duration/],
     ["a bad cron", { baseBackup: "0 2 * *" }, /restorable:hosts\[0\]\.pitr\.baseBackup: "0 2 \* \*" is not a 5-field cron expression/],
@@ -200,10 +200,13 @@ function simulatePitr(o: PitrSim): { violations: string[]; checks: number } {
   // Base backups: the schedule's runs, minus the missed ones; each lands in the tier its date calls for.
   const bases: { stop: number; removedAt: number }[] = [];
   let run = 0;
+  const held: { tier: "daily" | "weekly" | "monthly"; stamp: string }[] = [];
   for (const t of firings(parseCron(o.baseBackup), start, end)) {
     if (o.missed(run++)) continue;
     const stop = t + o.baseMinutes * 60_000;
-    const key = baseBackupKeys("web-1", tierFor(new Date(t)), "app-db", new Date(t), { encrypted: false }).object;
+    const tier = tierFor(new Date(t), held);
+    held.push({ tier, stamp: utcStamp(new Date(t)) });
+    const key = baseBackupKeys("web-1", tier, "app-db", new Date(t), { encrypted: false }).object;
     bases.push({ stop, removedAt: removal(stop, expiryFor(plan, o.form, key)) });
   }
   // WAL: shipped continuously from `start`; a segment uploaded at u is gone at removal(u, walDays),

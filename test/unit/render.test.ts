@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig, type RawConfig } from "../../infra/config";
-import { buildPlan, tierFor, utcStamp, type Plan } from "../../infra/plan";
+import fc from "fast-check";
+import { buildPlan, heldPoints, isoWeekStart, itemPath, objectKeys, TIERS, tierFor, utcStamp, type BackupKind, type Plan } from "../../infra/plan";
 import {
   CRON_BEGIN, CRON_END, cronJobs, loadTemplates, placeholderSecrets, renderConfig, renderCredentials, renderHost,
   renderTemplate, STATE_DIR, templateSpec, type HostSecrets, type Template,
@@ -299,7 +300,7 @@ describe("renderHost", () => {
     expect(renderHost(plan, h, realishSecrets(plan, 0), { templates: changedMode }).hash).not.toBe(a.hash);
     const plan2 = planOf({ ...EXAMPLES["compose + volume (the seed)"]!, retention: { daily: 8 } });
     const b = renderHost(plan2, plan2.hosts[0]!, realishSecrets(plan2, 0), { templates });
-    expect(b.hash).toBe(a.hash); // retention lives in the bucket, not on the host
+    expect(b.hash).not.toBe(a.hash); // the drill audits the retention promise: its counts are in the host config
     const raw3 = structuredClone(EXAMPLES["compose + volume (the seed)"]!);
     raw3.hosts[0]!.zstdLevel = 5;
     const plan3 = planOf(raw3);
@@ -386,26 +387,86 @@ describe.skipIf(!sc.ok)("rendered shell passes shellcheck", () => {
 // ------------------------------------------------------------------------------------------------
 
 const LIB = join(__dirname, "../../scripts/lib.sh");
+const HOST = "web-1";
 
 describe.skipIf(!sc.ok)("scripts/lib.sh agrees with the plan", () => {
-  it("restorable_clock: stamp and tier equal utcStamp and tierFor, every day over two years and at odd times", () => {
+  it("restorable_clock: stamp, createdAt and ISO week equal utcStamp and isoWeekStart, every day over two years and at odd times", () => {
     const dates: Date[] = [];
     for (let d = Date.UTC(2026, 0, 1, 3, 0, 0); d < Date.UTC(2028, 0, 1); d += 86_400_000) dates.push(new Date(d));
     dates.push(new Date(Date.UTC(2026, 10, 1, 0, 0, 0)), new Date(Date.UTC(2026, 10, 30, 23, 59, 59)), new Date(Date.UTC(2028, 1, 29, 12, 0, 0)));
+    dates.push(new Date(Date.UTC(2026, 10, 29, 23, 59, 59)), new Date(Date.UTC(2026, 10, 30, 0, 0, 0))); // Sunday night, Monday 00:00
     const iso = dates.map((d) => d.toISOString().replace(/\.000Z$/, "Z"));
     const script = `set -euo pipefail
 . ${shq(LIB)}
 while IFS= read -r now; do
   RESTORABLE_NOW=$now
   restorable_clock
-  printf '%s %s %s\\n' "$RESTORABLE_STAMP" "$RESTORABLE_TIER" "$RESTORABLE_CREATED_AT"
+  printf '%s %s %s %s\\n' "$RESTORABLE_STAMP" "$RESTORABLE_CREATED_AT" "$RESTORABLE_WEEK_FROM" "$RESTORABLE_WEEK_TO"
 done`;
     const out = execFileSync("bash", ["-c", script], { input: `${iso.join("\n")}\n`, encoding: "utf8" }).trim().split("\n");
     expect(out).toHaveLength(dates.length);
     out.forEach((line, i) => {
       const d = dates[i]!;
-      expect(line).toBe(`${utcStamp(d)} ${tierFor(d)} ${iso[i]}`);
+      const monday = isoWeekStart(d);
+      expect(monday.getUTCDay()).toBe(1);
+      expect(d.getTime() - monday.getTime()).toBeLessThan(7 * 86_400_000);
+      const day = (t: number) => utcStamp(new Date(t)).slice(0, 8);
+      expect(line).toBe(`${utcStamp(d)} ${iso[i]} ${day(monday.getTime())} ${day(monday.getTime() + 7 * 86_400_000)}`);
     });
+  });
+
+  it("restorable_tier decides as tierFor over generated bucket histories (manifests, orphan dumps, other items)", () => {
+    // The items a listing can mix: names that share a prefix, contain a slash, a space or glob characters.
+    const items: BackupKind[] = [
+      { kind: "postgres", database: "app" }, { kind: "postgres", database: "ap" }, { kind: "postgres", database: "app/x" },
+      { kind: "postgres", database: "a*[b] c" }, { kind: "globals" }, { kind: "volume", volume: "app" },
+    ];
+    const DAY = 86_400_000;
+    const entry = fc.record({
+      item: fc.nat(items.length - 1),
+      tier: fc.constantFrom(...TIERS),
+      // Around the run: over a year back (expired monthlies are gone, but the rule must not care), a few days ahead.
+      offsetMs: fc.integer({ min: -400 * DAY, max: 3 * DAY }),
+      manifest: fc.boolean(),
+    });
+    const history = fc.record({
+      now: fc.integer({ min: Date.UTC(2026, 0, 1), max: Date.UTC(2030, 0, 1) }).map((t) => new Date(Math.floor(t / 1000) * 1000)),
+      item: fc.nat(items.length - 1),
+      // Dense near the run (so every branch of the rule is taken), sparse further back.
+      near: fc.array(entry.map((e) => ({ ...e, offsetMs: Math.round(e.offsetMs / 40) })), { maxLength: 12 }),
+      far: fc.array(entry, { maxLength: 8 }),
+    });
+    // One bash for all cases (a bash start per case would cost seconds): a case is a line
+    // "now<TAB>item", its keys, and a line "END".
+    const script = `set -euo pipefail
+. ${shq(LIB)}
+RESTORABLE_PREFIX=$1
+while IFS=$'\\t' read -r now item; do
+  RESTORABLE_EXISTING_KEYS=()
+  while IFS= read -r k && [[ $k != END ]]; do RESTORABLE_EXISTING_KEYS[$k]=1; done
+  RESTORABLE_NOW=$now
+  restorable_clock
+  restorable_tier "$item"
+  printf '%s\\n' "$RESTORABLE_TIER"
+done`;
+    const cases = fc.sample(history, { numRuns: 400, seed: 9 }).map((h) => {
+      const keys = [...h.near, ...h.far].map((e) => {
+        const k = objectKeys(HOST, e.tier, items[e.item]!, new Date(h.now.getTime() + e.offsetMs), { compressed: true, encrypted: false });
+        return e.manifest ? k.manifest : k.object;
+      });
+      keys.push(`${HOST}/drills/${utcStamp(h.now)}.json`);
+      const what = items[h.item]!;
+      return { now: h.now.toISOString().replace(/\.000Z$/, "Z"), item: itemPath(what), keys, expected: tierFor(h.now, heldPoints(keys, HOST, what)) };
+    });
+    const input = cases.map((c) => `${c.now}\t${c.item}\n${c.keys.map((k) => `${k}\n`).join("")}END\n`).join("");
+    const out = execFileSync("bash", ["-c", script, "x", `${HOST}/`], { input, encoding: "utf8" }).split("\n").slice(0, -1);
+    expect(out).toHaveLength(cases.length);
+    const seen = new Set<string>();
+    cases.forEach((c, i) => {
+      seen.add(c.expected);
+      expect({ ...c, got: out[i] }).toEqual({ ...c, got: c.expected });
+    });
+    expect([...seen].sort()).toEqual(["daily", "monthly", "weekly"]);
   });
 
   it("restorable_json_str produces JSON strings that parse back to the input", () => {
