@@ -6,7 +6,7 @@
 # cluster's access mode (compose | container | local, like pg_dump: inside the container over its
 # own socket, where the image's pg_hba lets replication in)
 #   | zstd | [age -r <recipients>] | tee (sha256, size) | aws s3 cp - s3://<bucket>/<key>
-# streamed with no local copy, into the tier the UTC date calls for; then the manifest, uploaded
+# streamed with no local copy, into the tier the tier rule calls for (lib.sh restorable_tier); then the manifest, uploaded
 # last and only when every stage exited 0. A base backup exists only when its manifest exists.
 # A failing cluster does not stop the others; the run then fails naming the first failure.
 #
@@ -64,6 +64,8 @@ base_backup_cluster() {
   local c=$1 started=$EPOCHREALTIME
   local name=${RESTORABLE_PITR_CLUSTER[c]} i=${RESTORABLE_PITR_SOURCE[c]}
   local db=${RESTORABLE_PG_DATABASE[i]}
+  # The tier from the restore points of this cluster's base backups (lib.sh's tier rule).
+  restorable_tier "base/$name"
   local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/base/$name/$RESTORABLE_STAMP"
   local key="$base.tar.zst" manifest="$base.manifest.json"
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
@@ -122,7 +124,7 @@ base_backup_cluster() {
 
 # ------------------------------------------------------------------------------------------ main
 
-restorable_log "run $RESTORABLE_STAMP into tier $RESTORABLE_TIER of $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PITR_CLUSTER[@]} cluster(s)"
+restorable_log "run $RESTORABLE_STAMP into $(restorable_s3_url "$RESTORABLE_PREFIX"): ${#RESTORABLE_PITR_CLUSTER[@]} cluster(s)"
 restorable_preflight aws zstd sha256sum flock curl
 if ((${#RESTORABLE_PITR_CLUSTER[@]} == 0)); then
   restorable_fail config "PITR is not configured for host $RESTORABLE_HOST (no pitr section): no cluster to back up" 2
