@@ -180,6 +180,8 @@ else
   IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
   age=$((now - $(rr_stamp_epoch "$s")))
   pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
+  # With PITR the roles are in the WAL archive too (lib-pitr.sh).
+  if ((${#RESTORABLE_PITR_CLUSTER[@]} > 0)) && restorable_pitr_rpo "${RESTORABLE_PG_DATABASE[${RESTORABLE_PITR_SOURCE[0]}]}"; then age=$PITR_RPO_AGE; fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
     globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
