@@ -73,6 +73,8 @@ RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$RR_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
 . "$RR_HERE/lib-restore.sh"
+# shellcheck source=lib-pitr.sh
+. "$RR_HERE/lib-pitr.sh"
 
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
@@ -190,7 +192,7 @@ if ((${#databases[@]})); then rr_throwaway_start "$runtime" "$image"; fi
 rr_list_bucket "$RR_TMP/work/listing.jsonl"
 rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
 now=$(rr_now)
-declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=()
+declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=() pitr_rpo=()
 todo=()   # the databases that have a restore point within the RPO, in config order
 older_results=()   # one JSON result per older restore point drilled
 retention_result=""   # the retention audit's JSON
@@ -207,6 +209,8 @@ else
   IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
   age=$((now - $(rr_stamp_epoch "$s")))
   pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
+  # With PITR the roles are in the WAL archive too (lib-pitr.sh).
+  if ((${#RESTORABLE_PITR_CLUSTER[@]} > 0)) && restorable_pitr_rpo "${RESTORABLE_PG_DATABASE[${RESTORABLE_PITR_SOURCE[0]}]}"; then age=$PITR_RPO_AGE; fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
     globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
@@ -230,8 +234,11 @@ for i in "${!databases[@]}"; do
   created=$(rr_stamp_epoch "$s")
   age=$((now - created))
   pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey pick_size[$db]=$osize
+  # With PITR the WAL archive, not the dump, meets the RPO (lib-pitr.sh).
+  if restorable_pitr_rpo "$db"; then age=$PITR_RPO_AGE pitr_rpo[$db]=$PITR_RPO_AGE; rr_log "$db: RPO from the WAL archive: $PITR_RPO_TEXT"; fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
     reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    if [[ -n ${pitr_rpo[$db]:-} ]]; then reason="$PITR_RPO_TEXT, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
     db_result[$db]=$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
       '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
     rr_log "$db: $reason"
@@ -340,6 +347,7 @@ drill_one() {
     local ce
     ce=$(date -u -d "$m_created" +%s 2>/dev/null) && rpo_age=$((now - ce))
   fi
+  if [[ -n ${pitr_rpo[$db]:-} ]]; then rpo_age=${pitr_rpo[$db]}; fi
   sha_ok=false
   rr_fetch_object "$dir" "$identity"
   sha_ok=true

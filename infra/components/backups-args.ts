@@ -92,6 +92,19 @@ export interface HostArgs {
   metrics?: MetricsArgs;
   /** zstd level 1-19 (default 3). */
   zstdLevel?: number;
+  /** Point-in-time recovery: continuous WAL archive + physical base backups (default off). */
+  pitr?: PitrArgs;
+}
+
+export interface PitrArgs {
+  /** Default true once the section is there. */
+  enabled?: boolean;
+  /** How far back every second is restorable, e.g. "7d" (default). */
+  window?: string;
+  /** Cron schedule of the base backups (default "0 2 * * 0"). */
+  baseBackup?: string;
+  /** max_slot_wal_keep_size on the server, e.g. "4GB" (default). */
+  serverWalLimit?: string;
 }
 
 export interface SshArgs {

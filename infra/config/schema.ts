@@ -4,6 +4,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { maxGapSeconds, parseCron } from "./cron";
+import { checkPitr, parseSizeMB } from "./pitr";
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
@@ -210,6 +211,24 @@ const paths = z.strictObject({
   stateDir: z.string().regex(ABS_DIR, "must be an absolute directory path").default("/var/lib/restorable"),
 });
 
+/** Point-in-time recovery (see ./pitr.ts for the rules and the README for what it changes). */
+const pitr = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** How far back every second is restorable. */
+  window: duration.default(7 * 86400),
+  /** Cron schedule of the physical base backups (pg_basebackup). */
+  baseBackup: cron.default("0 2 * * 0"),
+  /** max_slot_wal_keep_size on the server: the most WAL a dead or stuck archiver can pin there. */
+  serverWalLimit: z
+    .string()
+    .default("4GB")
+    .superRefine((t, ctx) => {
+      const mb = parseSizeMB(t);
+      if (mb === undefined) ctx.addIssue({ code: "custom", message: `"${t}" is not a size like 512MB, 4GB or 1TB` });
+      else if (mb < 256) ctx.addIssue({ code: "custom", message: `"${t}" is below 256MB: the server would drop WAL the archiver has not fetched yet during a short outage` });
+    }),
+});
+
 /** Rotation of the cron logs (<stateDir>/<job>.log): by the jobs themselves, see restorable_rotate_log. */
 const logs = z.strictObject({
   /** A log that has reached this size is rotated when the next run of its job starts. */
@@ -238,6 +257,7 @@ const host = z.strictObject({
   metrics: z.strictObject({ textfileDir: z.string().regex(ABS_DIR, "must be an absolute directory path") }).optional(),
   /** zstd compression level for dumps and volume tarballs. */
   zstdLevel: z.number().int().min(1).max(19).default(3),
+  pitr: pitr.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -318,9 +338,12 @@ export const configSchema = z
         if (vols.has(v)) ctx.addIssue({ code: "custom", path: ["hosts", i, "volumes", j], message: `"${v}" is listed twice` });
         vols.add(v);
       });
-      // The backup schedule must be able to meet the RPO.
-      for (const [key, expr] of [["backup", h.schedule.backup], ["volumes", h.schedule.volumes]] as const) {
-        if (expr === undefined) continue;
+      // The backup schedule must be able to meet the RPO (with PITR, the WAL archive meets it for the databases).
+      const archived = h.pitr?.enabled === true;
+      // (volumes default to the backup schedule; with PITR that schedule is no longer checked above)
+      const volumes = h.schedule.volumes ?? (archived && h.volumes.length > 0 ? h.schedule.backup : undefined);
+      for (const [key, expr] of [["backup", h.schedule.backup], ["volumes", volumes]] as const) {
+        if (expr === undefined || (key === "backup" && archived)) continue;
         let gap: number;
         try {
           gap = maxGapSeconds(expr);
@@ -335,12 +358,17 @@ export const configSchema = z
           });
         }
       }
+      if (h.pitr) {
+        for (const p of checkPitr(h.pitr, i, h.postgres, cfg.objectives.rpo, cfg.retention)) ctx.addIssue({ code: "custom", path: p.path, message: p.message });
+      }
       if (h.drill.runtime === "local" && h.postgres.length === 0) {
         // Nothing to drill; harmless, no error.
       }
     });
-    if (st.provider === "b2" && cfg.hosts.length * 4 > 100) {
-      ctx.addIssue({ code: "custom", path: ["hosts"], message: `B2 allows 100 lifecycle rules per bucket and each host needs 4: at most 25 hosts per bucket` });
+    // 4 rules per host (three tiers, drills) and one more for the WAL of a host with PITR.
+    const b2Rules = cfg.hosts.reduce((n, h) => n + 4 + (h.pitr?.enabled ? 1 : 0), 0);
+    if (st.provider === "b2" && b2Rules > 100) {
+      ctx.addIssue({ code: "custom", path: ["hosts"], message: `B2 allows 100 lifecycle rules per bucket and each host needs 4 (5 with pitr): these hosts need ${b2Rules}` });
     }
   })
   .transform((cfg) => {

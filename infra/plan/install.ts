@@ -477,6 +477,16 @@ printf "restorable install on ${host.name}: %s files written, %s unchanged, %s s
 `;
 }
 
+/** PITR: stop the WAL archiver (it runs until stopped) and drop its replication slots, before the files go. */
+function pitrUninstallStep(host: HostPlan): string {
+  const cmd = `${host.config.paths.scriptsDir}/pitr-uninstall`;
+  return `# 1b. PITR: stop the WAL archiver and drop its replication slots (scripts/pitr-uninstall.sh).
+if [ -x "${cmd}" ]; then
+  "${cmd}" || printf "restorable uninstall on ${host.name}: pitr-uninstall failed (see above); drop the replication slots by hand\\n" >&2
+fi
+`;
+}
+
 function uninstallScript(host: HostPlan, files: string[], record: string, stateDir: string): string {
   const list = files.map((f) => `"${f}"`).join(" \\\n  ");
   return `${prelude("uninstall", host.name)}RECORD="${record}"
@@ -485,7 +495,7 @@ STATE_DIR="${stateDir}"
 cron_read "$work/cron.cur"
 cron_merge "$work/cron.cur" "$work/cron.new"
 if cron_write "$work/cron.cur" "$work/cron.new"; then crontab_state="removed"; else crontab_state="absent"; fi
-# 2. A run in progress holds its lock file in the state dir: let it finish (at most 15 minutes
+${host.pitr ? pitrUninstallStep(host) : ""}# 2. A run in progress holds its lock file in the state dir: let it finish (at most 15 minutes
 # each) rather than pull its files from under it. Cron starts no new run: the block is gone.
 if [ -d "$STATE_DIR" ] && command -v flock >/dev/null 2>&1; then
   for lock in "$STATE_DIR"/*.lock; do

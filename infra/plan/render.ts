@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DEFAULT_PATHS, type HostConfig } from "../config/schema";
 import { isDeferred, KNOWN_AFTER_DEPLOY, type HostPlan, type Plan } from "./index";
+import { pitrCronJobs, renderPitrConfig } from "./render-pitr";
 import { cronEscape, shArray, shAssign, shq } from "./shell";
 
 // ---------------------------------------------------------------------------------------------
@@ -183,6 +184,7 @@ export function renderConfig(plan: Plan, host: HostPlan, opts: RenderOptions = {
     shAssign("RESTORABLE_DRILL_IMAGE", c.drill.image),
     shAssign("RESTORABLE_DRILL_CHECKS", c.drill.checks),
     shAssign("RESTORABLE_AGE_IDENTITY", c.drill.ageIdentityFile ?? ""),
+    ...renderPitrConfig(host),
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -232,6 +234,7 @@ export function cronJobs(host: HostPlan, installed: string[]): CronJob[] {
   const jobs: CronJob[] = [{ schedule: c.schedule.backup, script: "backup" }];
   if (c.volumes.length > 0) jobs.push({ schedule: c.schedule.volumes, script: "backup-volumes" });
   if (c.postgres.length > 0 || c.volumes.length > 0) jobs.push({ schedule: c.schedule.drill, script: "restore-drill" });
+  jobs.push(...pitrCronJobs(host));
   return jobs.filter((j) => installed.includes(j.script));
 }
 

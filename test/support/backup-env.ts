@@ -50,6 +50,8 @@ export interface BackupEnvOptions {
   logs?: RawHost["logs"];
   metrics?: RawHost["metrics"];
   objectives?: RawConfig["objectives"];
+  /** The host's pitr section (point-in-time recovery). */
+  pitr?: RawHost["pitr"];
   /** storage.objectLock and retention of the stack config (the bucket itself is the test's to make). */
   objectLock?: RawConfig["storage"]["objectLock"];
   retention?: RawConfig["retention"];
@@ -127,6 +129,7 @@ export function backupEnvConfig(o: BackupEnvOptions, dir: string): RawConfig {
   if (o.zstdLevel !== undefined) host.zstdLevel = o.zstdLevel;
   if (o.drill) host.drill = o.drill;
   if (o.schedule) host.schedule = o.schedule;
+  if (o.pitr) host.pitr = o.pitr;
   if (o.logs) host.logs = o.logs;
   if (o.metrics) host.metrics = o.metrics;
   return {

@@ -1,0 +1,57 @@
+#!/bin/bash
+# restorable pitr-uninstall: undo what the WAL archiver set up, for `pulumi destroy` (the uninstall
+# command runs it after removing the crontab block, before removing the files).
+#
+# Stops a running wal-archiver (TERM; it stops its receivers) and drops the replication slot it
+# created on each PITR cluster, so the server no longer keeps WAL for an archiver that is gone.
+# max_slot_wal_keep_size stays as set (it bounds any other slot too; reset it with
+# ALTER SYSTEM RESET max_slot_wal_keep_size if you want). WAL and base backups in the bucket are
+# never touched.
+#
+# Usage: pitr-uninstall    (no arguments)
+# Exit codes: 0 done (also when PITR was never configured), 1 a slot could not be dropped or the
+# archiver did not stop, 2 usage/config/credentials error.
+# shellcheck disable=SC2154  # RESTORABLE_* settings come from the sourced config and credentials
+set -euo pipefail
+
+RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd -P)
+# shellcheck source=lib.sh
+. "$RESTORABLE_SELF_DIR/lib.sh"
+# shellcheck source=lib-pitr.sh
+. "$RESTORABLE_SELF_DIR/lib-pitr.sh"
+
+restorable_no_args "pitr-uninstall" "${BASH_SOURCE[0]}" "$@"
+restorable_init pitr-uninstall
+restorable_load_credentials
+
+# 1. The archiver: its pid file, checked against its command line, then its lock.
+RESTORABLE_STAGE=stop
+pidfile="$RESTORABLE_STATE_DIR/wal-archiver.pid"
+if [[ -s $pidfile ]]; then
+  pid=$(<"$pidfile")
+  if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'wal-archiver'; then
+    restorable_log "stopping the WAL archiver (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+fi
+if [[ -e $RESTORABLE_STATE_DIR/wal-archiver.lock ]] && ! flock -w 30 "$RESTORABLE_STATE_DIR/wal-archiver.lock" true; then
+  restorable_fail stop "the WAL archiver still holds $RESTORABLE_STATE_DIR/wal-archiver.lock after 30 s"
+fi
+rm -f -- "$pidfile"
+
+# 2. The slots.
+RESTORABLE_STAGE=slots
+failed=0
+for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+  i=${RESTORABLE_PITR_SOURCE[c]} slot=${RESTORABLE_PITR_SLOT[c]}
+  if restorable_try slots restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "${RESTORABLE_PG_DATABASE[i]}" \
+    -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null; then
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: replication slot $slot dropped (or already gone)"
+  else
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: cannot drop replication slot $slot: $RESTORABLE_ERROR_REASON (drop it by hand: SELECT pg_drop_replication_slot('$slot'))"
+    failed=1
+  fi
+done
+if ((failed)); then restorable_fail slots "a replication slot could not be dropped (see above); the server keeps WAL for it up to max_slot_wal_keep_size"; fi
+restorable_log "done"
+exit 0

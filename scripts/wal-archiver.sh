@@ -1,0 +1,383 @@
+#!/bin/bash
+# restorable wal-archiver: continuous WAL archiving for PITR, one long-running process per host.
+#
+# For each PITR cluster:
+#   pg_receivewal -S restorable_<cluster> -D <stateDir>/wal/<cluster>   (a replication slot, so
+#       the server keeps the WAL the archiver has not received yet, bounded by
+#       max_slot_wal_keep_size = pitr.serverWalLimit, which this sets with ALTER SYSTEM + reload)
+#   every completed segment: zstd | [age] > temp, sha256, one signed PUT (the store checks the
+#       payload's sha256; the object carries it as x-amz-meta-sha256) to
+#       <host>/wal/<cluster>/<segment>.zst[.age], never over an existing key, then removed locally
+#   a quiet server: when the current segment has held unarchived WAL for a third of the shipping
+#       target (min(RPO, 60 s)), pg_switch_wal() completes it, so every commit is off-site within
+#       the target even when nothing else is written
+#   an alarm: WAL older than the RPO that is not off-site (receiver down, store unreachable, spool
+#       disk full, ...) logs the oldest missing segment and pings /fail, again every 5 minutes
+#       while it lasts; a slot the server had to invalidate (the limit was hit) is a gap, reported
+#       the same way until the next base backup.
+# The receiver is restarted when it exits (database restart, network); a receiver left behind by
+# a killed archiver is stopped first. Cron starts this every minute as a keepalive: a running
+# archiver holds its lock and the new one exits at once, quietly (exit 0).
+#
+# Only `via: local` sources are archived by this version (pg_receivewal runs on the host).
+#
+# Usage: wal-archiver      (no arguments; runs until stopped with TERM)
+# Exit codes: 0 stopped by TERM/INT or another archiver runs, 1 a stage failed, 2 usage/config/credentials error.
+# shellcheck disable=SC2154  # RESTORABLE_* settings come from the sourced config and credentials
+# shellcheck disable=SC2317  # functions run indirectly, through restorable_try
+set -euo pipefail
+
+RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd -P)
+# shellcheck source=lib.sh
+. "$RESTORABLE_SELF_DIR/lib.sh"
+# shellcheck source=lib-pitr.sh
+. "$RESTORABLE_SELF_DIR/lib-pitr.sh"
+
+restorable_no_args "wal-archiver" "${BASH_SOURCE[0]}" "$@"
+
+RESTORABLE_PITR_SHIP_SECONDS=60 RESTORABLE_PITR_SERVER_WAL_LIMIT=4GB
+restorable_init wal-archiver
+
+# The keepalive: one archiver per host. A second one exits quietly (no ping, no failure line).
+RESTORABLE_STAGE=lock
+exec {WA_LOCK_FD}>>"$RESTORABLE_STATE_DIR/wal-archiver.lock"
+if ! flock -n "$WA_LOCK_FD"; then
+  RESTORABLE__REPORTED=1
+  exit 0
+fi
+
+wa_stop() {
+  trap - TERM INT
+  local pid c
+  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+    for pid in $(wa_receiver_pids "$(wa_spool "$c")"); do wa_kill "$pid"; done
+  done
+  restorable_log "stopped by signal $1"
+  RESTORABLE__REPORTED=1
+  exit 0
+}
+trap 'wa_stop TERM' TERM
+trap 'wa_stop INT' INT
+
+printf '%s\n' "$$" >"$RESTORABLE_STATE_DIR/wal-archiver.pid"
+restorable_ping start
+restorable_load_credentials
+
+if ((${#RESTORABLE_PITR_CLUSTER[@]} == 0)); then
+  restorable_fail config "PITR is not configured for host $RESTORABLE_HOST (no pitr section): no WAL to archive" 2
+fi
+
+SHIP=$RESTORABLE_PITR_SHIP_SECONDS
+if ((RESTORABLE_RPO_SECONDS < SHIP)); then SHIP=$RESTORABLE_RPO_SECONDS; fi
+TICK=$((SHIP / 6))
+if ((TICK < 2)); then TICK=2; fi
+SWITCH_AFTER=$((SHIP / 3))
+REPEAT_ALARM=300
+WAL_NAME='^([0-9A-F]{24}|[0-9A-F]{8}\.history)$'
+
+# "0/5000028" -> bytes
+wa_lsn() {
+  local hi=${1%/*} lo=${1#*/}
+  printf '%d' "$((16#$hi * 4294967296 + 16#$lo))"
+}
+
+wa_limit_mb() {
+  local n=${1%[MGTmgt][Bb]} u=${1: -2}
+  case ${u^^} in
+    MB) echo "$n" ;;
+    GB) echo "$((n * 1024))" ;;
+    TB) echo "$((n * 1024 * 1024))" ;;
+  esac
+}
+
+wa_sql() {
+  local i=$1
+  shift
+  restorable_pg "$i" psql -X -w -A -t -q -F '|' -v ON_ERROR_STOP=1 -d "${RESTORABLE_PG_DATABASE[i]}" -c "$1"
+}
+
+declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
+declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
+
+wa_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "${RESTORABLE_PITR_CLUSTER[$1]}"; }
+
+# wa_receiver_pids SPOOL: pids of pg_receivewal processes writing into SPOOL (found by their
+# command line: the background job's own pid is a subshell around the receiver).
+wa_receiver_pids() {
+  local p args
+  for p in /proc/[0-9]*; do
+    args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+    if [[ $(head -n1 <<<"$args") == *pg_receivewal ]] && grep -qxF -- "$1" <<<"$args"; then
+      printf '%s\n' "${p#/proc/}"
+    fi
+  done
+}
+
+# wa_kill PID: TERM, up to 5 s, then KILL.
+wa_kill() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+# wa_setup C: spool dir, the server's WAL bound, the slot; stops a receiver a killed archiver left.
+wa_setup() {
+  local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
+  local spool want have pid
+  spool=$(wa_spool "$c")
+  if [[ ${RESTORABLE_PG_VIA[i]} != local ]]; then
+    restorable_fail setup "cluster $name: WAL archiving supports only via: local sources in this version (this one is via ${RESTORABLE_PG_VIA[i]})"
+  fi
+  mkdir -p -- "$RESTORABLE_STATE_DIR/wal"
+  if [[ ! -d $spool ]]; then mkdir -m 0700 -- "$spool"; fi
+  # A receiver left running by a killed archiver holds the slot: stop it first.
+  for pid in $(wa_receiver_pids "$spool"); do
+    restorable_log "cluster $name: stopping the receiver (pid $pid) a previous archiver left running"
+    wa_kill "$pid"
+  done
+  if ! restorable_try setup wa_sql "$i" "SELECT setting::bigint * CASE unit WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size'" >"$RESTORABLE_RUN_DIR/segsize"; then
+    restorable_fail setup "cluster $name: cannot query the server: $RESTORABLE_ERROR_REASON"
+  fi
+  WA_SEGSIZE[$c]=$(tr -dc 0-9 <"$RESTORABLE_RUN_DIR/segsize")
+  # The bound on what the slot can make the server keep (never a full database disk).
+  want=$(wa_limit_mb "$RESTORABLE_PITR_SERVER_WAL_LIMIT")
+  restorable_try setup wa_sql "$i" "SELECT setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'" >"$RESTORABLE_RUN_DIR/keep" || true
+  have=$(tr -dc 0-9- <"$RESTORABLE_RUN_DIR/keep" 2>/dev/null || true)
+  if [[ $have != "$want" ]]; then
+    restorable_log "cluster $name: setting max_slot_wal_keep_size = ${want}MB (was ${have:-unknown}) with ALTER SYSTEM and a reload"
+    if ! restorable_try setup wa_sql "$i" "ALTER SYSTEM SET max_slot_wal_keep_size = '${want}MB'" >/dev/null ||
+      ! restorable_try setup wa_sql "$i" "SELECT pg_reload_conf()" >/dev/null; then
+      restorable_fail setup "cluster $name: cannot bound the WAL the slot keeps on the server (max_slot_wal_keep_size needs a superuser to set it once): $RESTORABLE_ERROR_REASON"
+    fi
+  fi
+  if ! restorable_try setup restorable_pg "$i" pg_receivewal -w --create-slot --if-not-exists -S "$slot" -d "dbname=${RESTORABLE_PG_DATABASE[i]}"; then
+    restorable_fail setup "cluster $name: cannot create the replication slot $slot (the user needs REPLICATION and a replication line in pg_hba.conf): $RESTORABLE_ERROR_REASON"
+  fi
+  WA_SHIPPED_END[$c]=0
+  WA_DIRTY_SINCE[$c]=
+  WA_UNSHIPPED_SINCE[$c]=
+  WA_ALARM[$c]=
+  WA_ALARM_AT[$c]=0
+}
+
+wa_start_receiver() {
+  local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} spool
+  spool=$(wa_spool "$c")
+  # Not holding the lock: a receiver orphaned by a killed archiver must not keep the next one out.
+  restorable_pg "$i" pg_receivewal -w -n -D "$spool" -S "${RESTORABLE_PITR_SLOT[c]}" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" \
+    </dev/null >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
+  WA_PID[$c]=$!
+  RESTORABLE_BG_PIDS=("${WA_PID[@]}")
+}
+
+# wa_check_receiver C: restart the receiver when it has exited, saying why.
+wa_check_receiver() {
+  local c=$1 pid=${WA_PID[$1]:-} code=0 state spool
+  if [[ -n $pid ]]; then
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
+    if [[ $state != Z && $state != X ]]; then return 0; fi
+    wait "$pid" 2>/dev/null || code=$?
+    spool=$(wa_spool "$c")
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: $(restorable_status_text pg_receivewal "$code"): $(restorable_summarize_err "$spool.receiver.log" "no output"); restarting it"
+    tail -n 200 "$spool.receiver.log" >"$spool.receiver.log.tmp" 2>/dev/null && mv -f -- "$spool.receiver.log.tmp" "$spool.receiver.log"
+  fi
+  wa_start_receiver "$c"
+}
+
+# wa_exists KEY: 0 when the object exists, 1 when it does not, 2 on any error. A listing with the
+# key as prefix, not a HEAD: a host key may list only its own prefix, and for such a key S3 answers
+# a HEAD of a missing object with 403, not 404.
+wa_exists() {
+  local keys
+  keys=$(restorable_s3_list "$1") || return 2
+  if grep -qxF -- "$1" <<<"$keys"; then return 0; fi
+  return 1
+}
+
+# wa_upload FILE KEY: compress (and encrypt) FILE, then one signed PUT of the result, unless KEY
+# exists. Unencrypted, nothing is written to disk (a full spool disk must not block the uploads
+# that would free it): zstd runs twice, once for the payload's sha256 (the signature needs it
+# first) and once into the PUT; its output is the same for the same input and level. age output
+# is not repeatable, so an encrypted segment goes through a temp file next to it.
+wa_upload() {
+  local file=$1 key=$2 tmp='' sha rc=0 out
+  local -a zstd_args=(-q -c "-$RESTORABLE_ZSTD_LEVEL" -T1)
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then
+    local -a age_args=() r
+    for r in "${RESTORABLE_AGE_RECIPIENTS[@]}"; do age_args+=(-r "$r"); done
+    tmp="$(dirname -- "$file")/.upload.$(basename -- "$file")"
+    zstd "${zstd_args[@]}" -- "$file" | age "${age_args[@]}" >"$tmp" || rc=$?
+    if ((rc != 0)); then rm -f -- "$tmp"; echo "cannot compress and encrypt $file into $tmp (disk full?)" >&2; return 1; fi
+    sha=$(sha256sum -- "$tmp" | cut -d' ' -f1)
+  else
+    sha=$(zstd "${zstd_args[@]}" -- "$file" | sha256sum | cut -d' ' -f1) || rc=$?
+    if ((rc != 0)) || [[ ! $sha =~ ^[0-9a-f]{64}$ ]]; then echo "cannot compress $file" >&2; return 1; fi
+  fi
+  wa_exists "$key" && rc=0 || rc=$?
+  if ((rc != 1)); then
+    # 0: uploaded before (e.g. by an archiver killed before it removed the local copy), never
+    # overwritten; 2: the listing failed (its error is on stderr).
+    [[ -z $tmp ]] || rm -f -- "$tmp"
+    return $((rc == 0 ? 0 : 1))
+  fi
+  out="$RESTORABLE_RUN_DIR/put.$BASHPID.xml"
+  rc=0
+  if [[ -n $tmp ]]; then
+    restorable_s3_request PUT "$key" "" "$sha" "$out" -H "Content-Type: application/octet-stream" \
+      -H "x-amz-meta-sha256: $sha" --data-binary @"$tmp" || rc=$?
+    rm -f -- "$tmp"
+  else
+    zstd "${zstd_args[@]}" -- "$file" | restorable_s3_request PUT "$key" "" "$sha" "$out" \
+      -H "Content-Type: application/octet-stream" -H "x-amz-meta-sha256: $sha" --data-binary @- || rc=$?
+  fi
+  rm -f -- "$out"
+  return "$rc"
+}
+
+# wa_ship C: upload the completed segments in order; stop at the first failure (no gap: a later
+# segment is never uploaded while an earlier one is missing).
+wa_ship() {
+  local c=$1 name=${RESTORABLE_PITR_CLUSTER[$1]} spool f key seg logno segno
+  spool=$(wa_spool "$c")
+  local -a files=()
+  mapfile -t files < <(find "$spool" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort)
+  for f in "${files[@]}"; do
+    key="${RESTORABLE_PREFIX}wal/$name/$f.zst"
+    if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+    if ! restorable_try upload wa_upload "$spool/$f" "$key"; then
+      if [[ ${WA_SHIP_ERROR[$c]:-} != "$f" ]]; then
+        restorable_log "cluster $name: cannot upload $f yet (will retry): $RESTORABLE_ERROR_REASON"
+        WA_SHIP_ERROR[$c]=$f
+      fi
+      return 1
+    fi
+    if [[ -n ${WA_SHIP_ERROR[$c]:-} ]]; then
+      restorable_log "cluster $name: uploads work again"
+      WA_SHIP_ERROR[$c]=
+    fi
+    rm -f -- "${spool:?}/$f"
+    if [[ $f =~ ^[0-9A-F]{24}$ ]]; then
+      seg=${f:8:16}
+      logno=$((16#${seg:0:8}))
+      segno=$((16#${seg:8:8}))
+      WA_SHIPPED_END[$c]=$((logno * 4294967296 + (segno + 1) * WA_SEGSIZE[$c]))
+    fi
+  done
+  return 0
+}
+
+# wa_tick C: one round for cluster C: receiver, shipping, the quiet-server switch, the alarm.
+wa_tick() {
+  local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
+  local now row lsn_text offset walfile='' status xmax lsn age
+  wa_check_receiver "$c"
+  wa_ship "$c" || true
+  now=$EPOCHSECONDS
+  row=
+  if restorable_try connect wa_sql "$i" "SELECT pg_current_wal_lsn(), (pg_walfile_name_offset(pg_current_wal_lsn())).file_offset, pg_walfile_name(pg_current_wal_lsn()), coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'), 'missing'), pg_snapshot_xmax(pg_current_snapshot())" >"$RESTORABLE_RUN_DIR/tick.$c"; then
+    row=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/tick.$c" || true)
+  fi
+  if [[ -n $row ]]; then
+    IFS='|' read -r lsn_text offset walfile status xmax <<<"$row"
+    lsn=$(wa_lsn "$lsn_text")
+    # Quiet server: the current segment holds a transaction not yet archived -> switch after
+    # SWITCH_AFTER. "A transaction": the next xid moved since our last switch. Not just "offset > 0":
+    # an idle server writes a small running-xacts record after every switch, and switching for it
+    # would churn a 16 MB segment every few seconds forever.
+    if ((offset > 0)) && [[ $xmax != "${WA_SWITCH_XID[$c]:-}" ]]; then
+      if [[ -z ${WA_DIRTY_SINCE[$c]} ]]; then WA_DIRTY_SINCE[$c]=$now; fi
+      if ((now - WA_DIRTY_SINCE[$c] >= SWITCH_AFTER)); then
+        if restorable_try connect wa_sql "$i" "SELECT pg_switch_wal()" >/dev/null; then
+          WA_DIRTY_SINCE[$c]=
+          WA_SWITCH_XID[$c]=$xmax
+          # Give the receiver a moment to complete the segment, then ship it in this round.
+          sleep 1
+          wa_ship "$c" || true
+        else
+          restorable_log "cluster $name: pg_switch_wal() failed (it needs superuser or GRANT EXECUTE ON FUNCTION pg_switch_wal): $RESTORABLE_ERROR_REASON"
+        fi
+      fi
+    else
+      WA_DIRTY_SINCE[$c]=
+    fi
+    # The receiver is in the server's current segment and nothing completed waits in the spool:
+    # everything before the current segment is in the bucket.
+    local waiting
+    waiting=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -cE "$WAL_NAME" || true)
+    if ((waiting == 0)) && [[ -e "$(wa_spool "$c")/$walfile.partial" ]] && ((lsn - offset > WA_SHIPPED_END[$c])); then
+      WA_SHIPPED_END[$c]=$((lsn - offset))
+    fi
+    # Not off-site yet: the archive does not reach the current segment, or a transaction waits in
+    # it. Its clock starts when first seen, and restarts whenever the archive passes that point.
+    if ((lsn - offset > WA_SHIPPED_END[$c])) || [[ -n ${WA_DIRTY_SINCE[$c]} ]]; then
+      if [[ -z ${WA_UNSHIPPED_SINCE[$c]} ]] || ((WA_UNSHIPPED_LSN[$c] <= WA_SHIPPED_END[$c])); then
+        WA_UNSHIPPED_SINCE[$c]=$now
+        WA_UNSHIPPED_LSN[$c]=$lsn
+      fi
+    else
+      WA_UNSHIPPED_SINCE[$c]=
+    fi
+    if [[ $status == lost || $status == missing ]]; then
+      wa_alarm "$c" "the server dropped WAL the archive never received (slot $slot is $status: max_slot_wal_keep_size was reached): the archive has a gap before $walfile; take a base backup"
+      if [[ $status == lost ]]; then wa_sql "$i" "SELECT pg_drop_replication_slot('$slot')" >/dev/null 2>&1 || true; fi
+      restorable_pg "$i" pg_receivewal -w --create-slot --if-not-exists -S "$slot" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" >/dev/null 2>&1 || true
+      return
+    fi
+  elif [[ ${WA_CONNECT_ERROR[$c]:-} != 1 ]]; then
+    restorable_log "cluster $name: cannot query the server (will retry): $RESTORABLE_ERROR_REASON"
+    WA_CONNECT_ERROR[$c]=1
+  fi
+  if [[ -n $row ]]; then WA_CONNECT_ERROR[$c]=; fi
+  # The alarm: WAL older than the RPO is not off-site (a completed segment waiting in the spool,
+  # or WAL on the server the archive has not reached).
+  local first first_age=0 unshipped_age=0
+  first=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort | head -n1 || true)
+  if [[ -n $first ]]; then first_age=$((now - $(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$now"))); fi
+  if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
+  age=$((first_age > unshipped_age ? first_age : unshipped_age))
+  restorable_pitr_write_status "$name" "$now" "$age" || true
+  if ((age > RESTORABLE_RPO_SECONDS)); then
+    wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
+    return
+  fi
+  if [[ -n ${WA_ALARM[$c]} ]]; then
+    restorable_log "cluster $name: caught up: the archive is within the RPO again"
+    WA_ALARM[$c]=
+    restorable_ping success
+  fi
+}
+
+# wa_alarm C REASON: log it; the failure ping when it starts and again every REPEAT_ALARM seconds.
+wa_alarm() {
+  local c=$1 reason=$2 now=$EPOCHSECONDS
+  if [[ -z ${WA_ALARM[$c]} ]] || ((now - WA_ALARM_AT[$c] >= REPEAT_ALARM)); then
+    restorable_log "FAILED at stage archive: cluster ${RESTORABLE_PITR_CLUSTER[c]}: $reason"
+    restorable_ping fail
+    WA_ALARM_AT[$c]=$now
+  fi
+  WA_ALARM[$c]=1
+}
+
+# ------------------------------------------------------------------------------------------ main
+
+for what in zstd sha256sum curl flock pg_receivewal psql; do
+  if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
+done
+if [[ $(restorable_s3_small_client) != curl ]]; then
+  restorable_fail preflight "the WAL archiver needs curl 7.87 or newer (signed uploads with a payload hash)"
+fi
+for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do wa_setup "$c"; done
+restorable_log "archiving WAL of ${#RESTORABLE_PITR_CLUSTER[@]} cluster(s) to $(restorable_s3_url "${RESTORABLE_PREFIX}wal/"): each segment off-site within ${SHIP}s (a round every ${TICK}s)"
+RESTORABLE_STAGE=archive
+while :; do
+  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do wa_tick "$c"; done
+  # Keep the run's log (the fail ping's body) bounded in a process that runs for months.
+  if (($(stat -c %s "$RESTORABLE_RUN_DIR/log" 2>/dev/null || echo 0) > 1048576)); then
+    tail -c 100000 "$RESTORABLE_RUN_DIR/log" >"$RESTORABLE_RUN_DIR/log.tmp" && mv -f -- "$RESTORABLE_RUN_DIR/log.tmp" "$RESTORABLE_RUN_DIR/log"
+  fi
+  sleep "$TICK" {WA_LOCK_FD}>&- &
+  wait $! || true
+done

@@ -1,0 +1,362 @@
+// wal-archiver (continuous WAL archiving for PITR) as rendered, against real services: PostgreSQL
+// 15 (local mode), Ceph radosgw behind a TCP relay the test can cut (an S3 outage), the plan's
+// least-privilege host key, a local ping server. Committed marker rows must reach the bucket on a
+// quiet server (no other writes), through a SIGKILL of the archiver, a second archiver, a database
+// restart and an S3 outage (the alarm names the missing segment and pings /fail; then it catches
+// up), the archive must have no gap, and a base backup plus the archived WAL must recover every
+// marker with plain PostgreSQL.
+import { createHash } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { startPingServer, type PingServer } from "../support/pings";
+import { cleanLibpqEnv, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
+import { freePort, run, runOk, waitFor } from "../support/proc";
+import { startS3Server, type S3Server } from "../support/s3server";
+import { requireTools } from "../support/tools";
+
+const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "tar");
+
+const BUCKET = "wal-archive";
+const HOST = "web-1";
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+/** A TCP relay to the S3 server that the test can cut (connections refused) and restore. */
+async function relay(target: URL): Promise<{ url: string; down(): Promise<void>; up(): Promise<void>; stop(): Promise<void> }> {
+  const port = await freePort();
+  let server: Server | undefined;
+  const sockets = new Set<Socket>();
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server = createServer((c) => {
+        const u = createConnection({ host: target.hostname, port: Number(target.port) });
+        sockets.add(c).add(u);
+        c.pipe(u).pipe(c);
+        const drop = () => { c.destroy(); u.destroy(); sockets.delete(c); sockets.delete(u); };
+        c.on("error", drop).on("close", drop);
+        u.on("error", drop).on("close", drop);
+      });
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      if (!server) return resolve();
+      server.close(() => resolve());
+      server = undefined;
+    });
+  await listen();
+  return { url: `http://127.0.0.1:${port}`, down: close, up: listen, stop: close };
+}
+
+interface Archiver {
+  proc: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => {
+  let s3: S3Server;
+  let pg: PgCluster;
+  let pings: PingServer;
+  let access: BucketAccess;
+  let net: Awaited<ReturnType<typeof relay>>;
+  let e: BackupEnv;
+  const archivers: Archiver[] = [];
+  const dirs: string[] = [];
+  let restoredDir: string | undefined;
+  let cluster: string;
+  const markers: string[] = [];
+
+  beforeAll(async () => {
+    [s3, pg, pings] = await Promise.all([startS3Server(), startPostgres(), startPingServer()]);
+    await s3.createBucket(BUCKET, { versioning: true });
+    access = await hostBucketAccess(s3, BUCKET, HOST);
+    net = await relay(new URL(s3.endpoint));
+    await pg.psql("CREATE DATABASE app");
+    await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL, at timestamptz DEFAULT now())", { database: "app" });
+    e = createBackupEnv({
+      s3: { ...access, endpoint: net.url },
+      pingUrl: pings.url,
+      objectives: { rpo: "1m", rto: "1h" },
+      pitr: {},
+      postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
+      drill: { runtime: "local" },
+      // Shorter than the defaults so the test runs in seconds: ship within 12 s (a round every 2 s,
+      // a quiet segment switched after 4 s), and an RPO of 10 s for the alarm.
+      extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
+    });
+    cluster = e.host.pitr!.clusters[0]!.name;
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const a of archivers) if (a.proc.exitCode === null) a.proc.kill("SIGTERM");
+    await Promise.all(archivers.map((a) => Promise.race([a.exited, new Promise((r) => setTimeout(r, 10_000))])));
+    // The last archiver stopped its receiver on TERM; a receiver still writing into this test's
+    // state dir (an archiver that never got the TERM) is stopped by its pid.
+    for (const pid of receiverPids(e?.stateDir)) process.kill(pid, "SIGTERM");
+    if (restoredDir) await run("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", restoredDir, "-m", "immediate", "-w", "stop"]);
+    for (const x of dirs) rmSync(x, { recursive: true, force: true });
+    e?.remove();
+    await Promise.allSettled([pg?.stop(), pings?.stop(), net?.stop()]);
+    await s3?.stop();
+  });
+
+  function start(): Archiver {
+    const proc = e.spawn("wal-archiver");
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    proc.stdout!.resume();
+    const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+    const a = { proc, stderr: () => err, exited };
+    archivers.push(a);
+    return a;
+  }
+
+  const walPrefix = () => `${HOST}/wal/${cluster}/`;
+
+  /** Decompressed WAL objects in the bucket, by segment name. */
+  async function walObjects(): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (const { key } of await e.list(walPrefix())) {
+      const name = key.slice(walPrefix().length).replace(/\.zst$/, "");
+      out.set(name, await unzstd(await e.get(key)));
+    }
+    return out;
+  }
+
+  const fetched = new Map<string, Buffer>();
+  /** Waits until a WAL object in the bucket holds `text` (a committed row's bytes). */
+  async function reachesBucket(text: string, timeoutMs = 60_000): Promise<string> {
+    return withLog(waitFor(
+      `"${text}" to reach the bucket`,
+      async () => {
+        for (const { key } of await e.list(walPrefix())) {
+          if (!fetched.has(key)) fetched.set(key, await unzstd(await e.get(key)));
+          if (fetched.get(key)!.includes(Buffer.from(text))) return key;
+        }
+        return undefined;
+      },
+      timeoutMs,
+      500,
+    ));
+  }
+
+  /** On failure, the archivers' logs (what it did instead) go with the error. */
+  async function withLog<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- archiver stderr:\n${archivers.map((a) => a.stderr().slice(-3000)).join("\n---\n")}`);
+    }
+  }
+
+  async function commitMarker(label: string): Promise<string> {
+    const note = `marker-${label}-${Date.now()}`;
+    await pg.psql(`INSERT INTO marker (note) VALUES ('${note}')`, { database: "app" });
+    markers.push(note);
+    return note;
+  }
+
+  /** The archive's segment names have no hole from the first to the last. */
+  async function expectNoGap(): Promise<string[]> {
+    const names = (await e.list(walPrefix())).map((k) => k.key.slice(walPrefix().length).replace(/\.zst$/, "")).filter((n) => /^[0-9A-F]{24}$/.test(n));
+    const nums = names.map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16), 16));
+    for (let k = 1; k < nums.length; k++) expect(nums[k]! - nums[k - 1]!, `${names[k - 1]} -> ${names[k]}`).toBe(1);
+    return names;
+  }
+
+  it("takes a base backup first (for the recovery at the end)", async () => {
+    const r = await e.run("backup-base", [], { now: "2026-11-29T02:00:00Z" });
+    expect(r.stderr).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+  }, 120_000);
+
+  it("a committed marker row on a quiet server reaches the bucket, each object carries its sha256, and the server's WAL is bounded", async () => {
+    const a = start();
+    await withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 30_000));
+    expect(a.stderr()).toMatch(/setting max_slot_wal_keep_size = 4096MB/);
+    expect(await pg.psql("SHOW max_slot_wal_keep_size")).toBe("4GB");
+    expect(await pg.psql("SELECT slot_name || ' ' || slot_type FROM pg_replication_slots")).toBe(`restorable_${cluster.replace(/[^a-z0-9_]+/g, "_")} physical`);
+    const note = await commitMarker("quiet");
+    const key = await reachesBucket(note);
+    // The object is verifiable: its sha256 is in its metadata.
+    const head = await e.aws(["s3api", "head-object", "--bucket", BUCKET, "--key", key]);
+    expect(JSON.parse(head.stdout).Metadata.sha256).toBe(sha256(await e.get(key)));
+    expect(a.proc.exitCode).toBeNull();
+    // Idle (no transaction): no more forced switches (each would cost the server a 16 MB segment),
+    // though the archiver runs several rounds and the server writes its running-xacts records.
+    const segment = async () => parseInt((await pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")).slice(8), 16);
+    const before = await segment();
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect((await segment()) - before).toBeLessThanOrEqual(1);
+    // ... and idle is not an alarm: nothing committed waits.
+    expect(a.stderr()).not.toMatch(/FAILED/);
+    // A second archiver for the same host exits at once and quietly.
+    const second = start();
+    expect(await second.exited).toBe(0);
+    expect(second.stderr()).toBe("");
+    expect(a.proc.exitCode).toBeNull();
+  }, 180_000);
+
+  it("SIGKILL mid-stream: the next archiver stops the orphaned receiver and goes on without a gap", async () => {
+    const a = archivers[0]!;
+    await commitMarker("before-kill");
+    a.proc.kill("SIGKILL");
+    await a.exited;
+    const b = start();
+    await waitFor("the new archiver to start", () => b.stderr().includes("archiving WAL of"), 30_000);
+    expect(b.stderr()).toMatch(/stopping the receiver \(pid \d+\) a previous archiver left running/);
+    // Exactly one receiver from now on (the new archiver's own).
+    await waitFor("the new receiver", () => receiverPids(e.stateDir).length === 1, 30_000);
+    await reachesBucket(markers.at(-1)!);
+    await reachesBucket(await commitMarker("after-kill"));
+    await expectNoGap();
+  }, 180_000);
+
+  it("a database restart: the receiver comes back, no gap", async () => {
+    const b = archivers.at(-1)!;
+    await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-l", pg.logFile, "-m", "fast", "-w", "-t", "60", "restart"], { cwd: "/" });
+    await withLog(waitFor("the receiver to be restarted", () => /pg_receivewal exited .*restarting it/.test(b.stderr()), 60_000));
+    await reachesBucket(await commitMarker("after-restart"));
+    await expectNoGap();
+  }, 180_000);
+
+  it("S3 unreachable for a while: loud alarm naming the missing segment, fail ping; then it catches up, no gap", async () => {
+    const b = archivers.at(-1)!;
+    const failsBefore = pings.of("fail").length;
+    await net.down();
+    const during = await commitMarker("during-outage");
+    await waitFor("the alarm", () => /FAILED at stage archive: cluster .*WAL older than the RPO .* is not off-site: [0-9A-F]{24} and later are missing/.test(b.stderr()), 90_000, 500);
+    await waitFor("a fail ping", () => pings.of("fail").length > failsBefore, 30_000);
+    expect(pings.of("fail").at(-1)!.body).toMatch(/is not off-site/);
+    await net.up();
+    await reachesBucket(during, 90_000);
+    await waitFor("caught up", () => b.stderr().includes("caught up: the archive is within the RPO again"), 60_000);
+    await reachesBucket(await commitMarker("after-outage"));
+    await expectNoGap();
+    expect(b.proc.exitCode).toBeNull();
+  }, 300_000);
+
+  it("S3 answering 403 (a bucket policy denies the upload): loud alarm with the store's answer; then it catches up, no gap", async () => {
+    const b = archivers.at(-1)!;
+    const alarms = () => (b.stderr().match(/FAILED at stage archive/g) ?? []).length;
+    const before = alarms();
+    const deny = { Version: "2012-10-17", Statement: [{ Effect: "Deny", Principal: { AWS: [`arn:aws:iam:::user/${HOST}`] }, Action: ["s3:PutObject"], Resource: [`arn:aws:s3:::${BUCKET}/*`] }] };
+    const put = await s3.aws(s3.admin, ["s3api", "put-bucket-policy", "--bucket", BUCKET, "--policy", JSON.stringify(deny)]);
+    expect(put.code, put.stderr).toBe(0);
+    try {
+      const during = await commitMarker("during-403");
+      await withLog(waitFor("the 403 in the log", () => /cannot upload [0-9A-F]{24} yet \(will retry\): HTTP 403/.test(b.stderr()), 60_000, 500));
+      await withLog(waitFor("a new alarm", () => alarms() > before, 60_000, 500));
+      expect(b.stderr().split("\n").filter((l) => l.includes("FAILED at stage archive")).at(-1)).toMatch(/[0-9A-F]{24} and later are missing .*\(upload error, see above\)/);
+      const del = await s3.aws(s3.admin, ["s3api", "delete-bucket-policy", "--bucket", BUCKET]);
+      expect(del.code, del.stderr).toBe(0);
+      await reachesBucket(during, 90_000);
+    } finally {
+      await s3.aws(s3.admin, ["s3api", "delete-bucket-policy", "--bucket", BUCKET]);
+    }
+    await expectNoGap();
+    expect(b.proc.exitCode).toBeNull();
+  }, 300_000);
+
+  it("the base backup plus the archived WAL recover every committed marker with plain PostgreSQL", async () => {
+    await reachesBucket(markers.at(-1)!);
+    const keys = (await e.list(`${HOST}/`)).map((k) => k.key).filter((k) => k.includes("/base/"));
+    const m = JSON.parse((await e.get(keys.find((k) => k.endsWith(".manifest.json"))!)).toString()) as { object: { key: string } };
+    const base = mkdtempSync(join(tmpdir(), "rpitr-"));
+    dirs.push(base);
+    chmodSync(base, 0o755);
+    const dataDir = join(base, "data");
+    const walDir = join(base, "wal");
+    mkdirSync(dataDir, { mode: 0o700 });
+    mkdirSync(walDir);
+    writeFileSync(join(base, "base.tar.zst"), await e.get(m.object.key));
+    await runOk("bash", ["-o", "pipefail", "-c", `zstd -d -q -c ${base}/base.tar.zst | tar -x -C ${dataDir}`]);
+    for (const [name, bytes] of await walObjects()) writeFileSync(join(walDir, name), bytes);
+    writeFileSync(join(dataDir, "recovery.signal"), "");
+    writeFileSync(join(dataDir, "postgresql.auto.conf"), `restore_command = 'cp ${walDir}/%f %p'\nmax_slot_wal_keep_size = -1\n`, { flag: "a" });
+    await runOk("chown", ["-R", "postgres:postgres", base]);
+    chmodSync(dataDir, 0o700);
+    const port = await freePort();
+    const r = await run("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", dataDir, "-l", join(base, "log"), "-o", `-p ${port} -k ${base} -c listen_addresses=''`, "-w", "-t", "120", "start"]);
+    if (r.code !== 0) throw new Error(`recovery did not start: ${readFileSync(join(base, "log"), "utf8").slice(-3000)}`);
+    restoredDir = dataDir;
+    const q = (sql: string) => runOk(`${PG_BIN}/psql`, ["-XAtq", "-h", base, "-p", String(port), "-U", "postgres", "-d", "app", "-c", sql], { env: cleanLibpqEnv() });
+    await waitFor("recovery to finish", async () => (await q("SELECT NOT pg_is_in_recovery()")).stdout.trim() === "t", 120_000, 500);
+    const got = (await q("SELECT note FROM marker ORDER BY id")).stdout.trim().split("\n");
+    expect(got).toEqual(markers);
+  }, 300_000);
+
+  it("the drill's RPO check uses the archive: a day-old dump passes while the archiver runs, and fails once it has stopped", async () => {
+    const b = archivers.at(-1)!;
+    expect(b.proc.exitCode).toBeNull();
+    const dump = await e.run("backup", [], { now: new Date().toISOString().replace(/\.\d+Z$/, "Z") });
+    expect(dump.code).toBe(0);
+    // The drill's clock a day later: the dump alone would be 1d old against an RPO of 10 s.
+    const later = new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const ok = await e.run("restore-drill", [], { now: later });
+    expect(ok.stderr).toMatch(/app: RPO from the WAL archive: committed WAL of app \(cluster .*\) has waited \d+s to go off-site/);
+    expect(ok.code, ok.stderr.slice(-2000)).toBe(0);
+    b.proc.kill("SIGTERM");
+    expect(await b.exited).toBe(0);
+    expect(b.stderr()).toMatch(/stopped by signal TERM/);
+    expect(receiverPids(e.stateDir)).toEqual([]);
+    // Two shipping periods (2 x 12 s) without a round: the archive no longer vouches for the RPO.
+    const status = join(e.stateDir, "wal", `${cluster}.status`);
+    const lastRound = Number(readFileSync(status, "utf8").split(" ")[0]);
+    await waitFor("two shipping periods without a round", () => Date.now() / 1000 - lastRound > 2 * 12 + 1, 60_000, 500);
+    const stale = await e.run("restore-drill", [], { now: later });
+    expect(stale.code).not.toBe(0);
+    // (the merged drill reports the roles item first; the database's reason is in the log)
+    expect(stale.stderr).toMatch(/FAILED at stage rpo: /);
+    expect(stale.stderr).toMatch(/app: the WAL archiver of cluster .* last ran \d+s ago: up to \d+s of app may not be off-site, more than the RPO objective/);
+  }, 300_000);
+
+  it("pitr-uninstall (pulumi destroy) stops the archiver and its receiver and drops the slot", async () => {
+    const a = start();
+    await withLog(waitFor("the archiver and its receiver", () => a.stderr().includes("archiving WAL of") && receiverPids(e.stateDir).length === 1, 30_000));
+    expect(await pg.psql("SELECT count(*) FROM pg_replication_slots")).toBe("1");
+    const r = await e.run("pitr-uninstall");
+    expect(r.stderr).not.toMatch(/FAILED/);
+    expect(r.code).toBe(0);
+    expect(await a.exited).toBe(0);
+    expect(receiverPids(e.stateDir)).toEqual([]);
+    expect(await pg.psql("SELECT count(*) FROM pg_replication_slots")).toBe("0");
+    // Idempotent: again, with nothing left to do.
+    expect((await e.run("pitr-uninstall")).code).toBe(0);
+  }, 120_000);
+});
+
+/** pids of pg_receivewal processes whose arguments mention `dir`. */
+function receiverPids(dir: string | undefined): number[] {
+  if (!dir) return [];
+  const out: number[] = [];
+  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const args = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      if (args[0]?.endsWith("pg_receivewal") && args.some((a) => a.startsWith(dir))) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+async function unzstd(b: Buffer): Promise<Buffer> {
+  const { spawn } = await import("node:child_process");
+  return new Promise((resolve, reject) => {
+    const p = spawn("zstd", ["-d", "-q", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    p.stdout.on("data", (d: Buffer) => out.push(d));
+    p.on("error", reject);
+    p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`zstd exited ${code}`))));
+    p.stdin.end(b);
+  });
+}
