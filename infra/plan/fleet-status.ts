@@ -313,7 +313,7 @@ export function hostStatus(plan: Plan, hostName: string, data: HostBucketData, n
       history,
     },
     storage: { bytes, objects, withoutManifest, unreadableManifests },
-    wal: { archiveAgeSeconds: null, note: "point-in-time recovery (WAL archiving) is not implemented yet" },
+    wal: { archiveAgeSeconds: null, note: "the WAL archive (hosts[].pitr) is not read by npm run status yet" },
     unconfigured,
     problems,
   };
