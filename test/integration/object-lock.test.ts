@@ -182,11 +182,12 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
     expect(uploads.filter((r) => r.path.endsWith(".dump.zst"))).toHaveLength(2); // one part each (the CLI streams stdin as multipart)
     expect(uploads.filter((r) => r.path.includes("/globals/") && r.path.endsWith(".sql.zst"))).toHaveLength(2);
     expect(uploads.filter((r) => r.path.endsWith(".manifest.json"))).toHaveLength(5);
+    expect(uploads.filter((r) => r.path.includes("/volumes/uploads/") && r.path.includes(".listing.zst"))).not.toHaveLength(0); // the volume's listing
 
     for (const [bucket, host, mode] of [[GOV, "web-1", "GOVERNANCE"], [COMP, "web-2", "COMPLIANCE"]] as const) {
       const { versions, markers } = await versionsOf(s3, bucket, `${host}/`);
       expect(markers).toEqual([]);
-      expect(versions.length).toBe(bucket === GOV ? 6 : 4);
+      expect(versions.length).toBe(bucket === GOV ? 7 : 4); // web-1: dump, roles, tarball, listing + 3 manifests
       for (const v of versions) {
         const lock = await lockOf(s3, bucket, v.Key, v.VersionId);
         expect(lock.mode, v.Key).toBe(mode);
