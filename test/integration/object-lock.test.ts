@@ -96,14 +96,14 @@ async function versionsOf(s3: S3Server, bucket: string, prefix: string): Promise
 }
 
 async function lockOf(s3: S3Server, bucket: string, key: string, versionId: string): Promise<{ mode: string; until: number }> {
-  const h = JSON.parse(ok(await s3.aws(s3.admin, ["s3api", "head-object", "--bucket", bucket, "--key", key, "--version-id", versionId])));
+  const h = JSON.parse(ok(await s3.aws(s3.admin, ["s3api", "head-object", "--bucket", bucket, "--key", key, `--version-id=${versionId}`])));
   return { mode: h.ObjectLockMode, until: Date.parse(h.ObjectLockRetainUntilDate) };
 }
 
 async function getVersion(s3: S3Server, creds: S3Creds, bucket: string, key: string, versionId: string): Promise<Buffer> {
   const dir = mkdtempSync(join(tmpdir(), "rol-"));
   try {
-    ok(await s3.aws(creds, ["s3api", "get-object", "--bucket", bucket, "--key", key, "--version-id", versionId, join(dir, "o")]));
+    ok(await s3.aws(creds, ["s3api", "get-object", "--bucket", bucket, "--key", key, `--version-id=${versionId}`, join(dir, "o")]));
     return readFileSync(join(dir, "o"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -203,14 +203,14 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
     const args = (...more: string[]) => ["--debug", "s3api", ...more];
     const soon = new Date(Date.now() + 60_000).toISOString();
     const k = govKey.creds;
-    expectDenied(await s3.aws(k, args("delete-object", "--bucket", GOV, "--key", dump.Key, "--version-id", dump.VersionId)), "delete a version");
-    expectDenied(await s3.aws(k, args("delete-object", "--bucket", GOV, "--key", dump.Key, "--version-id", dump.VersionId, "--bypass-governance-retention")), "delete a version, bypassing governance");
+    expectDenied(await s3.aws(k, args("delete-object", "--bucket", GOV, "--key", dump.Key, `--version-id=${dump.VersionId}`)), "delete a version");
+    expectDenied(await s3.aws(k, args("delete-object", "--bucket", GOV, "--key", dump.Key, `--version-id=${dump.VersionId}`, "--bypass-governance-retention")), "delete a version, bypassing governance");
     expectDenied(await s3.aws(k, args("delete-object", "--bucket", GOV, "--key", dump.Key)), "delete (a delete marker)");
     expectDenied(
-      await s3.aws(k, args("put-object-retention", "--bucket", GOV, "--key", dump.Key, "--version-id", dump.VersionId, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "GOVERNANCE", RetainUntilDate: soon }))),
+      await s3.aws(k, args("put-object-retention", "--bucket", GOV, "--key", dump.Key, `--version-id=${dump.VersionId}`, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "GOVERNANCE", RetainUntilDate: soon }))),
       "shorten the lock, bypassing governance",
     );
-    expectDenied(await s3.aws(k, args("put-object-legal-hold", "--bucket", GOV, "--key", dump.Key, "--version-id", dump.VersionId, "--legal-hold", "Status=ON")), "legal hold");
+    expectDenied(await s3.aws(k, args("put-object-legal-hold", "--bucket", GOV, "--key", dump.Key, `--version-id=${dump.VersionId}`, "--legal-hold", "Status=ON")), "legal hold");
     expectDenied(await s3.aws(k, args("put-object-lock-configuration", "--bucket", GOV, "--object-lock-configuration", JSON.stringify({ ObjectLockEnabled: "Enabled", Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 1 } } }))), "change the bucket's default retention");
     const after = await versionsOf(s3, GOV, "web-1/");
     expect(after).toEqual(before);
@@ -239,14 +239,14 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
     const v = before.versions.find((x) => x.Key.endsWith(".manifest.json"))!;
     const soon = new Date(Date.now() + 60_000).toISOString();
     const a = s3.admin;
-    expectDenied(await s3.aws(a, ["--debug", "s3api", "delete-object", "--bucket", COMP, "--key", v.Key, "--version-id", v.VersionId]), "owner deletes a version");
-    expectDenied(await s3.aws(a, ["--debug", "s3api", "delete-object", "--bucket", COMP, "--key", v.Key, "--version-id", v.VersionId, "--bypass-governance-retention"]), "owner deletes a version, bypass header");
+    expectDenied(await s3.aws(a, ["--debug", "s3api", "delete-object", "--bucket", COMP, "--key", v.Key, `--version-id=${v.VersionId}`]), "owner deletes a version");
+    expectDenied(await s3.aws(a, ["--debug", "s3api", "delete-object", "--bucket", COMP, "--key", v.Key, `--version-id=${v.VersionId}`, "--bypass-governance-retention"]), "owner deletes a version, bypass header");
     expectDenied(
-      await s3.aws(a, ["--debug", "s3api", "put-object-retention", "--bucket", COMP, "--key", v.Key, "--version-id", v.VersionId, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "COMPLIANCE", RetainUntilDate: soon })]),
+      await s3.aws(a, ["--debug", "s3api", "put-object-retention", "--bucket", COMP, "--key", v.Key, `--version-id=${v.VersionId}`, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "COMPLIANCE", RetainUntilDate: soon })]),
       "owner shortens a compliance lock",
     );
     expectDenied(
-      await s3.aws(a, ["--debug", "s3api", "put-object-retention", "--bucket", COMP, "--key", v.Key, "--version-id", v.VersionId, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "GOVERNANCE", RetainUntilDate: new Date(Date.now() + 30 * DAY_MS).toISOString() })]),
+      await s3.aws(a, ["--debug", "s3api", "put-object-retention", "--bucket", COMP, "--key", v.Key, `--version-id=${v.VersionId}`, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "GOVERNANCE", RetainUntilDate: new Date(Date.now() + 30 * DAY_MS).toISOString() })]),
       "owner turns compliance into governance",
     );
     expect(await versionsOf(s3, COMP, "web-2/")).toEqual(before);
@@ -263,9 +263,9 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
     const key = "web-1/probe/governance.txt";
     const v = JSON.parse(ok(await s3.aws(govKey.creds, ["s3api", "put-object", "--bucket", GOV, "--key", key, "--content-md5", createHash("md5").update("").digest("base64")])));
     expect((await lockOf(s3, GOV, key, v.VersionId)).mode).toBe("GOVERNANCE");
-    expectDenied(await s3.aws(s3.admin, ["--debug", "s3api", "delete-object", "--bucket", GOV, "--key", key, "--version-id", v.VersionId]), "owner deletes without the bypass header");
+    expectDenied(await s3.aws(s3.admin, ["--debug", "s3api", "delete-object", "--bucket", GOV, "--key", key, `--version-id=${v.VersionId}`]), "owner deletes without the bypass header");
     expect((await versionsOf(s3, GOV, key)).versions).toHaveLength(1);
-    ok(await s3.aws(s3.admin, ["s3api", "delete-object", "--bucket", GOV, "--key", key, "--version-id", v.VersionId, "--bypass-governance-retention"]));
+    ok(await s3.aws(s3.admin, ["s3api", "delete-object", "--bucket", GOV, "--key", key, `--version-id=${v.VersionId}`, "--bypass-governance-retention"]));
     expect(await versionsOf(s3, GOV, key)).toEqual({ versions: [], markers: [] });
   });
 
@@ -310,7 +310,7 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
       const bKeys = [b.objectKey, b.manifestKey];
       for (const key of aKeys) {
         const [v] = (await versionsOf(lcS3, LC, key)).versions;
-        ok(await lcS3.aws(lcS3.admin, ["s3api", "put-object-retention", "--bucket", LC, "--key", key, "--version-id", v!.VersionId, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "GOVERNANCE", RetainUntilDate: new Date(aEnds).toISOString() })]));
+        ok(await lcS3.aws(lcS3.admin, ["s3api", "put-object-retention", "--bucket", LC, "--key", key, `--version-id=${v!.VersionId}`, "--bypass-governance-retention", "--retention", JSON.stringify({ Mode: "GOVERNANCE", RetainUntilDate: new Date(aEnds).toISOString() })]));
       }
       const points = async () => ok(await env.run("restore", ["--list", "--json"])).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l).stamp as string);
       expect((await points()).sort()).toEqual([a.manifest.stamp, b.manifest.stamp].sort());

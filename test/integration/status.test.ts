@@ -170,7 +170,7 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     expect(h1!.storage.bytes.total).toBeGreaterThan(0);
     expect(h1!.drill).toMatchObject({ scheduled: true, ok: true, overdue: false, last: { result: "pass", failure: null } });
     expect(h1!.drill.last!.databases[0]).toMatchObject({ database: "app", result: "pass", rto: { targetSeconds: 3600, ok: true } });
-    expect(h1!.wal).toEqual({ archiveAgeSeconds: null, note: expect.stringMatching(/not implemented/) });
+    expect(h1!.wal).toEqual({ archiveAgeSeconds: null, note: expect.stringMatching(/not read by npm run status yet/) });
 
     // web-2: the newest restore point is the 50 h old one (the newer upload has no manifest).
     expect(h2!.ok).toBe(false);

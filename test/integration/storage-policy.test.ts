@@ -131,7 +131,7 @@ describe.skipIf(!tools.ok)("plan's storage policy on a real S3 server (radosgw)"
     const version = before.versions.find((v) => v.Key === web1.object)!.VersionId;
 
     expectDenied(await s3.aws(k, ["--debug", "s3api", "delete-object", "--bucket", BUCKET, "--key", web1.object]), "delete-object");
-    expectDenied(await s3.aws(k, ["--debug", "s3api", "delete-object", "--bucket", BUCKET, "--key", web1.object, "--version-id", version]), "delete-object --version-id");
+    expectDenied(await s3.aws(k, ["--debug", "s3api", "delete-object", "--bucket", BUCKET, "--key", web1.object, `--version-id=${version}`]), "delete-object --version-id");
     const multi = await s3.aws(k, ["--debug", "s3api", "delete-objects", "--bucket", BUCKET, "--delete", JSON.stringify({ Objects: [{ Key: web1.object }, { Key: web1.manifest }, { Key: web1.object, VersionId: version }] })]);
     if (multi.code === 0) {
       // S3 may answer 200 with a per-key error list; then every key must have been refused.
@@ -170,7 +170,7 @@ describe.skipIf(!tools.ok)("plan's storage policy on a real S3 server (radosgw)"
     const k = keys["web-1"]!;
     const version = (await versionsOf(web1.object)).versions[0]!.VersionId;
     expectDenied(await s3.aws(k, ["--debug", "s3api", "put-object-acl", "--bucket", BUCKET, "--key", web1.object, "--acl", "public-read"]), "put-object-acl public-read");
-    expectDenied(await s3.aws(k, ["--debug", "s3api", "put-object-acl", "--bucket", BUCKET, "--key", web1.object, "--version-id", version, "--acl", "public-read"]), "put-object-acl --version-id");
+    expectDenied(await s3.aws(k, ["--debug", "s3api", "put-object-acl", "--bucket", BUCKET, "--key", web1.object, `--version-id=${version}`, "--acl", "public-read"]), "put-object-acl --version-id");
     expectDenied(await s3.aws(k, ["--debug", "s3api", "put-object-acl", "--bucket", BUCKET, "--key", web1.object, "--grant-read", ALL_USERS]), "put-object-acl --grant-read AllUsers");
     expect(await anonymousStatus(web1.object)).toBe(403);
     expect(await anonymousStatus(web1.manifest)).toBe(403);
