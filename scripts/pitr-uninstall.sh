@@ -29,7 +29,7 @@ RESTORABLE_STAGE=stop
 pidfile="$RESTORABLE_STATE_DIR/wal-archiver.pid"
 if [[ -s $pidfile ]]; then
   pid=$(<"$pidfile")
-  if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'wal-archiver'; then
+  if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'wal-archiver'; then
     restorable_log "stopping the WAL archiver (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
   fi

@@ -106,7 +106,8 @@ wa_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "${RESTORABLE_PITR_CLUST
 wa_receiver_pids() {
   local p args
   for p in /proc/[0-9]*; do
-    args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+    # 2>/dev/null first: a process that exits between the glob and the read is not an error.
+    args=$(tr '\0' '\n' 2>/dev/null <"$p/cmdline") || continue
     if [[ $(head -n1 <<<"$args") == *pg_receivewal ]] && grep -qxF -- "$1" <<<"$args"; then
       printf '%s\n' "${p#/proc/}"
     fi
@@ -277,7 +278,9 @@ wa_tick() {
   wa_ship "$c" || true
   now=$EPOCHSECONDS
   row=
-  if restorable_try connect wa_sql "$i" "SELECT pg_current_wal_lsn(), (pg_walfile_name_offset(pg_current_wal_lsn())).file_offset, pg_walfile_name(pg_current_wal_lsn()), coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'), 'missing'), pg_snapshot_xmax(pg_current_snapshot())" >"$RESTORABLE_RUN_DIR/tick.$c"; then
+  # The slot's wal_status is NULL until a receiver first streams from it (pg_receivewal
+  # --create-slot does not reserve WAL): 'unused', not 'missing' (that would be a false alarm).
+  if restorable_try connect wa_sql "$i" "SELECT pg_current_wal_lsn(), (pg_walfile_name_offset(pg_current_wal_lsn())).file_offset, pg_walfile_name(pg_current_wal_lsn()), coalesce((SELECT coalesce(wal_status, 'unused') FROM pg_replication_slots WHERE slot_name = '$slot'), 'missing'), pg_snapshot_xmax(pg_current_snapshot())" >"$RESTORABLE_RUN_DIR/tick.$c"; then
     row=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/tick.$c" || true)
   fi
   if [[ -n $row ]]; then
