@@ -26,6 +26,27 @@ function mutated(mutate: (c: any) => void): Record<string, any> { // eslint-disa
   return c as Record<string, unknown>;
 }
 
+/**
+ * What Pulumi's language host does with a failed deployment-time check: the rejections of the
+ * resources waiting for the value. Collected here (vitest would report them) for the suite's tests
+ * to check; the runner's own listeners are back after the suite.
+ */
+function collectRejections(): unknown[] {
+  const rejections: unknown[] = [];
+  let saved: NodeJS.UnhandledRejectionListener[] = [];
+  beforeAll(() => {
+    saved = process.listeners("unhandledRejection");
+    process.removeAllListeners("unhandledRejection");
+    process.on("unhandledRejection", (e) => rejections.push(e));
+  });
+  afterAll(async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    process.removeAllListeners("unhandledRejection");
+    for (const l of saved) process.on("unhandledRejection", l);
+  });
+  return rejections;
+}
+
 describe("the stack program (Pulumi.<stack>.yaml)", () => {
   it.each(BAD)("%s", async (_name, mutate, expected, stackProgram) => {
     const cfg = mutated(mutate);
@@ -47,22 +68,11 @@ describe("the stack program (Pulumi.<stack>.yaml)", () => {
 describe("the Backups component", () => {
   let pulumi: Pulumi;
   let Backups: typeof import("../../infra/components/backups").Backups;
-  // What Pulumi's language host does with a failed deployment-time check: the rejections of the
-  // resources waiting for the value. Collected here (vitest would report them) and checked.
-  const rejections: unknown[] = [];
-  let saved: NodeJS.UnhandledRejectionListener[] = [];
   beforeAll(async () => {
     ({ pulumi } = await startMocks({ state }));
     ({ Backups } = await import("../../infra/components/backups"));
-    saved = process.listeners("unhandledRejection");
-    process.removeAllListeners("unhandledRejection");
-    process.on("unhandledRejection", (e) => rejections.push(e));
   });
-  afterAll(async () => {
-    await new Promise((r) => setTimeout(r, 200));
-    process.removeAllListeners("unhandledRejection");
-    for (const l of saved) process.on("unhandledRejection", l);
-  });
+  const rejections = collectRejections();
 
   let n = 0;
   /** The error of building Backups from `args`, at construction or (deploy-time values) when they resolve. */
@@ -143,22 +153,13 @@ const SECRET_CASES: Array<[string, Record<string, unknown>, Record<string, unkno
 ];
 
 describe("secrets, through both ways in", () => {
-  const rejections: unknown[] = [];
-  let saved: NodeJS.UnhandledRejectionListener[] = [];
   beforeAll(() => {
     // "no B2 key" must not find one in the environment either.
     vi.stubEnv("B2_APPLICATION_KEY_ID", "");
     vi.stubEnv("B2_APPLICATION_KEY", "");
-    saved = process.listeners("unhandledRejection");
-    process.removeAllListeners("unhandledRejection");
-    process.on("unhandledRejection", (e) => rejections.push(e));
   });
-  afterAll(async () => {
-    await new Promise((r) => setTimeout(r, 200));
-    process.removeAllListeners("unhandledRejection");
-    for (const l of saved) process.on("unhandledRejection", l);
-    vi.unstubAllEnvs();
-  });
+  afterAll(() => vi.unstubAllEnvs());
+  const rejections = collectRejections();
 
   /** The program's failure: thrown while it runs, or the first rejection it leaves (a deploy-time check). */
   async function failure(run: () => Promise<unknown>): Promise<unknown> {
