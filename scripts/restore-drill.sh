@@ -37,7 +37,7 @@
 #   rto       download + verify + restore of the volume, reported per volume (the databases' RTO
 #             figures stay their own)
 # A host with volumes and no databases has no roles to drill and starts no throwaway Postgres.
-# Then one older restore point per database and tier (see below), then the retention audit: the
+# Then one older restore point per database, volume and tier (see below), then the retention audit: the
 # restore points in the bucket against the promise on this date (stage retention).
 # Every item (the roles, each database, each volume, each older point, the audit) is reported on
 # its own; a failing one never stops the others, and the run fails naming the first failing item
@@ -196,57 +196,68 @@ declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=
 todo=()   # the databases that have a restore point within the RPO, in config order
 older_results=()   # one JSON result per older restore point drilled
 retention_result=""   # the retention audit's JSON
+# drill_find KIND NAME KEY: the one way an item's newest restore point is picked (KIND globals,
+# postgres or volume; NAME "-" for the roles): into pick_*[KEY], with its RPO judged (with PITR
+# the WAL archive's, for the roles and the databases: lib-pitr.sh). Returns 0 when there is one
+# within the RPO; 1 otherwise, with FIND_STAGE (find | rpo) and FIND_REASON. FIND_AGE: its age.
+FIND_STAGE="" FIND_REASON="" FIND_AGE=""
+drill_find() {
+  local kind=$1 name=$2 key=$3 point tier s mkey okey osize what rwhat label
+  case $kind in
+    globals) what="the roles (globals)" rwhat="the roles" label=roles ;;
+    postgres) what="database $name" rwhat=$name label=$name ;;
+    *) what="volume $name" rwhat="volume $name" label="volume $name" ;;
+  esac
+  FIND_STAGE=find FIND_REASON="" FIND_AGE=""
+  point=$(rr_pick "$RR_TMP/work/points.tsv" "$kind" "$name")
+  if [[ -z $point ]]; then
+    FIND_REASON="no manifest-backed backup of $what under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+    rr_log "$label: $FIND_REASON"
+    return 1
+  fi
+  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
+  pick_manifest[$key]=$mkey pick_stamp[$key]=$s pick_tier[$key]=$tier pick_object[$key]=$okey pick_size[$key]=$osize
+  FIND_STAGE=rpo FIND_AGE=$((now - $(rr_stamp_epoch "$s")))
+  FIND_REASON="the newest backup of $rwhat ($s, $tier) is $(rr_human_age "$FIND_AGE") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+  case $kind in
+    globals) # the roles live in the archived cluster too
+      if ((${#RESTORABLE_PITR_CLUSTER[@]} > 0)) && restorable_pitr_rpo "${RESTORABLE_PG_DATABASE[${RESTORABLE_PITR_SOURCE[0]}]}"; then FIND_AGE=$PITR_RPO_AGE; fi ;;
+    postgres) # the WAL archive, not the dump, meets the RPO
+      if restorable_pitr_rpo "$name"; then
+        FIND_AGE=$PITR_RPO_AGE pitr_rpo[$name]=$PITR_RPO_AGE
+        FIND_REASON="$PITR_RPO_TEXT, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+        rr_log "$name: RPO from the WAL archive: $PITR_RPO_TEXT"
+      fi ;;
+  esac
+  if ((FIND_AGE > RESTORABLE_RPO_SECONDS)); then
+    rr_log "$label: $FIND_REASON"
+    return 1
+  fi
+  FIND_STAGE="" FIND_REASON=""
+  rr_log "$label: newest backup $s ($tier), $(rr_human_age "$FIND_AGE") old"
+}
+# drill_find_failure KEY: the JSON result of an item drill_find found no usable point for.
+drill_find_failure() {
+  if [[ $FIND_STAGE == find ]]; then
+    jq -cn --arg r "$FIND_REASON" '{result: "fail", failure: {stage: "find", reason: $r}}'
+  else
+    jq -cn --arg s "${pick_stamp[$1]}" --arg t "${pick_tier[$1]}" --arg m "${pick_manifest[$1]}" --arg r "$FIND_REASON" \
+      --argjson a "$FIND_AGE" --argjson tg "$RESTORABLE_RPO_SECONDS" \
+      '{stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}'
+  fi
+}
 # The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
 globals_result="" globals_todo=0
-if ((${#databases[@]})); then point=$(rr_pick "$RR_TMP/work/points.tsv" globals -); else point=none; fi
-if [[ $point == none ]]; then
-  : # no databases (a host with volumes only): no roles to drill
-elif [[ -z $point ]]; then
-  reason="no manifest-backed backup of the roles (globals) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
-  globals_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "find", reason: $r}}')
-  rr_log "roles: $reason"
-else
-  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
-  age=$((now - $(rr_stamp_epoch "$s")))
-  pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
-  # With PITR the roles are in the WAL archive too (lib-pitr.sh).
-  if ((${#RESTORABLE_PITR_CLUSTER[@]} > 0)) && restorable_pitr_rpo "${RESTORABLE_PG_DATABASE[${RESTORABLE_PITR_SOURCE[0]}]}"; then age=$PITR_RPO_AGE; fi
-  if ((age > RESTORABLE_RPO_SECONDS)); then
-    reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
-    globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
-      '{stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
-    rr_log "roles: $reason"
-  else
-    rr_log "roles: newest backup $s ($tier), $(rr_human_age "$age") old"
-    globals_todo=1
-  fi
+if ((${#databases[@]})); then
+  if drill_find globals - :globals; then globals_todo=1; else globals_result=$(drill_find_failure :globals); fi
 fi
-for i in "${!databases[@]}"; do
-  db=${databases[$i]}
-  point=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db")
-  if [[ -z $point ]]; then
-    reason="no manifest-backed backup of database $db under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
-    db_result[$db]=$(jq -cn --arg d "$db" --arg r "$reason" '{database: $d, result: "fail", failure: {stage: "find", reason: $r}}')
-    rr_log "$db: $reason"
-    continue
-  fi
-  IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
-  created=$(rr_stamp_epoch "$s")
-  age=$((now - created))
-  pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey pick_size[$db]=$osize
-  # With PITR the WAL archive, not the dump, meets the RPO (lib-pitr.sh).
-  if restorable_pitr_rpo "$db"; then age=$PITR_RPO_AGE pitr_rpo[$db]=$PITR_RPO_AGE; rr_log "$db: RPO from the WAL archive: $PITR_RPO_TEXT"; fi
-  if ((age > RESTORABLE_RPO_SECONDS)); then
-    reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
-    if [[ -n ${pitr_rpo[$db]:-} ]]; then reason="$PITR_RPO_TEXT, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
-    db_result[$db]=$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
-      '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
-    rr_log "$db: $reason"
+for db in "${databases[@]}"; do
+  if drill_find postgres "$db" "$db"; then
+    todo+=("$db")
+  else
+    db_result[$db]=$(drill_find_failure "$db" | jq -c --arg d "$db" '{database: $d} + .')
     unset 'pick_manifest[$db]'
-    continue
   fi
-  rr_log "$db: newest backup $s ($tier), $(rr_human_age "$age") old"
-  todo+=("$db")
 done
 # drill_fail_first: fail the run with the first failing item's stage and reason (the roles, then
 # the databases and the volumes in config order, the older points, the audit).
@@ -519,10 +530,13 @@ done
 # ---- volumes: each against the listing recorded at backup time, in a child each (like the
 # ---- databases: one failure does not stop the others); helpers in lib-restore.sh "volumes" ------
 
-# drill_volume VOLUME N OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
+# drill_volume VOLUME N KEY MODE OUT: runs in a subshell with set -e; writes its JSON result to OUT
+# on any exit. N names its scratch dir and throwaway volume. MODE newest: the newest restore point
+# is picked here (drill_find, into pick_*[KEY]) and RPO and RTO are judged; older: the one the
+# parent put in pick_*[KEY], no RPO/RTO (the RTO stays the newest restore's).
 # shellcheck disable=SC2317 # invoked through drill_child
 drill_volume() {
-  local vol=$1 n=$2 out=$3 dir="$RR_TMP/work/vol-$2" tvol="restorable-drill-$RR_RUN_ID-v$2"
+  local vol=$1 n=$2 key=$3 mode=$4 out=$5 dir="$RR_TMP/work/vol-$2" tvol="restorable-drill-$RR_RUN_ID-v$2"
   local point="" tier="" s="" mkey="" okey="" m_created="" m_size="" m_enc="" rpo_age=null rto=null
   local sha_ok=null content=false note="" listed=null restored=null durations="{}" t0
   RR_FAIL_STAGE="" RR_FAIL_REASON="" RR_VOL_LKEY="" RR_VOL_LENTRIES=""
@@ -553,15 +567,14 @@ drill_volume() {
   mkdir -m 0700 "$dir"
 
   rr_stage find
-  point=$(rr_pick "$RR_TMP/work/points.tsv" volume "$vol")
-  [[ -n $point ]] || rr_die "no manifest-backed backup of volume $vol under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
-  IFS=$'\t' read -r _ _ tier s mkey okey _ <<<"$point"
-  rpo_age=$((now - $(rr_stamp_epoch "$s")))
-  rr_stage rpo
-  if ((rpo_age > RESTORABLE_RPO_SECONDS)); then
-    rr_die "the newest backup of volume $vol ($s, $tier) is $(rr_human_age "$rpo_age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+  local found=0
+  if [[ $mode == older ]] || drill_find volume "$vol" "$key"; then found=1; fi
+  if [[ $mode == newest ]]; then rpo_age=${FIND_AGE:-null}; fi
+  if [[ -n ${pick_manifest[$key]:-} ]]; then s=${pick_stamp[$key]} tier=${pick_tier[$key]} mkey=${pick_manifest[$key]}; fi
+  if ((!found)); then
+    rr_stage "$FIND_STAGE"
+    rr_die "$FIND_REASON"
   fi
-  rr_log "volume $vol: newest backup $s ($tier), $(rr_human_age "$rpo_age") old"
   rr_stage throwaway
   docker info >/dev/null 2>"$dir/docker.err" || rr_die "docker is not reachable: $(rr_last_line "$dir/docker.err")"
 
@@ -615,6 +628,10 @@ drill_volume() {
   fi
   durations=$(jq -c --argjson c "$(rr_elapsed "$t0")" '. + {compare: $c}' <<<"$durations")
 
+  if [[ $mode == older ]]; then
+    rr_log "volume $vol: older $tier restore point $s passed$([[ $content == true ]] || printf ' (content not verified)')"
+    exit 0
+  fi
   rr_stage rto
   # The volume's restore time: download + verify + decrypt/decompress/extract (not the drill's own
   # listing and comparison). Reported per volume; the databases' RTO figures stay their own.
@@ -626,22 +643,48 @@ drill_volume() {
   exit 0
 }
 
+# drill_volume_result VOLUME: DRILL_RESULT as the volume's result (the reason names the volume).
+drill_volume_result() {
+  jq -c --arg v "$1" '{volume: $v} + . | if (.failure.reason // "volume " | startswith("volume ")) then . else .failure.reason = "volume \($v): \(.failure.reason)" end' <<<"$DRILL_RESULT"
+}
 if ((${#volumes[@]})); then RR_VOL_USED=1; fi
 for i in "${!volumes[@]}"; do
   v=${volumes[$i]}
   rr_stage find
-  drill_child drill_volume "$RR_TMP/work/vresult-$i.json" "$v" "$i"
-  vol_result[$v]=$(jq -c --arg v "$v" '{volume: $v} + . | if (.failure.reason // "volume " | startswith("volume ")) then . else .failure.reason = "volume \($v): \(.failure.reason)" end' <<<"$DRILL_RESULT")
+  drill_child drill_volume "$RR_TMP/work/vresult-$i.json" "$v" "$i" "vol:$v" newest
+  vol_result[$v]=$(drill_volume_result "$v")
 done
 
-# ---- one older restore point per database and tier ------------------------------------------------
+# ---- one older restore point per database, volume and tier -----------------------------------------
 # So that every tier is proven every drill and, over a year of monthly drills, every monthly
-# restore point at least once: per database and tier (besides the newest, drilled above), one
-# restore point never proven by the recent drills (the newest 24 reports in <host>/drills/), at
-# random; when all were, the least recently proven. Each is restored into the throwaway (replacing
-# the newest's database) and checked like the newest (tables, checks); its result is reported in
+# restore point at least once: per database and volume and tier (besides the newest, drilled
+# above), one restore point never proven by the recent drills (the newest 24 reports in
+# <host>/drills/), at random; when all were, the least recently proven. A database's is restored
+# into the throwaway (replacing the newest's database) and checked like the newest (tables,
+# checks); a volume's into its own throwaway volume and compared with its listing like the newest
+# (without a listing: extracted and counted, "content not verified"). Each result is reported in
 # olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
-if ((${#todo[@]})); then
+# drill_older_pick KIND NAME TIER SKIP -> "proven<TAB>point line" of the restore point to prove
+# (proven: the startedAt of the drill that last proved it, "-" = never, which sorts first), or
+# nothing when the item has no point in TIER but SKIP (the newest's manifest key).
+drill_older_pick() {
+  awk -F '\t' -v k="$1" -v d="$2" -v t="$3" -v skip="$4" '
+    FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
+    $1 == k && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
+    "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1
+}
+# drill_older KIND NAME TIER SKIP KEY: pick it into pick_*[KEY]; sets OLDER_WHY (why it was
+# chosen); returns 1 when there is none.
+OLDER_WHY=""
+drill_older() {
+  local pick proven s mkey okey osize
+  pick=$(drill_older_pick "$1" "$2" "$3" "$4")
+  [[ -n $pick ]] || return 1
+  IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
+  pick_manifest[$5]=$mkey pick_stamp[$5]=$s pick_tier[$5]=$3 pick_object[$5]=$okey pick_size[$5]=$osize
+  if [[ $proven == - ]]; then OLDER_WHY="never proven by a drill"; else OLDER_WHY="the least recently proven (last proven by the drill of $proven)"; fi
+}
+if ((${#todo[@]} + ${#volumes[@]})); then
   rr_stage find
   older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
   : >"$older_proven"
@@ -660,22 +703,26 @@ if ((${#todo[@]})); then
   done <"$RR_TMP/work/reports.txt"
   for db in "${todo[@]}"; do
     for tier in daily weekly monthly; do
-      # Candidates: this database's restore points in this tier but the newest, each with when it
-      # was last proven ("-" = never, which sorts first); random among equals.
-      pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
-        FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
-        $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
-        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
-      [[ -n $pick ]] || continue
-      IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
       k="$db@$tier"
-      pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
-      if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
-      rr_log "$db: older $tier restore point $s: $why"
+      drill_older postgres "$db" "$tier" "${pick_manifest[$db]}" "$k" || continue
+      rr_log "$db: older $tier restore point ${pick_stamp[$k]}: $OLDER_WHY"
       mkdir -m 0700 "$RR_TMP/work/db-$k"
       rr_stage download
       drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
-      older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
+      older_results+=("$(jq -c --arg d "$db" --arg why "$OLDER_WHY" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
+    done
+  done
+  for i in "${!volumes[@]}"; do
+    v=${volumes[$i]}
+    newest=$(rr_pick "$RR_TMP/work/points.tsv" volume "$v" | cut -f5)
+    [[ -n $newest ]] || continue
+    for tier in daily weekly monthly; do
+      k="vol:$v@$tier"
+      drill_older volume "$v" "$tier" "$newest" "$k" || continue
+      rr_log "volume $v: older $tier restore point ${pick_stamp[$k]}: $OLDER_WHY"
+      rr_stage find
+      drill_child drill_volume "$RR_TMP/work/vresult-$i-$tier.json" "$v" "$i-$tier" "$k" older
+      older_results+=("$(drill_volume_result "$v" | jq -c --arg why "$OLDER_WHY" '{volume: .volume, chosenBecause: $why} + . | del(.rpo, .rto)')")
     done
   done
 fi
@@ -727,5 +774,6 @@ rr_stage report
 passed=""
 if ((${#databases[@]})); then passed="the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"; fi
 if ((${#volumes[@]})); then passed+="${passed:+; }${#volumes[@]} volume(s)"; fi
+if ((${#volumes[@]} && !${#databases[@]})); then passed+=" and ${#older_results[@]} older restore point(s)"; fi
 rr_log "drill passed for $passed"
 exit 0
