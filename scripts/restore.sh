@@ -47,7 +47,11 @@
 #
 # --volume restores a Docker volume (--target-volume, default: its own name; created when missing)
 # with RESTORABLE_VOLUME_IMAGE's tar. A non-empty volume is refused unless --force, which first
-# deletes the volume's current content so that it ends up exactly as backed up.
+# deletes the volume's current content so that it ends up exactly as backed up. When the backup
+# has a listing (backup-volumes records one), the tarball is first extracted into a labelled
+# staging volume and compared with it entry by entry, before the target is touched: the first
+# difference fails the restore at stage compare naming the volume and the path, and the target is
+# left as it was. A backup without a listing is restored with "content not verified".
 #
 # --fetch-only DIR downloads, verifies, decrypts and decompresses into DIR (the plain dump / SQL /
 # tar plus the manifest) without restoring anything: for manual restores and inspection.
@@ -59,7 +63,8 @@
 # object; volumes and --fetch-only also need room for the decompressed tar/dump).
 #
 # Exit codes: 0 done; 1 failed (one line on stderr: "restorable restore: FAILED at stage <stage>:
-# <reason>"; stages: find, target, download, verify, decrypt, decompress, inspect, restore, tables);
+# <reason>"; stages: find, target, download, verify, decrypt, decompress, inspect, listing, compare,
+# restore, tables);
 # 2 usage or configuration error; 3 another restore holds the lock.
 set -euo pipefail
 
@@ -375,6 +380,37 @@ volume)
   rr_stage inspect
   tar -tf "$RR_ART" >"$work/toc" 2>"$err" || rr_die "the object is not a readable tar archive: $(rr_last_line "$err")"
   nfiles=$(wc -l <"$work/toc")
+  # Compare with the listing recorded at backup time, in a staging volume (the drill's helpers),
+  # before anything of the target is touched.
+  rr_stage listing
+  lrc=0
+  rr_vol_fetch_listing "$m_key" "$work" || lrc=$?
+  ((lrc == 0 || lrc == 3)) || rr_die "cannot fetch the listing of $RR_MF_KEY (status $lrc)"
+  verified="content not verified: this backup has no listing (made before backup-volumes recorded one)"
+  if ((lrc == 0)); then
+    RR_RUN_ID="restore-$(rr_stamp "$now")-$$" RR_VOL_USED=1
+    stage_vol="restorable-restore-$$-staging"
+    rr_vol_create "$stage_vol" 2>"$err" || rr_die "cannot create the staging volume $stage_vol: $(rr_last_line "$err")"
+    if ! rr_run rr_vol_run -i -v "$stage_vol:/data" "$RESTORABLE_VOLUME_IMAGE" tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$work/restore.err"; then
+      rr_log_file_tail "$work/restore.err" 10
+      rr_die "extracting into the staging volume $stage_vol failed: $(rr_last_line "$work/restore.err")"
+    fi
+    rr_vol_listing "$stage_vol" "$work/listing.restored" ||
+      rr_die "cannot list the extracted volume with $RESTORABLE_VOLUME_IMAGE: $(rr_last_line "$work/listing.restored.err")"
+    rr_stage compare
+    listed=$(($(grep -vc '^#' "$work/listing.expected" || true)))
+    if [[ -n $RR_VOL_LENTRIES && $RR_VOL_LENTRIES != "$listed" ]]; then
+      rr_die "volume $name: the listing $RR_VOL_LKEY holds $listed entries, its manifest says $RR_VOL_LENTRIES"
+    fi
+    if ! first=$(rr_vol_compare "$work/listing.expected" "$work/listing.restored"); then
+      [[ -n $first ]] || rr_die "volume $name: cannot compare the listings"
+      rr_die "volume $name: $(rr_vol_diff_reason "$first") (volume $vol not touched)"
+    fi
+    rr_vol_remove "$stage_vol"
+    verified="all $listed entries identical to the listing recorded at backup time"
+  else
+    rr_log "volume $name: $verified"
+  fi
   rr_stage restore
   created=0
   if [[ $vexists -eq 0 ]]; then
@@ -390,7 +426,7 @@ volume)
     if [[ $created -eq 1 ]]; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
     rr_die "extracting into volume $vol failed: $(rr_last_line "$work/restore.err")"
   fi
-  rr_say "Restored volume $name into $vol from $p_stamp ($p_tier): $nfiles entries; $(rr_elapsed "$t_start") s."
+  rr_say "Restored volume $name into $vol from $p_stamp ($p_tier): $nfiles entries, $verified; $(rr_elapsed "$t_start") s."
   ;;
 esac
 exit 0

@@ -12,6 +12,8 @@
  *     not stop the volumes; the run fails naming the first failure
  *   - older restore points of a volume, one per tier, never proven first, then the least recently
  *     proven; an older tarball without a listing passes "content not verified", a broken one fails
+ *   - restore --volume compares what it extracted with the listing before touching the target: a
+ *     tampered tarball fails at stage compare naming volume and path, the target left as it was
  *   - nothing is left behind: no throwaway volume, no container, no temp dir; a volume left by a
  *     SIGKILLed drill is reaped by the next
  */
@@ -377,6 +379,46 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
     expect(r3.olderPoints.find((p) => p.tier === "weekly")).toMatchObject({ manifestKey: r1.olderPoints[1]!.manifestKey, result: "fail", sha256Ok: false, failure: { stage: "verify" } });
     await expectNothingLeft(e);
   }, 600_000); // three drills of four volume restores each
+
+  it("restore --volume compares with the listing before touching the target; a mismatch fails naming volume and path", async () => {
+    await fill("rsrc", "mkdir /data/d && echo one > /data/d/one && echo two > /data/two && chmod 0640 /data/two");
+    const e = host("vrestore", { volumes: ["rsrc"] });
+    expect((await e.run("backup-volumes")).code).toBe(0);
+    const volumes = async () => (await d.dockerOk(["volume", "ls", "-q"])).stdout.split("\n").filter(Boolean);
+    const content = async (v: string) =>
+      (await d.dockerOk(["run", "--rm", "--network", "none", "-v", `${v}:/data:ro`, toolImage, "sh", "-c", "cd /data && find . | sort && cat two"])).stdout;
+
+    // A good backup: compared in a staging volume, then restored; the staging volume is gone.
+    const ok = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rgood"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/Restored volume rsrc into rgood from \d{8}T\d{6}Z \((daily|weekly|monthly)\): \d+ entries, all 4 entries identical to the listing recorded at backup time;/);
+    expect(await content("rgood")).toBe(await content("rsrc"));
+
+    // The tarball no longer matches its listing (its manifest right for it).
+    await tamper(e, "rsrc", "chmod 0600 two");
+    const fresh = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rnew"]);
+    expect(fresh.code, fresh.stderr).toBe(1);
+    expect(failedLine(fresh)).toMatch(/FAILED at stage compare: volume rsrc: path two: mode 0640 in the listing, 0600 restored \(volume rnew not touched\)$/);
+    expect(await volumes()).not.toContain("rnew");
+    // --force over a volume with content: refused by the comparison before its content is deleted.
+    await fill("rkeep", "echo mine > /data/two");
+    const before = await content("rkeep");
+    const forced = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rkeep", "--force"]);
+    expect(forced.code).toBe(1);
+    expect(failedLine(forced)).toMatch(/FAILED at stage compare: volume rsrc: path two: mode 0640/);
+    expect(await content("rkeep")).toBe(before);
+
+    // A backup without a listing is restored, "content not verified".
+    const { key: mkey, manifest } = await manifestOf(e, "rsrc");
+    delete manifest.listing;
+    await putObject(access, mkey, `${JSON.stringify(manifest, null, 2)}\n`);
+    const legacy = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rlegacy"]);
+    expect(legacy.code, legacy.stderr).toBe(0);
+    expect(legacy.stdout).toMatch(/into rlegacy .* content not verified: this backup has no listing/);
+    expect(await dockerLeftovers()).toEqual([]);
+    expect(e.leftovers()).toEqual([]);
+    for (const v of ["rgood", "rkeep", "rlegacy"]) await d.dockerOk(["volume", "rm", v]);
+  });
 
   it("removes the throwaway volume a SIGKILLed drill left behind (by its labels), and only this host's", async () => {
     const e = host("vreap", { volumes: ["good"] });
