@@ -573,6 +573,22 @@ restorable_preflight() {
   fi
 }
 
+# restorable_item_keys ITEM EXT: the keys of this run's restore point of ITEM (postgres/<database>,
+# globals, volumes/<volume>, base/<cluster>), in the tier the bucket calls for (restorable_tier):
+# RESTORABLE_ITEM_BASE (<prefix><tier>/ITEM/<stamp>), RESTORABLE_ITEM_KEY (BASE.EXT, plus .age
+# when encrypting to age recipients), RESTORABLE_ITEM_AGE ("" or .age) and
+# RESTORABLE_ITEM_MANIFEST (BASE.manifest.json). Returns 1, failing stage preflight (the reason in
+# RESTORABLE_ERROR_REASON, as restorable_try), when the bucket already has that manifest.
+restorable_item_keys() {
+  restorable_tier "$1"
+  RESTORABLE_ITEM_BASE="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/$1/$RESTORABLE_STAMP"
+  RESTORABLE_ITEM_AGE=""
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then RESTORABLE_ITEM_AGE=.age; fi
+  RESTORABLE_ITEM_KEY="$RESTORABLE_ITEM_BASE.$2$RESTORABLE_ITEM_AGE"
+  RESTORABLE_ITEM_MANIFEST="$RESTORABLE_ITEM_BASE.manifest.json"
+  restorable_try preflight restorable_refuse_existing "$RESTORABLE_ITEM_MANIFEST"
+}
+
 # restorable_refuse_existing KEY: non-zero (with a reason on stderr) when the preflight listing
 # saw KEY: a backup with this stamp is already in the bucket and must not be overwritten.
 restorable_refuse_existing() {
