@@ -22,17 +22,14 @@
 
 # ---- basics -----------------------------------------------------------------------------------
 
-# The installed restorable.conf (substituted by the renderer; RESTORABLE_CONFIG overrides).
+# The installed restorable.conf (lib.sh's RESTORABLE_DEFAULT_CONFIG; RESTORABLE_CONFIG overrides).
 # Run from a checkout (not rendered) there is no default: RESTORABLE_CONFIG is required.
-RESTORABLE_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
 RESTORABLE_DEFAULT_STATE_DIR=@@STATE_DIR@@
 if [[ $RESTORABLE_DEFAULT_CONFIG == @@* ]]; then RESTORABLE_DEFAULT_CONFIG=""; fi
 if [[ $RESTORABLE_DEFAULT_STATE_DIR == @@* ]]; then RESTORABLE_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
 umask 077
 export TZ=UTC
 export LC_ALL=C
-PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
-export PATH
 # aws: no instance-metadata probing (slow and pointless off-cloud), bounded retries.
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_RETRY_MODE="${AWS_RETRY_MODE:-standard}"
@@ -44,7 +41,6 @@ RESTORABLE_STAGE="start"
 RESTORABLE_FAIL_STAGE=""
 RESTORABLE_FAIL_REASON=""
 RESTORABLE_LAST_ERR=""
-RESTORABLE_LOG=""
 RESTORABLE_TMP=""
 RESTORABLE_CHILD=""
 RESTORABLE_CHILD_STAGE_FILE=""
@@ -56,29 +52,8 @@ RESTORABLE_TA_CID=""
 RESTORABLE_TA_DIR=""
 RESTORABLE_TA_BIN=""
 RESTORABLE_RUN_ID=""
-RESTORABLE_STARTED=${EPOCHREALTIME/,/.}
 
-# Seconds since the epoch with microseconds (bash 5 EPOCHREALTIME).
-restorable_realtime() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
-# restorable_elapsed START -> seconds since START with 3 decimals
-restorable_elapsed() { awk -v a="$1" -v b="$(restorable_realtime)" 'BEGIN { printf "%.3f\n", b - a }'; }
-
-# "now" as epoch seconds: RESTORABLE_NOW (ISO-8601 UTC, for tests and operators) or the clock.
-restorable_now() {
-  if [[ -n ${RESTORABLE_NOW:-} ]]; then
-    date -u -d "$RESTORABLE_NOW" +%s
-  else
-    date -u +%s
-  fi
-}
-restorable_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
-restorable_stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
-# 20261124T030000Z -> epoch seconds
-restorable_stamp_epoch() {
-  local s=$1
-  [[ $s =~ ^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$ ]] || return 1
-  date -u -d "${BASH_REMATCH[1]}-${BASH_REMATCH[2]}-${BASH_REMATCH[3]}T${BASH_REMATCH[4]}:${BASH_REMATCH[5]}:${BASH_REMATCH[6]}Z" +%s
-}
+# (The clock, restorable_realtime / _elapsed / _now / _iso / _stamp / _stamp_epoch, is lib.sh's.)
 # restorable_parse_date TEXT -> epoch seconds. Accepts a stamp (20261124T030000Z), ISO-8601
 # (2026-11-24T03:00:00Z, 2026-11-24 03:00) or a bare date (2026-11-24 = the end of that UTC day).
 restorable_parse_date() {
@@ -111,26 +86,8 @@ restorable_human_size() {
   }'
 }
 
-# ---- logging ----------------------------------------------------------------------------------
+# ---- logging (restorable_log / restorable_say: lib.sh) ------------------------------------------
 
-# Log line on stderr (and in the run log, which the fail ping carries):
-#   2026-11-24T03:00:00Z restorable restore: message
-restorable_log() {
-  local line
-  printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
-  line=${line//$'\n'/ }
-  printf '%s\n' "$line" >&2
-  if [[ -n $RESTORABLE_LOG ]]; then printf '%s\n' "$line" >>"$RESTORABLE_LOG" 2>/dev/null || true; fi
-}
-# Say something to the operator (stdout) and log it.
-restorable_say() {
-  printf '%s\n' "$*"
-  if [[ -n $RESTORABLE_LOG ]]; then
-    local line
-    printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
-    printf '%s\n' "$line" >>"$RESTORABLE_LOG" 2>/dev/null || true
-  fi
-}
 # Append a file's last lines to the log (indented), e.g. a tool's stderr.
 restorable_log_file_tail() {
   local f=$1 n=${2:-20} l
@@ -241,7 +198,7 @@ restorable__on_exit() {
     restorable_ping success
   fi
   if [[ $RESTORABLE_SCRIPT == restore-drill ]]; then
-    restorable_metrics_job "$RESTORABLE_SCRIPT" "$rc" "$(restorable_elapsed "$RESTORABLE_STARTED")" "$(restorable_now)"
+    restorable_metrics_job "$RESTORABLE_SCRIPT" "$rc" "$(restorable_elapsed)" "$(restorable_now)"
   fi
   # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
   if [[ -n $RESTORABLE_TMP && -d $RESTORABLE_TMP ]]; then rm -rf -- "$RESTORABLE_TMP"; fi
@@ -371,10 +328,9 @@ restorable_tmp_init() {
     restorable_config_error "cannot create a temp dir under ${TMPDIR:-/tmp}"
   chmod 0711 "$RESTORABLE_TMP"
   mkdir -m 0700 "$RESTORABLE_TMP/work"
-  RESTORABLE_LOG="$RESTORABLE_TMP/work/run.log"
-  : >"$RESTORABLE_LOG"
-  # lib.sh's S3 helpers keep their scratch files in its run dir.
+  # lib.sh's run dir: the run log (restorable_log, the fail ping's body) and the S3 helpers' scratch files.
   RESTORABLE_RUN_DIR="$RESTORABLE_TMP/work"
+  : >"$RESTORABLE_RUN_DIR/log"
   printf '[default]\ns3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}" >"$RESTORABLE_TMP/work/aws.config"
   export AWS_CONFIG_FILE="$RESTORABLE_TMP/work/aws.config" AWS_SHARED_CREDENTIALS_FILE=/dev/null
   export AWS_DEFAULT_REGION=$RESTORABLE_REGION
@@ -382,25 +338,7 @@ restorable_tmp_init() {
 
 # ---- pings (healthchecks-style; never fail the job) -------------------------------------------
 
-# The body is the tail of the run log; the URL itself is never logged (it is a capability).
-restorable_ping() {
-  local kind=$1 url=${RESTORABLE_PING_URL:-} log=/dev/null
-  [[ -n $url ]] || return 0
-  url=${url%/}
-  case $kind in
-    start) url+=/start ;;
-    fail) url+=/fail ;;
-    success) ;;
-    *) return 0 ;;
-  esac
-  if [[ -n $RESTORABLE_LOG && -r $RESTORABLE_LOG ]]; then log=$RESTORABLE_LOG; fi
-  if ! tail -c 10000 "$log" | curl -fsS -m 10 --retry 2 --retry-max-time 20 -o /dev/null \
-    -H 'Content-Type: text/plain; charset=utf-8' --data-binary @- "$url" >/dev/null 2>&1; then
-    restorable_log "warning: $kind ping failed"
-  fi
-  return 0
-}
-# Mark that a start ping belongs to this run even without a URL (so success/fail pings follow).
+# (restorable_ping: lib.sh.) Mark that a start ping belongs to this run even without a URL (so success/fail pings follow).
 restorable_ping_start() { RESTORABLE_PINGED_START=1; restorable_ping start; }
 
 # ---- bucket -----------------------------------------------------------------------------------

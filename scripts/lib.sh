@@ -37,21 +37,32 @@ RESTORABLE_SCRIPT=${RESTORABLE_SCRIPT:-restorable}
 RESTORABLE_STAGE=init
 RESTORABLE_RUN_DIR=
 RESTORABLE__REPORTED=
-RESTORABLE__STARTED=
+RESTORABLE__STARTED=$EPOCHREALTIME   # when the run started (restorable_init resets it)
 
 # ------------------------------------------------------------------------------------------ log
 
-restorable_utc() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+restorable_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T\n' -1; }
 
-# restorable_log MESSAGE...: one line with a UTC timestamp on stderr (and in the run's log, which
-# the fail ping carries).
+# restorable_log MESSAGE...: one line with a UTC timestamp on stderr (and in the run's log,
+# $RESTORABLE_RUN_DIR/log, which the fail ping carries):
+#   2026-11-24T03:00:00Z restorable <script>: message
 restorable_log() {
   local line
-  line="$(restorable_utc) restorable $RESTORABLE_SCRIPT: $*"
+  printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
   line=${line//$'\n'/ }
   printf '%s\n' "$line" >&2
   if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then
-    printf '%s\n' "$line" >>"$RESTORABLE_RUN_DIR/log" || true
+    printf '%s\n' "$line" >>"$RESTORABLE_RUN_DIR/log" 2>/dev/null || true
+  fi
+}
+
+# restorable_say MESSAGE...: say something to the operator (stdout) and put it in the run's log.
+restorable_say() {
+  printf '%s\n' "$*"
+  if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then
+    local line
+    printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
+    printf '%s\n' "${line//$'\n'/ }" >>"$RESTORABLE_RUN_DIR/log" 2>/dev/null || true
   fi
 }
 
@@ -181,14 +192,37 @@ restorable_tier() {
   fi
 }
 
-# restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME value; default: since
-# restorable_init), with milliseconds (12.345).
+# restorable_realtime: seconds since the epoch with microseconds (bash 5 EPOCHREALTIME), for
+# restorable_elapsed.
+restorable_realtime() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+
+# restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME / restorable_realtime value;
+# default: since the run started), with milliseconds (12.345).
 restorable_elapsed() {
   local start=${1:-$RESTORABLE__STARTED}
-  local now=${EPOCHREALTIME/./}
-  start=${start/./}
-  local ms=$(((now - start) / 1000))
+  local now=${EPOCHREALTIME//[.,]/}
+  start=${start//[.,]/}
+  local ms=$(((10#$now - 10#$start) / 1000))
   printf '%d.%03d' "$((ms / 1000))" "$((ms % 1000))"
+}
+
+# restorable_now: "now" as epoch seconds: RESTORABLE_NOW (ISO-8601 UTC, for tests and operators)
+# or the clock. (restorable_clock: the same moment as the backup jobs' stamp and week.)
+restorable_now() {
+  if [[ -n ${RESTORABLE_NOW:-} ]]; then
+    date -u -d "$RESTORABLE_NOW" +%s
+  else
+    date -u +%s
+  fi
+}
+# restorable_iso EPOCH -> 2026-11-24T03:00:00Z; restorable_stamp EPOCH -> 20261124T030000Z
+restorable_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+restorable_stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
+# restorable_stamp_epoch STAMP: 20261124T030000Z -> epoch seconds (1 when it is not a stamp)
+restorable_stamp_epoch() {
+  local s=$1
+  [[ $s =~ ^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$ ]] || return 1
+  date -u -d "${BASH_REMATCH[1]}-${BASH_REMATCH[2]}-${BASH_REMATCH[3]}T${BASH_REMATCH[4]}:${BASH_REMATCH[5]}:${BASH_REMATCH[6]}Z" +%s
 }
 
 # ------------------------------------------------------------------------------------------ setup
