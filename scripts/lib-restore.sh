@@ -1,18 +1,23 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables set here are read by the scripts that source this file
-# lib-restore.sh — helpers shared by `restore` and `restore-drill` (sourced, never executed).
-#
-#   config      restorable_load_config: restorable.conf + credentials, PATH, TZ=UTC
-#   logging     restorable_log / restorable_say; one failure line per run:
-#                 restorable <script>: FAILED at stage <stage>: <reason>
-#   run control restorable_stage, restorable_die (exit 1), restorable_usage (exit 2), restorable_lock (exit 3), restorable_run (interruptible
-#               child), traps on EXIT INT TERM HUP that kill children, stop the throwaway Postgres,
-#               remove the temp dir, then call the script's restorable_on_finish hook, print the failure line
-#               and ping.
-#   bucket      restorable_list_bucket, restorable_restore_points (restore points = manifests, found by listing <host>/),
-#               restorable_fetch (download -> sha256 verify -> age decrypt -> zstd decompress -> plain file)
-#   targets     restorable_target_* (compose service, container, local server, URL) and restorable_tgt_run
-#   throwaway   restorable_throwaway_start / restorable_throwaway_ready / restorable_throwaway_down (runtime docker | local)
+# lib-restore.sh — what is specific to `restore` and `restore-drill` (sourced after lib.sh, never
+# executed). The run control they share with the backup jobs is lib.sh's: logging (restorable_log,
+# restorable_say), the failure line (restorable_fail), pings (restorable_ping), the clock
+# (restorable_realtime, _elapsed, _now, _iso, _stamp), the lock (restorable_lock NAME [optional]).
+# Here:
+#   config      restorable_load_config: restorable.conf with the restore side's defaults + credentials
+#   failing     restorable_stage, restorable_die (exit 1), restorable_usage (exit 2),
+#               restorable_config_error (exit 2): all through restorable_fail
+#   traps       restorable_traps: EXIT INT TERM HUP handlers that kill children (restorable_run: an
+#               interruptible child), stop the throwaway Postgres and volumes, remove the temp dir,
+#               call the script's restorable_on_finish hook, print the failure line and ping
+#               (the backup jobs' handlers, restorable_init in lib.sh, fail at once instead)
+#   bucket      restorable_list_bucket, restorable_restore_points (restore points = manifests, found
+#               by listing <host>/), restorable_fetch_* (download -> sha256 verify -> age decrypt ->
+#               zstd decompress)
+#   targets     restorable_target_* (compose service, container, local server, URL), restorable_tgt_run
+#   throwaway   restorable_throwaway_start / _ready / _down (runtime docker | local), restorable_vol_*
+#   promise     restorable_promise_periods / _audit (the retention audit)
 #
 # Exit codes (the same in all four scripts): 0 success; 1 failure (the one-line reason says the
 # stage); 2 usage or configuration error; 3 another run holds the lock.
@@ -38,8 +43,6 @@ export AWS_PAGER=""
 
 RESTORABLE_SCRIPT="${RESTORABLE_SCRIPT:-restore}"
 RESTORABLE_STAGE="start"
-RESTORABLE_FAIL_STAGE=""
-RESTORABLE_FAIL_REASON=""
 RESTORABLE_LAST_ERR=""
 RESTORABLE_TMP=""
 RESTORABLE_CHILD=""
@@ -113,23 +116,17 @@ restorable_stage() {
   RESTORABLE_STAGE=$1
   if [[ -n $RESTORABLE_STAGE_FILE ]]; then printf '%s\n' "$1" >"$RESTORABLE_STAGE_FILE" 2>/dev/null || true; fi
 }
-# restorable_die REASON: fail the run at the current stage (exit 1). The EXIT trap does the rest.
-restorable_die() {
-  if [[ -z $RESTORABLE_FAIL_REASON ]]; then RESTORABLE_FAIL_STAGE=$RESTORABLE_STAGE RESTORABLE_FAIL_REASON=$*; fi
-  exit 1
-}
-# restorable_usage REASON: a usage error (exit 2); the EXIT trap prints the contract's failure line,
-#   <UTC time> restorable <script>: FAILED at stage usage: REASON (see <script> --help)
-restorable_usage() {
-  RESTORABLE_FAIL_STAGE=usage RESTORABLE_FAIL_REASON="$* (see $RESTORABLE_SCRIPT --help)"
-  exit 2
-}
+# Failing goes through lib.sh's restorable_fail (recorded; the EXIT trap prints the line):
+# restorable_die REASON: fail the run at the current stage (exit 1).
+restorable_die() { restorable_fail "$RESTORABLE_STAGE" "$*" 1; }
+# restorable_usage REASON: a usage error (exit 2): FAILED at stage usage: REASON (see <script> --help)
+restorable_usage() { restorable_fail usage "$* (see $RESTORABLE_SCRIPT --help)" 2; }
 
 restorable__on_err() {
   # Remember the failing command for an "unexpected error" line; set -e does the exit.
   RESTORABLE_LAST_ERR="line $2: $3 (exit $1)"
 }
-restorable__on_signal() {
+restorable__restore_on_signal() {
   local sig=$1 code=$2
   if [[ $RESTORABLE_FINISHING -eq 1 ]]; then return 0; fi
   local stage=$RESTORABLE_STAGE
@@ -164,7 +161,7 @@ restorable_kill_tree() {
   for p in $alive; do kill -KILL "$p" 2>/dev/null || true; done
 }
 
-restorable__on_exit() {
+restorable__restore_on_exit() {
   local rc=$?
   RESTORABLE_FINISHING=1
   set +e
@@ -206,12 +203,13 @@ restorable__on_exit() {
 }
 
 restorable_traps() {
+  RESTORABLE__DEFER_FAIL=1
   set -E
   trap 'restorable__on_err $? $LINENO "$BASH_COMMAND"' ERR
-  trap restorable__on_exit EXIT
-  trap 'restorable__on_signal INT 130' INT
-  trap 'restorable__on_signal TERM 143' TERM
-  trap 'restorable__on_signal HUP 129' HUP
+  trap restorable__restore_on_exit EXIT
+  trap 'restorable__restore_on_signal INT 130' INT
+  trap 'restorable__restore_on_signal TERM 143' TERM
+  trap 'restorable__restore_on_signal HUP 129' HUP
 }
 
 # restorable_run CMD...: run a command as a background child and wait for it, so that a signal to this
@@ -291,34 +289,9 @@ restorable_load_config() {
   RESTORABLE_ENV_PGPASSWORD=${PGPASSWORD:-}
   unset PGPASSWORD
 }
-restorable_config_error() {
-  RESTORABLE_FAIL_STAGE=config RESTORABLE_FAIL_REASON=$*
-  exit 2
-}
+restorable_config_error() { restorable_fail config "$*" 2; }
 
-# restorable_lock NAME [optional]: the state dir (0700) and NAME.lock in it for the rest of the run
-# (exit 3 when another run holds it). With "optional", an unusable state dir only logs a warning
-# (an operator restoring on a new machine may not have one).
-restorable_lock() {
-  local name=$1 optional=${2:-}
-  if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
-    chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null || true
-  fi
-  if [[ ! -d $RESTORABLE_STATE_DIR || ! -w $RESTORABLE_STATE_DIR ]]; then
-    if [[ -n $optional ]]; then
-      restorable_log "warning: state directory $RESTORABLE_STATE_DIR is not writable; running without the $name lock"
-      return 0
-    fi
-    restorable_config_error "cannot create or write the state directory $RESTORABLE_STATE_DIR"
-  fi
-  local lock="$RESTORABLE_STATE_DIR/$name.lock"
-  exec {RESTORABLE_LOCK_FD}>>"$lock" || restorable_config_error "cannot open lock $lock"
-  if ! flock -n "$RESTORABLE_LOCK_FD"; then
-    RESTORABLE_FAIL_STAGE=lock RESTORABLE_FAIL_REASON="another $name run holds $lock"
-    exit 3
-  fi
-  restorable_rotate_log "$RESTORABLE_SCRIPT"
-}
+# (restorable_lock NAME [optional]: lib.sh's.)
 
 # restorable_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with
 # the run log and the AWS CLI's own config (nothing from ~/.aws; path-style addressing for generic

@@ -66,10 +66,20 @@ restorable_say() {
   fi
 }
 
-# restorable_fail STAGE REASON [EXIT_CODE]: log the one-line failure, ping /fail, exit.
-# Only call from the main shell (in a subshell it would only end the subshell).
+# restorable_fail STAGE REASON [EXIT_CODE]: THE way a run fails (exit code 1 by default; 2 usage or
+# configuration, 3 locked). It logs the one-line failure and pings /fail, then exits. Under the
+# restore scripts' trap set (restorable_traps in lib-restore.sh: RESTORABLE__DEFER_FAIL) the first
+# failure is recorded instead, and the EXIT trap prints the line and pings once it has torn the
+# run down (there a child process, e.g. a drill item, may fail this way: it only ends the child,
+# and the parent reports the item). Otherwise only call from the main shell.
+RESTORABLE__DEFER_FAIL=
+RESTORABLE_FAIL_STAGE= RESTORABLE_FAIL_REASON=
 restorable_fail() {
   local stage=$1 reason=$2 code=${3:-1}
+  if [[ -n $RESTORABLE__DEFER_FAIL ]]; then
+    if [[ -z $RESTORABLE_FAIL_REASON ]]; then RESTORABLE_FAIL_STAGE=$stage RESTORABLE_FAIL_REASON=$reason; fi
+    exit "$code"
+  fi
   RESTORABLE__REPORTED=1
   restorable_log "FAILED at stage $stage: $reason"
   restorable_ping fail
@@ -311,11 +321,24 @@ restorable__on_exit() {
   exit "$code"
 }
 
-# restorable_lock NAME: take $RESTORABLE_STATE_DIR/NAME.lock for the rest of the run, or fail
-# with exit code 3 when another run holds it.
+# restorable_lock NAME [optional]: take $RESTORABLE_STATE_DIR/NAME.lock for the rest of the run
+# (the state dir is created 0700 when missing), or fail: exit 3 when another run holds it, 2 when
+# the state dir or the lock file cannot be used. With "optional", an unusable state dir only logs a
+# warning and the run goes on without the lock (restore: an operator restoring on a new machine
+# may not have one).
 restorable_lock() {
-  local name=$1 file="$RESTORABLE_STATE_DIR/$1.lock"
+  local name=$1 optional=${2:-} file="$RESTORABLE_STATE_DIR/$1.lock"
   RESTORABLE_STAGE=lock
+  if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
+    chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null || true
+  fi
+  if [[ ! -d $RESTORABLE_STATE_DIR || ! -w $RESTORABLE_STATE_DIR ]]; then
+    if [[ -n $optional ]]; then
+      restorable_log "warning: state directory $RESTORABLE_STATE_DIR is not writable; running without the $name lock"
+      return 0
+    fi
+    restorable_fail config "cannot create or write the state directory $RESTORABLE_STATE_DIR" 2
+  fi
   if ! exec {RESTORABLE_LOCK_FD}>>"$file"; then
     restorable_fail lock "cannot open lock file $file" 2
   fi
