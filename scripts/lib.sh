@@ -73,7 +73,7 @@ restorable_say() {
 # run down (there a child process, e.g. a drill item, may fail this way: it only ends the child,
 # and the parent reports the item). Otherwise only call from the main shell.
 RESTORABLE__DEFER_FAIL=
-RESTORABLE_FAIL_STAGE= RESTORABLE_FAIL_REASON=
+RESTORABLE_FAIL_STAGE='' RESTORABLE_FAIL_REASON=''
 restorable_fail() {
   local stage=$1 reason=$2 code=${3:-1}
   if [[ -n $RESTORABLE__DEFER_FAIL ]]; then
