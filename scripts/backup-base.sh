@@ -65,12 +65,9 @@ base_backup_cluster() {
   local name=${RESTORABLE_PITR_CLUSTER[c]} i=${RESTORABLE_PITR_SOURCE[c]}
   local db=${RESTORABLE_PG_DATABASE[i]}
   # The tier from the restore points of this cluster's base backups (lib.sh's tier rule).
-  restorable_tier "base/$name"
-  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/base/$name/$RESTORABLE_STAMP"
-  local key="$base.tar.zst" manifest="$base.manifest.json"
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_item_keys "base/$name" tar.zst || return 1
+  local key=$RESTORABLE_ITEM_KEY manifest=$RESTORABLE_ITEM_MANIFEST
   restorable_log "cluster $name ($(restorable_pg_describe "$i")): base backup to $(restorable_s3_url "$key")"
-  restorable_try preflight restorable_refuse_existing "$manifest" || return 1
 
   local facts version size ident sysid timeline
   restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "$db" \

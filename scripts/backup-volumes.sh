@@ -63,17 +63,14 @@ volumes_check() {
     echo "docker volume $volume does not exist" >&2
     return 1
   fi
-  restorable_refuse_existing "$2"
 }
 
 backup_volume() {
   local volume=$1 started=$EPOCHREALTIME
-  restorable_tier "volumes/$volume"
-  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/volumes/$volume/$RESTORABLE_STAMP"
-  local key="$base.tar.zst" manifest="$base.manifest.json" lkey="$base.listing.zst"
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age lkey+=.age; fi
+  restorable_try preflight volumes_check "$volume" || return 1
+  restorable_item_keys "volumes/$volume" tar.zst || return 1
+  local key=$RESTORABLE_ITEM_KEY manifest=$RESTORABLE_ITEM_MANIFEST lkey="$RESTORABLE_ITEM_BASE.listing.zst$RESTORABLE_ITEM_AGE"
   restorable_log "volume $volume: archiving to $(restorable_s3_url "$key") (image $RESTORABLE_VOLUME_IMAGE)"
-  restorable_try preflight volumes_check "$volume" "$manifest" || return 1
 
   # The volume's size bounds the tarball's (plus headers); it sizes multipart parts past 80 GB.
   local kb expected=0

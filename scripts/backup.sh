@@ -78,13 +78,9 @@ backup_preflight() {
 backup_database() {
   local i=$1 started=$EPOCHREALTIME
   local db=${RESTORABLE_PG_DATABASE[i]}
-  restorable_tier "postgres/$db"
-  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/postgres/$db/$RESTORABLE_STAMP"
-  local key="$base.dump.zst" manifest="$base.manifest.json"
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_item_keys "postgres/$db" dump.zst || return 1
+  local key=$RESTORABLE_ITEM_KEY manifest=$RESTORABLE_ITEM_MANIFEST
   restorable_log "database $db ($(restorable_pg_describe "$i")): dumping to $(restorable_s3_url "$key")"
-
-  restorable_try preflight restorable_refuse_existing "$manifest" || return 1
 
   local facts version super size tables
   # (super: whether the user is a superuser; only the globals need it)
@@ -135,12 +131,9 @@ backup_globals_stream() {
 
 backup_globals() {
   local started=$EPOCHREALTIME
-  restorable_tier globals
-  local base="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/globals/$RESTORABLE_STAMP"
-  local key="$base.sql.zst" manifest="$base.manifest.json"
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_item_keys globals sql.zst || return 1
+  local key=$RESTORABLE_ITEM_KEY manifest=$RESTORABLE_ITEM_MANIFEST
   restorable_log "globals (roles) of ${#GLOBALS_SOURCES[@]} cluster(s): dumping to $(restorable_s3_url "$key")"
-  restorable_try preflight restorable_refuse_existing "$manifest" || return 1
   local i facts version super passwords=true
   declare -gA GLOBALS_SUPERUSER=() GLOBALS_VERSION=()
   for i in "${GLOBALS_SOURCES[@]}"; do

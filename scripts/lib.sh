@@ -37,28 +37,49 @@ RESTORABLE_SCRIPT=${RESTORABLE_SCRIPT:-restorable}
 RESTORABLE_STAGE=init
 RESTORABLE_RUN_DIR=
 RESTORABLE__REPORTED=
-RESTORABLE__STARTED=
+RESTORABLE__STARTED=$EPOCHREALTIME   # when the run started (restorable_init resets it)
 
 # ------------------------------------------------------------------------------------------ log
 
-restorable_utc() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+restorable_utc() { printf '%(%Y-%m-%dT%H:%M:%SZ)T\n' -1; }
 
-# restorable_log MESSAGE...: one line with a UTC timestamp on stderr (and in the run's log, which
-# the fail ping carries).
+# restorable_log MESSAGE...: one line with a UTC timestamp on stderr (and in the run's log,
+# $RESTORABLE_RUN_DIR/log, which the fail ping carries):
+#   2026-11-24T03:00:00Z restorable <script>: message
 restorable_log() {
   local line
-  line="$(restorable_utc) restorable $RESTORABLE_SCRIPT: $*"
+  printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
   line=${line//$'\n'/ }
   printf '%s\n' "$line" >&2
   if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then
-    printf '%s\n' "$line" >>"$RESTORABLE_RUN_DIR/log" || true
+    printf '%s\n' "$line" >>"$RESTORABLE_RUN_DIR/log" 2>/dev/null || true
   fi
 }
 
-# restorable_fail STAGE REASON [EXIT_CODE]: log the one-line failure, ping /fail, exit.
-# Only call from the main shell (in a subshell it would only end the subshell).
+# restorable_say MESSAGE...: say something to the operator (stdout) and put it in the run's log.
+restorable_say() {
+  printf '%s\n' "$*"
+  if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then
+    local line
+    printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
+    printf '%s\n' "${line//$'\n'/ }" >>"$RESTORABLE_RUN_DIR/log" 2>/dev/null || true
+  fi
+}
+
+# restorable_fail STAGE REASON [EXIT_CODE]: THE way a run fails (exit code 1 by default; 2 usage or
+# configuration, 3 locked). It logs the one-line failure and pings /fail, then exits. Under the
+# restore scripts' trap set (restorable_traps in lib-restore.sh: RESTORABLE__DEFER_FAIL) the first
+# failure is recorded instead, and the EXIT trap prints the line and pings once it has torn the
+# run down (there a child process, e.g. a drill item, may fail this way: it only ends the child,
+# and the parent reports the item). Otherwise only call from the main shell.
+RESTORABLE__DEFER_FAIL=
+RESTORABLE_FAIL_STAGE='' RESTORABLE_FAIL_REASON=''
 restorable_fail() {
   local stage=$1 reason=$2 code=${3:-1}
+  if [[ -n $RESTORABLE__DEFER_FAIL ]]; then
+    if [[ -z $RESTORABLE_FAIL_REASON ]]; then RESTORABLE_FAIL_STAGE=$stage RESTORABLE_FAIL_REASON=$reason; fi
+    exit "$code"
+  fi
   RESTORABLE__REPORTED=1
   restorable_log "FAILED at stage $stage: $reason"
   restorable_ping fail
@@ -181,14 +202,37 @@ restorable_tier() {
   fi
 }
 
-# restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME value; default: since
-# restorable_init), with milliseconds (12.345).
+# restorable_realtime: seconds since the epoch with microseconds (bash 5 EPOCHREALTIME), for
+# restorable_elapsed.
+restorable_realtime() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+
+# restorable_elapsed [START]: seconds since START (an $EPOCHREALTIME / restorable_realtime value;
+# default: since the run started), with milliseconds (12.345).
 restorable_elapsed() {
   local start=${1:-$RESTORABLE__STARTED}
-  local now=${EPOCHREALTIME/./}
-  start=${start/./}
-  local ms=$(((now - start) / 1000))
+  local now=${EPOCHREALTIME//[.,]/}
+  start=${start//[.,]/}
+  local ms=$(((10#$now - 10#$start) / 1000))
   printf '%d.%03d' "$((ms / 1000))" "$((ms % 1000))"
+}
+
+# restorable_now: "now" as epoch seconds: RESTORABLE_NOW (ISO-8601 UTC, for tests and operators)
+# or the clock. (restorable_clock: the same moment as the backup jobs' stamp and week.)
+restorable_now() {
+  if [[ -n ${RESTORABLE_NOW:-} ]]; then
+    date -u -d "$RESTORABLE_NOW" +%s
+  else
+    date -u +%s
+  fi
+}
+# restorable_iso EPOCH -> 2026-11-24T03:00:00Z; restorable_stamp EPOCH -> 20261124T030000Z
+restorable_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+restorable_stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
+# restorable_stamp_epoch STAMP: 20261124T030000Z -> epoch seconds (1 when it is not a stamp)
+restorable_stamp_epoch() {
+  local s=$1
+  [[ $s =~ ^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$ ]] || return 1
+  date -u -d "${BASH_REMATCH[1]}-${BASH_REMATCH[2]}-${BASH_REMATCH[3]}T${BASH_REMATCH[4]}:${BASH_REMATCH[5]}:${BASH_REMATCH[6]}Z" +%s
 }
 
 # ------------------------------------------------------------------------------------------ setup
@@ -277,11 +321,24 @@ restorable__on_exit() {
   exit "$code"
 }
 
-# restorable_lock NAME: take $RESTORABLE_STATE_DIR/NAME.lock for the rest of the run, or fail
-# with exit code 3 when another run holds it.
+# restorable_lock NAME [optional]: take $RESTORABLE_STATE_DIR/NAME.lock for the rest of the run
+# (the state dir is created 0700 when missing), or fail: exit 3 when another run holds it, 2 when
+# the state dir or the lock file cannot be used. With "optional", an unusable state dir only logs a
+# warning and the run goes on without the lock (restore: an operator restoring on a new machine
+# may not have one).
 restorable_lock() {
-  local name=$1 file="$RESTORABLE_STATE_DIR/$1.lock"
+  local name=$1 optional=${2:-} file="$RESTORABLE_STATE_DIR/$1.lock"
   RESTORABLE_STAGE=lock
+  if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
+    chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null || true
+  fi
+  if [[ ! -d $RESTORABLE_STATE_DIR || ! -w $RESTORABLE_STATE_DIR ]]; then
+    if [[ -n $optional ]]; then
+      restorable_log "warning: state directory $RESTORABLE_STATE_DIR is not writable; running without the $name lock"
+      return 0
+    fi
+    restorable_fail config "cannot create or write the state directory $RESTORABLE_STATE_DIR" 2
+  fi
   if ! exec {RESTORABLE_LOCK_FD}>>"$file"; then
     restorable_fail lock "cannot open lock file $file" 2
   fi
@@ -571,6 +628,22 @@ restorable_preflight() {
   if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)) && ! command -v age >/dev/null; then
     restorable_fail preflight "age is not installed, but encryption to age recipients is configured"
   fi
+}
+
+# restorable_item_keys ITEM EXT: the keys of this run's restore point of ITEM (postgres/<database>,
+# globals, volumes/<volume>, base/<cluster>), in the tier the bucket calls for (restorable_tier):
+# RESTORABLE_ITEM_BASE (<prefix><tier>/ITEM/<stamp>), RESTORABLE_ITEM_KEY (BASE.EXT, plus .age
+# when encrypting to age recipients), RESTORABLE_ITEM_AGE ("" or .age) and
+# RESTORABLE_ITEM_MANIFEST (BASE.manifest.json). Returns 1, failing stage preflight (the reason in
+# RESTORABLE_ERROR_REASON, as restorable_try), when the bucket already has that manifest.
+restorable_item_keys() {
+  restorable_tier "$1"
+  RESTORABLE_ITEM_BASE="${RESTORABLE_PREFIX}${RESTORABLE_TIER}/$1/$RESTORABLE_STAMP"
+  RESTORABLE_ITEM_AGE=""
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then RESTORABLE_ITEM_AGE=.age; fi
+  RESTORABLE_ITEM_KEY="$RESTORABLE_ITEM_BASE.$2$RESTORABLE_ITEM_AGE"
+  RESTORABLE_ITEM_MANIFEST="$RESTORABLE_ITEM_BASE.manifest.json"
+  restorable_try preflight restorable_refuse_existing "$RESTORABLE_ITEM_MANIFEST"
 }
 
 # restorable_refuse_existing KEY: non-zero (with a reason on stderr) when the preflight listing

@@ -9,8 +9,11 @@
  *   4. provisions the bucket: the plan's lifecycle rules and a key scoped by the plan's policy
  *   5. installs the rendered scripts, config, credentials and crontab block over SSH with the
  *      exact commands HostInstall gives to remote.Command (preflight, install)
- *   6. runs backup (and backup-volumes) on the "host" over SSH
- *   7. runs restore-drill over SSH and prints its report, the bucket listing and where things are
+ *   6. runs backup (and backup-volumes) on the "host" over SSH, twice: "yesterday" (RESTORABLE_NOW)
+ *      and now, so that the drill has an older restore point to prove
+ *   7. runs restore-drill over SSH: the roles first, the database with its owners (a check asserts
+ *      one), the volume compared with its listing, the older restore points, the retention audit;
+ *      prints what each proved, the report, the bucket listing and where things are
  *   8. uninstalls over SSH (the command `pulumi destroy` runs) and stops everything
  *
  * Run as root on a fresh Debian 12 (or Ubuntu) machine. Packages it installs stay installed (it
@@ -139,7 +142,7 @@ async function main(): Promise<void> {
   const added = await ensurePackages(withDocker);
 
   // The harness modules are loaded after the packages exist.
-  const { startPostgres, loadSampleData } = await import("./support/postgres");
+  const { startPostgres, loadSampleData, SAMPLE_OWNER } = await import("./support/postgres");
   const { startS3Server } = await import("./support/s3server");
   const { startSshd } = await import("./support/sshd");
 
@@ -187,7 +190,14 @@ async function main(): Promise<void> {
         volumes: dockerd ? [VOLUME] : [],
         ...(volumeImage ? { volumeImage } : {}),
         schedule: { backup: "0 3 * * *", drill: "0 5 1 * *" },
-        drill: { runtime: "local", checks: ["SELECT count(*) > 1000 FROM public.users", "SELECT count(*) = 2003 FROM app.orders"] },
+        drill: {
+          runtime: "local",
+          checks: [
+            "SELECT count(*) > 1000 FROM public.users", "SELECT count(*) = 2003 FROM app.orders",
+            // restored WITH owners: the roles backup is restored first
+            `SELECT tableowner = '${SAMPLE_OWNER}' FROM pg_tables WHERE schemaname = 'app' AND tablename = 'orders'`,
+          ],
+        },
         paths: { scriptsDir: join(work, "opt/restorable"), configDir: join(work, "etc/restorable") },
       },
     ],
@@ -230,23 +240,32 @@ async function main(): Promise<void> {
   const again = await ssh("install (again)", ip.install.command, ip.install.stdin);
   say(indent(`${again.stdout.trim()}   ${dim("<- re-run: nothing changes")}`));
 
-  step("backups, run on the host over SSH");
+  step("backups, run on the host over SSH (yesterday's, then today's)");
   const scripts = host.config.paths.scriptsDir;
-  const b = await ssh("backup", `${scripts}/backup`);
-  say(indent(b.stderr.trim().split("\n").slice(-6).join("\n")));
-  if (host.config.volumes.length) {
-    const v = await ssh("backup-volumes", `${scripts}/backup-volumes`);
-    say(indent(v.stderr.trim().split("\n").slice(-4).join("\n")));
+  // Yesterday's run, by the scripts' clock override: the drill then has an older restore point to
+  // prove, and the retention audit finds yesterday covered (earlier periods are pending: the host
+  // is younger than the promise).
+  const yesterday = `${new Date(Date.now() - 86_400_000).toISOString().slice(0, 19)}Z`;
+  for (const [when, prefix] of [["yesterday", `RESTORABLE_NOW=${yesterday} `], ["now", ""]] as const) {
+    const b = await ssh("backup", `${prefix}${scripts}/backup`);
+    say(indent(`${dim(`(${when})`)}\n${b.stderr.trim().split("\n").slice(-(when === "now" ? 6 : 1)).join("\n")}`));
+    if (host.config.volumes.length) {
+      const v = await ssh("backup-volumes", `${prefix}${scripts}/backup-volumes`);
+      say(indent(v.stderr.trim().split("\n").slice(-(when === "now" ? 4 : 1)).join("\n")));
+    }
   }
 
-  step("restore drill: the newest backup restored into a throwaway Postgres and checked");
+  step("restore drill: roles, the database with its owners, the volume against its listing, an older restore point, the retention audit");
   const d = await ssh("restore-drill", `${scripts}/restore-drill`);
-  say(indent(d.stderr.trim().split("\n").slice(-6).join("\n")));
+  say(indent(d.stderr.trim().split("\n").slice(-8).join("\n")));
   const drills = join(stateDir, "drills");
   const reports = existsSync(drills) ? readdirSync(drills).filter((f) => f.endsWith(".json")).sort() : [];
   if (reports.length) {
+    const report = JSON.parse(readFileSync(join(drills, reports.at(-1)!), "utf8")) as DrillReport;
+    say(`\n    ${bold("what the drill proved")}:`);
+    say(indent(proved(report).join("\n")));
     say(`\n    ${bold("drill report")} (${host.prefix}drills/${reports.at(-1)}):`);
-    say(indent(JSON.stringify(JSON.parse(readFileSync(join(drills, reports.at(-1)!), "utf8")), null, 2)));
+    say(indent(JSON.stringify(report, null, 2)));
   }
 
   say(`\n    ${bold("in the bucket")} (s3://${BUCKET}/${host.prefix}, as the host's key sees it):`);
@@ -266,6 +285,35 @@ async function main(): Promise<void> {
   say(`\n${bold("done")} in ${Math.round((Date.now() - t0) / 1000)} s. The backups lived in the demo's S3 server, which is gone now.`);
   if (added.length) say(dim(`Packages installed by the demo (kept): ${added.join(" ")}  (remove: apt-get purge ${added.join(" ")})`));
   say("Next: a real server on B2 or AWS with `pulumi up` (see README).");
+}
+
+interface DrillItem {
+  database?: string; volume?: string; stamp?: string; tier?: string; result: string; chosenBecause?: string;
+  roles?: number; checks?: { sql: string; ok: boolean }[]; contentVerified?: boolean; entries?: { listed: number | null };
+  rto?: { achievedSeconds: number } | null; failure?: { stage: string; reason: string } | null;
+}
+interface DrillReport {
+  result: string; globals: DrillItem | null; databases: DrillItem[]; volumes: DrillItem[]; olderPoints: DrillItem[];
+  retention: { result: string; items: { kind: string; name: string | null; covered: number; pending: number; missing: string[] }[] } | null;
+}
+/** One line per thing the drill proved (or failed to), from its report. */
+function proved(r: DrillReport): string[] {
+  const mark = (i: { result: string }) => (i.result === "pass" ? "pass" : "FAIL");
+  const why = (i: DrillItem) => (i.failure ? `: ${i.failure.stage}: ${i.failure.reason}` : "");
+  const out: string[] = [];
+  if (r.globals) out.push(`${mark(r.globals)}  the roles (${r.globals.stamp}, ${r.globals.tier}): ${r.globals.roles ?? "?"} role(s) restored first${why(r.globals)}`);
+  for (const db of r.databases) {
+    out.push(`${mark(db)}  database ${db.database} (${db.stamp}, ${db.tier}) restored with its owners, ${(db.checks ?? []).filter((c) => c.ok).length} check(s) true, RTO ${db.rto?.achievedSeconds ?? "?"} s${why(db)}`);
+  }
+  for (const v of r.volumes) {
+    out.push(`${mark(v)}  volume ${v.volume} (${v.stamp}, ${v.tier}): ${v.contentVerified ? `all ${v.entries?.listed} entries identical to the listing` : "content not verified"}${why(v)}`);
+  }
+  for (const o of r.olderPoints) out.push(`${mark(o)}  older restore point of ${o.database ? `database ${o.database}` : `volume ${o.volume}`}: ${o.stamp} (${o.tier}), chosen: ${o.chosenBecause}${why(o)}`);
+  if (r.retention) {
+    const items = r.retention.items.map((i) => `${i.name ?? i.kind}: ${i.covered} covered, ${i.pending} pending${i.missing.length ? `, missing ${i.missing.join(", ")}` : ""}`);
+    out.push(`${mark(r.retention)}  retention audit (pending: periods before the first backup): ${items.join("; ")}`);
+  }
+  return out;
 }
 
 main().catch(async (e: unknown) => {

@@ -457,6 +457,34 @@ services:
       expect(await runAt(e, "2026-12-14T03:00:00Z")).toBe("weekly");
     });
 
+    it("the same stamp again: a daily restore point after the monthly, then refused at preflight (backup and backup-volumes), nothing overwritten", async () => {
+      const db = `${DB}_again`;
+      await pg.psql(`CREATE DATABASE ${db}`);
+      await d.dockerOk(["volume", "create", "again"]);
+      const e = newEnv({ baseEnv: d.env, volumes: ["again"], volumeImage: TOOL_IMAGE, postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: db }] });
+      const now = "2026-10-07T03:00:00Z";
+      const stamp = "20261007T030000Z";
+      // The month's first is monthly; the same stamp again is daily (the week has its monthly one).
+      for (const tier of ["monthly", "daily"]) {
+        for (const job of ["backup", "backup-volumes"]) {
+          const r = await e.run(job, [], { now });
+          expect(r.code, r.stderr).toBe(0);
+        }
+        const keys = (await e.list(`${HOST}/${tier}/`)).map((k) => k.key);
+        for (const item of [`postgres/${db}`, "globals", "volumes/again"]) expect(keys).toContain(`${HOST}/${tier}/${item}/${stamp}.manifest.json`);
+      }
+      const before = await e.list(`${HOST}/daily/`);
+      const b = await e.run("backup", [], { now });
+      expect(b.code).toBe(1);
+      expect(failedLine(b)).toMatch(new RegExp(`restorable backup: FAILED at stage preflight: (database ${db}|globals): s3://${BUCKET}/${HOST}/daily/\\S+/${stamp}\\.manifest\\.json already exists: a backup with stamp ${stamp} is already in the bucket \\(and 1 more failure`));
+      expect(b.stderr).not.toMatch(/dumping to/);
+      const v = await e.run("backup-volumes", [], { now });
+      expect(v.code).toBe(1);
+      expect(failedLine(v)).toMatch(new RegExp(`FAILED at stage preflight: volume again: s3://${BUCKET}/${HOST}/daily/volumes/again/${stamp}\\.manifest\\.json already exists`));
+      expect(await e.list(`${HOST}/daily/`)).toEqual(before);
+      await d.dockerOk(["volume", "rm", "again"]);
+    });
+
     it("a listing the key may not make fails the run at stage preflight, before anything is dumped or uploaded", async () => {
       const host = "web-2";
       const noList = await hostBucketAccess(s3, BUCKET, host);

@@ -10,6 +10,10 @@
  *   - a backup without a listing (made before listings existed) passes, "content not verified"
  *   - a failing volume does not stop the next one nor the database, and a failing database does
  *     not stop the volumes; the run fails naming the first failure
+ *   - older restore points of a volume, one per tier, never proven first, then the least recently
+ *     proven; an older tarball without a listing passes "content not verified", a broken one fails
+ *   - restore --volume compares what it extracted with the listing before touching the target: a
+ *     tampered tarball fails at stage compare naming volume and path, the target left as it was
  *   - nothing is left behind: no throwaway volume, no container, no temp dir; a volume left by a
  *     SIGKILLed drill is reaped by the next
  */
@@ -21,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import { ensureToolImage, startDockerd, type Dockerd } from "../support/docker";
 import {
-  ageKey, fixtureGlobalsBackup, fixturePostgresBackup, follow, getObject, listKeys, processesMentioning, putObject, q, type AgeKey,
+  ageKey, corruptObject, fixtureGlobalsBackup, fixturePostgresBackup, follow, getObject, listKeys, processesMentioning, putObject, q, type AgeKey,
 } from "../support/drill-fixtures";
 import { loadSampleData, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { run, runOk } from "../support/proc";
@@ -54,6 +58,9 @@ interface VolumeResult {
 }
 interface Report {
   result: "pass" | "fail";
+  startedAt: string;
+  olderPoints: (VolumeResult & { chosenBecause: string })[];
+  retention: { result: string } | null;
   globals: { result: string } | null;
   failure: { stage: string; reason: string } | null;
   databases: { database: string; result: string; failure: { stage: string } | null; rto: { ok: boolean } | null }[];
@@ -306,6 +313,111 @@ describe.skipIf(!tools.ok)("restore-drill: Docker volumes against their listing"
     const report2 = await latestReport(e);
     expect(report2.volumes).toMatchObject([{ volume: "good", result: "pass", contentVerified: true }]);
     await expectNothingLeft(e);
+  }, 400_000); // two drills of a database and volumes: room on a busy machine (180 s timed out)
+
+  it("also proves one older restore point per tier of a volume: never proven first, then the least recently proven", async () => {
+    // Wed 2026-11-18: the promise (2 days, 2 weeks, 2 months) is kept by these backup-volumes runs,
+    // whose tiers follow from the bucket (the first in a month is monthly, in a week weekly).
+    await fill("hist", "echo v0 > /data/f");
+    const e = host("volder", { volumes: ["hist"], retention: { daily: 2, weekly: 2, monthly: 2 } });
+    const runs = ["2026-10-01", "2026-11-02", "2026-11-09", "2026-11-16", "2026-11-17", "2026-11-18"];
+    for (const [i, day] of runs.entries()) {
+      await d.dockerOk(["run", "--rm", "--network", "none", "-v", "hist:/data", toolImage, "sh", "-c", `echo v${i} > /data/f`]);
+      const b = await e.run("backup-volumes", [], { now: `${day}T03:00:00Z` });
+      expect(b.code, b.stderr).toBe(0);
+    }
+    const manifests = (await listKeys(access, "volder/")).map((x) => x.key).filter((k) => k.endsWith(".manifest.json")).sort((a, b) => a.split("/").pop()!.localeCompare(b.split("/").pop()!));
+    expect(manifests.map((k) => k.split("/")[1])).toEqual(["monthly", "monthly", "weekly", "weekly", "daily", "daily"]);
+    const [oct, nov, w09, w16, d17] = manifests;
+    // The October backup as one made before listings existed.
+    const legacy = JSON.parse((await getObject(access, oct!)).toString("utf8")) as VolumeManifest;
+    delete legacy.listing;
+    await putObject(access, oct!, `${JSON.stringify(legacy, null, 2)}\n`);
+
+    const at = (now: string) => e.run("restore-drill", [], { now });
+    const first = await at("2026-11-18T06:00:00Z");
+    expect(first.code, first.stderr).toBe(0);
+    const r1 = await latestReport(e);
+    expect(r1.volumes).toMatchObject([{ volume: "hist", manifestKey: manifests[5], contentVerified: true, rpo: { ok: true }, result: "pass" }]);
+    expect(r1.olderPoints.map((p) => [p.volume, p.tier, p.result, p.chosenBecause])).toEqual([
+      ["hist", "daily", "pass", "never proven by a drill"], ["hist", "weekly", "pass", "never proven by a drill"], ["hist", "monthly", "pass", "never proven by a drill"],
+    ]);
+    expect(r1.olderPoints[0]!.manifestKey).toBe(d17);
+    expect([w09, w16]).toContain(r1.olderPoints[1]!.manifestKey);
+    expect([oct, nov]).toContain(r1.olderPoints[2]!.manifestKey);
+    for (const p of r1.olderPoints) {
+      expect(p).toMatchObject({ sha256Ok: true });
+      expect(Object.keys(p)).not.toContain("rto"); // the RTO stays the newest restore's
+      expect(p.entries.restored).toBe(2);
+    }
+    expect(r1.retention).toMatchObject({ result: "pass" });
+    expect(first.stderr).toContain("drill passed for 1 volume(s) and 3 older restore point(s)");
+
+    const second = await at("2026-11-18T06:10:00Z");
+    expect(second.code, second.stderr).toBe(0);
+    const r2 = await latestReport(e);
+    // The other weekly and monthly were never proven; the only older daily was, by the first drill.
+    expect(r2.olderPoints[0]!.chosenBecause).toBe(`the least recently proven (last proven by the drill of ${r1.startedAt})`);
+    expect(r2.olderPoints.slice(1).map((p) => p.chosenBecause)).toEqual(["never proven by a drill", "never proven by a drill"]);
+    const monthlies = [r1.olderPoints[2]!, r2.olderPoints[2]!];
+    expect(monthlies.map((p) => p.manifestKey).sort()).toEqual([oct, nov].sort());
+    // Each older tarball is compared with its own listing; the one without: extracted and counted.
+    expect(monthlies.find((p) => p.manifestKey === oct)).toMatchObject({
+      contentVerified: false, listingKey: null, note: expect.stringMatching(/^content not verified: this backup has no listing/), result: "pass",
+    });
+    expect(monthlies.find((p) => p.manifestKey === nov)).toMatchObject({ contentVerified: true, entries: { listed: 2, restored: 2 } });
+    expect(second.stderr).toMatch(/volume hist: older monthly restore point \d{8}T\d{6}Z passed/);
+
+    // A broken older point fails the drill (the newest still passes), named in olderPoints.
+    const weekly1 = JSON.parse((await getObject(access, r1.olderPoints[1]!.manifestKey!)).toString("utf8")) as VolumeManifest;
+    await corruptObject(access, weekly1.object.key);
+    const third = await at("2026-11-18T06:20:00Z");
+    expect(third.code, third.stderr).toBe(1);
+    expect(failedLine(third)).toMatch(new RegExp(`FAILED at stage verify: volume hist: sha256 mismatch for s3://${BUCKET}/${weekly1.object.key.replace(/[.]/g, "\\.")}`));
+    const r3 = await latestReport(e);
+    expect(r3.volumes[0]).toMatchObject({ result: "pass" });
+    expect(r3.olderPoints.find((p) => p.tier === "weekly")).toMatchObject({ manifestKey: r1.olderPoints[1]!.manifestKey, result: "fail", sha256Ok: false, failure: { stage: "verify" } });
+    await expectNothingLeft(e);
+  }, 600_000); // three drills of four volume restores each
+
+  it("restore --volume compares with the listing before touching the target; a mismatch fails naming volume and path", async () => {
+    await fill("rsrc", "mkdir /data/d && echo one > /data/d/one && echo two > /data/two && chmod 0640 /data/two");
+    const e = host("vrestore", { volumes: ["rsrc"] });
+    expect((await e.run("backup-volumes")).code).toBe(0);
+    const volumes = async () => (await d.dockerOk(["volume", "ls", "-q"])).stdout.split("\n").filter(Boolean);
+    const content = async (v: string) =>
+      (await d.dockerOk(["run", "--rm", "--network", "none", "-v", `${v}:/data:ro`, toolImage, "sh", "-c", "cd /data && find . | sort && cat two"])).stdout;
+
+    // A good backup: compared in a staging volume, then restored; the staging volume is gone.
+    const ok = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rgood"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/Restored volume rsrc into rgood from \d{8}T\d{6}Z \((daily|weekly|monthly)\): \d+ entries, all 4 entries identical to the listing recorded at backup time;/);
+    expect(await content("rgood")).toBe(await content("rsrc"));
+
+    // The tarball no longer matches its listing (its manifest right for it).
+    await tamper(e, "rsrc", "chmod 0600 two");
+    const fresh = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rnew"]);
+    expect(fresh.code, fresh.stderr).toBe(1);
+    expect(failedLine(fresh)).toMatch(/FAILED at stage compare: volume rsrc: path two: mode 0640 in the listing, 0600 restored \(volume rnew not touched\)$/);
+    expect(await volumes()).not.toContain("rnew");
+    // --force over a volume with content: refused by the comparison before its content is deleted.
+    await fill("rkeep", "echo mine > /data/two");
+    const before = await content("rkeep");
+    const forced = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rkeep", "--force"]);
+    expect(forced.code).toBe(1);
+    expect(failedLine(forced)).toMatch(/FAILED at stage compare: volume rsrc: path two: mode 0640/);
+    expect(await content("rkeep")).toBe(before);
+
+    // A backup without a listing is restored, "content not verified".
+    const { key: mkey, manifest } = await manifestOf(e, "rsrc");
+    delete manifest.listing;
+    await putObject(access, mkey, `${JSON.stringify(manifest, null, 2)}\n`);
+    const legacy = await e.run("restore", ["--volume", "rsrc", "--target-volume", "rlegacy"]);
+    expect(legacy.code, legacy.stderr).toBe(0);
+    expect(legacy.stdout).toMatch(/into rlegacy .* content not verified: this backup has no listing/);
+    expect(await dockerLeftovers()).toEqual([]);
+    expect(e.leftovers()).toEqual([]);
+    for (const v of ["rgood", "rkeep", "rlegacy"]) await d.dockerOk(["volume", "rm", v]);
   });
 
   it("removes the throwaway volume a SIGKILLed drill left behind (by its labels), and only this host's", async () => {
