@@ -218,6 +218,7 @@ rr__on_exit() {
     RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
   fi
   if [[ $rc -eq 0 && -n $RR_FAIL_REASON ]]; then rc=1; fi
+  restorable_progress_stop
   if [[ -n $RR_CHILD ]]; then rr_kill_tree "$RR_CHILD"; wait "$RR_CHILD" 2>/dev/null; RR_CHILD=""; fi
   rr_bg_stop_all
   rr_vol_down
@@ -509,11 +510,13 @@ rr_bg_stop_all() {
 # rr_get KEY FILE [SIZE]: download (or collect the background download of) KEY into FILE.
 rr_get() {
   local key=$1 file=$2 size=${3:-0} rc=0
+  restorable_progress_start "download $key" "$size" size "$file"
   rr_bg_wait "$file" "$key" || rc=$?
   if ((rc == 2)); then
     rc=0
     rr_run rr_s3_fetch "$key" "$file" "$size" || rc=1
   fi
+  restorable_progress_stop
   return "$rc"
 }
 
@@ -526,6 +529,7 @@ rr_prefetch_point() {
   rm -rf -- "$dir/fetch"
   mkdir -m 0700 "$dir/fetch"
   printf '%s\n' "$(rr_clock)" >"$dir/fetch.start"
+  printf '%s\n' "$size" >"$dir/fetch.size"
   rr_bg_get "$mkey" "$dir/fetch/${mkey##*/}" 0
   if [[ $okey != - ]]; then rr_bg_get "$okey" "$dir/fetch/${okey##*/}" "$size"; fi
 }
@@ -533,8 +537,10 @@ rr_prefetch_point() {
 # download leaves no file, so rr_fetch_* try again and report the real error.
 rr_prefetch_wait() {
   local mkey=$1 okey=$2 dir=$3 f end=0
+  if [[ $okey != - ]]; then restorable_progress_start "download $okey" "$(<"$dir/fetch.size")" size "$dir/fetch/${okey##*/}"; fi
   rr_bg_wait "$dir/fetch/${mkey##*/}" "$mkey" || true
   if [[ $okey != - ]]; then rr_bg_wait "$dir/fetch/${okey##*/}" "$okey" || true; fi
+  restorable_progress_stop
   for f in "$dir"/fetch/*.end; do
     if [[ -f $f ]]; then end=$(awk -v a="$end" -v b="$(<"$f")" 'BEGIN { print (b > a ? b : a) }'); fi
   done
@@ -588,7 +594,10 @@ rr_fetch_object() {
   t0=$(rr_clock)
   local actual actual_size
   actual_size=$(stat -c %s "$RR_OBJ")
-  actual=$(sha256sum "$RR_OBJ" | cut -d ' ' -f 1) || rr_die "sha256sum failed on the downloaded object"
+  restorable_progress_start "verify $okey" "$actual_size" read "$RR_OBJ"
+  actual=$(sha256sum "$RR_OBJ" | cut -d ' ' -f 1) || actual=
+  restorable_progress_stop
+  [[ -n $actual ]] || rr_die "sha256sum failed on the downloaded object"
   if [[ $actual != "$sha" ]]; then
     rr_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not restoring it"
   fi
@@ -642,10 +651,12 @@ rr_decode() {
 rr_decode_into() {
   local dir=$1 st
   shift
+  restorable_progress_start "restore $RR_MF_KEY" "$(stat -c %s -- "$RR_OBJ" 2>/dev/null)" read "$RR_OBJ"
   set +e
   rr_decode 2>"$dir/decode.err" | "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
+  restorable_progress_stop
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
   [[ ${st[0]} -eq 0 && ${st[1]} -eq 0 ]]
 }
@@ -664,7 +675,9 @@ rr_decode_to() {
   local out=$1 t0
   rr_stage decompress
   t0=$(rr_clock)
-  rr_run rr_decode >"$out" 2>"$out.err" || rr_die "cannot decrypt/decompress the object: $(rr_last_line "$out.err")"
+  restorable_progress_start "decode $RR_MF_KEY" "$(stat -c %s -- "$RR_OBJ" 2>/dev/null)" read "$RR_OBJ"
+  rr_run rr_decode >"$out" 2>"$out.err" || { restorable_progress_stop; rr_die "cannot decrypt/decompress the object: $(rr_last_line "$out.err")"; }
+  restorable_progress_stop
   rm -f -- "$RR_OBJ"
   RR_T_DECODE=$(rr_elapsed "$t0")
 }
@@ -1057,6 +1070,7 @@ rr_restore_throwaway() {
   if [[ $RR_TA_KIND == docker && -n $RR_TA_UID && -n $RR_TA_SHARE ]]; then
     local fifo="$RR_TA_SHARE/$db.pipe" wpid dst=0 rst=0 fd
     if mkfifo -m 0600 "$fifo" 2>/dev/null && chown "$RR_TA_UID" "$fifo" 2>/dev/null; then
+      restorable_progress_start "restore $RR_MF_KEY" "$(stat -c %s -- "$RR_OBJ" 2>/dev/null)" read "$RR_OBJ"
       rr_decode >"$fifo" 2>"$dir/decode.err" &
       wpid=$!
       # pg_restore opens a named archive twice (format check, then read): it must read the FIFO as
@@ -1070,6 +1084,7 @@ rr_restore_throwaway() {
         exec {fd}<&-
       fi
       wait "$wpid" || dst=$?
+      restorable_progress_stop
       rm -f -- "$fifo"
       printf '%s %s\n' "$dst" "$rst" >"$dir/pipe.status"
       [[ $dst -eq 0 && $rst -eq 0 ]]

@@ -384,8 +384,12 @@ volume)
     docker run --rm --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
       find /data -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>"$err" || rr_die "cannot empty volume $vol: $(rr_last_line "$err")"
   fi
-  if ! rr_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
-    tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$work/restore.err"; then
+  restorable_progress_start "restore volume $name" "$(stat -c %s -- "$RR_ART")" read "$RR_ART"
+  vrc=0
+  rr_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
+    tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$work/restore.err" || vrc=$?
+  restorable_progress_stop
+  if ((vrc != 0)); then
     rr_log_file_tail "$work/restore.err" 10
     if [[ $created -eq 1 ]]; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
     rr_die "extracting into volume $vol failed: $(rr_last_line "$work/restore.err")"
