@@ -503,8 +503,16 @@ rr_bg_wait() {
   ((rc == 0)) || return 1
 }
 rr_bg_stop_all() {
-  local f
-  for f in "${!RR_BG[@]}"; do rr_kill_tree "${RR_BG[$f]%%:*}"; done
+  local f pid st ppid
+  for f in "${!RR_BG[@]}"; do
+    pid=${RR_BG[$f]%%:*}
+    # Only this shell's own downloads: a drill item's child inherits RR_BG from the parent, whose
+    # prefetch of the next restore point it must not kill when it ends.
+    st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    st=${st##*) }
+    read -r _ ppid _ <<<"$st"
+    if [[ $ppid == "$BASHPID" ]]; then rr_kill_tree "$pid"; fi
+  done
   RR_BG=()
 }
 # rr_get KEY FILE [SIZE]: download (or collect the background download of) KEY into FILE.
