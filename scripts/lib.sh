@@ -654,7 +654,7 @@ restorable_stream() {
   wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
   local cpid=$!
   # Progress from the byte count wc is reading (lib-progress.sh); the roles are too small for it.
-  [[ ${RESTORABLE_STREAM_SMALL:-} == 1 ]] || restorable_progress_start "upload $key" 0 rchar "$cpid"
+  [[ ${RESTORABLE_STREAM_SMALL:-} == 1 ]] || restorable_progress_start "upload $key" 0 rchar "$cpid" "$d/size"
   # The AWS CLI streams in multipart chunks of bounded memory; a small stream (RESTORABLE_STREAM_SMALL=1,
   # e.g. the roles) is one signed PUT by curl instead, which saves an AWS CLI start.
   local -a upload=(restorable_aws s3 cp - "$(restorable_s3_url "$key")" --only-show-errors --no-progress)
