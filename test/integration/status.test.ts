@@ -128,7 +128,7 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     expect(r.stdout).toMatch(/host web-1: OK/);
     for (const item of ["postgres app", "roles", "volume uploads"]) expect(r.stdout).toMatch(new RegExp(`^  ${item} +\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z +(daily|weekly|monthly) +\\S+ +ok +\\d+/\\d+/\\d+ +7/7 `, "m"));
     expect(r.stdout).toMatch(/drill: last \S+ \(.*ago\) PASS; RTO app \d+\.\ds\/1h/);
-    expect(r.stdout).toMatch(/WAL archive: n\/a/);
+    expect(r.stdout).toMatch(/^  WAL archive: none \(point-in-time recovery is off\)$/m);
     expect(r.stdout.trimEnd().split("\n").pop()).toBe("all objectives hold");
   });
 
@@ -170,7 +170,7 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     expect(h1!.storage.bytes.total).toBeGreaterThan(0);
     expect(h1!.drill).toMatchObject({ scheduled: true, ok: true, overdue: false, last: { result: "pass", failure: null } });
     expect(h1!.drill.last!.databases[0]).toMatchObject({ database: "app", result: "pass", rto: { targetSeconds: 3600, ok: true } });
-    expect(h1!.wal).toEqual({ archiveAgeSeconds: null, note: expect.stringMatching(/not read by npm run status yet/) });
+    expect(h1!.wal).toEqual({ enabled: false, archiveAgeSeconds: null, clusters: [], ok: true });
 
     // web-2: the newest restore point is the 50 h old one (the newer upload has no manifest).
     expect(h2!.ok).toBe(false);
