@@ -76,8 +76,8 @@ restorable_progress_stop() {
 # ------------------------------------------------------------------------------------------ internals
 
 restorable__progress_log() {
-  # The two shell runtimes log differently (lib-restore.sh's rr_log for restore and drill).
-  if declare -F rr_log >/dev/null; then rr_log "$@"; else restorable_log "$@"; fi
+  # The two shell runtimes log differently (lib-restore.sh's restorable_log for restore and drill).
+  if declare -F restorable_log >/dev/null; then restorable_log "$@"; else restorable_log "$@"; fi
 }
 
 # restorable__progress_size N VAR: VAR = N bytes for people ("812 B", "1.2 GiB").
