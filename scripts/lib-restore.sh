@@ -172,6 +172,7 @@ restorable__restore_on_exit() {
     RESTORABLE_FAIL_REASON="unexpected error${RESTORABLE_LAST_ERR:+ at $RESTORABLE_LAST_ERR}"
   fi
   if [[ $rc -eq 0 && -n $RESTORABLE_FAIL_REASON ]]; then rc=1; fi
+  restorable_progress_stop
   if [[ -n $RESTORABLE_CHILD ]]; then restorable_kill_tree "$RESTORABLE_CHILD"; wait "$RESTORABLE_CHILD" 2>/dev/null; RESTORABLE_CHILD=""; fi
   restorable_bg_stop_all
   restorable_vol_down
@@ -413,18 +414,28 @@ restorable_bg_wait() {
   ((rc == 0)) || return 1
 }
 restorable_bg_stop_all() {
-  local f
-  for f in "${!RESTORABLE_BG[@]}"; do restorable_kill_tree "${RESTORABLE_BG[$f]%%:*}"; done
+  local f pid st ppid
+  for f in "${!RESTORABLE_BG[@]}"; do
+    pid=${RESTORABLE_BG[$f]%%:*}
+    # Only this shell's own downloads: a drill item's child inherits RESTORABLE_BG from the parent, whose
+    # prefetch of the next restore point it must not kill when it ends.
+    st=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    st=${st##*) }
+    read -r _ ppid _ <<<"$st"
+    if [[ $ppid == "$BASHPID" ]]; then restorable_kill_tree "$pid"; fi
+  done
   RESTORABLE_BG=()
 }
 # restorable_get KEY FILE [SIZE]: download (or collect the background download of) KEY into FILE.
 restorable_get() {
   local key=$1 file=$2 size=${3:-0} rc=0
+  restorable_progress_start "download $key" "$size" size "$file"
   restorable_bg_wait "$file" "$key" || rc=$?
   if ((rc == 2)); then
     rc=0
     restorable_run restorable_s3_fetch "$key" "$file" "$size" || rc=1
   fi
+  restorable_progress_stop
   return "$rc"
 }
 
@@ -437,6 +448,7 @@ restorable_prefetch_point() {
   rm -rf -- "$dir/fetch"
   mkdir -m 0700 "$dir/fetch"
   printf '%s\n' "$(restorable_realtime)" >"$dir/fetch.start"
+  printf '%s\n' "$size" >"$dir/fetch.size"
   restorable_bg_get "$mkey" "$dir/fetch/${mkey##*/}" 0
   if [[ $okey != - ]]; then restorable_bg_get "$okey" "$dir/fetch/${okey##*/}" "$size"; fi
 }
@@ -444,8 +456,10 @@ restorable_prefetch_point() {
 # download leaves no file, so restorable_fetch_* try again and report the real error.
 restorable_prefetch_wait() {
   local mkey=$1 okey=$2 dir=$3 f end=0
+  if [[ $okey != - ]]; then restorable_progress_start "download $okey" "$(<"$dir/fetch.size")" size "$dir/fetch/${okey##*/}"; fi
   restorable_bg_wait "$dir/fetch/${mkey##*/}" "$mkey" || true
   if [[ $okey != - ]]; then restorable_bg_wait "$dir/fetch/${okey##*/}" "$okey" || true; fi
+  restorable_progress_stop
   for f in "$dir"/fetch/*.end; do
     if [[ -f $f ]]; then end=$(awk -v a="$end" -v b="$(<"$f")" 'BEGIN { print (b > a ? b : a) }'); fi
   done
@@ -499,7 +513,10 @@ restorable_fetch_object() {
   t0=$(restorable_realtime)
   local actual actual_size
   actual_size=$(stat -c %s "$RESTORABLE_OBJ")
-  actual=$(sha256sum "$RESTORABLE_OBJ" | cut -d ' ' -f 1) || restorable_die "sha256sum failed on the downloaded object"
+  restorable_progress_start "verify $okey" "$actual_size" read "$RESTORABLE_OBJ"
+  actual=$(sha256sum "$RESTORABLE_OBJ" | cut -d ' ' -f 1) || actual=
+  restorable_progress_stop
+  [[ -n $actual ]] || restorable_die "sha256sum failed on the downloaded object"
   if [[ $actual != "$sha" ]]; then
     restorable_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not restoring it"
   fi
@@ -553,10 +570,12 @@ restorable_decode() {
 restorable_decode_into() {
   local dir=$1 st
   shift
+  restorable_progress_start "restore $RESTORABLE_MF_KEY" "$(stat -c %s -- "$RESTORABLE_OBJ" 2>/dev/null)" read "$RESTORABLE_OBJ"
   set +e
   restorable_decode 2>"$dir/decode.err" | "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
+  restorable_progress_stop
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
   [[ ${st[0]} -eq 0 && ${st[1]} -eq 0 ]]
 }
@@ -575,7 +594,9 @@ restorable_decode_to() {
   local out=$1 t0
   restorable_stage decompress
   t0=$(restorable_realtime)
-  restorable_run restorable_decode >"$out" 2>"$out.err" || restorable_die "cannot decrypt/decompress the object: $(restorable_last_line "$out.err")"
+  restorable_progress_start "decode $RESTORABLE_MF_KEY" "$(stat -c %s -- "$RESTORABLE_OBJ" 2>/dev/null)" read "$RESTORABLE_OBJ"
+  restorable_run restorable_decode >"$out" 2>"$out.err" || { restorable_progress_stop; restorable_die "cannot decrypt/decompress the object: $(restorable_last_line "$out.err")"; }
+  restorable_progress_stop
   rm -f -- "$RESTORABLE_OBJ"
   RESTORABLE_T_DECODE=$(restorable_elapsed "$t0")
 }
@@ -968,6 +989,7 @@ restorable_restore_throwaway() {
   if [[ $RESTORABLE_TA_KIND == docker && -n $RESTORABLE_TA_UID && -n $RESTORABLE_TA_SHARE ]]; then
     local fifo="$RESTORABLE_TA_SHARE/$db.pipe" wpid dst=0 rst=0 fd
     if mkfifo -m 0600 "$fifo" 2>/dev/null && chown "$RESTORABLE_TA_UID" "$fifo" 2>/dev/null; then
+      restorable_progress_start "restore $RESTORABLE_MF_KEY" "$(stat -c %s -- "$RESTORABLE_OBJ" 2>/dev/null)" read "$RESTORABLE_OBJ"
       restorable_decode >"$fifo" 2>"$dir/decode.err" &
       wpid=$!
       # pg_restore opens a named archive twice (format check, then read): it must read the FIFO as
@@ -981,6 +1003,7 @@ restorable_restore_throwaway() {
         exec {fd}<&-
       fi
       wait "$wpid" || dst=$?
+      restorable_progress_stop
       rm -f -- "$fifo"
       printf '%s %s\n' "$dst" "$rst" >"$dir/pipe.status"
       [[ $dst -eq 0 && $rst -eq 0 ]]

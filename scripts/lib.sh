@@ -310,6 +310,7 @@ RESTORABLE_BG_PIDS=()
 restorable__on_exit() {
   local code=$1 pid
   trap - EXIT
+  restorable_progress_stop
   for pid in "${RESTORABLE_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if ((code != 0)) && [[ -z $RESTORABLE__REPORTED ]]; then
     RESTORABLE__REPORTED=1
@@ -725,6 +726,8 @@ restorable_stream() {
   local hpid=$!
   wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
   local cpid=$!
+  # Progress from the byte count wc is reading (lib-progress.sh); the roles are too small for it.
+  [[ ${RESTORABLE_STREAM_SMALL:-} == 1 ]] || restorable_progress_start "upload $key" 0 rchar "$cpid" "$d/size"
   # The AWS CLI streams in multipart chunks of bounded memory; a small stream (RESTORABLE_STREAM_SMALL=1,
   # e.g. the roles) is one signed PUT by curl instead, which saves an AWS CLI start.
   local -a upload=(restorable_aws s3 cp - "$(restorable_s3_url "$key")" --only-show-errors --no-progress)
@@ -759,6 +762,7 @@ restorable_stream() {
     cmds=("$pname" zstd tee "$uploader")
   fi
   set -e
+  restorable_progress_stop
   # Unblock the hash readers if tee never opened their FIFOs, then collect them.
   local f fd hs=0 cs=0
   for f in "$d/sha.fifo" "$d/size.fifo"; do
@@ -1026,3 +1030,6 @@ sort "$t/out"
 # Textfile metrics for node_exporter (hosts[].metrics.textfileDir).
 # shellcheck source=lib-metrics.sh
 . "${BASH_SOURCE[0]%/*}/lib-metrics.sh"
+# Progress of long streams on a terminal and in the log.
+# shellcheck source=lib-progress.sh
+. "${BASH_SOURCE[0]%/*}/lib-progress.sh"

@@ -420,8 +420,12 @@ volume)
     docker run --rm --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
       find /data -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>"$err" || restorable_die "cannot empty volume $vol: $(restorable_last_line "$err")"
   fi
-  if ! restorable_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
-    tar --numeric-owner -C /data -xf - <"$RESTORABLE_ART" 2>"$work/restore.err"; then
+  restorable_progress_start "restore volume $name" "$(stat -c %s -- "$RESTORABLE_ART")" read "$RESTORABLE_ART"
+  vrc=0
+  restorable_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
+    tar --numeric-owner -C /data -xf - <"$RESTORABLE_ART" 2>"$work/restore.err" || vrc=$?
+  restorable_progress_stop
+  if ((vrc != 0)); then
     restorable_log_file_tail "$work/restore.err" 10
     if [[ $created -eq 1 ]]; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
     restorable_die "extracting into volume $vol failed: $(restorable_last_line "$work/restore.err")"

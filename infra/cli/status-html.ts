@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { formatDuration } from "../config";
-import type { FleetStatus } from "../plan/fleet-status";
+import { formatAge, type FleetStatus } from "../plan/fleet-status";
 
 let chartJsSource: string | undefined;
 /** The bundled Chart.js build (node_modules/chart.js/dist/chart.umd.min.js). */
@@ -97,7 +97,16 @@ function tableHtml(s: FleetStatus): string {
       }</p>`,
     );
     const b = h.storage.bytes;
-    out.push(`<p>stored: daily ${b.daily.toLocaleString("en")} B, weekly ${b.weekly.toLocaleString("en")} B, monthly ${b.monthly.toLocaleString("en")} B, drills ${b.drills.toLocaleString("en")} B; WAL archive: n/a</p>`);
+    out.push(`<p>stored: daily ${b.daily.toLocaleString("en")} B, weekly ${b.weekly.toLocaleString("en")} B, monthly ${b.monthly.toLocaleString("en")} B, drills ${b.drills.toLocaleString("en")} B</p>`);
+    if (!h.wal.enabled) out.push('<p class="wal">WAL archive: none (point-in-time recovery is off)</p>');
+    for (const c of h.wal.clusters) {
+      const n = c.newest;
+      out.push(
+        `<p class="wal" data-cluster="${esc(c.cluster)}">WAL archive <code>${esc(c.cluster)}</code>: ${
+          n ? `newest segment <code>${esc(n.segment)}</code> archived ${esc(n.lastModified)} (${formatAge(n.ageSeconds)} ago)` : "no segment archived"
+        } <b class="${c.rpo.ok ? "ok" : "bad"}">RPO ${c.rpo.ok ? "ok" : "missed"}</b>; ${c.segments} segment(s), ${c.bytes.toLocaleString("en")} B</p>`,
+      );
+    }
   }
   out.push(s.ok ? '<p class="ok" id="verdict">all objectives hold</p>' : `<div id="verdict" class="bad"><p>${s.problems.length} problem(s):</p><ul>${s.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul></div>`);
   return out.join("\n");

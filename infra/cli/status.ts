@@ -71,7 +71,7 @@ export async function readHost(s3: S3Reader, host: string): Promise<HostBucketDa
     .slice(-MAX_DRILL_REPORTS);
   const [manifests, reports] = await Promise.all([s3.getMany(manifestKeys), s3.getMany(reportKeys)]);
   return {
-    objects: objects.map((o) => ({ key: o.key, size: o.size })),
+    objects: objects.map((o) => ({ key: o.key, size: o.size, lastModified: o.lastModified })),
     manifests: new Map(manifestKeys.map((k, i) => [k, parseJson(manifests[i]!)])),
     reports: new Map(reportKeys.map((k, i) => [k, parseJson(reports[i]!)])),
   };
@@ -134,7 +134,11 @@ export function statusText(s: FleetStatus): string {
     }
     const b = h.storage.bytes;
     L.push(`  stored: daily ${formatBytes(b.daily)}, weekly ${formatBytes(b.weekly)}, monthly ${formatBytes(b.monthly)}, drills ${formatBytes(b.drills)}${b.other ? `, other ${formatBytes(b.other)}` : ""}; total ${formatBytes(b.total)} in ${h.storage.objects.total} objects${h.storage.withoutManifest ? ` (${h.storage.withoutManifest} without manifest: not restore points)` : ""}`);
-    L.push(`  WAL archive: n/a (${h.wal.note})`);
+    if (!h.wal.enabled) L.push("  WAL archive: none (point-in-time recovery is off)");
+    for (const c of h.wal.clusters) {
+      const n = c.newest;
+      L.push(`  WAL archive ${c.cluster}: ${n ? `newest segment ${n.segment} archived ${n.lastModified} (${formatAge(n.ageSeconds)} ago)` : "NO segment archived"}, RPO ${c.rpo.ok ? "ok" : "MISSED"}; ${c.segments} segment(s), ${formatBytes(c.bytes)}`);
+    }
     if (h.unconfigured.length) L.push(`  also in the bucket, no longer configured: ${h.unconfigured.join(", ")}`);
   }
   L.push("");

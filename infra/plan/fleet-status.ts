@@ -9,6 +9,7 @@ import { maxGapSeconds } from "../config/cron";
 import type { Tier } from "../config/schema";
 import type { Plan } from "./index";
 import { TIERS, drillsPrefix, hostPrefix } from "./layout";
+import { walPrefix } from "./pitr";
 import { promiseCheck, type PromiseCheck } from "./promise";
 
 export { promiseCheck, type PeriodCheck, type PromiseCheck } from "./promise";
@@ -21,6 +22,8 @@ const DAY = 86_400_000;
 export interface ListedObject {
   key: string;
   size: number;
+  /** ISO time the store gives (ListObjectsV2 LastModified); only the WAL archive's age uses it. */
+  lastModified?: string;
 }
 
 export type ItemKind = "postgres" | "globals" | "volume";
@@ -80,6 +83,73 @@ export interface DrillStatus {
   history: DrillRun[];
 }
 
+/** One cluster's WAL archive (`<host>/wal/<cluster>/`, written by wal-archiver). */
+export interface WalClusterStatus {
+  cluster: string;
+  /** The newest archived segment (by its object's LastModified): its WAL file name, key and time. */
+  newest: { segment: string; key: string; lastModified: string; ageSeconds: number } | null;
+  /** The age of that segment against the RPO: WAL not off-site within the RPO is data at risk. */
+  rpo: { achievedSeconds: number | null; targetSeconds: number; ok: boolean };
+  segments: number;
+  bytes: number;
+  ok: boolean;
+}
+
+/** Point-in-time recovery (hosts[].pitr): the WAL archive per cluster. */
+export interface WalStatus {
+  enabled: boolean;
+  /** The oldest of the clusters' newest segments, in seconds (null: PITR off, or a cluster has none). */
+  archiveAgeSeconds: number | null;
+  clusters: WalClusterStatus[];
+  ok: boolean;
+}
+
+/** `<24 hex digits>.zst[.age]`: a complete WAL segment as wal-archiver uploads it (not a .history file). */
+const WAL_SEGMENT_OBJECT = /^([0-9A-F]{24})\.zst(?:\.age)?$/;
+
+/** The WAL archive of one host, judged against the RPO (pure; the listing must carry lastModified). */
+export function walStatus(plan: Plan, hostName: string, objects: ListedObject[], nowMs: number, problems: string[] = []): WalStatus {
+  const host = plan.hosts.find((h) => h.name === hostName)!;
+  const rpo = plan.config.objectives.rpo;
+  if (!host.pitr) return { enabled: false, archiveAgeSeconds: null, clusters: [], ok: true };
+  const clusters = host.pitr.clusters.map((c): WalClusterStatus => {
+    const prefix = walPrefix(hostName, c.name);
+    let newest: { segment: string; key: string; ms: number } | undefined;
+    let segments = 0;
+    let bytes = 0;
+    for (const o of objects) {
+      if (!o.key.startsWith(prefix)) continue;
+      const m = WAL_SEGMENT_OBJECT.exec(o.key.slice(prefix.length));
+      if (!m) continue;
+      segments++;
+      bytes += o.size;
+      const ms = Date.parse(o.lastModified ?? "");
+      if (!Number.isFinite(ms)) continue;
+      if (!newest || ms > newest.ms || (ms === newest.ms && m[1]! > newest.segment)) newest = { segment: m[1]!, key: o.key, ms };
+    }
+    const age = newest ? Math.max(0, Math.round((nowMs - newest.ms) / 1000)) : null;
+    const ok = age !== null && age <= rpo;
+    const what = `${hostName} WAL archive of cluster ${c.name}`;
+    if (!newest) problems.push(`${what}: no archived WAL segment under ${prefix} (is wal-archiver running?)`);
+    else if (!ok) problems.push(`${what}: newest segment ${newest.segment} was archived ${fmtAge(age!)} ago (${iso(newest.ms)}), RPO ${fmtAge(rpo)}`);
+    return {
+      cluster: c.name,
+      newest: newest ? { segment: newest.segment, key: newest.key, lastModified: iso(newest.ms), ageSeconds: age! } : null,
+      rpo: { achievedSeconds: age, targetSeconds: rpo, ok },
+      segments,
+      bytes,
+      ok,
+    };
+  });
+  const ages = clusters.map((c) => c.rpo.achievedSeconds);
+  return {
+    enabled: true,
+    archiveAgeSeconds: ages.length && ages.every((a) => a !== null) ? Math.max(...(ages as number[])) : null,
+    clusters,
+    ok: clusters.every((c) => c.ok),
+  };
+}
+
 export interface HostStatus {
   name: string;
   prefix: string;
@@ -95,8 +165,7 @@ export interface HostStatus {
     /** Manifests that are not readable JSON (never restore points; reported as a problem). */
     unreadableManifests: string[];
   };
-  /** Point-in-time recovery does not exist yet: always null. */
-  wal: { archiveAgeSeconds: null; note: string };
+  wal: WalStatus;
   /** Restore points in the bucket for items the config no longer lists (not judged). */
   unconfigured: string[];
   problems: string[];
@@ -297,12 +366,13 @@ export function hostStatus(plan: Plan, hostName: string, data: HostBucketData, n
   }
 
   const unreadableManifests = data.objects.filter((o) => parseManifestKey(hostName, o.key) && !(data.manifests.get(o.key) && typeof data.manifests.get(o.key) === "object")).map((o) => o.key);
+  const wal = walStatus(plan, hostName, data.objects, nowMs, problems);
   if (unreadableManifests.length) problems.push(`${hostName}: ${unreadableManifests.length} manifest(s) are not readable JSON (not restore points): ${unreadableManifests.slice(0, 3).join(", ")}${unreadableManifests.length > 3 ? ", ..." : ""}`);
 
   return {
     name: hostName,
     prefix: host.prefix,
-    ok: items.every((i) => i.ok) && drillOk && !unreadableManifests.length,
+    ok: items.every((i) => i.ok) && drillOk && !unreadableManifests.length && wal.ok,
     items,
     drill: {
       scheduled,
@@ -313,7 +383,7 @@ export function hostStatus(plan: Plan, hostName: string, data: HostBucketData, n
       history,
     },
     storage: { bytes, objects, withoutManifest, unreadableManifests },
-    wal: { archiveAgeSeconds: null, note: "the WAL archive (hosts[].pitr) is not read by npm run status yet" },
+    wal,
     unconfigured,
     problems,
   };

@@ -10,6 +10,7 @@
  * The same runs write node_exporter textfile metrics (hosts[].metrics.textfileDir), which
  * `promtool check metrics` accepts and whose values match the manifests and drill reports.
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +20,9 @@ import { stringify } from "yaml";
 import { main } from "../../infra/cli/status";
 import { chartData } from "../../infra/cli/status-html";
 import type { RawConfig } from "../../infra/config";
+import { pitrClusters } from "../../infra/config/pitr";
 import type { FleetStatus } from "../../infra/plan/fleet-status";
+import { walKey } from "../../infra/plan/pitr";
 import { backupEnvConfig, createBackupEnv, REPO_ROOT, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import { startDockerd, ensureToolImage, TOOL_IMAGE, type Dockerd } from "../support/docker";
 import { fixturePostgresBackup } from "../support/drill-fixtures";
@@ -128,7 +131,7 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     expect(r.stdout).toMatch(/host web-1: OK/);
     for (const item of ["postgres app", "roles", "volume uploads"]) expect(r.stdout).toMatch(new RegExp(`^  ${item} +\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z +(daily|weekly|monthly) +\\S+ +ok +\\d+/\\d+/\\d+ +7/7 `, "m"));
     expect(r.stdout).toMatch(/drill: last \S+ \(.*ago\) PASS; RTO app \d+\.\ds\/1h/);
-    expect(r.stdout).toMatch(/WAL archive: n\/a/);
+    expect(r.stdout).toMatch(/^  WAL archive: none \(point-in-time recovery is off\)$/m);
     expect(r.stdout.trimEnd().split("\n").pop()).toBe("all objectives hold");
   });
 
@@ -170,7 +173,7 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
     expect(h1!.storage.bytes.total).toBeGreaterThan(0);
     expect(h1!.drill).toMatchObject({ scheduled: true, ok: true, overdue: false, last: { result: "pass", failure: null } });
     expect(h1!.drill.last!.databases[0]).toMatchObject({ database: "app", result: "pass", rto: { targetSeconds: 3600, ok: true } });
-    expect(h1!.wal).toEqual({ archiveAgeSeconds: null, note: expect.stringMatching(/not read by npm run status yet/) });
+    expect(h1!.wal).toEqual({ enabled: false, archiveAgeSeconds: null, clusters: [], ok: true });
 
     // web-2: the newest restore point is the 50 h old one (the newer upload has no manifest).
     expect(h2!.ok).toBe(false);
@@ -369,5 +372,69 @@ describe.skipIf(!tools.ok)("npm run status against real backups", () => {
       expect(problems).toEqual([]);
       expect(requests).toEqual([`file://${file}`]);
     });
+  });
+
+  it("the WAL archive where hosts[].pitr is on: per cluster the newest segment's age (its object's LastModified) against the RPO", async () => {
+    // web-1 with pitr on; WAL objects in wal-archiver's layout (zstd-compressed WAL file bytes,
+    // keys from the plan's walKey), uploaded by the AWS CLI: radosgw dates them.
+    writeStack("pitr", [{ ...raws[0]!.hosts[0]!, pitr: { enabled: true } }]);
+    const [cluster] = pitrClusters(raws[0]!.hosts[0]!.postgres as Parameters<typeof pitrClusters>[0]);
+    const json = async (now?: number) => {
+      let out = "";
+      const code = await main(["--stack", "pitr", "--dir", stackDir, "--json"], { out: (x) => (out += x), err: () => undefined, env: operatorEnv(), ...(now ? { now: () => now } : {}) });
+      return { code, s: JSON.parse(out) as FleetStatus };
+    };
+
+    // Nothing archived yet: the cluster misses the RPO, and status says so (exit 1).
+    const none = await json();
+    expect(none.code).toBe(1);
+    expect(none.s.hosts[0]!.wal).toEqual({
+      enabled: true,
+      archiveAgeSeconds: null,
+      clusters: [{ cluster: cluster!.name, newest: null, rpo: { achievedSeconds: null, targetSeconds: 86400, ok: false }, segments: 0, bytes: 0, ok: false }],
+      ok: false,
+    });
+    expect(none.s.problems).toEqual([`web-1 WAL archive of cluster ${cluster!.name}: no archived WAL segment under web-1/wal/${cluster!.name}/ (is wal-archiver running?)`]);
+
+    const keys = [
+      walKey("web-1", cluster!.name, "000000010000000000000001", { encrypted: false }),
+      walKey("web-1", cluster!.name, "00000001.history", { encrypted: false }),
+      walKey("web-1", cluster!.name, "000000010000000000000002", { encrypted: false }),
+    ];
+    const wal = execFileSync("zstd", ["-q", "-c"], { input: Buffer.alloc(16 * 1024 * 1024, 7) });
+    try {
+      for (const k of keys) {
+        const up = await web1.aws(["s3", "cp", "-", `s3://${BUCKET}/${k}`, "--only-show-errors"], { input: wal });
+        expect(up.code, up.stderr).toBe(0);
+      }
+      const uploadedAt = Date.now();
+      const fresh = await json();
+      expect(fresh.code, JSON.stringify(fresh.s.problems)).toBe(0);
+      const c = fresh.s.hosts[0]!.wal.clusters[0]!;
+      expect(c).toMatchObject({ cluster: cluster!.name, segments: 2, bytes: 2 * wal.length, rpo: { targetSeconds: 86400, ok: true }, ok: true });
+      expect(c.newest).toMatchObject({ segment: "000000010000000000000002", key: keys[2] });
+      expect(Math.abs(Date.parse(c.newest!.lastModified) - uploadedAt)).toBeLessThan(120_000);
+      expect(c.newest!.ageSeconds).toBeLessThan(120);
+      expect(fresh.s.hosts[0]!.wal.archiveAgeSeconds).toBe(c.newest!.ageSeconds);
+
+      // The table and the page say the same.
+      const text = await status(["--stack", "pitr", "--dir", stackDir]);
+      expect(text.code).toBe(0);
+      expect(text.out).toMatch(new RegExp(`^  WAL archive ${cluster!.name}: newest segment 000000010000000000000002 archived \\S+ \\(\\S+ ago\\), RPO ok; 2 segment\\(s\\), `, "m"));
+      const file = join(stackDir, "pitr.html");
+      expect((await status(["--stack", "pitr", "--dir", stackDir, "--html", file])).code).toBe(0);
+      expect(readFileSync(file, "utf8")).toMatch(new RegExp(`<p class="wal" data-cluster="${cluster!.name}">WAL archive <code>${cluster!.name}</code>: newest segment <code>000000010000000000000002</code> .*RPO ok</b>`));
+
+      // A day and an hour later the same archive is older than the RPO: exit 1, the cluster MISSED.
+      const late = await json(uploadedAt + 25 * 3600_000);
+      expect(late.code).toBe(1);
+      const lc = late.s.hosts[0]!.wal.clusters[0]!;
+      expect(lc.rpo.ok).toBe(false);
+      expect(lc.rpo.achievedSeconds).toBeGreaterThanOrEqual(25 * 3600 - 120);
+      expect(late.s.problems).toContainEqual(expect.stringMatching(new RegExp(`^web-1 WAL archive of cluster ${cluster!.name}: newest segment 000000010000000000000002 was archived 1d\\d*h?\\d*m? ago \\(.*\\), RPO 1d$`)));
+    } finally {
+      // The other tests' stacks see web-1/ without these.
+      for (const k of keys) await web1.aws(["s3", "rm", `s3://${BUCKET}/${k}`, "--only-show-errors"]);
+    }
   });
 });

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig, type RawConfig } from "../../infra/config";
 import { buildPlan } from "../../infra/plan";
-import { hostStatus, parseManifestKey, promiseCheck, type HostBucketData } from "../../infra/plan/fleet-status";
+import { hostStatus, parseManifestKey, promiseCheck, walStatus, type HostBucketData } from "../../infra/plan/fleet-status";
 import { S3Reader, signV4, uriEncode } from "../../infra/cli/s3-read";
 import { operatorCredentials, readerFor } from "../../infra/cli/status";
 
@@ -135,7 +135,7 @@ describe("host status", () => {
     expect(s.storage.bytes).toEqual({ daily: 1370, weekly: 0, monthly: 250, drills: 900, other: 0, total: 2520 });
     expect(s.storage.withoutManifest).toBe(1);
     expect(s.storage.unreadableManifests).toEqual([]);
-    expect(s.wal.archiveAgeSeconds).toBeNull();
+    expect(s.wal).toEqual({ enabled: false, archiveAgeSeconds: null, clusters: [], ok: true });
     expect(s.ok).toBe(false);
     expect(s.problems).toEqual([
       "web-1 roles (globals): newest restore point is 9d9h old (2026-12-01T03:00:00Z), RPO 1d",
@@ -169,5 +169,73 @@ describe("host status", () => {
     expect(parseManifestKey("web-1", "web-1/hourly/globals/20261206T030000Z.manifest.json")).toBeUndefined();
     expect(parseManifestKey("web-1", "web-10/daily/globals/20261206T030000Z.manifest.json")).toBeUndefined();
     expect(parseManifestKey("web-1", "web-1/drills/20261206T030000Z.json")).toBeUndefined();
+  });
+});
+
+describe("the WAL archive (hosts[].pitr) against the RPO", () => {
+  const plan = buildPlan(
+    parseConfig({
+      storage: { provider: "s3", bucket: "bkt", region: "us-east-1", endpoint: "https://s3.example.net" },
+      objectives: { rpo: "1h", rto: "1h" },
+      hosts: [
+        {
+          name: "db-1",
+          ssh: { host: "192.0.2.1" },
+          postgres: [
+            { via: "compose", project: "/srv/app", service: "db", user: "app", database: "app" },
+            { via: "compose", project: "/srv/app", service: "db", user: "app", database: "other" },
+            { via: "container", container: "pg2", user: "postgres", database: "crm" },
+          ],
+          schedule: { backup: "0 * * * *" },
+          pitr: { enabled: true },
+        },
+        { name: "web-1", ssh: { host: "192.0.2.2" }, schedule: { backup: "0 * * * *" }, postgres: [{ via: "container", container: "pg", user: "postgres", database: "app" }] },
+      ],
+    }),
+  );
+  const now = at("2026-12-10T12:00:00Z");
+  const seg = (cluster: string, name: string, lastModified: string, size = 100) => ({ key: `db-1/wal/${cluster}/${name}`, size, lastModified });
+
+  it("per cluster: the newest segment by LastModified, its age against the RPO; history files and other names do not count", () => {
+    const problems: string[] = [];
+    const w = walStatus(plan, "db-1", [
+      seg("app-db", "000000010000000000000001.zst", "2026-12-10T11:00:00Z"),
+      seg("app-db", "000000010000000000000002.zst.age", "2026-12-10T11:40:00Z"),
+      seg("app-db", "00000002.history.zst", "2026-12-10T11:59:00Z"), // not a segment
+      seg("app-db", "000000010000000000000003.partial.zst", "2026-12-10T11:59:30Z"), // not wal-archiver's
+      seg("pg2", "000000010000000000000009.zst", "2026-12-10T09:30:00Z"),
+      { key: "db-1/daily/postgres/app/20261210T030000Z.dump.zst", size: 5, lastModified: "2026-12-10T11:59:59Z" },
+    ], now, problems);
+    expect(w.enabled).toBe(true);
+    expect(w.clusters.map((c) => c.cluster)).toEqual(["app-db", "pg2"]);
+    expect(w.clusters[0]).toEqual({
+      cluster: "app-db",
+      newest: { segment: "000000010000000000000002", key: "db-1/wal/app-db/000000010000000000000002.zst.age", lastModified: "2026-12-10T11:40:00Z", ageSeconds: 1200 },
+      rpo: { achievedSeconds: 1200, targetSeconds: 3600, ok: true },
+      segments: 2,
+      bytes: 200,
+      ok: true,
+    });
+    expect(w.clusters[1]).toMatchObject({ cluster: "pg2", rpo: { achievedSeconds: 9000, ok: false }, ok: false });
+    expect(w.archiveAgeSeconds).toBe(9000);
+    expect(w.ok).toBe(false);
+    expect(problems).toEqual(["db-1 WAL archive of cluster pg2: newest segment 000000010000000000000009 was archived 2h30m ago (2026-12-10T09:30:00Z), RPO 1h"]);
+  });
+
+  it("a cluster with no segment misses the RPO; a host without pitr has no WAL verdict", () => {
+    const problems: string[] = [];
+    const w = walStatus(plan, "db-1", [seg("app-db", "000000010000000000000001.zst", "2026-12-10T11:59:00Z")], now, problems);
+    expect(w.clusters[1]).toEqual({ cluster: "pg2", newest: null, rpo: { achievedSeconds: null, targetSeconds: 3600, ok: false }, segments: 0, bytes: 0, ok: false });
+    expect(w.archiveAgeSeconds).toBeNull();
+    expect(problems).toEqual(["db-1 WAL archive of cluster pg2: no archived WAL segment under db-1/wal/pg2/ (is wal-archiver running?)"]);
+    expect(walStatus(plan, "web-1", [seg("app-db", "000000010000000000000001.zst", "2026-12-10T11:59:00Z")], now)).toEqual({ enabled: false, archiveAgeSeconds: null, clusters: [], ok: true });
+  });
+
+  it("a missed WAL RPO makes the host miss its objectives", () => {
+    const data: HostBucketData = { objects: [seg("app-db", "000000010000000000000001.zst", "2026-12-09T11:00:00Z"), seg("pg2", "000000010000000000000001.zst", "2026-12-10T11:59:00Z")], manifests: new Map(), reports: new Map() };
+    const h = hostStatus(plan, "db-1", data, now);
+    expect(h.wal.clusters.map((c) => c.ok)).toEqual([false, true]);
+    expect(h.ok).toBe(false);
+    expect(h.problems).toContain("db-1 WAL archive of cluster app-db: newest segment 000000010000000000000001 was archived 1d1h ago (2026-12-09T11:00:00Z), RPO 1h");
   });
 });
