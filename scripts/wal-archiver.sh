@@ -88,6 +88,16 @@ SWITCH_AFTER=$((SHIP / 3))
 REPEAT_ALARM=300
 WAL_NAME='^([0-9A-F]{24}|[0-9A-F]{8}\.history)$'
 
+# wa_mono: WA_MONO = seconds since boot (/proc/uptime, CLOCK_BOOTTIME). Every interval the
+# archiver measures (how long a transaction or a segment has waited, when to switch, when to ping
+# again) uses it, so a wall-clock jump (NTP stepping the clock, a VM resumed) neither delays a
+# switch nor hides or fakes an alarm; the wall clock is only for log lines and the status file.
+wa_mono() {
+  local up _rest
+  read -r up _rest </proc/uptime
+  WA_MONO=${up%.*}
+}
+
 # "0/5000028" -> bytes
 wa_lsn() {
   local hi=${1%/*} lo=${1#*/}
@@ -110,7 +120,7 @@ wa_sql() {
 }
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
-declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
+declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=() WA_FIRST=() WA_FIRST_SINCE=() WA_SPOOL_FULL=()
 
 wa_spool() { restorable_pitr_spool "$1"; }
 
@@ -256,8 +266,48 @@ wa_check_receiver() {
     if wa_in_docker "$c"; then what="pg_receivewal (sidecar container)"; fi
     restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: $(restorable_status_text "$what" "$code"): $(restorable_summarize_err "$spool.receiver.log" "no output"); restarting it"
     tail -n 200 "$spool.receiver.log" >"$spool.receiver.log.tmp" 2>/dev/null && mv -f -- "$spool.receiver.log.tmp" "$spool.receiver.log"
+    WA_PID[$c]=
+    # A partial segment pg_receivewal could not pad to full size (the disk filled while it made
+    # it) stops every later start ("has N bytes, should be 0 or <segment size>"): remove it; the
+    # slot keeps its WAL on the server and the receiver fetches it again.
+    local p size
+    for p in "$spool"/*.partial; do
+      [[ -f $p ]] || continue
+      size=$(stat -c %s -- "$p" 2>/dev/null || echo 0)
+      if ((size != 0 && size != WA_SEGSIZE[$c])); then
+        restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: removing ${p##*/} ($size bytes, not a whole segment: the disk filled while it was made); the receiver fetches it again from the slot"
+        rm -f -- "$p"
+      fi
+    done
+  fi
+  # A full spool disk: completed segments wait (the store is unreachable, say) and there is no
+  # room for the next one. Restarting the receiver would only fail again and take the room the
+  # uploads need (an encrypted segment is written once before its upload). So the receiver waits
+  # until shipping frees room, and its partial segment is removed: the slot keeps that WAL on the
+  # server, and the receiver fetches it again when it restarts (no gap).
+  local waiting
+  spool=$(wa_spool "$c")
+  waiting=$(find "$spool" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -cE "$WAL_NAME" || true)
+  if ((waiting > 0)) && ! wa_spool_room "$c"; then
+    if [[ -z ${WA_SPOOL_FULL[$c]:-} ]]; then
+      restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: the spool's disk is full ($spool): the receiver waits until uploads free room; its partial segment is dropped (the replication slot keeps that WAL on the server)"
+      WA_SPOOL_FULL[$c]=1
+    fi
+    rm -f -- "$spool"/*.partial
+    return 0
+  fi
+  if [[ -n ${WA_SPOOL_FULL[$c]:-} ]]; then
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: the spool has room again: restarting the receiver"
+    WA_SPOOL_FULL[$c]=
   fi
   wa_start_receiver "$c"
+}
+
+# wa_spool_room C: 0 when the spool's filesystem has room for one more segment (and 1 MiB).
+wa_spool_room() {
+  local avail
+  avail=$(df -B1 --output=avail -- "$(wa_spool "$1")" 2>/dev/null | tail -n1 | tr -dc 0-9)
+  [[ -z $avail ]] || ((avail >= WA_SEGSIZE[$1] + 1048576))
 }
 
 # wa_exists KEY: 0 when the object exists, 1 when it does not, 2 on any error. A listing with the
@@ -348,7 +398,8 @@ wa_tick() {
   local now row lsn_text offset walfile='' status xmax lsn age
   wa_check_receiver "$c"
   wa_ship "$c" || true
-  now=$EPOCHSECONDS
+  wa_mono
+  now=$WA_MONO
   row=
   # The slot's wal_status is NULL until a receiver first streams from it (pg_receivewal
   # --create-slot does not reserve WAL): 'unused', not 'missing' (that would be a false alarm).
@@ -408,12 +459,19 @@ wa_tick() {
   if [[ -n $row ]]; then WA_CONNECT_ERROR[$c]=; fi
   # The alarm: WAL older than the RPO is not off-site (a completed segment waiting in the spool,
   # or WAL on the server the archive has not reached).
+  # The oldest completed segment waiting in the spool: its clock starts when this archiver first
+  # sees it (not its mtime: the wall clock may jump).
   local first first_age=0 unshipped_age=0
   first=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort | head -n1 || true)
-  if [[ -n $first ]]; then first_age=$((now - $(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$now"))); fi
+  if [[ -n $first ]]; then
+    if [[ ${WA_FIRST[$c]:-} != "$first" ]]; then WA_FIRST[$c]=$first WA_FIRST_SINCE[$c]=$now; fi
+    first_age=$((now - WA_FIRST_SINCE[$c]))
+  else
+    WA_FIRST[$c]=
+  fi
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
-  restorable_pitr_write_status "$name" "$now" "$age" || true
+  restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
   if ((age > RESTORABLE_RPO_SECONDS)); then
     wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     return
@@ -427,7 +485,9 @@ wa_tick() {
 
 # wa_alarm C REASON: log it; the failure ping when it starts and again every REPEAT_ALARM seconds.
 wa_alarm() {
-  local c=$1 reason=$2 now=$EPOCHSECONDS
+  local c=$1 reason=$2 now
+  wa_mono
+  now=$WA_MONO
   if [[ -z ${WA_ALARM[$c]} ]] || ((now - WA_ALARM_AT[$c] >= REPEAT_ALARM)); then
     restorable_log "FAILED at stage archive: cluster ${RESTORABLE_PITR_CLUSTER[c]}: $reason"
     restorable_ping fail
