@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, hostBucketAccess, type BackupEnv } from "../support/backup-env";
-import { composeProject, ensurePostgresImage, POSTGRES_IMAGE, startDockerd, type ComposeProject, type Dockerd } from "../support/docker";
+import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { composeProject, ensurePostgresImage, POSTGRES_IMAGE, startDockerd, startPostgresContainer, type ComposeProject, type Dockerd } from "../support/docker";
 import { cleanLibpqEnv, PG_BIN } from "../support/postgres";
 import { freePort, run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
@@ -40,6 +40,7 @@ describe.skipIf(!tools.ok)("wal-archiver for a compose source: a sidecar from th
   let d: Dockerd;
   let project: ComposeProject;
   let e: BackupEnv;
+  let access: BucketAccess;
   let cluster: string;
   const archivers: Archiver[] = [];
   const dirs: string[] = [];
@@ -49,7 +50,7 @@ describe.skipIf(!tools.ok)("wal-archiver for a compose source: a sidecar from th
   beforeAll(async () => {
     [s3, d] = await Promise.all([startS3Server(), startDockerd()]);
     await Promise.all([s3.createBucket(BUCKET, { versioning: true }), ensurePostgresImage(d)]);
-    const access = await hostBucketAccess(s3, BUCKET, HOST);
+    access = await hostBucketAccess(s3, BUCKET, HOST);
     const projectDir = mkdtempSync(join(tmpdir(), "rwd-"));
     dirs.push(projectDir);
     const port = await freePort();
@@ -299,6 +300,50 @@ volumes:
     expect(await sidecars()).toEqual([]);
     expect(await psql("SELECT count(*) FROM pg_replication_slots")).toBe("0");
   }, 180_000);
+
+  it("a via: container source the same way: a marker reaches the bucket through the sidecar; TERM stops it", async () => {
+    const c = await startPostgresContainer(d, { user: "app", password: PASSWORD, database: "app" });
+    const e2 = createBackupEnv({
+      s3: access,
+      objectives: { rpo: "1m", rto: "1h" },
+      pitr: {},
+      postgres: [{ via: "container", container: c.name, user: "app", database: "app" }],
+      pgPasswords: { app: PASSWORD },
+      drill: { runtime: "local" },
+      baseEnv: d.env,
+      extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
+    });
+    dirs.push(e2.dir);
+    const proc = e2.spawn("wal-archiver");
+    let err = "";
+    proc.stderr!.on("data", (b: Buffer) => (err += b.toString()));
+    proc.stdout!.resume();
+    const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+    try {
+      const prefix = `${HOST}/wal/${c.name}/`;
+      const label = `label=${LABEL}=${join(e2.stateDir, "wal", c.name)}`;
+      await waitFor("the sidecar", async () => (await d.dockerOk(["ps", "-q", "--filter", label])).stdout.trim() !== "", 60_000, 500).catch((x: Error) => {
+        throw new Error(`${x.message}
+${err.slice(-3000)}`);
+      });
+      await c.psql("CREATE TABLE marker (note text)");
+      const note = `marker-container-${Date.now()}`;
+      await c.psql(`INSERT INTO marker VALUES ('${note}')`);
+      await waitFor(`"${note}" in the bucket`, async () => {
+        for (const { key } of await e2.list(prefix)) if ((await unzstd(await e2.get(key))).includes(Buffer.from(note))) return true;
+        return false;
+      }, 90_000, 1000).catch((x: Error) => {
+        throw new Error(`${x.message}
+${err.slice(-3000)}`);
+      });
+      proc.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect((await d.dockerOk(["ps", "-aq", "--filter", label])).stdout.trim()).toBe("");
+    } finally {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+      await c.remove();
+    }
+  }, 240_000);
 });
 
 async function unzstd(b: Buffer): Promise<Buffer> {
