@@ -7,7 +7,6 @@
 // marker with plain PostgreSQL.
 import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
@@ -16,6 +15,7 @@ import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } 
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk, waitFor } from "../support/proc";
+import { tcpRelay as relay } from "../support/tcp-relay";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
@@ -24,36 +24,6 @@ const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal",
 const BUCKET = "wal-archive";
 const HOST = "web-1";
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-/** A TCP relay to the S3 server that the test can cut (connections refused) and restore. */
-async function relay(target: URL): Promise<{ url: string; down(): Promise<void>; up(): Promise<void>; stop(): Promise<void> }> {
-  const port = await freePort();
-  let server: Server | undefined;
-  const sockets = new Set<Socket>();
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server = createServer((c) => {
-        const u = createConnection({ host: target.hostname, port: Number(target.port) });
-        sockets.add(c).add(u);
-        c.pipe(u).pipe(c);
-        const drop = () => { c.destroy(); u.destroy(); sockets.delete(c); sockets.delete(u); };
-        c.on("error", drop).on("close", drop);
-        u.on("error", drop).on("close", drop);
-      });
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
-    });
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      if (!server) return resolve();
-      server.close(() => resolve());
-      server = undefined;
-    });
-  await listen();
-  return { url: `http://127.0.0.1:${port}`, down: close, up: listen, stop: close };
-}
 
 interface Archiver {
   proc: ChildProcess;
