@@ -1,6 +1,6 @@
 /**
  * Progress of long streams (scripts/lib-progress.sh) for real: PostgreSQL 15, Ceph radosgw, the
- * AWS CLI and curl, with a throttled TCP relay in front of radosgw (test/support/throttle-relay.ts)
+ * AWS CLI and curl, with a throttled TCP relay in front of radosgw (test/support/tcp-relay.ts)
  * so that an upload or a download of a few MB lasts several seconds. RESTORABLE_PROGRESS_INTERVAL
  * is 1 s here (30 s by default). Not a terminal: one log line per interval on a long stream, none
  * on a short one. A terminal (util-linux `script`): a \r-redrawn line, no log lines. Either way the
@@ -12,7 +12,7 @@ import { createBackupEnv, failedLine, type BackupEnv } from "../support/backup-e
 import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { run } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
-import { startThrottleRelay, type ThrottleRelay } from "../support/throttle-relay";
+import { tcpRelay, type TcpRelay } from "../support/tcp-relay";
 import { requireTools } from "../support/tools";
 
 const tools = requireTools(
@@ -44,12 +44,12 @@ describe.skipIf(!tools.ok)("progress of long streams", () => {
   let s3: S3Server;
   let src: PgCluster;
   let dst: PgCluster;
-  let relay: ThrottleRelay;
+  let relay: TcpRelay;
   let env: BackupEnv;
   let dumpKey = "";
   let dumpSize = 0;
   const direct = () => env.setOverrides({});
-  const slow = () => env.setOverrides({ RESTORABLE_ENDPOINT: relay.endpoint });
+  const slow = () => env.setOverrides({ RESTORABLE_ENDPOINT: relay.url });
   const withInterval = { RESTORABLE_PROGRESS_INTERVAL: "1" };
   const dstTarget = () => `local:${dst.socketDir}:${dst.port}`;
 
@@ -57,7 +57,7 @@ describe.skipIf(!tools.ok)("progress of long streams", () => {
     [s3, src, dst] = await Promise.all([startS3Server(), startPostgres(), startPostgres()]);
     await s3.createBucket(BUCKET, { versioning: true });
     const u = new URL(s3.endpoint);
-    relay = await startThrottleRelay({ host: u.hostname, port: Number(u.port) }, RATE);
+    relay = await tcpRelay(u, { bytesPerSecond: RATE });
     // Hex text: about half of it survives zstd, so the dump is a few MB in the bucket.
     await src.psql(`CREATE DATABASE app`);
     await src.psql(
@@ -167,7 +167,7 @@ describe.skipIf(!tools.ok)("progress of long streams", () => {
   it("restore-drill over a slow link: the prefetched download it waits for shows progress; every restore point passes", async () => {
     relay.setRate(RATE / 2);
     const drill = createBackupEnv({
-      s3: { endpoint: relay.endpoint, region: s3.region, bucket: BUCKET, creds: s3.admin },
+      s3: { endpoint: relay.url, region: s3.region, bucket: BUCKET, creds: s3.admin },
       postgres: [{ via: "local", host: src.socketDir, port: src.port, user: "postgres", database: "app" }],
       drill: { runtime: "local", checks: ["SELECT count(*) > 0 FROM blob"] },
     });
