@@ -21,9 +21,9 @@ describe("configured paths reach every rendered file and the install plan", () =
     expect(conf.content).toContain("RESTORABLE_CREDENTIALS='/home/backup/etc/credentials'");
     // The installed scripts find their config without RESTORABLE_CONFIG: the libraries carry
     // the rendered default, and nothing may point at the default directories. (lib-metrics.sh
-    // is sourced by lib.sh after the config is read and reads no config of its own; lib-pitr.sh is
-    // only ever sourced after lib.sh, which carries it.)
-    for (const f of rendered.files.filter((f) => f.path.endsWith(".sh") && !f.path.endsWith("/lib-metrics.sh") && !f.path.endsWith("/lib-pitr.sh"))) expect(f.content, f.path).toMatch(/='\/home\/backup\/etc\/restorable\.conf'/);
+    // is sourced by lib.sh after the config is read and reads no config of its own; lib-pitr.sh and
+    // lib-pitr-restore.sh are only ever sourced after lib.sh, which carries it.)
+    for (const f of rendered.files.filter((f) => f.path.endsWith(".sh") && !f.path.endsWith("/lib-metrics.sh") && !f.path.endsWith("/lib-pitr.sh") && !f.path.endsWith("/lib-pitr-restore.sh"))) expect(f.content, f.path).toMatch(/='\/home\/backup\/etc\/restorable\.conf'/);
     for (const f of rendered.files) expect(f.content, f.path).not.toMatch(/\/etc\/restorable\/|\/opt\/restorable\/|\/var\/lib\/restorable/);
   });
 

@@ -1,0 +1,611 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # results (PITR_*) are read by the scripts that source this file
+# shellcheck disable=SC2154 # the restore part reads restore.sh's globals (name, db, force, ...)
+# shellcheck disable=SC2094 # the fetcher reads need.tsv's first line while it loops over it
+# restorable: point-in-time recovery from the archive (base backups + continuous WAL), shared by
+# `restore` (--database NAME --at TIME, --list, --cluster disaster recovery) and `restore-drill`.
+# Sourced after lib.sh, lib-restore.sh and lib-pitr.sh. Installed as <scriptsDir>/lib-pitr-restore.sh.
+#
+# What the archive holds (backup-base.sh, wal-archiver.sh):
+#   <host>/<tier>/base/<cluster>/<stamp>.tar.zst[.age] + <stamp>.manifest.json (startLsn, stopLsn,
+#       timeline, serverVersion, createdAt, durationSeconds, object sha256)
+#   <host>/wal/<cluster>/<segment>.zst[.age]   each with x-amz-meta-sha256 (of the stored bytes)
+#
+# The window of a cluster: a base backup restores to any second from its end (createdAt +
+# durationSeconds, when the copy is consistent) to the last commit in the WAL that follows it
+# without a gap. Each unbroken run of WAL segments that holds the stop point of at least one base
+# backup is one window: from the end of its oldest base backup to its last archived commit
+# (pg_waldump of the run's last segments). A gap ends a window; a later base backup starts the next.
+#
+# Recovery (restorable_pitr_recover): the base backup is downloaded, its sha256 checked against
+# the manifest (lib-restore.sh rr_fetch_object), extracted into a fresh data directory; a fetcher
+# downloads the WAL segments from the base backup's stop point on, LOOKAHEAD segments ahead of the
+# recovery at most, PARALLEL at a time, checks each one's sha256 against its x-amz-meta-sha256,
+# decrypts and decompresses it into a local directory; PostgreSQL's restore_command serves only
+# those verified copies (and waits for the next one). A segment that is missing or corrupt is
+# refused, and the recovery fails naming it; a segment the archive does not hold is "not there"
+# for PostgreSQL (the end of the archive, or a gap). recovery_target_time = T with
+# recovery_target_action = pause: PostgreSQL stops before the first commit after T, or fails with
+# "recovery ended before configured recovery target was reached" when the WAL ends first (then the
+# first missing segment is named). The time reached is the last replayed commit's timestamp
+# (pg_last_xact_replay_timestamp()), reported next to the time asked for, and the first commit
+# after T from the server's "recovery stopping before commit" line.
+
+PITR_SEG_BYTES=$((16 * 1024 * 1024))
+PITR_LOOKAHEAD=${RESTORABLE_PITR_LOOKAHEAD:-64}
+PITR_PARALLEL=${RESTORABLE_PITR_PARALLEL:-4}
+PITR_WIN_FILE="" PITR_DIR=""
+PITR_REACHED="" PITR_REACHED_EPOCH="" PITR_NEXT_COMMIT="" PITR_RECOVERY_SECONDS="" PITR_SEGMENTS=0
+PITR_BASE_STAMP="" PITR_BASE_KEY="" PITR_PGBIN="" PITR_SOCK="" PITR_PORT="" PITR_GAP="" PITR_COVER_REASON=""
+PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN=""
+
+# restorable_pitr_clusters_of_db DB: the PITR cluster that archives database DB ("" when none).
+restorable_pitr_cluster_of_db() {
+  local i
+  for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
+    if [[ ${RESTORABLE_PG_DATABASE[i]} == "$1" ]]; then restorable_pitr_cluster_of "$i"; return 0; fi
+  done
+}
+# restorable_pitr_dbs_of CLUSTER: the configured databases on CLUSTER, one per line.
+restorable_pitr_dbs_of() {
+  local i
+  for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
+    if [[ $(restorable_pitr_cluster_of "$i") == "$1" ]]; then printf '%s\n' "${RESTORABLE_PG_DATABASE[i]}"; fi
+  done
+}
+
+# ---- segment names ------------------------------------------------------------------------------
+
+# restorable_pitr_seq NAME: the segment's position (timeline ignored): log * segments-per-log + seg.
+restorable_pitr_seq() {
+  local n=$1
+  printf '%d' "$((16#${n:8:8} * (0x100000000 / PITR_SEG_BYTES) + 16#${n:16:8}))"
+}
+# restorable_pitr_seg_name TIMELINE SEQ
+restorable_pitr_seg_name() {
+  local per=$((0x100000000 / PITR_SEG_BYTES))
+  printf '%08X%08X%08X' "$1" "$(($2 / per))" "$(($2 % per))"
+}
+# restorable_pitr_lsn_seq LSN ("0/5000028"): the position of the segment holding LSN.
+restorable_pitr_lsn_seq() {
+  local hi=${1%/*} lo=${1#*/}
+  printf '%d' "$(((16#$hi * 4294967296 + 16#$lo) / PITR_SEG_BYTES))"
+}
+
+# restorable_pitr_pgbin MAJOR: the bin dir of PostgreSQL MAJOR's server binaries (physical
+# recovery needs the same major version as the backed-up cluster).
+restorable_pitr_pgbin() {
+  local major=$1 d
+  for d in "${RESTORABLE_DRILL_PGBIN:-}" "/usr/lib/postgresql/$major/bin" "$(pg_config --bindir 2>/dev/null || true)"; do
+    [[ -n $d && -x $d/postgres && -x $d/pg_ctl ]] || continue
+    if [[ $("$d/postgres" -V 2>/dev/null | awk '{ split($NF, v, "."); print v[1] }') == "$major" ]]; then printf '%s\n' "${d%/}"; return 0; fi
+  done
+  return 1
+}
+
+# ---- inventory and windows ----------------------------------------------------------------------
+
+# restorable_pitr_inventory CLUSTER LISTING DIR: what the archive of CLUSTER holds, from the
+# bucket listing (rr_list_bucket JSON lines). Downloads the base backups' manifests. Writes
+#   DIR/wal.tsv      seq <TAB> name <TAB> key     (segments, by position; all timelines)
+#   DIR/history.tsv  name <TAB> key              (timeline history files)
+#   DIR/bases.tsv    end <TAB> stamp <TAB> manifestKey <TAB> stopSeq <TAB> serverVersion <TAB> createdAt
+#   DIR/runs.tsv     first <TAB> last            (unbroken runs of segment positions)
+#   DIR/gaps.tsv     name                        (the first missing segment after each run but the last)
+# Dies (at the current stage) when a manifest cannot be read.
+restorable_pitr_inventory() {
+  local cluster=$1 listing=$2 dir=$3 wp k n mf
+  wp="${RESTORABLE_PREFIX}wal/$cluster/"
+  mkdir -p -- "$dir"
+  : >"$dir/wal.tsv.tmp"
+  : >"$dir/history.tsv"
+  while IFS= read -r k; do
+    n=${k#"$wp"}
+    n=${n%.age}
+    n=${n%.zst}
+    if [[ $n =~ ^[0-9A-F]{24}$ ]]; then
+      printf '%s\t%s\t%s\n' "$(restorable_pitr_seq "$n")" "$n" "$k" >>"$dir/wal.tsv.tmp"
+    elif [[ $n =~ ^[0-9A-F]{8}\.history$ ]]; then
+      printf '%s\t%s\n' "$n" "$k" >>"$dir/history.tsv"
+    fi
+  done < <(jq -r --arg p "$wp" 'select(.key | startswith($p)) | .key' "$listing")
+  sort -t $'\t' -k1,1n -k2,2 "$dir/wal.tsv.tmp" >"$dir/wal.tsv"
+  rm -f -- "$dir/wal.tsv.tmp"
+  # Unbroken runs of positions, and the first missing segment after each run but the last.
+  cut -f1 "$dir/wal.tsv" | uniq | awk 'NR == 1 { f = $1; l = $1; next } $1 == l + 1 { l = $1; next } { print f "\t" l; f = $1; l = $1 } END { if (NR) print f "\t" l }' >"$dir/runs.tsv"
+  : >"$dir/gaps.tsv"
+  local first last tl final
+  final=$(tail -n 1 "$dir/runs.tsv" | cut -f2)
+  while IFS=$'\t' read -r first last; do
+    tl=$(awk -F '\t' -v s="$last" '$1 == s { print substr($2, 1, 8) }' "$dir/wal.tsv" | tail -n 1)
+    if [[ $last != "$final" ]]; then
+      restorable_pitr_seg_name "$((16#$tl))" "$((last + 1))" >>"$dir/gaps.tsv"
+      printf '\n' >>"$dir/gaps.tsv"
+    fi
+  done <"$dir/runs.tsv"
+  # The base backups (manifest-backed only: the manifest is uploaded last).
+  mkdir -p -- "$dir/manifests"
+  : >"$dir/bases.tsv"
+  while IFS= read -r k; do
+    mf="$dir/manifests/${k//\//_}"
+    rr_s3_fetch "$k" "$mf" 0 || rr_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(rr_last_line "$mf.err")"
+    jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || rr_die "base backup manifest $k is not a base backup manifest"
+    local fields created dur stop ver end
+    fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // "")] | join("\t")' "$mf")
+    IFS=$'\t' read -r created dur stop ver <<<"$fields"
+    end=$(date -u -d "$created" +%s 2>/dev/null) || rr_die "base backup manifest $k has no readable createdAt"
+    # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up).
+    end=$((end + ${dur%%.*} + 1))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "$(basename -- "$k" .manifest.json)" "$k" "$(restorable_pitr_lsn_seq "$stop")" "$ver" "$created" >>"$dir/bases.tsv"
+  done < <(jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
+    .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
+    | select(($r | length) == 4 and (["daily","weekly","monthly"] | index($r[0])) != null and $r[1] == "base" and $r[2] == $c
+             and ($r[3] | test("^[0-9]{8}T[0-9]{6}Z\\.manifest\\.json$"))) | $k' "$listing")
+  sort -t $'\t' -k1,1n -o "$dir/bases.tsv" "$dir/bases.tsv"
+}
+
+# restorable_pitr_last_commit DIR FIRST LAST: the timestamp of the last commit in the segments
+# FIRST..LAST (positions, in DIR/wal.tsv), read with pg_waldump from the newest segment backwards
+# (up to 16 segments). Prints "epoch<TAB>text" or nothing. Needs PITR_PGBIN.
+restorable_pitr_last_commit() {
+  local dir=$1 first=$2 last=$3 s key name f ts n=0
+  mkdir -p -- "$dir/scan"
+  for ((s = last; s >= first && n < 16; s--, n++)); do
+    name="" key=""
+    IFS=$'\t' read -r name key < <(awk -F '\t' -v s="$s" '$1 == s { print $2 "\t" $3 }' "$dir/wal.tsv" | tail -n 1) || true
+    [[ -n $key ]] || continue
+    f="$dir/scan/$name"
+    restorable_pitr_get_segment "$key" "$f" "${PITR_IDENTITY:-}" 2>"$dir/scan.err" || return 1
+    ts=$("$PITR_PGBIN/pg_waldump" "$f" 2>/dev/null | sed -n 's/.*desc: COMMIT \([0-9-]* [0-9:.]*\( [A-Z]*\)\{0,1\}\).*/\1/p' | tail -n 1 || true)
+    rm -f -- "$f"
+    if [[ -n $ts ]]; then
+      printf '%s\t%s\n' "$(date -u -d "$ts" +%s)" "$ts"
+      return 0
+    fi
+  done
+}
+
+# restorable_pitr_windows CLUSTER DIR: after the inventory, DIR/windows.tsv, one line per window:
+#   start <TAB> end <TAB> endText <TAB> firstSeq <TAB> lastSeq <TAB> bases <TAB> gapAfter ("-": none)
+# (start: the end of the run's oldest base backup; end: its last archived commit, in epoch seconds).
+restorable_pitr_windows() {
+  local cluster=$1 dir=$2 first last start nb lc end endtext gap i=0 ver
+  : >"$dir/windows.tsv"
+  ver=$(tail -n 1 "$dir/bases.tsv" | cut -f5)
+  PITR_NO_BIN=""
+  if [[ -s $dir/bases.tsv ]] && [[ -z $PITR_PGBIN ]]; then
+    PITR_PGBIN=$(restorable_pitr_pgbin "${ver%%.*}") || PITR_PGBIN=""
+    # Without them the windows end at their base backups (nothing after can be vouched for).
+    [[ -n $PITR_PGBIN ]] || PITR_NO_BIN="reading the WAL archive of cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL ${ver%%.*} server binaries (pg_waldump, postgres) on this host: apt-get install postgresql-${ver%%.*}"
+  fi
+  while IFS=$'\t' read -r first last; do
+    i=$((i + 1))
+    gap=$(sed -n "${i}p" "$dir/gaps.tsv")
+    read -r start nb < <(awk -F '\t' -v f="$first" -v l="$last" '$4 >= f && $4 <= l { n++; if (s == "" || $1 < s) s = $1 } END { print (s == "" ? "-" : s) "\t" n + 0 }' "$dir/bases.tsv")
+    [[ $start != - ]] || continue
+    lc=""
+    [[ -n $PITR_NO_BIN ]] || lc=$(restorable_pitr_last_commit "$dir" "$first" "$last") || rr_die "cannot read the WAL archive of cluster $cluster: $(cat "$dir/scan.err" 2>/dev/null || true)"
+    if [[ -n $lc ]]; then IFS=$'\t' read -r end endtext <<<"$lc"; else end=$start endtext="(no commit archived after the base backup)"; fi
+    if ((end < start)); then end=$start; fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$start" "$end" "$endtext" "$first" "$last" "$nb" "${gap:--}" >>"$dir/windows.tsv"
+  done <"$dir/runs.tsv"
+}
+
+# restorable_pitr_windows_text DIR: "2026-12-01T02:00:05Z .. 2026-12-02T00:50:01Z (2 base backups)[; ...]"
+restorable_pitr_windows_text() {
+  local s e et f l nb gap out=""
+  while IFS=$'\t' read -r s e et f l nb gap; do
+    out+="${out:+; }$(rr_iso "$s") .. $(rr_iso "$e")"
+    [[ $gap == - ]] || out+=" (then a gap: $gap is missing)"
+  done <"$1/windows.tsv"
+  printf '%s' "${out:-none}"
+}
+
+# restorable_pitr_cover DIR T: the window and base backup for time T (epoch seconds; "latest": the
+# end of the newest window). Sets PITR_BASE_KEY, PITR_BASE_STAMP, PITR_WIN (the window's line)
+# and returns 0; returns 1 with PITR_COVER_REASON when no window covers T.
+restorable_pitr_cover() {
+  local dir=$1 t=$2 s e et f l nb gap line=""
+  PITR_COVER_REASON="" PITR_BASE_KEY="" PITR_BASE_STAMP="" PITR_WIN="" PITR_GAP=""
+  if [[ ! -s $dir/windows.tsv ]]; then
+    if [[ -n $PITR_NO_BIN ]]; then PITR_COVER_REASON=$PITR_NO_BIN
+    elif [[ ! -s $dir/bases.tsv ]]; then PITR_COVER_REASON="the archive holds no base backup"
+    elif [[ ! -s $dir/wal.tsv ]]; then PITR_COVER_REASON="the archive holds no WAL"
+    else PITR_COVER_REASON="no base backup is followed by archived WAL"; fi
+    return 1
+  fi
+  if [[ $t == latest ]]; then line=$(tail -n 1 "$dir/windows.tsv"); t=$(cut -f2 <<<"$line"); else
+    line=$(awk -F '\t' -v t="$t" '$1 <= t && t <= $2' "$dir/windows.tsv" | tail -n 1)
+  fi
+  if [[ -z $line ]]; then
+    PITR_COVER_REASON="the archive covers $(restorable_pitr_windows_text "$dir")"
+    # A gap right after the window that ends before T: name the missing segment.
+    gap=$(awk -F '\t' -v t="$t" '$2 < t && $7 != "-" { g = $7 } END { print g }' "$dir/windows.tsv")
+    if [[ -n $gap ]]; then PITR_GAP=$gap PITR_COVER_REASON="the archive has a gap: WAL segment $gap is missing; $PITR_COVER_REASON"; fi
+    return 1
+  fi
+  IFS=$'\t' read -r s e et f l nb gap <<<"$line"
+  PITR_WIN=$line
+  # The newest base backup of this run that is consistent at T.
+  read -r PITR_BASE_STAMP PITR_BASE_KEY < <(awk -F '\t' -v f="$f" -v l="$l" -v t="$t" '$4 >= f && $4 <= l && $1 <= t { x = $2 "\t" $3 } END { print x }' "$dir/bases.tsv")
+  [[ -n $PITR_BASE_KEY ]] || { PITR_COVER_REASON="no base backup is consistent at $(rr_iso "$t")"; return 1; }
+}
+
+# restorable_pitr_nearest_dump POINTS DB T: the dump restore point at or before T that `restore
+# --at` would pick ("stamp (tier)"), else the oldest after T, else nothing.
+restorable_pitr_nearest_dump() {
+  local p
+  p=$(rr_pick "$1" postgres "$2" "$3")
+  if [[ -n $p ]]; then awk -F '\t' '{ print $4 " (" $3 ")" }' <<<"$p"; return 0; fi
+  awk -F '\t' -v n="$2" '$1 == "postgres" && $2 == n { print $4 " (" $3 ", after the time asked for)"; exit }' "$1"
+}
+
+# ---- segments -----------------------------------------------------------------------------------
+
+# restorable_pitr_get_segment KEY OUT IDENTITY: download one WAL object, check its sha256 against
+# the x-amz-meta-sha256 it was stored with, decrypt (.age) and decompress it into OUT. Non-zero
+# with one line on stderr naming what is wrong.
+restorable_pitr_get_segment() {
+  local key=$1 out=$2 identity=$3 obj="$2.obj" hdr="$2.hdr" want got rc=0
+  if ! restorable_s3_request GET "$key" "" "$RESTORABLE_EMPTY_SHA256" "$obj" -D "$hdr" 2>"$out.err"; then
+    local e
+    e=$(tail -n 1 "$out.err")
+    rm -f -- "$obj" "$hdr" "$out.err"
+    if [[ $e == *" 404"* || $e == *NoSuchKey* ]]; then echo "missing from the bucket ($key: $e)" >&2; else echo "cannot download $key: $e" >&2; fi
+    return 1
+  fi
+  want=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Aa]mz-[Mm]eta-[Ss]ha256: *\([0-9a-fA-F]\{64\}\)$/\1/p' | tail -n 1)
+  rm -f -- "$hdr" "$out.err"
+  got=$(sha256sum -- "$obj" | cut -d' ' -f1)
+  if [[ -z $want ]]; then rm -f -- "$obj"; echo "$key carries no x-amz-meta-sha256: it cannot be verified, so it is not used" >&2; return 1; fi
+  if [[ ${want,,} != "$got" ]]; then
+    rm -f -- "$obj"
+    echo "corrupt: sha256 of $key is $got, it was stored with $want" >&2
+    return 1
+  fi
+  if [[ $key == *.age ]]; then
+    [[ -n $identity && -r $identity ]] || { rm -f -- "$obj"; echo "$key is encrypted with age: give the identity file (--identity FILE or RESTORABLE_AGE_IDENTITY)" >&2; return 1; }
+    age -d -i "$identity" "$obj" 2>"$out.err" | zstd -q -d -c >"$out.tmp" 2>>"$out.err" || rc=$?
+  else
+    zstd -q -d -c -- "$obj" >"$out.tmp" 2>"$out.err" || rc=$?
+  fi
+  rm -f -- "$obj"
+  if ((rc != 0)); then echo "cannot decrypt/decompress $key: $(tail -n 1 "$out.err")" >&2; rm -f -- "$out.tmp" "$out.err"; return 1; fi
+  rm -f -- "$out.err"
+  mv -f -- "$out.tmp" "$out"
+}
+
+# The fetcher: DIR/need.tsv (seq <TAB> name <TAB> key) in order, PITR_PARALLEL at a time and at
+# most PITR_LOOKAHEAD segments past the one PostgreSQL last asked for (DIR/asked); each verified
+# copy lands in DIR/ok/NAME, each failure in DIR/bad/NAME (its reason); DIR/done at the end.
+restorable_pitr_fetcher() {
+  local dir=$1 identity=$2 seq name key asked_seq
+  trap - EXIT INT TERM HUP ERR
+  set +e
+  fetch_one() {
+    local reason
+    if reason=$(restorable_pitr_get_segment "$3" "$dir/ok/.$2" "$identity" 2>&1); then
+      if ((${#PITR_AS[@]})); then chown postgres: "$dir/ok/.$2"; fi
+      mv -f -- "$dir/ok/.$2" "$dir/ok/$2"
+    else
+      printf '%s\n' "${reason:-failed}" >"$dir/bad/$2"
+    fi
+  }
+  while IFS=$'\t' read -r seq name key; do
+    while :; do
+      asked_seq=-1
+      if [[ -s $dir/asked ]]; then local a; a=$(<"$dir/asked"); [[ $a =~ ^[0-9A-F]{24}$ ]] && asked_seq=$(restorable_pitr_seq "$a"); fi
+      if ((asked_seq < 0)); then asked_seq=$(head -n 1 "$dir/need.tsv" | cut -f1); fi
+      if ((seq - asked_seq <= PITR_LOOKAHEAD)); then break; fi
+      sleep 0.2
+    done
+    while (($(jobs -rp | wc -l) >= PITR_PARALLEL)); do wait -n; done
+    fetch_one "$seq" "$name" "$key" &
+  done <"$dir/need.tsv"
+  wait
+  : >"$dir/done"
+}
+
+# ---- recovery -----------------------------------------------------------------------------------
+
+# restorable_pitr_control DATA: "name=value" of pg_controldata's hot-standby settings of the base
+# backup (a hot standby needs at least the primary's values).
+restorable_pitr_hot_standby_opts() {
+  "${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$1" 2>/dev/null | awk -F ': *' '
+    /^max_connections setting/ { print "max_connections = " $2 }
+    /^max_worker_processes setting/ { print "max_worker_processes = " $2 }
+    /^max_wal_senders setting/ { print "max_wal_senders = " $2 }
+    /^max_prepared_xacts setting/ { print "max_prepared_transactions = " $2 }
+    /^max_locks_per_xact setting/ { print "max_locks_per_transaction = " $2 }'
+}
+
+# restorable_pitr_sql SQL: run SQL in the recovered server (database postgres; DB with PITR_DB).
+restorable_pitr_sql() {
+  "$PITR_PGBIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "${PITR_DB:-postgres}" -c "$1"
+}
+
+# restorable_pitr_recover CLUSTER INV_DIR T IDENTITY BASE_DIR: recover CLUSTER to T (epoch seconds,
+# or "latest": the end of the archive) from the base backup restorable_pitr_cover chose, into
+# BASE_DIR/data (a fresh directory; BASE_DIR is made for it), as a throwaway server on a unix socket
+# in BASE_DIR/sock, paused at T (hot standby, read-only) or, for "latest", promoted at the end of
+# the archive. Dies naming the stage (download, verify, decrypt, decompress, wal, recover) and the
+# first missing or corrupt segment. Sets PITR_REACHED (the last replayed commit's time, text),
+# PITR_REACHED_EPOCH, PITR_NEXT_COMMIT (the first commit after T, when the server named it),
+# PITR_RECOVERY_SECONDS (download + verify + extract + replay), PITR_SEGMENTS (WAL segments
+# replayed from the archive), PITR_SOCK, PITR_PORT, PITR_PGBIN, PITR_DATA.
+restorable_pitr_recover() {
+  local cluster=$1 inv=$2 t=$3 identity=$4 base=$5 t0 ver major
+  t0=$(rr_clock)
+  PITR_DIR="$base/wal"
+  PITR_DATA="$base/data"
+  PITR_SOCK="$base/sock"
+  PITR_AS=()
+  if [[ $(id -u) -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || rr_die "recovery runs PostgreSQL as the postgres OS user, which does not exist (apt-get install postgresql)"
+    PITR_AS=(runuser -u postgres --)
+  fi
+  [[ $base =~ ^[A-Za-z0-9/._-]+$ ]] || rr_die "the recovery directory $base has characters a restore_command cannot carry (set TMPDIR to a plain path)"
+  mkdir -p -- "$base"
+  chmod 0700 -- "$base"
+  mkdir -m 0700 -- "$PITR_DIR" "$PITR_DIR/ok" "$PITR_DIR/bad" "$PITR_DATA" "$PITR_SOCK"
+  # The base backup: manifest, object (sha256 against the manifest), decryption check.
+  local mdir="$base/base"
+  mkdir -m 0700 -- "$mdir"
+  rr_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
+  ver=$(jq -r '.serverVersion // ""' "$RR_MF")
+  major=${ver%%.*}
+  PITR_PGBIN=$(restorable_pitr_pgbin "$major") || rr_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
+  local stop_seq
+  stop_seq=$(restorable_pitr_lsn_seq "$(jq -r '.stopLsn' "$RR_MF")")
+
+  # The WAL it needs: every archived segment from its stop point to the end of its window (the
+  # recovery stops at T long before the end when T is earlier: the fetcher only runs ahead of it
+  # by PITR_LOOKAHEAD segments), and the timeline history files.
+  local last
+  last=$(cut -f5 <<<"$PITR_WIN")
+  awk -F '\t' -v f="$stop_seq" -v l="$last" '$1 >= f && $1 <= l' "$inv/wal.tsv" >"$PITR_DIR/need.tsv"
+  { cut -f2 "$PITR_DIR/need.tsv"; cut -f1 "$inv/history.tsv"; } >"$PITR_DIR/names"
+  if grep -q '\.age$' "$PITR_DIR/need.tsv" "$inv/history.tsv"; then
+    [[ -n $identity ]] || rr_die "the WAL archive of cluster $cluster is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
+    [[ -r $identity ]] || rr_die "cannot read the age identity file $identity"
+  fi
+  local hname hkey
+  while IFS=$'\t' read -r hname hkey; do
+    restorable_pitr_get_segment "$hkey" "$PITR_DIR/ok/$hname" "$identity" 2>"$PITR_DIR/h.err" || { rr_stage wal; rr_die "timeline history $hname: $(rr_last_line "$PITR_DIR/h.err")"; }
+  done <"$inv/history.tsv"
+  if ((${#PITR_AS[@]})); then chown -R postgres: "$base"; fi
+  cat >"$PITR_DIR/restore-wal" <<EOF
+#!/bin/sh
+# restore_command of a restorable point-in-time recovery: serves only the fetcher's verified
+# copies; a segment the archive does not hold is "not there" (exit 1) at once.
+d='$PITR_DIR'
+grep -qxF -- "\$1" "\$d/names" || exit 1
+printf '%s\n' "\$1" >"\$d/asked.\$\$" && mv -f "\$d/asked.\$\$" "\$d/asked"
+while :; do
+  if [ -f "\$d/ok/\$1" ]; then exec cp -- "\$d/ok/\$1" "\$2"; fi
+  if [ -f "\$d/bad/\$1" ] || [ -f "\$d/done" ]; then printf '%s\n' "\$1" >>"\$d/refused"; exit 1; fi
+  sleep 0.1
+done
+EOF
+  chmod 0755 "$PITR_DIR/restore-wal"
+  if ((${#PITR_AS[@]})); then chown postgres: "$PITR_DIR/restore-wal"; fi
+  restorable_pitr_fetcher "$PITR_DIR" "$identity" </dev/null &
+  local fpid=$!
+  RR_BG["$PITR_DIR/fetcher"]="$fpid:fetcher"
+
+  rr_fetch_object "$mdir" "$identity"
+  rr_stage decompress
+  local err="$base/extract.err"
+  if ! rr_run rr_decode_into "$mdir" tar -x -C "$PITR_DATA"; then
+    rr_die "extracting base backup $PITR_BASE_STAMP: $(rr_decode_into_reason "$mdir" "tar -x")"
+  fi
+  rm -f -- "$RR_OBJ"
+  [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || rr_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
+  local segbytes
+  if ((${#PITR_AS[@]})); then chown -R postgres: "$PITR_DATA"; fi
+  chmod 0700 "$PITR_DATA"
+  segbytes=$("${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$PITR_DATA" 2>/dev/null | awk -F ': *' '/^Bytes per WAL segment/ { print $2 }')
+  [[ -z $segbytes || $segbytes == "$PITR_SEG_BYTES" ]] || rr_die "cluster $cluster uses WAL segments of $segbytes bytes; this version reads the archive with 16 MiB segments only"
+
+  # Our own settings, nothing of the source's (its postgresql.conf may sit elsewhere, name
+  # libraries, certificates or ports): a unix socket only, no archiving, the target.
+  rr_stage recover
+  PITR_PORT=$((20000 + RANDOM % 40000))
+  rm -f -- "$PITR_DATA/postgresql.auto.conf" "$PITR_DATA/standby.signal"
+  printf 'local all all trust\n' >"$base/pg_hba.conf"
+  : >"$base/pg_ident.conf"
+  {
+    printf "listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n" "$PITR_PORT" "$PITR_SOCK"
+    printf "hba_file = '%s'\nident_file = '%s'\n" "$base/pg_hba.conf" "$base/pg_ident.conf"
+    printf "archive_mode = off\nhot_standby = on\nfsync = off\nsynchronous_commit = off\nautovacuum = off\n"
+    printf "max_slot_wal_keep_size = -1\nshared_preload_libraries = ''\n"
+    printf "restore_command = '%s %%f %%p'\nrecovery_target_timeline = 'latest'\n" "$PITR_DIR/restore-wal"
+    if [[ $t != latest ]]; then
+      printf "recovery_target_time = '%s'\nrecovery_target_inclusive = on\nrecovery_target_action = 'pause'\n" "$(date -u -d "@$t" '+%Y-%m-%d %H:%M:%S+00')"
+    fi
+    restorable_pitr_hot_standby_opts "$PITR_DATA"
+  } >"$base/postgresql.conf"
+  : >"$PITR_DATA/recovery.signal"
+  if ((${#PITR_AS[@]})); then chown postgres: "$base/pg_hba.conf" "$base/pg_ident.conf" "$base/postgresql.conf" "$PITR_DATA/recovery.signal"; fi
+  if ! (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -l "$base/server.log" \
+    -o "-c config_file=$base/postgresql.conf" start) >"$base/pg_ctl.out" 2>&1; then
+    rr_die "the recovery server did not start: $(rr_last_line "$base/pg_ctl.out")"
+  fi
+  local pid="" state refused why
+  while :; do
+    if [[ -s $PITR_DIR/refused ]]; then
+      refused=$(head -n 1 "$PITR_DIR/refused")
+      why=$(cat "$PITR_DIR/bad/$refused" 2>/dev/null || echo "the fetcher stopped before it")
+      rr_stage wal
+      rr_die "WAL segment $refused of cluster $cluster cannot be used: $why"
+    fi
+    if [[ -z $pid && -s $PITR_DATA/postmaster.pid ]]; then pid=$(head -n 1 "$PITR_DATA/postmaster.pid"); fi
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      rr_log_file_tail "$base/server.log" 8
+      why=$(grep -m1 -E 'FATAL|PANIC' "$base/server.log" | sed 's/^.*\(FATAL\|PANIC\): *//' | cut -c1-300)
+      if [[ $why == *"recovery ended before configured recovery target"* ]]; then
+        local served next
+        served=$(cat "$PITR_DIR/asked" 2>/dev/null || true)
+        next=$(grep -m1 . "$inv/gaps.tsv" 2>/dev/null || true)
+        rr_stage wal
+        rr_die "the archived WAL of cluster $cluster ends before $(rr_iso "$t")${served:+ (the last segment replayed is $served)}${next:+; the archive has a gap: WAL segment $next is missing}"
+      fi
+      rr_die "the recovery server stopped: ${why:-$(rr_last_line "$base/server.log")}"
+    fi
+    if state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>/dev/null); then
+      if [[ $t == latest && $state == false* ]]; then break; fi
+      if [[ $t != latest && $state == "true|true" ]]; then break; fi
+      if [[ $t != latest && $state == false* ]]; then rr_die "the recovery server ended recovery without pausing at $(rr_iso "$t")"; fi
+    fi
+    sleep 0.2
+  done
+  rr_bg_stop_all
+  PITR_RECOVERY_SECONDS=$(rr_elapsed "$t0")
+  local row
+  row=$(restorable_pitr_sql "SELECT coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::bigint::text, '') || '|' || coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')") ||
+    rr_die "cannot query the recovered server"
+  IFS='|' read -r PITR_REACHED_EPOCH PITR_REACHED <<<"$row"
+  PITR_NEXT_COMMIT=$(sed -n 's/.*recovery stopping before commit of transaction [0-9]*, time \([0-9-]* [0-9:.+-]*\).*/\1/p' "$base/server.log" | tail -n 1)
+  PITR_SEGMENTS=$(find "$PITR_DIR/ok" -maxdepth 1 -type f -name '[0-9A-F]*' ! -name '*.history' | wc -l)
+  if [[ $t != latest && -n $PITR_REACHED_EPOCH ]] && ((PITR_REACHED_EPOCH > t)); then
+    rr_die "recovery went past the time asked for: the last replayed commit is at $PITR_REACHED, after $(rr_iso "$t")"
+  fi
+  if [[ $t == latest ]]; then
+    # The end of the archive: every archived segment of the window must have been served.
+    local lastname
+    lastname=$(tail -n 1 "$PITR_DIR/need.tsv" | cut -f2)
+    if [[ -n $lastname && ! -f $PITR_DIR/ok/$lastname ]]; then rr_stage wal; rr_die "recovery of cluster $cluster ended before the last archived segment $lastname"; fi
+  fi
+}
+
+# restorable_pitr_stop: stop the recovered server (immediate) and remove its files.
+restorable_pitr_stop() {
+  [[ -n $PITR_DATA ]] || return 0
+  if [[ -f $PITR_DATA/postmaster.pid ]]; then
+    (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -m immediate -w -t 30 stop) >/dev/null 2>&1 || true
+  fi
+}
+
+# ---- restore (scripts/restore.sh) ---------------------------------------------------------------
+#
+# These read restore.sh's globals: name, db, exists, state, force, no_owner, dry_run, identity,
+# at_epoch, points, err, work, and its functions say_plan_tail; RR_T_* is the resolved target.
+
+# restorable_pitr_plan_db CLUSTER LISTING: the inventory and window check for restoring database
+# `name` to `at_epoch`; dies (stage find) naming the nearest dump restore point when the archive
+# does not cover that time.
+restorable_pitr_plan_db() {
+  local cluster=$1 listing=$2 nearest
+  rr_stage find
+  PITR_INV="$RR_TMP/work/pitr-$cluster"
+  restorable_pitr_inventory "$cluster" "$listing" "$PITR_INV"
+  restorable_pitr_windows "$cluster" "$PITR_INV"
+  if ! restorable_pitr_cover "$PITR_INV" "$at_epoch"; then
+    nearest=$(restorable_pitr_nearest_dump "$points" "$name" "$at_epoch")
+    rr_die "the WAL archive of cluster $cluster cannot recover database $name to $(rr_iso "$at_epoch"), nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}; the nearest dump restore point is ${nearest:-none}${nearest:+: restore it with --at ${nearest%% *} --dump}"
+  fi
+}
+
+# restorable_pitr_restore_db CLUSTER: recover CLUSTER to at_epoch in a throwaway server, then copy
+# database `name` into `db` on the target (pg_dump -Fc | pg_restore --single-transaction).
+restorable_pitr_restore_db() {
+  local cluster=$1 t_start
+  local -a opts=(--single-transaction --exit-on-error)
+  if [[ $force -eq 1 ]]; then opts+=(--clean --if-exists); fi
+  if [[ $no_owner -eq 1 ]]; then opts+=(--no-owner --no-privileges); fi
+  rr_say "Will recover database $name as it was at $(rr_iso "$at_epoch") from the WAL archive of cluster $cluster"
+  rr_say "  base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
+  rr_say "  into a throwaway recovery server (stopping before the first commit after $(rr_iso "$at_epoch")), then database $name only"
+  rr_say "  into database $db on $RR_T_DESC; it $state"
+  rr_say "  with pg_dump -Fc | pg_restore ${opts[*]}"
+  say_plan_tail
+  t_start=$(rr_clock)
+  RR_TA_KIND=local RR_TA_DIR="$RR_TMP/pg" RR_TA_BIN=$PITR_PGBIN
+  restorable_pitr_recover "$cluster" "$PITR_INV" "$at_epoch" "$identity" "$RR_TA_DIR"
+  RR_TA_BIN=$PITR_PGBIN
+  local next=""
+  [[ -z $PITR_NEXT_COMMIT ]] || next="; the next commit, at $PITR_NEXT_COMMIT, is not in it"
+  rr_say "Recovered cluster $cluster: asked for $(rr_iso "$at_epoch"), reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)$next; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s"
+
+  rr_stage restore
+  local found
+  found=$(PITR_DB=postgres restorable_pitr_sql "SELECT 1 FROM pg_database WHERE datname = $(rr_sql_literal "$name")" 2>"$err") ||
+    rr_die "cannot query the recovered server: $(rr_error_line "$err")"
+  [[ $found == 1 ]] || rr_die "database $name did not exist in cluster $cluster at $(rr_iso "$at_epoch")"
+  local t0 created=0
+  t0=$(rr_clock)
+  if [[ $exists != 1 ]]; then
+    rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
+      rr_die "cannot create database $db on $RR_T_DESC: $(rr_last_line "$err")"
+    created=1
+    rr_log "created database $db"
+  fi
+  if ! rr_run restorable_pitr_copy "$work" "$name" "$db" "${opts[@]}"; then
+    rr_log_file_tail "$work/restore.err" 20
+    local reason d r
+    read -r d r <"$work/pipe.status" || true
+    if [[ ${r:-1} -ne 0 ]]; then reason="pg_restore failed: $(rr_error_line "$work/restore.err")"; else reason="pg_dump of the recovered database failed: $(rr_error_line "$work/decode.err")"; fi
+    if [[ $created -eq 1 ]]; then
+      rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
+    fi
+    rr_die "restoring into $db failed, nothing was committed: $reason"
+  fi
+  local t_copy
+  t_copy=$(rr_elapsed "$t0")
+
+  rr_stage tables
+  PITR_DB=$name restorable_pitr_sql "$RR_TABLES_SQL" 2>"$err" | sort >"$work/expected" || rr_die "cannot list the recovered tables: $(rr_error_line "$err")"
+  rr_sql "$db" "$RR_TABLES_SQL" >"$work/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
+  sort -o "$work/actual" "$work/actual"
+  local diff_reason
+  if ! diff_reason=$(rr_compare_tables "$work/expected" "$work/actual"); then
+    rr_die "restored database $db differs from the recovered one: ${diff_reason//manifest/recovered database}"
+  fi
+  rr_say "Restored database $name into $db on $RR_T_DESC as of $(rr_iso "$at_epoch") (last commit ${PITR_REACHED:-none after the base backup}): $(wc -l <"$work/actual") tables, as in the recovered cluster; $(rr_elapsed "$t_start") s (recovery $PITR_RECOVERY_SECONDS s, copy $t_copy s)."
+}
+
+# restorable_pitr_copy DIR SRC_DB DST_DB PG_RESTORE_OPTS...: pg_dump -Fc of SRC_DB in the recovered
+# server | pg_restore into DST_DB on the target; statuses in DIR/pipe.status (as rr_decode_into).
+restorable_pitr_copy() {
+  local dir=$1 src=$2 dst=$3 st
+  shift 3
+  set +e
+  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "$src" 2>"$dir/decode.err" | rr_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
+  st=("${PIPESTATUS[@]}")
+  set -e
+  printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
+  [[ ${st[0]} -eq 0 && ${st[1]} -eq 0 ]]
+}
+
+# restorable_pitr_list JSON KIND NAME LISTING: restore --list's point-in-time windows, per archived
+# cluster (filtered to the cluster of --database NAME; none for --globals / --volume).
+restorable_pitr_list() {
+  local json=$1 kind=$2 name=$3 listing=$4 c cluster dbs inv s e et f l nb gap
+  ((${#RESTORABLE_PITR_CLUSTER[@]})) || return 0
+  [[ -z $kind || $kind == postgres ]] || return 0
+  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+    cluster=${RESTORABLE_PITR_CLUSTER[c]}
+    dbs=$(restorable_pitr_dbs_of "$cluster" | paste -sd, - | sed 's/,/, /g')
+    if [[ -n $name ]] && ! restorable_pitr_dbs_of "$cluster" | grep -qxF -- "$name"; then continue; fi
+    inv="$RR_TMP/work/pitr-$cluster"
+    PITR_PGBIN=""
+    restorable_pitr_inventory "$cluster" "$listing" "$inv"
+    restorable_pitr_windows "$cluster" "$inv"
+    if [[ $json -eq 1 ]]; then
+      jq -cn --arg cluster "$cluster" --arg dbs "$dbs" --rawfile w "$inv/windows.tsv" --argjson bases "$(wc -l <"$inv/bases.tsv")" \
+        --argjson segments "$(wc -l <"$inv/wal.tsv")" --arg note "$PITR_NO_BIN" '
+        {kind: "pitr", cluster: $cluster, databases: ($dbs | split(", ") | map(select(. != ""))), baseBackups: $bases, walSegments: $segments,
+         windows: ($w | split("\n") | map(select(. != "") | split("\t") | {from: (.[0] | tonumber | todate), to: (.[1] | tonumber | todate),
+           lastCommit: .[2], gapAfter: (if .[6] == "-" then null else .[6] end)})), note: (if $note == "" then null else $note end)}'
+      continue
+    fi
+    printf '\npoint in time: cluster %s (databases %s): restorable to the second with --at\n' "$cluster" "${dbs:-none configured}"
+    printf '  %d base backup(s), %d WAL segment(s) in s3://%s/%swal/%s/\n' "$(wc -l <"$inv/bases.tsv")" "$(wc -l <"$inv/wal.tsv")" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$cluster"
+    if [[ ! -s $inv/windows.tsv ]]; then printf '  window   none (no base backup followed by archived WAL)\n'; fi
+    while IFS=$'\t' read -r s e et f l nb gap; do
+      printf '  window   %s .. %s  (from %d base backup(s); last archived commit %s)\n' "$(rr_iso "$s")" "$(rr_iso "$e")" "$nb" "$et"
+      [[ $gap == - ]] || printf '           then a gap: WAL segment %s is missing\n' "$gap"
+    done <"$inv/windows.tsv"
+    [[ -z $PITR_NO_BIN ]] || printf '  note     %s\n' "$PITR_NO_BIN"
+  done
+}
