@@ -128,14 +128,20 @@ restorable_pitr_inventory() {
   : >"$dir/bases.tsv"
   while IFS= read -r k; do
     mf="$dir/manifests/${k//\//_}"
-    rr_s3_fetch "$k" "$mf" 0 || rr_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(rr_last_line "$mf.err")"
+    restorable_s3_request GET "$k" "" "$RESTORABLE_EMPTY_SHA256" "$mf" -D "$mf.hdr" 2>"$mf.err" ||
+      rr_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(rr_last_line "$mf.err")"
     jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || rr_die "base backup manifest $k is not a base backup manifest"
-    local fields created dur stop ver end
+    local fields created dur stop ver end lm
     fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // "")] | join("\t")' "$mf")
     IFS=$'\t' read -r created dur stop ver <<<"$fields"
     end=$(date -u -d "$created" +%s 2>/dev/null) || rr_die "base backup manifest $k has no readable createdAt"
-    # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up).
+    # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up),
+    # and not before the manifest (uploaded last) reached the store.
     end=$((end + ${dur%%.*} + 1))
+    lm=$(tr -d '\r' <"$mf.hdr" | sed -n 's/^[Ll]ast-[Mm]odified: *//p' | tail -n 1)
+    lm=$(date -u -d "$lm" +%s 2>/dev/null || echo 0)
+    if ((lm > end)); then end=$lm; fi
+    rm -f -- "$mf.hdr" "$mf.err"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "$(basename -- "$k" .manifest.json)" "$k" "$(restorable_pitr_lsn_seq "$stop")" "$ver" "$created" >>"$dir/bases.tsv"
   done < <(jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
     .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
@@ -181,7 +187,7 @@ restorable_pitr_windows() {
   while IFS=$'\t' read -r first last; do
     i=$((i + 1))
     gap=$(sed -n "${i}p" "$dir/gaps.tsv")
-    read -r start nb < <(awk -F '\t' -v f="$first" -v l="$last" '$4 >= f && $4 <= l { n++; if (s == "" || $1 < s) s = $1 } END { print (s == "" ? "-" : s) "\t" n + 0 }' "$dir/bases.tsv")
+    read -r start nb < <(awk -F '\t' -v f="$first" -v l="$last" '$4 >= f - 1 && $4 <= l { n++; if (s == "" || $1 < s) s = $1 } END { print (s == "" ? "-" : s) "\t" n + 0 }' "$dir/bases.tsv")
     [[ $start != - ]] || continue
     lc=""
     [[ -n $PITR_NO_BIN ]] || lc=$(restorable_pitr_last_commit "$dir" "$first" "$last") || rr_die "cannot read the WAL archive of cluster $cluster: $(cat "$dir/scan.err" 2>/dev/null || true)"
@@ -227,7 +233,7 @@ restorable_pitr_cover() {
   IFS=$'\t' read -r s e et f l nb gap <<<"$line"
   PITR_WIN=$line
   # The newest base backup of this run that is consistent at T.
-  read -r PITR_BASE_STAMP PITR_BASE_KEY < <(awk -F '\t' -v f="$f" -v l="$l" -v t="$t" '$4 >= f && $4 <= l && $1 <= t { x = $2 "\t" $3 } END { print x }' "$dir/bases.tsv")
+  read -r PITR_BASE_STAMP PITR_BASE_KEY < <(awk -F '\t' -v f="$f" -v l="$l" -v t="$t" '$4 >= f - 1 && $4 <= l && $1 <= t { x = $2 "\t" $3 } END { print x }' "$dir/bases.tsv")
   [[ -n $PITR_BASE_KEY ]] || { PITR_COVER_REASON="no base backup is consistent at $(rr_iso "$t")"; return 1; }
 }
 
@@ -427,11 +433,11 @@ EOF
   } >"$base/postgresql.conf"
   : >"$PITR_DATA/recovery.signal"
   if ((${#PITR_AS[@]})); then chown postgres: "$base/pg_hba.conf" "$base/pg_ident.conf" "$base/postgresql.conf" "$PITR_DATA/recovery.signal"; fi
-  if ! (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -l "$base/server.log" \
-    -o "-c config_file=$base/postgresql.conf" start) >"$base/pg_ctl.out" 2>&1; then
-    rr_die "the recovery server did not start: $(rr_last_line "$base/pg_ctl.out")"
-  fi
-  local pid="" state refused why
+  # The server runs as our background child (its pid is known from the start, so an early exit
+  # is seen at once); the loop below watches the refused segments, its exit and the pause at T.
+  (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
+    </dev/null >"$base/server.log" 2>&1 &
+  local pid=$! state refused why
   while :; do
     if [[ -s $PITR_DIR/refused ]]; then
       refused=$(head -n 1 "$PITR_DIR/refused")
@@ -439,8 +445,8 @@ EOF
       rr_stage wal
       rr_die "WAL segment $refused of cluster $cluster cannot be used: $why"
     fi
-    if [[ -z $pid && -s $PITR_DATA/postmaster.pid ]]; then pid=$(head -n 1 "$PITR_DATA/postmaster.pid"); fi
-    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+    if ! rr_alive "$pid"; then
+      wait "$pid" 2>/dev/null || true
       rr_log_file_tail "$base/server.log" 8
       why=$(grep -m1 -E 'FATAL|PANIC' "$base/server.log" | sed 's/^.*\(FATAL\|PANIC\): *//' | cut -c1-300)
       if [[ $why == *"recovery ended before configured recovery target"* ]]; then
@@ -462,11 +468,15 @@ EOF
   rr_bg_stop_all
   PITR_RECOVERY_SECONDS=$(rr_elapsed "$t0")
   local row
-  row=$(restorable_pitr_sql "SELECT coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::bigint::text, '') || '|' || coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')") ||
+  row=$(restorable_pitr_sql "SELECT coalesce(floor(extract(epoch FROM pg_last_xact_replay_timestamp()))::bigint::text, '') || '|' || coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')") ||
     rr_die "cannot query the recovered server"
   IFS='|' read -r PITR_REACHED_EPOCH PITR_REACHED <<<"$row"
-  PITR_NEXT_COMMIT=$(sed -n 's/.*recovery stopping before commit of transaction [0-9]*, time \([0-9-]* [0-9:.+-]*\).*/\1/p' "$base/server.log" | tail -n 1)
-  PITR_SEGMENTS=$(find "$PITR_DIR/ok" -maxdepth 1 -type f -name '[0-9A-F]*' ! -name '*.history' | wc -l)
+  PITR_NEXT_COMMIT=$(sed -n 's/.*recovery stopping before \(commit\|abort\) of transaction [0-9]*, time \([0-9-]* [0-9:.+-]*\).*/\2/p' "$base/server.log" | tail -n 1)
+  # Segments replayed from the archive: from the base backup's stop point to the last one asked for.
+  PITR_SEGMENTS=0
+  local asked
+  asked=$(cat "$PITR_DIR/asked" 2>/dev/null || true)
+  if [[ $asked =~ ^[0-9A-F]{24}$ ]]; then PITR_SEGMENTS=$(($(restorable_pitr_seq "$asked") - stop_seq + 1)); fi
   if [[ $t != latest && -n $PITR_REACHED_EPOCH ]] && ((PITR_REACHED_EPOCH > t)); then
     rr_die "recovery went past the time asked for: the last replayed commit is at $PITR_REACHED, after $(rr_iso "$t")"
   fi
@@ -608,4 +618,159 @@ restorable_pitr_list() {
     done <"$inv/windows.tsv"
     [[ -z $PITR_NO_BIN ]] || printf '  note     %s\n' "$PITR_NO_BIN"
   done
+}
+
+# ---- the drill (scripts/restore-drill.sh) -------------------------------------------------------
+#
+# restorable_pitr_drill_item CLUSTER OUT: one archived cluster, in a drill child (drill_child):
+#   find        the archive's base backups, WAL segments and windows
+#   continuity  every WAL segment from the newest base backup's stop point to the newest one is
+#               in the bucket (a gap fails naming the first missing segment)
+#   rpo         the archive's achieved RPO (what the archiver last measured, lib-pitr.sh)
+#   recover     to a random second T of the newest window (lib-pitr-restore.sh recovery)
+#   target      recovery stopped at T: the last replayed commit at or before T, and the server held
+#               back a later commit (it names the first one after T)
+#   tables      each of the cluster's configured databases exists, and holds every table that both
+#               its dump restore point at or before T and its newest dump list
+#   checks      RESTORABLE_DRILL_CHECKS in each of them
+#   rto         the recovery time against the RTO objective
+# Reads the drill's globals: now, identity, databases; writes its JSON result to OUT on any exit.
+# shellcheck disable=SC2317 # invoked through drill_child, its handler by the trap
+restorable_pitr_drill_item() {
+  local cluster=$1 out=$2 inv="$RR_TMP/work/pitr-$1" base="$RR_TMP/pg"
+  local target="" wfrom="" wto="" base_stamp="" cont_first="" cont_last="" cont_n=null rpo_age=null rpo_text=""
+  local rec=null tables="[]" checks="[]" next="" dbs
+  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  pitr_drill_exit() {
+    local rc=$? item_result item_failure
+    drill_item_end "$rc" "cluster $cluster: "
+    restorable_pitr_stop
+    rm -rf -- "$base"
+    jq -cn --arg c "$cluster" --arg dbs "$dbs" --arg wf "$wfrom" --arg wt "$wto" --arg t "$target" --arg reached "$PITR_REACHED" \
+      --arg next "$next" --arg bs "$base_stamp" --arg cf "$cont_first" --arg cl "$cont_last" --argjson cn "$cont_n" \
+      --argjson segs "${PITR_SEGMENTS:-0}" --argjson rpoa "$rpo_age" --arg rpot "$rpo_text" --argjson rpotg "$RESTORABLE_RPO_SECONDS" \
+      --argjson rec "$rec" --argjson rtot "$RESTORABLE_RTO_SECONDS" --argjson tables "$tables" --argjson checks "$checks" \
+      --arg result "$item_result" --argjson failure "$item_failure" '
+      def orNull: if . == "" then null else . end;
+      {cluster: $c, databases: ($dbs | split("\n") | map(select(. != ""))),
+       window: (if $wf == "" then null else {from: $wf, to: $wt} end), baseBackup: ($bs | orNull),
+       target: ($t | orNull), reached: ($reached | orNull), nextCommit: ($next | orNull), walSegmentsReplayed: $segs,
+       continuity: (if $cf == "" then null else {from: $cf, to: $cl, segments: $cn} end),
+       rpo: (if $rpoa == null then null else {achievedSeconds: $rpoa, targetSeconds: $rpotg, ok: ($rpoa <= $rpotg), source: $rpot} end),
+       recoverySeconds: $rec,
+       rto: (if $rec == null then null else {achievedSeconds: $rec, targetSeconds: $rtot, ok: ($rec <= $rtot)} end),
+       tables: $tables, checks: $checks, result: $result, failure: $failure}' >"$out"
+    exit "$rc"
+  }
+  trap pitr_drill_exit EXIT
+  trap - INT TERM HUP
+  RR_STAGE_FILE="$RR_TMP/work/stage"
+  dbs=$(restorable_pitr_dbs_of "$cluster")
+
+  rr_stage find
+  restorable_pitr_inventory "$cluster" "$RR_TMP/work/listing.jsonl" "$inv"
+  restorable_pitr_windows "$cluster" "$inv"
+  [[ -z $PITR_NO_BIN ]] || rr_die "$PITR_NO_BIN"
+  [[ -s $inv/bases.tsv ]] || rr_die "no base backup of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (backup-base has not run)"
+  [[ -s $inv/wal.tsv ]] || rr_die "no WAL of cluster $cluster under s3://$RESTORABLE_BUCKET/${RESTORABLE_PREFIX}wal/$cluster/ (is the wal-archiver running?)"
+
+  rr_stage continuity
+  local stop_seq first last gap
+  IFS=$'\t' read -r _ base_stamp _ stop_seq _ _ < <(tail -n 1 "$inv/bases.tsv")
+  last=$(tail -n 1 "$inv/wal.tsv" | cut -f1)
+  cont_first=$(restorable_pitr_seg_name "$((16#$(tail -n 1 "$inv/wal.tsv" | cut -f2 | cut -c1-8)))" "$stop_seq")
+  cont_last=$(tail -n 1 "$inv/wal.tsv" | cut -f2)
+  read -r first _ < <(awk -F '\t' -v s="$stop_seq" '$1 <= s + 1 && s <= $2' "$inv/runs.tsv") || first=""
+  [[ -n $first ]] || rr_die "the WAL archive of cluster $cluster does not hold WAL segment $cont_first, where the newest base backup ($base_stamp) ends"
+  gap=$(awk -F '\t' -v s="$stop_seq" '$1 > s + 1 { print NR; exit }' "$inv/runs.tsv")
+  if [[ -n $gap ]]; then
+    rr_die "the WAL archive of cluster $cluster has a gap after the newest base backup ($base_stamp): WAL segment $(sed -n "$((gap - 1))p" "$inv/gaps.tsv") is missing"
+  fi
+  cont_n=$((last - first + 1))
+  rr_log "cluster $cluster: WAL continuous from the newest base backup $base_stamp ($cont_first) to $cont_last: $cont_n segment(s)"
+
+  rr_stage rpo
+  local d1
+  d1=$(head -n 1 <<<"$dbs")
+  if [[ -n $d1 ]] && restorable_pitr_rpo "$d1"; then
+    rpo_age=$PITR_RPO_AGE rpo_text=$PITR_RPO_TEXT
+  else
+    rpo_age=$((now - $(tail -n 1 "$inv/windows.tsv" | cut -f2))) rpo_text="the newest archived commit"
+  fi
+  if ((rpo_age > RESTORABLE_RPO_SECONDS)); then rr_die "$rpo_text, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
+
+  rr_stage recover
+  local s e span t
+  IFS=$'\t' read -r s e _ < <(tail -n 1 "$inv/windows.tsv")
+  wfrom=$(rr_iso "$s") wto=$(rr_iso "$e")
+  span=$((e - s))
+  # A random whole second of the window, before its last commit (so that a later commit exists
+  # for the recovery to stop before).
+  if ((span >= 2)); then t=$((s + (RANDOM * 32768 + RANDOM) % span)); else t=$s; fi
+  target=$(rr_iso "$t")
+  restorable_pitr_cover "$inv" "$t" || rr_die "$PITR_COVER_REASON"
+  rr_log "cluster $cluster: recovering to $target, a random second of the window $wfrom .. $wto, from base backup $PITR_BASE_STAMP"
+  restorable_pitr_recover "$cluster" "$inv" "$t" "$identity" "$base"
+  rec=$PITR_RECOVERY_SECONDS
+  RR_T_KIND=native RR_T_HOST=$PITR_SOCK RR_T_PORT=$PITR_PORT RR_T_USER=postgres RR_T_BIN="$PITR_PGBIN/" RR_T_DESC="the recovered cluster $cluster"
+
+  rr_stage target
+  next=$PITR_NEXT_COMMIT
+  if ((t < e)); then
+    [[ -n $next ]] || rr_die "recovery to $target did not stop before a later commit (the archive holds commits up to $wto)"
+    local ne
+    ne=$(date -u -d "$next" +%s) || rr_die "cannot read the time of the first commit after the target: $next"
+    ((ne > t)) || rr_die "recovery to $target stopped before a commit at $next, not after the target"
+  fi
+  rr_log "cluster $cluster: asked for $target, reached ${PITR_REACHED:-the end of the base backup} (the last replayed commit)${next:+; the next commit, at $next, was held back}; $PITR_SEGMENTS WAL segment(s), $rec s"
+
+  rr_stage tables
+  local db mf_before mf_newest p err="$RR_TMP/work/pitr.err"
+  while IFS= read -r db; do
+    [[ -n $db ]] || continue
+    printf '%s\n' "${databases[@]}" | grep -qxF -- "$db" || continue
+    [[ $(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = $(rr_sql_literal "$db")" 2>"$err") == 1 ]] ||
+      rr_die "database $db does not exist in cluster $cluster recovered to $target"
+    rr_sql "$db" "$RR_TABLES_SQL" 2>"$err" | sort >"$inv/actual.$db" || rr_die "cannot list the tables of $db: $(rr_error_line "$err")"
+    # Tables both the dump at or before T and the newest dump hold existed at T.
+    : >"$inv/expected.$db"
+    p=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db" "$t")
+    mf_before=$(cut -f5 <<<"$p")
+    mf_newest=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db" | cut -f5)
+    if [[ -n $mf_before && -n $mf_newest ]] && rr_s3_fetch "$mf_before" "$inv/mb.$db" 0 && rr_s3_fetch "$mf_newest" "$inv/mn.$db" 0; then
+      comm -12 <(rr_manifest_tables "$inv/mb.$db") <(rr_manifest_tables "$inv/mn.$db") >"$inv/expected.$db"
+    fi
+    local missing
+    missing=$(comm -23 "$inv/expected.$db" "$inv/actual.$db" | paste -sd, - | sed 's/,/, /g')
+    tables=$(jq -c --arg d "$db" --rawfile a "$inv/actual.$db" --rawfile x "$inv/expected.$db" '. + [{database: $d,
+      recovered: ($a | split("\n") | map(select(. != ""))), expected: ($x | split("\n") | map(select(. != "")) | length),
+      missing: (($x | split("\n") | map(select(. != ""))) - ($a | split("\n")))}]' <<<"$tables")
+    [[ -z $missing ]] || rr_die "database $db recovered to $target lacks tables its dumps before and after hold: $missing"
+  done <<<"$dbs"
+
+  rr_stage checks
+  local sql outp failed="" i
+  while IFS= read -r db; do
+    [[ -n $db ]] || continue
+    printf '%s\n' "${databases[@]}" | grep -qxF -- "$db" || continue
+    i=0
+    for sql in "${RESTORABLE_DRILL_CHECKS[@]}"; do
+      i=$((i + 1))
+      if outp=$(rr_sql "$db" "$sql" 2>"$err") && [[ $outp == t ]]; then
+        checks=$(jq -c --arg d "$db" --arg s "$sql" '. + [{database: $d, sql: $s, ok: true}]' <<<"$checks")
+        continue
+      fi
+      outp=${outp:-$(rr_error_line "$err")}
+      checks=$(jq -c --arg d "$db" --arg s "$sql" --arg o "${outp:0:200}" '. + [{database: $d, sql: $s, ok: false, output: $o}]' <<<"$checks")
+      failed=${failed:-"$db: check $i ($sql) returned \"${outp:0:200}\", not true"}
+    done
+  done <<<"$dbs"
+  [[ -z $failed ]] || rr_die "$failed"
+
+  rr_stage rto
+  if awk -v a="$rec" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
+    rr_die "recovering cluster $cluster to $target took $rec s, more than the RTO objective of $(rr_human_age "$RESTORABLE_RTO_SECONDS")"
+  fi
+  rr_log "cluster $cluster: point-in-time drill passed; RPO $(rr_human_age "$rpo_age") ($rpo_text), recovery $rec s"
+  exit 0
 }

@@ -5,14 +5,14 @@
 // committed at or before T and report the time reached; a corrupt and a missing WAL object fail
 // naming the segment; a time outside the window is refused naming the nearest dump; the drill
 // recovers to a random second of the window and reports the archive's RPO and the recovery time.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import { run, runOk, waitFor } from "../support/proc";
+import { runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
@@ -51,7 +51,7 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
       objectives: { rpo: "1m", rto: "1h" },
       pitr: {},
       postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
-      drill: { runtime: "local" },
+      drill: { runtime: "local", checks: ["SELECT to_regclass('public.marker') IS NOT NULL"] },
       extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12 },
     });
     cluster = e.host.pitr!.clusters[0]!.name;
@@ -171,6 +171,29 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     expect(await pg.psql("SELECT count(*) FROM marker", { database: "app_future" })).toBe("0");
   }, 120_000);
 
+  it("the drill recovers each archived cluster to a random second of its window, checks it stopped there, and reports the archive's RPO and the recovery time", async () => {
+    const r = await e.run("restore-drill");
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    const report = JSON.parse(readFileSync(join(e.stateDir, "drills", readdirSync(join(e.stateDir, "drills")).sort().at(-1)!), "utf8"));
+    expect(report.pitr).toHaveLength(1);
+    const p = report.pitr[0];
+    expect(p).toMatchObject({ cluster, databases: ["app"], result: "pass", failure: null });
+    const target = Date.parse(p.target);
+    expect(target).toBeGreaterThanOrEqual(Date.parse(p.window.from));
+    expect(target).toBeLessThan(Date.parse(p.window.to));
+    // Stopped at the target: the last replayed commit at or before it, a later one held back.
+    if (p.reached) expect(Date.parse(p.reached)).toBeLessThanOrEqual(target);
+    expect(Date.parse(p.nextCommit.replace(" ", "T").replace(/\+00$/, "Z"))).toBeGreaterThan(target);
+    expect(p.continuity.segments).toBeGreaterThanOrEqual(5);
+    expect(p.rpo.ok).toBe(true);
+    expect(p.rpo.achievedSeconds).toBeLessThanOrEqual(60);
+    expect(p.recoverySeconds).toBeGreaterThan(0);
+    expect(p.tables[0]).toMatchObject({ database: "app", recovered: ["public.marker"], missing: [] });
+    expect(p.checks).toEqual([{ database: "app", sql: "SELECT to_regclass('public.marker') IS NOT NULL", ok: true }]);
+    expect(r.stderr).toMatch(/drill passed for .*; 1 cluster\(s\) recovered to a point in time/);
+    expect(leftovers()).toEqual([]);
+  }, 300_000);
+
   it("a corrupt WAL object fails the restore naming the segment; nothing is restored", async () => {
     const seg = markers[1]!.segment!;
     const key = `${walPrefix()}${seg}.zst`;
@@ -215,6 +238,10 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
       const before = await e.run("restore", ["--database", "app", "--at", iso(t), ...targetArgs(), "--target-database", "app_gap"]);
       expect(before.code, before.stderr.slice(-2000)).toBe(0);
       expect(await pg.psql("SELECT count(*) FROM marker", { database: "app_gap" })).toBe("0");
+      // The drill fails at continuity, naming the segment.
+      const drill = await e.run("restore-drill");
+      expect(drill.code).toBe(1);
+      expect(drill.stderr.trim().split("\n").at(-1)).toMatch(new RegExp(`FAILED at stage continuity: cluster .*: the WAL archive of cluster .* has a gap after the newest base backup \\(\\d{8}T\\d{6}Z\\): WAL segment ${seg} is missing`));
     } finally {
       const file = join(scratch, "good.zst");
       writeFileSync(file, good);
@@ -239,6 +266,3 @@ async function unzstd(b: Buffer): Promise<Buffer> {
     p.stdin.end(b);
   });
 }
-
-void readFileSync;
-void run;
