@@ -37,7 +37,11 @@ PITR_PARALLEL=${RESTORABLE_PITR_PARALLEL:-4}
 PITR_WIN_FILE="" PITR_DIR=""
 PITR_REACHED="" PITR_REACHED_EPOCH="" PITR_NEXT_COMMIT="" PITR_RECOVERY_SECONDS="" PITR_SEGMENTS=0
 PITR_BASE_STAMP="" PITR_BASE_KEY="" PITR_PGBIN="" PITR_SOCK="" PITR_PORT="" PITR_GAP="" PITR_COVER_REASON=""
-PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN=""
+PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN="" PITR_TIMELINE=""
+# PITR_MODE: throwaway (a read-only server paused at T, thrown away) or cluster (disaster recovery:
+# the data directory PITR_INTO is promoted at T or at the end of the archive and stopped cleanly,
+# durable settings, its own configuration kept).
+PITR_MODE=throwaway PITR_INTO=""
 
 # restorable_pitr_clusters_of_db DB: the PITR cluster that archives database DB ("" when none).
 restorable_pitr_cluster_of_db() {
@@ -353,7 +357,10 @@ restorable_pitr_recover() {
   [[ $base =~ ^[A-Za-z0-9/._-]+$ ]] || rr_die "the recovery directory $base has characters a restore_command cannot carry (set TMPDIR to a plain path)"
   mkdir -p -- "$base"
   chmod 0700 -- "$base"
-  mkdir -m 0700 -- "$PITR_DIR" "$PITR_DIR/ok" "$PITR_DIR/bad" "$PITR_DATA" "$PITR_SOCK"
+  mkdir -m 0700 -- "$PITR_DIR" "$PITR_DIR/ok" "$PITR_DIR/bad" "$PITR_SOCK"
+  # cluster mode: the data directory lives elsewhere (base/data points at it, so the EXIT trap's
+  # throwaway teardown stops a server left running there).
+  if [[ -n $PITR_INTO ]]; then ln -s -- "$PITR_INTO" "$PITR_DATA"; else mkdir -m 0700 -- "$PITR_DATA"; fi
   # The base backup: manifest, object (sha256 against the manifest), decryption check.
   local mdir="$base/base"
   mkdir -m 0700 -- "$mdir"
@@ -408,7 +415,7 @@ EOF
   rm -f -- "$RR_OBJ"
   [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || rr_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
-  if ((${#PITR_AS[@]})); then chown -R postgres: "$PITR_DATA"; fi
+  if ((${#PITR_AS[@]})); then chown -R postgres: "$PITR_DATA/"; fi
   chmod 0700 "$PITR_DATA"
   segbytes=$("${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$PITR_DATA" 2>/dev/null | awk -F ': *' '/^Bytes per WAL segment/ { print $2 }')
   [[ -z $segbytes || $segbytes == "$PITR_SEG_BYTES" ]] || rr_die "cluster $cluster uses WAL segments of $segbytes bytes; this version reads the archive with 16 MiB segments only"
@@ -417,17 +424,25 @@ EOF
   # libraries, certificates or ports): a unix socket only, no archiving, the target.
   rr_stage recover
   PITR_PORT=$((20000 + RANDOM % 40000))
-  rm -f -- "$PITR_DATA/postgresql.auto.conf" "$PITR_DATA/standby.signal"
+  rm -f -- "$PITR_DATA/standby.signal"
+  if [[ $PITR_MODE == cluster ]]; then
+    # Kept, set aside while recovering (ALTER SYSTEM settings must not override the recovery's).
+    if [[ -f $PITR_DATA/postgresql.auto.conf ]]; then mv -f -- "$PITR_DATA/postgresql.auto.conf" "$PITR_DATA/postgresql.auto.conf.restorable"; fi
+  else
+    rm -f -- "$PITR_DATA/postgresql.auto.conf"
+  fi
   printf 'local all all trust\n' >"$base/pg_hba.conf"
   : >"$base/pg_ident.conf"
   {
     printf "listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n" "$PITR_PORT" "$PITR_SOCK"
     printf "hba_file = '%s'\nident_file = '%s'\n" "$base/pg_hba.conf" "$base/pg_ident.conf"
-    printf "archive_mode = off\nhot_standby = on\nfsync = off\nsynchronous_commit = off\nautovacuum = off\n"
+    printf "archive_mode = off\nhot_standby = on\n"
+    if [[ $PITR_MODE != cluster ]]; then printf "fsync = off\nsynchronous_commit = off\nautovacuum = off\n"; fi
     printf "max_slot_wal_keep_size = -1\nshared_preload_libraries = ''\n"
     printf "restore_command = '%s %%f %%p'\nrecovery_target_timeline = 'latest'\n" "$PITR_DIR/restore-wal"
     if [[ $t != latest ]]; then
-      printf "recovery_target_time = '%s'\nrecovery_target_inclusive = on\nrecovery_target_action = 'pause'\n" "$(date -u -d "@$t" '+%Y-%m-%d %H:%M:%S+00')"
+      printf "recovery_target_time = '%s'\nrecovery_target_inclusive = on\nrecovery_target_action = '%s'\n" "$(date -u -d "@$t" '+%Y-%m-%d %H:%M:%S+00')" \
+        "$([[ $PITR_MODE == cluster ]] && echo promote || echo pause)"
     fi
     restorable_pitr_hot_standby_opts "$PITR_DATA"
   } >"$base/postgresql.conf"
@@ -459,7 +474,7 @@ EOF
       rr_die "the recovery server stopped: ${why:-$(rr_last_line "$base/server.log")}"
     fi
     if state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>/dev/null); then
-      if [[ $t == latest && $state == false* ]]; then break; fi
+      if [[ ($t == latest || $PITR_MODE == cluster) && $state == false* ]]; then break; fi
       if [[ $t != latest && $state == "true|true" ]]; then break; fi
       if [[ $t != latest && $state == false* ]]; then rr_die "the recovery server ended recovery without pausing at $(rr_iso "$t")"; fi
     fi
@@ -480,11 +495,15 @@ EOF
   if [[ $t != latest && -n $PITR_REACHED_EPOCH ]] && ((PITR_REACHED_EPOCH > t)); then
     rr_die "recovery went past the time asked for: the last replayed commit is at $PITR_REACHED, after $(rr_iso "$t")"
   fi
+  if [[ $PITR_MODE == cluster ]]; then
+    PITR_TIMELINE=$(restorable_pitr_sql "SELECT pg_walfile_name(pg_current_wal_lsn())" | cut -c1-8)
+    PITR_TIMELINE=$((16#${PITR_TIMELINE:-0}))
+  fi
   if [[ $t == latest ]]; then
     # The end of the archive: every archived segment of the window must have been served.
     local lastname
     lastname=$(tail -n 1 "$PITR_DIR/need.tsv" | cut -f2)
-    if [[ -n $lastname && ! -f $PITR_DIR/ok/$lastname ]]; then rr_stage wal; rr_die "recovery of cluster $cluster ended before the last archived segment $lastname"; fi
+    if [[ -n $lastname && $asked != "$lastname" ]]; then rr_stage wal; rr_die "recovery of cluster $cluster ended at WAL segment ${asked:-?}, before the last archived segment $lastname"; fi
   fi
 }
 
@@ -773,4 +792,74 @@ restorable_pitr_drill_item() {
   fi
   rr_log "cluster $cluster: point-in-time drill passed; RPO $(rr_human_age "$rpo_age") ($rpo_text), recovery $rec s"
   exit 0
+}
+
+# ---- disaster recovery: the whole cluster (restore --cluster NAME --at TIME|latest --data-dir DIR)
+#
+# restorable_pitr_restore_cluster CLUSTER AT DIR: recover the whole cluster (roles, every
+# database, settings) into DIR, a new data directory (missing or empty; never an existing
+# cluster), at AT (epoch seconds) or at the end of the archive ("latest"). It is recovered in a
+# staging directory beside DIR (.DIR.restorable-<pid>), promoted (a new timeline), stopped cleanly
+# and only then renamed to DIR: a failure leaves DIR as it was. The base backup's own
+# postgresql.conf, pg_hba.conf and postgresql.auto.conf are kept; recovery.signal is gone (the
+# server removed it when it promoted). Reads restore.sh's globals: identity, dry_run.
+restorable_pitr_restore_cluster() {
+  local cluster=$1 at=$2 dir=${3%/} parent staging listing="$RR_TMP/work/listing.jsonl"
+  rr_stage target
+  [[ -n $dir ]] || rr_usage "--cluster needs --data-dir DIR (a new data directory)"
+  [[ $dir == /* ]] || dir="$PWD/$dir"
+  parent=$(dirname -- "$dir")
+  [[ -d $parent ]] || rr_die "the parent directory of $dir does not exist"
+  if [[ -e $dir ]]; then
+    [[ -d $dir ]] || rr_die "$dir exists and is not a directory"
+    [[ -z $(ls -A -- "$dir") ]] || rr_die "$dir is not empty; refusing to recover into it (restore never overwrites a data directory: move it away, or give a new one)"
+  fi
+  if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$parent"; then
+    rr_die "the postgres OS user cannot reach $parent (it runs the recovery and owns the result)"
+  fi
+  staging="$parent/.$(basename -- "$dir").restorable-$$"
+  [[ $staging =~ ^[A-Za-z0-9/._-]+$ ]] || rr_die "the data directory path $dir has characters this version does not handle (letters, digits, / . _ - only)"
+  rr_stage find
+  PITR_INV="$RR_TMP/work/pitr-$cluster"
+  restorable_pitr_inventory "$cluster" "$listing" "$PITR_INV"
+  [[ -s $PITR_INV/bases.tsv || -s $PITR_INV/wal.tsv ]] || rr_die "no WAL archive of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (restore --list shows the archived clusters)"
+  restorable_pitr_windows "$cluster" "$PITR_INV"
+  local t=$at what="its latest archived point"
+  [[ $at == latest ]] || what=$(rr_iso "$at")
+  if ! restorable_pitr_cover "$PITR_INV" "$at"; then
+    rr_die "the WAL archive of cluster $cluster cannot recover it to $what, nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}"
+  fi
+  if [[ $at == latest ]]; then what="the end of its WAL archive (the last archived commit: $(cut -f3 <<<"$PITR_WIN"))"; fi
+  rr_say "Will recover the whole cluster $cluster (roles, every database, settings) to $what"
+  rr_say "  from base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
+  rr_say "  into the new data directory $dir (through $staging, renamed when done), promoted to a new timeline"
+  if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
+  rr_lock restore optional
+  mkdir -m 0700 -- "$staging" || rr_die "cannot create $staging"
+  # On failure: stop the server (the EXIT trap does too) and remove the staging directory.
+  PITR_STAGING=$staging
+  # shellcheck disable=SC2317 # called by the EXIT trap in lib-restore.sh
+  rr_on_finish() {
+    if [[ $1 -ne 0 && -n $PITR_STAGING && -d $PITR_STAGING ]]; then
+      restorable_pitr_stop
+      rm -rf -- "$PITR_STAGING"
+      rr_log "removed the staging directory $PITR_STAGING; $dir is as it was"
+    fi
+  }
+  RR_TA_KIND=local RR_TA_DIR="$RR_TMP/pg" RR_TA_BIN=$PITR_PGBIN
+  PITR_MODE=cluster PITR_INTO=$staging
+  restorable_pitr_recover "$cluster" "$PITR_INV" "$t" "$identity" "$RR_TA_DIR"
+  RR_TA_BIN=$PITR_PGBIN
+  local dbs
+  dbs=$(restorable_pitr_sql "SELECT string_agg(datname, ', ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate") || rr_die "cannot query the recovered cluster"
+  rr_stage stop
+  (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$staging" -m fast -w -t 300 stop) >"$RR_TMP/work/stop.out" 2>&1 ||
+    rr_die "the recovered cluster did not stop cleanly: $(rr_last_line "$RR_TMP/work/stop.out")"
+  if [[ -f $staging/postgresql.auto.conf.restorable ]]; then mv -f -- "$staging/postgresql.auto.conf.restorable" "$staging/postgresql.auto.conf"; fi
+  rm -f -- "$staging/recovery.signal"
+  if [[ -d $dir ]]; then rmdir -- "$dir" || rr_die "cannot replace the empty directory $dir"; fi
+  mv -- "$staging" "$dir" || rr_die "cannot rename $staging to $dir"
+  PITR_STAGING=""
+  rr_say "Recovered cluster $cluster into $dir: asked for $what, reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)${PITR_NEXT_COMMIT:+; the next commit, at $PITR_NEXT_COMMIT, is not in it}; databases: $dbs; now on timeline $PITR_TIMELINE; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s."
+  rr_say "  Start it with its own configuration (pg_ctl -D $dir start, or as the volume of the database service); the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
 }

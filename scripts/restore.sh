@@ -10,6 +10,7 @@
 #   restore --globals [--at DATE] [--target SPEC] [--user ROLE] [--identity FILE] [--dry-run]
 #   restore --volume NAME [--at DATE] [--target-volume NAME] [--force] [--identity FILE] [--dry-run]
 #   restore (--database NAME | --globals | --volume NAME) [--at DATE] --fetch-only DIR [--identity FILE]
+#   restore --cluster NAME --at DATE|latest --data-dir DIR [--identity FILE] [--dry-run]
 #
 # Restore points are the backups that have a manifest (<stamp>.manifest.json beside the object);
 # an object without one (an interrupted upload) is never used. The newest one is picked, or with
@@ -25,7 +26,10 @@
 # actually reached (the last replayed commit) next to the time asked for. A time the archive does
 # not cover is refused, naming the nearest dump restore point; --dump restores that dump instead
 # (the restore point at or before DATE, as without PITR). See lib-pitr-restore.sh. --list shows
-# each archived cluster's window next to the dump restore points.
+# each archived cluster's window next to the dump restore points. --cluster NAME --data-dir DIR is
+# the disaster recovery of a whole archived cluster (roles, every database, settings) into a new
+# data directory, to DATE or to the latest archived point; it ends promoted (a new timeline) and
+# stopped cleanly, ready to start (README "Disaster: the whole server is gone").
 #
 # Every restore: download the manifest and the object, verify the object's sha256 (and size)
 # against the manifest, check that it decrypts (age identity: --identity FILE or
@@ -88,7 +92,7 @@ RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 mode="" kind="" name="" at="" target="" target_db="" target_volume="" user="" identity=""
-force=0 no_owner=0 dry_run=0 json=0 fetch_dir="" dump_only=0
+force=0 no_owner=0 dry_run=0 json=0 fetch_dir="" dump_only=0 data_dir=""
 rr_traps
 # Names are checked as they are read, with the config schema's rules (rr_check_name), and quoted
 # wherever they are used.
@@ -108,6 +112,8 @@ while (($#)); do
     --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
     --force) force=1 ;;
     --dump) dump_only=1 ;;
+    --cluster) [[ $# -ge 2 ]] || rr_usage "--cluster needs a name"; rr_check_name docker "$1" "$2"; kind=cluster name=$2; shift ;;
+    --data-dir) [[ $# -ge 2 ]] || rr_usage "--data-dir needs a directory"; data_dir=$2; shift ;;
     --no-owner) no_owner=1 ;;
     --dry-run) dry_run=1 ;;
     --fetch-only) [[ $# -ge 2 ]] || rr_usage "--fetch-only needs a directory"; fetch_dir=$2; shift ;;
@@ -123,6 +129,11 @@ fi
 [[ -z $target_volume || $kind == volume ]] || rr_usage "--target-volume is for --volume"
 [[ $force -eq 0 || $kind != globals ]] || rr_usage "--force is for --database and --volume"
 at_epoch=""
+if [[ $kind == cluster ]]; then
+  [[ -n $at ]] || rr_usage "--cluster needs --at DATE or --at latest"
+  [[ -n $data_dir && -z $target$target_db$target_volume$fetch_dir && $force -eq 0 ]] || rr_usage "--cluster takes --data-dir DIR (a new data directory) and no --target, --force or --fetch-only"
+  if [[ $at == latest ]]; then at_epoch=latest at=""; fi
+fi
 if [[ -n $at ]]; then at_epoch=$(rr_parse_date "$at" 2>/dev/null) || rr_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
 
 rr_load_config
@@ -175,6 +186,8 @@ if [[ $mode == list ]]; then
   exit 0
 fi
 
+# The whole cluster, for a disaster (lib-pitr-restore.sh).
+if [[ $kind == cluster ]]; then restorable_pitr_restore_cluster "$name" "$at_epoch" "$data_dir"; exit 0; fi
 what() { case $kind in postgres) printf 'database %s' "$name" ;; globals) printf 'the globals (roles)' ;; volume) printf 'volume %s' "$name" ;; esac; }
 work="$RR_TMP/work"
 if [[ -n $pitr_cluster ]]; then

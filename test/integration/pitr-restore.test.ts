@@ -5,14 +5,14 @@
 // committed at or before T and report the time reached; a corrupt and a missing WAL object fail
 // naming the segment; a time outside the window is refused naming the nearest dump; the drill
 // recovers to a random second of the window and reports the archive's RPO and the recovery time.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import { runOk, waitFor } from "../support/proc";
+import { freePort, run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
@@ -34,8 +34,10 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
   let cluster: string;
   const markers: Marker[] = [];
   const scratch = mkdtempSync(join(tmpdir(), "pitr-t-"));
+  const started: string[] = [];
 
   beforeAll(async () => {
+    chmodSync(scratch, 0o755);
     [s3, pg] = await Promise.all([startS3Server(), startPostgres()]);
     await s3.createBucket(BUCKET, { versioning: true });
     access = await hostBucketAccess(s3, BUCKET, HOST);
@@ -44,6 +46,7 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-l", pg.logFile, "-m", "fast", "-w", "-t", "60", "restart"], { cwd: "/" });
     await pg.psql("CREATE DATABASE app");
     await pg.psql("CREATE DATABASE other");
+    await pg.psql("CREATE ROLE app_owner LOGIN");
     await pg.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (42)", { database: "other" });
     await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL)", { database: "app" });
     e = createBackupEnv({
@@ -90,6 +93,7 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
       archiver.kill("SIGTERM");
       await new Promise((r) => archiver!.once("exit", r));
     }
+    for (const d of started) await run("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", d, "-m", "immediate", "-w", "stop"], { cwd: "/" });
     rmSync(scratch, { recursive: true, force: true });
     e?.remove();
     await pg?.stop();
@@ -194,6 +198,43 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     expect(leftovers()).toEqual([]);
   }, 300_000);
 
+  it("disaster: restore --cluster recovers the whole cluster (roles, every database) into a new data directory, to T or to the latest point, promoted and ready to start", async () => {
+    const t = between(2);
+    const dir = join(scratch, "dr-at");
+    const r = await e.run("restore", ["--cluster", cluster, "--at", iso(t), "--data-dir", dir]);
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`Recovered cluster ${cluster.replace(/\./g, "\\.")} into ${dir}: asked for ${iso(t)}, reached \\S+ \\(the last replayed commit\\).*databases: app, other, postgres; now on timeline 2`));
+    expect(existsSync(join(dir, "recovery.signal"))).toBe(false);
+    expect(readdirSync(scratch).filter((n) => n.includes(".restorable-"))).toEqual([]);
+    const q = await startRecovered(dir);
+    expect((await q("app", "SELECT note FROM marker ORDER BY id")).split("\n")).toEqual(markers.filter((m) => m.committedMs <= t).map((m) => m.note));
+    expect(await q("other", "SELECT x FROM keep")).toBe("42");
+    expect(await q("postgres", "SELECT rolname FROM pg_roles WHERE rolname = 'app_owner'")).toBe("app_owner");
+    expect(await q("postgres", "SELECT pg_is_in_recovery()")).toBe("f");
+    // To the latest archived point: every marker.
+    const dir2 = join(scratch, "dr-latest");
+    const l = await e.run("restore", ["--cluster", cluster, "--at", "latest", "--data-dir", dir2]);
+    expect(l.code, l.stderr.slice(-3000)).toBe(0);
+    const q2 = await startRecovered(dir2);
+    expect((await q2("app", "SELECT note FROM marker ORDER BY id")).split("\n")).toEqual(markers.map((m) => m.note));
+    // Never into an existing cluster.
+    const again = await e.run("restore", ["--cluster", cluster, "--at", "latest", "--data-dir", dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/FAILED at stage target: .* is not empty; refusing to recover into it/);
+    expect(leftovers()).toEqual([]);
+  }, 300_000);
+
+  async function startRecovered(dir: string): Promise<(db: string, sql: string) => Promise<string>> {
+    const port = await freePort();
+    const sock = join(scratch, "s" + port);
+    await runOk("mkdir", ["-p", sock]);
+    await runOk("chown", ["postgres:", sock]);
+    const r = await run("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", dir, "-l", join(sock, "log"), "-o", `-p ${port} -k ${sock} -c listen_addresses=''`, "-w", "-t", "60", "start"], { cwd: "/" });
+    if (r.code !== 0) throw new Error(`the recovered cluster did not start: ${readFileSync(join(sock, "log"), "utf8").slice(-2000)}`);
+    started.push(dir);
+    return async (db, sql) => (await runOk(`${PG_BIN}/psql`, ["-XAtq", "-h", sock, "-p", String(port), "-U", "postgres", "-d", db, "-c", sql])).stdout.trim();
+  }
+
   it("a corrupt WAL object fails the restore naming the segment; nothing is restored", async () => {
     const seg = markers[1]!.segment!;
     const key = `${walPrefix()}${seg}.zst`;
@@ -202,7 +243,8 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     expect(head.code, head.stderr).toBe(0);
     const sha = JSON.parse(head.stdout).Metadata.sha256 as string;
     const bad = Buffer.from(good);
-    bad[Math.floor(bad.length / 2)] ^= 0xff;
+    const i = Math.floor(bad.length / 2);
+    bad[i] = bad[i]! ^ 0xff;
     const file = join(scratch, "bad.zst");
     writeFileSync(file, bad);
     // Bit rot: other bytes under the same recorded sha256.
