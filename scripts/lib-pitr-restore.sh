@@ -609,11 +609,14 @@ restorable_pitr_copy() {
 # restorable_pitr_list JSON KIND NAME LISTING: restore --list's point-in-time windows, per archived
 # cluster (filtered to the cluster of --database NAME; none for --globals / --volume).
 restorable_pitr_list() {
-  local json=$1 kind=$2 name=$3 listing=$4 c cluster dbs inv s e et f l nb gap
-  ((${#RESTORABLE_PITR_CLUSTER[@]})) || return 0
+  local json=$1 kind=$2 name=$3 listing=$4 cluster dbs inv s e et f l nb gap
   [[ -z $kind || $kind == postgres ]] || return 0
-  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
-    cluster=${RESTORABLE_PITR_CLUSTER[c]}
+  # The configured clusters, and any other the bucket holds an archive of (a new machine in a
+  # disaster has no pitr section in its conf).
+  local -a clusters=("${RESTORABLE_PITR_CLUSTER[@]}")
+  mapfile -t -O "${#clusters[@]}" clusters < <(jq -r --arg p "${RESTORABLE_PREFIX}wal/" 'select(.key | startswith($p)) | .key[($p | length):] | split("/")[0]' "$listing" |
+    sort -u | grep -vxF -f <(printf '%s\n' "${RESTORABLE_PITR_CLUSTER[@]}" "") || true)
+  for cluster in "${clusters[@]}"; do
     dbs=$(restorable_pitr_dbs_of "$cluster" | paste -sd, - | sed 's/,/, /g')
     if [[ -n $name ]] && ! restorable_pitr_dbs_of "$cluster" | grep -qxF -- "$name"; then continue; fi
     inv="$RR_TMP/work/pitr-$cluster"

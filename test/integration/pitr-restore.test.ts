@@ -199,6 +199,19 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
   }, 300_000);
 
   it("disaster: restore --cluster recovers the whole cluster (roles, every database) into a new data directory, to T or to the latest point, promoted and ready to start", async () => {
+    // As on a new machine: a conf without the pitr section (the archive is found in the bucket).
+    e.setOverrides({ RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_PITR_CLUSTER: [], RESTORABLE_PITR_SOURCE: [], RESTORABLE_PITR_SLOT: [] });
+    try {
+      await disasterSteps();
+    } finally {
+      e.setOverrides({ RESTORABLE_PITR_SHIP_SECONDS: 12 });
+    }
+  }, 300_000);
+
+  async function disasterSteps(): Promise<void> {
+    const list = await e.run("restore", ["--list"]);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain(`point in time: cluster ${cluster} (databases none configured)`);
     const t = between(2);
     const dir = join(scratch, "dr-at");
     const r = await e.run("restore", ["--cluster", cluster, "--at", iso(t), "--data-dir", dir]);
@@ -222,7 +235,7 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/FAILED at stage target: .* is not empty; refusing to recover into it/);
     expect(leftovers()).toEqual([]);
-  }, 300_000);
+  }
 
   async function startRecovered(dir: string): Promise<(db: string, sql: string) => Promise<string>> {
     const port = await freePort();
