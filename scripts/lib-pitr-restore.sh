@@ -165,7 +165,7 @@ restorable_pitr_last_commit() {
     IFS=$'\t' read -r name key < <(awk -F '\t' -v s="$s" '$1 == s { print $2 "\t" $3 }' "$dir/wal.tsv" | tail -n 1) || true
     [[ -n $key ]] || continue
     f="$dir/scan/$name"
-    restorable_pitr_get_segment "$key" "$f" "${PITR_IDENTITY:-}" 2>"$dir/scan.err" || return 1
+    restorable_pitr_get_segment "$key" "$f" "${identity:-}" 2>"$dir/scan.err" || return 1
     ts=$("$PITR_PGBIN/pg_waldump" "$f" 2>/dev/null | sed -n 's/.*desc: COMMIT \([0-9-]* [0-9:.]*\( [A-Z]*\)\{0,1\}\).*/\1/p' | tail -n 1 || true)
     rm -f -- "$f"
     if [[ -n $ts ]]; then
@@ -194,7 +194,12 @@ restorable_pitr_windows() {
     read -r start nb < <(awk -F '\t' -v f="$first" -v l="$last" '$4 >= f - 1 && $4 <= l { n++; if (s == "" || $1 < s) s = $1 } END { print (s == "" ? "-" : s) "\t" n + 0 }' "$dir/bases.tsv")
     [[ $start != - ]] || continue
     lc=""
-    [[ -n $PITR_NO_BIN ]] || lc=$(restorable_pitr_last_commit "$dir" "$first" "$last") || rr_die "cannot read the WAL archive of cluster $cluster: $(cat "$dir/scan.err" 2>/dev/null || true)"
+    if [[ -z $PITR_NO_BIN ]] && ! lc=$(restorable_pitr_last_commit "$dir" "$first" "$last"); then
+      # An encrypted archive without the identity: the window ends at its base backup here.
+      grep -q 'encrypted with age' "$dir/scan.err" 2>/dev/null || rr_die "cannot read the WAL archive of cluster $cluster: $(cat "$dir/scan.err" 2>/dev/null || true)"
+      PITR_NO_BIN="the WAL archive of cluster $cluster is encrypted with age: give the identity file (--identity FILE or RESTORABLE_AGE_IDENTITY) to read where it ends"
+      lc=""
+    fi
     if [[ -n $lc ]]; then IFS=$'\t' read -r end endtext <<<"$lc"; else end=$start endtext="(no commit archived after the base backup)"; fi
     if ((end < start)); then end=$start; fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$start" "$end" "$endtext" "$first" "$last" "$nb" "${gap:--}" >>"$dir/windows.tsv"

@@ -15,9 +15,11 @@ import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
+import { ageKey, type AgeKey } from "../support/drill-fixtures";
 
 const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_waldump", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "tar", "jq");
 
+const ageTools = requireTools("age", "age-keygen");
 const BUCKET = "pitr-restore";
 const HOST = "web-1";
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
@@ -320,4 +322,84 @@ async function unzstd(b: Buffer): Promise<Buffer> {
     p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`zstd exited ${code}`))));
     p.stdin.end(b);
   });
+}
+
+describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encrypted archive", () => {
+  let s3: S3Server;
+  let pg: PgCluster;
+  let e: BackupEnv;
+  let archiver: ChildProcess | undefined;
+  let archiverErr = "";
+  const keyDir = mkdtempSync(join(tmpdir(), "pitr-age-"));
+  let key: AgeKey;
+  const commits: number[] = [];
+
+  beforeAll(async () => {
+    [s3, pg] = await Promise.all([startS3Server(), startPostgres()]);
+    await s3.createBucket(BUCKET, { versioning: true });
+    const access = await hostBucketAccess(s3, BUCKET, HOST);
+    key = await ageKey(keyDir, "pitr");
+    await pg.psql("ALTER SYSTEM SET track_commit_timestamp = on");
+    await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-l", pg.logFile, "-m", "fast", "-w", "-t", "60", "restart"], { cwd: "/" });
+    await pg.psql("CREATE DATABASE app");
+    await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL)", { database: "app" });
+    e = createBackupEnv({
+      s3: access,
+      objectives: { rpo: "1m", rto: "1h" },
+      pitr: {},
+      ageRecipients: [key.recipient],
+      postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
+      drill: { runtime: "local" },
+      extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12 },
+    });
+    archiver = e.spawn("wal-archiver");
+    archiver.stderr!.on("data", (d: Buffer) => (archiverErr += d.toString()));
+    archiver.stdout!.resume();
+    await waitFor("the archiver to start", () => archiverErr.includes("archiving WAL of 1 cluster(s)"), 60_000);
+    expect((await e.run("backup")).code).toBe(0);
+    const base = await e.run("backup-base");
+    expect(base.code, base.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    for (let k = 1; k <= 3; k++) {
+      await pg.psql(`INSERT INTO marker (note) VALUES ('m${k}')`, { database: "app" });
+      await pg.psql("SELECT pg_switch_wal()");
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    commits.push(...(await pg.psql("SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::bigint FROM marker ORDER BY id", { database: "app" })).split("\n").map(Number));
+    // The segment holding the last marker (the one before the current, after the last switch) is
+    // off-site, encrypted like every WAL object.
+    const cluster = e.host.pitr!.clusters[0]!.name;
+    const last = prev(await pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())"));
+    await waitFor(`${last} to reach the archive`, async () => (await e.list(`${HOST}/wal/${cluster}/`)).some((k) => k.key.endsWith(`/${last}.zst.age`)), 120_000, 1000);
+    expect((await e.list(`${HOST}/wal/${cluster}/`)).every((k) => k.key.endsWith(".zst.age"))).toBe(true);
+  }, 400_000);
+
+  afterAll(async () => {
+    if (archiver && archiver.exitCode === null) {
+      archiver.kill("SIGTERM");
+      await new Promise((r) => archiver!.once("exit", r));
+    }
+    rmSync(keyDir, { recursive: true, force: true });
+    e?.remove();
+    await pg?.stop();
+    await s3?.stop();
+  });
+
+  it("needs the identity, and with it recovers exactly the markers committed at or before T", async () => {
+    const t = (Math.floor(commits[0]! / 1000) + 1) * 1000;
+    expect(t).toBeLessThan(commits[1]!);
+    const args = ["--database", "app", "--at", iso(t), "--target", `local:127.0.0.1:${pg.port}`, "--user", "postgres", "--target-database", "app_at"];
+    const without = await e.run("restore", args);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toMatch(/FAILED at stage \w+: .*encrypted with age: give the identity file/);
+    const r = await e.run("restore", [...args, "--identity", key.identityFile]);
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    expect(await pg.psql("SELECT string_agg(note, ',' ORDER BY id) FROM marker", { database: "app_at" })).toBe("m1");
+  }, 300_000);
+});
+
+/** The segment name before NAME (same timeline, 16 MiB segments). */
+function prev(name: string): string {
+  const n = parseInt(name.slice(8, 16), 16) * 256 + parseInt(name.slice(16), 16) - 1;
+  return name.slice(0, 8) + Math.floor(n / 256).toString(16).toUpperCase().padStart(8, "0") + (n % 256).toString(16).toUpperCase().padStart(8, "0");
 }
