@@ -16,6 +16,8 @@
 # without a gap. Each unbroken run of WAL segments that holds the stop point of at least one base
 # backup is one window: from the end of its oldest base backup to its last archived commit
 # (pg_waldump of the run's last segments). A gap ends a window; a later base backup starts the next.
+# After a recovery (a new timeline), only segments on the newest timeline's history count: an
+# older timeline's segments past its switch point are left in the bucket and ignored.
 #
 # Recovery (restorable_pitr_recover): the base backup is downloaded, its sha256 checked against
 # the manifest (lib-restore.sh rr_fetch_object), extracted into a fresh data directory; a fetcher
@@ -113,6 +115,25 @@ restorable_pitr_inventory() {
       printf '%s\t%s\n' "$n" "$k" >>"$dir/history.tsv"
     fi
   done < <(jq -r --arg p "$wp" 'select(.key | startswith($p)) | .key' "$listing")
+  # After a recovery the cluster runs on a newer timeline: only the segments on the newest
+  # timeline's history count (an older timeline's segments after its switch point are the future
+  # that recovery undid; they stay in the bucket, untouched, but no window runs through them).
+  local hmax hkey tli lsn
+  hmax=$(cut -f1 "$dir/history.tsv" | sort | tail -n 1)
+  if [[ -n $hmax ]]; then
+    hkey=$(awk -F '\t' -v n="$hmax" '$1 == n { print $2 }' "$dir/history.tsv")
+    restorable_pitr_get_segment "$hkey" "$dir/$hmax" "${identity:-}" 2>"$dir/history.err" ||
+      rr_die "cannot read the timeline history $hmax of cluster $cluster: $(rr_last_line "$dir/history.err")"
+    printf '%d\t-1\n' "$((16#${hmax:0:8}))" >"$dir/timelines.tsv"
+    while read -r tli lsn _; do
+      [[ $tli =~ ^[0-9]+$ && $lsn =~ ^[0-9A-Fa-f]+/[0-9A-Fa-f]+$ ]] || continue
+      printf '%d\t%d\n' "$tli" "$(restorable_pitr_lsn_seq "$lsn")" >>"$dir/timelines.tsv"
+    done <"$dir/$hmax"
+    awk -F '\t' 'FILENAME == ARGV[1] { max[$1] = $2; next }
+      { t = 0; h = substr($2, 1, 8); for (i = 1; i <= 8; i++) t = t * 16 + index("0123456789ABCDEF", substr(h, i, 1)) - 1 }
+      (t in max) && (max[t] < 0 || $1 <= max[t])' "$dir/timelines.tsv" "$dir/wal.tsv.tmp" >"$dir/wal.tsv.cur"
+    mv -f -- "$dir/wal.tsv.cur" "$dir/wal.tsv.tmp"
+  fi
   sort -t $'\t' -k1,1n -k2,2 "$dir/wal.tsv.tmp" >"$dir/wal.tsv"
   rm -f -- "$dir/wal.tsv.tmp"
   # Unbroken runs of positions, and the first missing segment after each run but the last.
@@ -323,15 +344,17 @@ restorable_pitr_fetcher() {
 
 # ---- recovery -----------------------------------------------------------------------------------
 
-# restorable_pitr_control DATA: "name=value" of pg_controldata's hot-standby settings of the base
-# backup (a hot standby needs at least the primary's values).
+# restorable_pitr_hot_standby_opts DATA: the settings a hot standby needs at least as high as the
+# primary had them (pg_controldata of the base backup), with headroom: the WAL after the base
+# backup may raise them (a parameter-change record), and a standby below them pauses replay.
 restorable_pitr_hot_standby_opts() {
   "${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$1" 2>/dev/null | awk -F ': *' '
-    /^max_connections setting/ { print "max_connections = " $2 }
-    /^max_worker_processes setting/ { print "max_worker_processes = " $2 }
-    /^max_wal_senders setting/ { print "max_wal_senders = " $2 }
-    /^max_prepared_xacts setting/ { print "max_prepared_transactions = " $2 }
-    /^max_locks_per_xact setting/ { print "max_locks_per_transaction = " $2 }'
+    function at_least(name, v, floor) { print name " = " (v + 0 > floor ? v + 0 : floor) }
+    /^max_connections setting/ { at_least("max_connections", $2, 500) }
+    /^max_worker_processes setting/ { at_least("max_worker_processes", $2, 64) }
+    /^max_wal_senders setting/ { at_least("max_wal_senders", $2, 32) }
+    /^max_prepared_xacts setting/ { at_least("max_prepared_transactions", $2, 64) }
+    /^max_locks_per_xact setting/ { at_least("max_locks_per_transaction", $2, 256) }'
 }
 
 # restorable_pitr_sql SQL: run SQL in the recovered server (database postgres; DB with PITR_DB).
@@ -480,7 +503,15 @@ EOF
     fi
     if state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>/dev/null); then
       if [[ ($t == latest || $PITR_MODE == cluster) && $state == false* ]]; then break; fi
-      if [[ $t != latest && $state == "true|true" ]]; then break; fi
+      if [[ $state == "true|true" ]]; then
+        # Paused: at the target only when the server says it stopped there. It also pauses on its
+        # own (e.g. a hot-standby setting the WAL raised past ours): never take that for the target.
+        if [[ $t != latest && $PITR_MODE != cluster ]] && grep -q 'recovery stopping \(before\|after\)' "$base/server.log"; then break; fi
+        why=$(grep -E 'WARNING|FATAL|DETAIL|HINT' "$base/server.log" | grep -v 'recovery_target' | tail -n 3 | sed 's/^[^:]*: *//' | paste -sd ' ' - | cut -c1-400)
+        local goal="the end of the archive"
+        [[ $t == latest ]] || goal=$(rr_iso "$t")
+        rr_die "the recovery of cluster $cluster paused before reaching $goal, nothing was restored: ${why:-the server paused replay without saying why}"
+      fi
       if [[ $t != latest && $state == false* ]]; then rr_die "the recovery server ended recovery without pausing at $(rr_iso "$t")"; fi
     fi
     sleep 0.2

@@ -306,6 +306,56 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     }
   }, 180_000);
 
+  it("after a disaster recovery the cluster runs on timeline 2: archiving resumes there without overwriting timeline 1, and a restore follows the new timeline", async () => {
+    // The recovered cluster (to T between markers 2 and 3) replaces the source, on its port.
+    const dir = join(scratch, "dr-at");
+    archiver!.kill("SIGTERM");
+    await new Promise((r) => archiver!.once("exit", r));
+    await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", dir, "-m", "fast", "-w", "stop"], { cwd: "/" });
+    started.splice(started.indexOf(dir), 1);
+    await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-m", "fast", "-w", "stop"], { cwd: "/" });
+    const tl1Versions = async () => {
+      const v = await s3.aws(s3.admin, ["s3api", "list-object-versions", "--bucket", BUCKET, "--prefix", `${walPrefix()}00000001`]);
+      expect(v.code, v.stderr).toBe(0);
+      return (JSON.parse(v.stdout).Versions as { Key: string; VersionId: string; ETag: string }[]).map((x) => `${x.Key} ${x.VersionId} ${x.ETag}`).sort();
+    };
+    const tl1 = await tl1Versions();
+    expect(tl1.length).toBeGreaterThanOrEqual(5);
+    const logDir = join(scratch, "tl2");
+    await runOk("mkdir", ["-p", logDir]);
+    await runOk("chown", ["postgres:", logDir]);
+    await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", dir, "-l", join(logDir, "log"), "-o", `-p ${pg.port} -k ${pg.socketDir} -c listen_addresses=127.0.0.1`, "-w", "-t", "60", "start"], { cwd: "/" });
+    started.push(dir);
+    expect(await pg.psql("SELECT string_agg(note, ',' ORDER BY id) FROM marker", { database: "app" })).toBe("marker-1,marker-2");
+    // A new machine's archiver has an empty spool (this one's holds the old timeline's partial segment).
+    rmSync(join(e.stateDir, "wal", cluster), { recursive: true, force: true });
+    archiverErr = "";
+    archiver = e.spawn("wal-archiver");
+    archiver.stderr!.on("data", (d: Buffer) => (archiverErr += d.toString()));
+    archiver.stdout!.resume();
+    await waitFor("the archiver to start", () => archiverErr.includes("archiving WAL of 1 cluster(s)"), 60_000);
+    await pg.psql("INSERT INTO marker (note) VALUES ('marker-6')", { database: "app" });
+    const m6 = Number(await pg.psql("SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::bigint FROM marker WHERE note = 'marker-6'", { database: "app" }));
+    await pg.psql("SELECT pg_switch_wal()");
+    const seg6 = await waitFor("marker-6 to reach the archive", () => segmentHolding("marker-6"), 120_000, 1000);
+    expect(seg6.startsWith("00000002")).toBe(true);
+    expect((await e.list(walPrefix())).some((k) => k.key.endsWith("/00000002.history.zst"))).toBe(true);
+    // Timeline 1's objects are all still there, unchanged: no new version of any of them.
+    expect(await tl1Versions()).toEqual(tl1);
+    // A restore to a second after marker-6 follows timeline 2 from the timeline-1 base backup:
+    // markers 1, 2 and 6, not timeline 1's 3 to 5.
+    const t = (Math.floor(m6 / 1000) + 1) * 1000;
+    // A commit after T in the archive (the window ends at the last archived commit).
+    await new Promise((r) => setTimeout(r, Math.max(0, t + 500 - Date.now())));
+    await pg.psql("INSERT INTO marker (note) VALUES ('marker-after-t')", { database: "app" });
+    await pg.psql("SELECT pg_switch_wal()");
+    await waitFor("the later commit to reach the archive", () => segmentHolding("marker-after-t"), 120_000, 1000);
+    const r = await e.run("restore", ["--database", "app", "--at", iso(t), ...targetArgs(), "--target-database", "app_tl2"]);
+    const debug = async () => `${r.stderr.slice(-1500)}\n${(await e.run("restore", ["--list"])).stdout}\n${(await e.list(walPrefix())).map((k) => k.key.slice(walPrefix().length)).join(" ")}\nlater in ${await segmentHolding("marker-after-t")}, m6 in ${seg6}, T ${iso(t)}, m6 ${new Date(m6).toISOString()}`;
+    expect(r.code, r.code === 0 ? "" : await debug()).toBe(0);
+    expect(await pg.psql("SELECT string_agg(note, ',' ORDER BY id) FROM marker", { database: "app_tl2" })).toBe("marker-1,marker-2,marker-6");
+  }, 300_000);
+
   async function putWithSha(key: string, file: string, sha: string): Promise<void> {
     const r = await s3.aws(s3.admin, ["s3api", "put-object", "--bucket", BUCKET, "--key", key, "--body", file, "--metadata", `sha256=${sha}`]);
     expect(r.code, r.stderr).toBe(0);
