@@ -479,8 +479,8 @@ EOF
   # The server runs as our background child (its pid is known from the start, so an early exit
   # is seen at once); the loop below watches the refused segments, its exit and the pause at T.
   (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
-    </dev/null >"$base/server.log" 2>&1 &
-  local pid=$! state refused why
+    </dev/null >>"$base/server.log" 2>&1 &
+  local pid=$! state refused why raise restarts=0
   while :; do
     if [[ -s $PITR_DIR/refused ]]; then
       refused=$(head -n 1 "$PITR_DIR/refused")
@@ -507,6 +507,20 @@ EOF
         # Paused: at the target only when the server says it stopped there. It also pauses on its
         # own (e.g. a hot-standby setting the WAL raised past ours): never take that for the target.
         if [[ $t != latest && $PITR_MODE != cluster ]] && grep -q 'recovery stopping \(before\|after\)' "$base/server.log"; then break; fi
+        # The WAL raised a hot-standby setting on the primary past ours: restart with its value
+        # (recovery resumes from the last restartpoint; the verified segments stay).
+        raise=$(sed -n 's/.*DETAIL: *\([a-z_]*\) = [0-9]* is a lower setting than on the primary server, where its value was \([0-9]*\)\..*/\1 = \2/p' "$base/server.log" | tail -n 1)
+        if [[ -n $raise ]] && ((restarts < 5)) && ! grep -qxF -- "$raise" "$base/postgresql.conf"; then
+          restarts=$((restarts + 1))
+          rr_log "the WAL raises $raise on the primary: restarting the recovery server with it"
+          printf '%s\n' "$raise" >>"$base/postgresql.conf"
+          (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -m fast -w -t 120 stop) >/dev/null 2>&1 || true
+          wait "$pid" 2>/dev/null || true
+          (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
+            </dev/null >>"$base/server.log" 2>&1 &
+          pid=$!
+          continue
+        fi
         why=$(grep -E 'WARNING|FATAL|DETAIL|HINT' "$base/server.log" | grep -v 'recovery_target' | tail -n 3 | sed 's/^[^:]*: *//' | paste -sd ' ' - | cut -c1-400)
         local goal="the end of the archive"
         [[ $t == latest ]] || goal=$(rr_iso "$t")

@@ -410,7 +410,13 @@ describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encr
     const base = await e.run("backup-base");
     expect(base.code, base.stderr).toBe(0);
     await new Promise((r) => setTimeout(r, 3000));
-    for (let k = 1; k <= 3; k++) {
+    for (let k = 1; k <= 5; k++) {
+      // After m3 a hot-standby setting goes up on the primary (a parameter-change record in the
+      // WAL): a recovery past it must restart its server with the new value, not stop there.
+      if (k === 4) {
+        await pg.psql("ALTER SYSTEM SET max_prepared_transactions = 300");
+        await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-l", pg.logFile, "-m", "fast", "-w", "-t", "60", "restart"], { cwd: "/" });
+      }
       await pg.psql(`INSERT INTO marker (note) VALUES ('m${k}')`, { database: "app" });
       await pg.psql("SELECT pg_switch_wal()");
       await new Promise((r) => setTimeout(r, 1500));
@@ -445,6 +451,15 @@ describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encr
     const r = await e.run("restore", [...args, "--identity", key.identityFile]);
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
     expect(await pg.psql("SELECT string_agg(note, ',' ORDER BY id) FROM marker", { database: "app_at" })).toBe("m1");
+  }, 300_000);
+
+  it("a hot-standby setting raised on the primary after the base backup: the recovery restarts its server with it and reaches T", async () => {
+    const t = (Math.floor(commits[3]! / 1000) + 1) * 1000;
+    expect(t).toBeLessThan(commits[4]!);
+    const r = await e.run("restore", ["--database", "app", "--at", iso(t), "--target", `local:127.0.0.1:${pg.port}`, "--user", "postgres", "--target-database", "app_raised", "--identity", key.identityFile]);
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    expect(r.stderr).toMatch(/the WAL raises max_prepared_transactions = 300 on the primary: restarting the recovery server with it/);
+    expect(await pg.psql("SELECT string_agg(note, ',' ORDER BY id) FROM marker", { database: "app_raised" })).toBe("m1,m2,m3,m4");
   }, 300_000);
 });
 
