@@ -20,7 +20,7 @@
 # older timeline's segments past its switch point are left in the bucket and ignored.
 #
 # Recovery (restorable_pitr_recover): the base backup is downloaded, its sha256 checked against
-# the manifest (lib-restore.sh rr_fetch_object), extracted into a fresh data directory; a fetcher
+# the manifest (lib-restore.sh restorable_fetch_object), extracted into a fresh data directory; a fetcher
 # downloads the WAL segments from the base backup's stop point on, LOOKAHEAD segments ahead of the
 # recovery at most, PARALLEL at a time, checks each one's sha256 against its x-amz-meta-sha256,
 # decrypts and decompresses it into a local directory; PostgreSQL's restore_command serves only
@@ -92,7 +92,7 @@ restorable_pitr_pgbin() {
 # ---- inventory and windows ----------------------------------------------------------------------
 
 # restorable_pitr_inventory CLUSTER LISTING DIR: what the archive of CLUSTER holds, from the
-# bucket listing (rr_list_bucket JSON lines). Downloads the base backups' manifests. Writes
+# bucket listing (restorable_list_bucket JSON lines). Downloads the base backups' manifests. Writes
 #   DIR/wal.tsv      seq <TAB> name <TAB> key     (segments, by position; all timelines)
 #   DIR/history.tsv  name <TAB> key              (timeline history files)
 #   DIR/bases.tsv    end <TAB> stamp <TAB> manifestKey <TAB> stopSeq <TAB> serverVersion <TAB> createdAt
@@ -123,7 +123,7 @@ restorable_pitr_inventory() {
   if [[ -n $hmax ]]; then
     hkey=$(awk -F '\t' -v n="$hmax" '$1 == n { print $2 }' "$dir/history.tsv")
     restorable_pitr_get_segment "$hkey" "$dir/$hmax" "${identity:-}" 2>"$dir/history.err" ||
-      rr_die "cannot read the timeline history $hmax of cluster $cluster: $(rr_last_line "$dir/history.err")"
+      restorable_die "cannot read the timeline history $hmax of cluster $cluster: $(restorable_last_line "$dir/history.err")"
     printf '%d\t-1\n' "$((16#${hmax:0:8}))" >"$dir/timelines.tsv"
     while read -r tli lsn _; do
       [[ $tli =~ ^[0-9]+$ && $lsn =~ ^[0-9A-Fa-f]+/[0-9A-Fa-f]+$ ]] || continue
@@ -154,12 +154,12 @@ restorable_pitr_inventory() {
   while IFS= read -r k; do
     mf="$dir/manifests/${k//\//_}"
     restorable_s3_request GET "$k" "" "$RESTORABLE_EMPTY_SHA256" "$mf" -D "$mf.hdr" 2>"$mf.err" ||
-      rr_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(rr_last_line "$mf.err")"
-    jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || rr_die "base backup manifest $k is not a base backup manifest"
+      restorable_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(restorable_last_line "$mf.err")"
+    jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || restorable_die "base backup manifest $k is not a base backup manifest"
     local fields created dur stop ver end lm
     fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // "")] | join("\t")' "$mf")
     IFS=$'\t' read -r created dur stop ver <<<"$fields"
-    end=$(date -u -d "$created" +%s 2>/dev/null) || rr_die "base backup manifest $k has no readable createdAt"
+    end=$(date -u -d "$created" +%s 2>/dev/null) || restorable_die "base backup manifest $k has no readable createdAt"
     # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up),
     # and not before the manifest (uploaded last) reached the store.
     end=$((end + ${dur%%.*} + 1))
@@ -217,7 +217,7 @@ restorable_pitr_windows() {
     lc=""
     if [[ -z $PITR_NO_BIN ]] && ! lc=$(restorable_pitr_last_commit "$dir" "$first" "$last"); then
       # An encrypted archive without the identity: the window ends at its base backup here.
-      grep -q 'encrypted with age' "$dir/scan.err" 2>/dev/null || rr_die "cannot read the WAL archive of cluster $cluster: $(cat "$dir/scan.err" 2>/dev/null || true)"
+      grep -q 'encrypted with age' "$dir/scan.err" 2>/dev/null || restorable_die "cannot read the WAL archive of cluster $cluster: $(cat "$dir/scan.err" 2>/dev/null || true)"
       PITR_NO_BIN="the WAL archive of cluster $cluster is encrypted with age: give the identity file (--identity FILE or RESTORABLE_AGE_IDENTITY) to read where it ends"
       lc=""
     fi
@@ -231,7 +231,7 @@ restorable_pitr_windows() {
 restorable_pitr_windows_text() {
   local s e et f l nb gap out=""
   while IFS=$'\t' read -r s e et f l nb gap; do
-    out+="${out:+; }$(rr_iso "$s") .. $(rr_iso "$e")"
+    out+="${out:+; }$(restorable_iso "$s") .. $(restorable_iso "$e")"
     [[ $gap == - ]] || out+=" (then a gap: $gap is missing)"
   done <"$1/windows.tsv"
   printf '%s' "${out:-none}"
@@ -264,14 +264,14 @@ restorable_pitr_cover() {
   PITR_WIN=$line
   # The newest base backup of this run that is consistent at T.
   read -r PITR_BASE_STAMP PITR_BASE_KEY < <(awk -F '\t' -v f="$f" -v l="$l" -v t="$t" '$4 >= f - 1 && $4 <= l && $1 <= t { x = $2 "\t" $3 } END { print x }' "$dir/bases.tsv")
-  [[ -n $PITR_BASE_KEY ]] || { PITR_COVER_REASON="no base backup is consistent at $(rr_iso "$t")"; return 1; }
+  [[ -n $PITR_BASE_KEY ]] || { PITR_COVER_REASON="no base backup is consistent at $(restorable_iso "$t")"; return 1; }
 }
 
 # restorable_pitr_nearest_dump POINTS DB T: the dump restore point at or before T that `restore
 # --at` would pick ("stamp (tier)"), else the oldest after T, else nothing.
 restorable_pitr_nearest_dump() {
   local p
-  p=$(rr_pick "$1" postgres "$2" "$3")
+  p=$(restorable_pick "$1" postgres "$2" "$3")
   if [[ -n $p ]]; then awk -F '\t' '{ print $4 " (" $3 ")" }' <<<"$p"; return 0; fi
   awk -F '\t' -v n="$2" '$1 == "postgres" && $2 == n { print $4 " (" $3 ", after the time asked for)"; exit }' "$1"
 }
@@ -373,16 +373,16 @@ restorable_pitr_sql() {
 # replayed from the archive), PITR_SOCK, PITR_PORT, PITR_PGBIN, PITR_DATA.
 restorable_pitr_recover() {
   local cluster=$1 inv=$2 t=$3 identity=$4 base=$5 t0 ver major
-  t0=$(rr_clock)
+  t0=$(restorable_realtime)
   PITR_DIR="$base/wal"
   PITR_DATA="$base/data"
   PITR_SOCK="$base/sock"
   PITR_AS=()
   if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || rr_die "recovery runs PostgreSQL as the postgres OS user, which does not exist (apt-get install postgresql)"
+    id postgres >/dev/null 2>&1 || restorable_die "recovery runs PostgreSQL as the postgres OS user, which does not exist (apt-get install postgresql)"
     PITR_AS=(runuser -u postgres --)
   fi
-  [[ $base =~ ^[A-Za-z0-9/._-]+$ ]] || rr_die "the recovery directory $base has characters a restore_command cannot carry (set TMPDIR to a plain path)"
+  [[ $base =~ ^[A-Za-z0-9/._-]+$ ]] || restorable_die "the recovery directory $base has characters a restore_command cannot carry (set TMPDIR to a plain path)"
   mkdir -p -- "$base"
   chmod 0700 -- "$base"
   mkdir -m 0700 -- "$PITR_DIR" "$PITR_DIR/ok" "$PITR_DIR/bad" "$PITR_SOCK"
@@ -392,12 +392,12 @@ restorable_pitr_recover() {
   # The base backup: manifest, object (sha256 against the manifest), decryption check.
   local mdir="$base/base"
   mkdir -m 0700 -- "$mdir"
-  rr_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
-  ver=$(jq -r '.serverVersion // ""' "$RR_MF")
+  restorable_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
+  ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
   major=${ver%%.*}
-  PITR_PGBIN=$(restorable_pitr_pgbin "$major") || rr_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
+  PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
   local stop_seq
-  stop_seq=$(restorable_pitr_lsn_seq "$(jq -r '.stopLsn' "$RR_MF")")
+  stop_seq=$(restorable_pitr_lsn_seq "$(jq -r '.stopLsn' "$RESTORABLE_MF")")
 
   # The WAL it needs: every archived segment from its stop point to the end of its window (the
   # recovery stops at T long before the end when T is earlier: the fetcher only runs ahead of it
@@ -407,12 +407,12 @@ restorable_pitr_recover() {
   awk -F '\t' -v f="$stop_seq" -v l="$last" '$1 >= f && $1 <= l' "$inv/wal.tsv" >"$PITR_DIR/need.tsv"
   { cut -f2 "$PITR_DIR/need.tsv"; cut -f1 "$inv/history.tsv"; } >"$PITR_DIR/names"
   if grep -q '\.age$' "$PITR_DIR/need.tsv" "$inv/history.tsv"; then
-    [[ -n $identity ]] || rr_die "the WAL archive of cluster $cluster is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
-    [[ -r $identity ]] || rr_die "cannot read the age identity file $identity"
+    [[ -n $identity ]] || restorable_die "the WAL archive of cluster $cluster is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
+    [[ -r $identity ]] || restorable_die "cannot read the age identity file $identity"
   fi
   local hname hkey
   while IFS=$'\t' read -r hname hkey; do
-    restorable_pitr_get_segment "$hkey" "$PITR_DIR/ok/$hname" "$identity" 2>"$PITR_DIR/h.err" || { rr_stage wal; rr_die "timeline history $hname: $(rr_last_line "$PITR_DIR/h.err")"; }
+    restorable_pitr_get_segment "$hkey" "$PITR_DIR/ok/$hname" "$identity" 2>"$PITR_DIR/h.err" || { restorable_stage wal; restorable_die "timeline history $hname: $(restorable_last_line "$PITR_DIR/h.err")"; }
   done <"$inv/history.tsv"
   if ((${#PITR_AS[@]})); then chown -R postgres: "$base"; fi
   cat >"$PITR_DIR/restore-wal" <<EOF
@@ -432,25 +432,25 @@ EOF
   if ((${#PITR_AS[@]})); then chown postgres: "$PITR_DIR/restore-wal"; fi
   restorable_pitr_fetcher "$PITR_DIR" "$identity" </dev/null &
   local fpid=$!
-  RR_BG["$PITR_DIR/fetcher"]="$fpid:fetcher"
+  RESTORABLE_BG["$PITR_DIR/fetcher"]="$fpid:fetcher"
 
-  rr_fetch_object "$mdir" "$identity"
-  rr_stage decompress
+  restorable_fetch_object "$mdir" "$identity"
+  restorable_stage decompress
   local err="$base/extract.err"
-  if ! rr_run rr_decode_into "$mdir" tar -x -C "$PITR_DATA"; then
-    rr_die "extracting base backup $PITR_BASE_STAMP: $(rr_decode_into_reason "$mdir" "tar -x")"
+  if ! restorable_run restorable_decode_into "$mdir" tar -x -C "$PITR_DATA"; then
+    restorable_die "extracting base backup $PITR_BASE_STAMP: $(restorable_decode_into_reason "$mdir" "tar -x")"
   fi
-  rm -f -- "$RR_OBJ"
-  [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || rr_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
+  rm -f -- "$RESTORABLE_OBJ"
+  [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || restorable_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
   if ((${#PITR_AS[@]})); then chown -R postgres: "$PITR_DATA/"; fi
   chmod 0700 "$PITR_DATA"
   segbytes=$("${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$PITR_DATA" 2>/dev/null | awk -F ': *' '/^Bytes per WAL segment/ { print $2 }')
-  [[ -z $segbytes || $segbytes == "$PITR_SEG_BYTES" ]] || rr_die "cluster $cluster uses WAL segments of $segbytes bytes; this version reads the archive with 16 MiB segments only"
+  [[ -z $segbytes || $segbytes == "$PITR_SEG_BYTES" ]] || restorable_die "cluster $cluster uses WAL segments of $segbytes bytes; this version reads the archive with 16 MiB segments only"
 
   # Our own settings, nothing of the source's (its postgresql.conf may sit elsewhere, name
   # libraries, certificates or ports): a unix socket only, no archiving, the target.
-  rr_stage recover
+  restorable_stage recover
   PITR_PORT=$((20000 + RANDOM % 40000))
   rm -f -- "$PITR_DATA/standby.signal"
   if [[ $PITR_MODE == cluster ]]; then
@@ -478,28 +478,28 @@ EOF
   if ((${#PITR_AS[@]})); then chown postgres: "$base/pg_hba.conf" "$base/pg_ident.conf" "$base/postgresql.conf" "$PITR_DATA/recovery.signal"; fi
   # The server runs as our background child (its pid is known from the start, so an early exit
   # is seen at once); the loop below watches the refused segments, its exit and the pause at T.
-  (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
+  (cd "$base" && restorable_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
     </dev/null >>"$base/server.log" 2>&1 &
   local pid=$! state refused why raise restarts=0
   while :; do
     if [[ -s $PITR_DIR/refused ]]; then
       refused=$(head -n 1 "$PITR_DIR/refused")
       why=$(cat "$PITR_DIR/bad/$refused" 2>/dev/null || echo "the fetcher stopped before it")
-      rr_stage wal
-      rr_die "WAL segment $refused of cluster $cluster cannot be used: $why"
+      restorable_stage wal
+      restorable_die "WAL segment $refused of cluster $cluster cannot be used: $why"
     fi
-    if ! rr_alive "$pid"; then
+    if ! restorable_alive "$pid"; then
       wait "$pid" 2>/dev/null || true
-      rr_log_file_tail "$base/server.log" 8
+      restorable_log_file_tail "$base/server.log" 8
       why=$(grep -m1 -E 'FATAL|PANIC' "$base/server.log" | sed 's/^.*\(FATAL\|PANIC\): *//' | cut -c1-300)
       if [[ $why == *"recovery ended before configured recovery target"* ]]; then
         local served next
         served=$(cat "$PITR_DIR/asked" 2>/dev/null || true)
         next=$(grep -m1 . "$inv/gaps.tsv" 2>/dev/null || true)
-        rr_stage wal
-        rr_die "the archived WAL of cluster $cluster ends before $(rr_iso "$t")${served:+ (the last segment replayed is $served)}${next:+; the archive has a gap: WAL segment $next is missing}"
+        restorable_stage wal
+        restorable_die "the archived WAL of cluster $cluster ends before $(restorable_iso "$t")${served:+ (the last segment replayed is $served)}${next:+; the archive has a gap: WAL segment $next is missing}"
       fi
-      rr_die "the recovery server stopped: ${why:-$(rr_last_line "$base/server.log")}"
+      restorable_die "the recovery server stopped: ${why:-$(restorable_last_line "$base/server.log")}"
     fi
     if state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>/dev/null); then
       if [[ ($t == latest || $PITR_MODE == cluster) && $state == false* ]]; then break; fi
@@ -512,29 +512,29 @@ EOF
         raise=$(sed -n 's/.*DETAIL: *\([a-z_]*\) = [0-9]* is a lower setting than on the primary server, where its value was \([0-9]*\)\..*/\1 = \2/p' "$base/server.log" | tail -n 1)
         if [[ -n $raise ]] && ((restarts < 5)) && ! grep -qxF -- "$raise" "$base/postgresql.conf"; then
           restarts=$((restarts + 1))
-          rr_log "the WAL raises $raise on the primary: restarting the recovery server with it"
+          restorable_log "the WAL raises $raise on the primary: restarting the recovery server with it"
           printf '%s\n' "$raise" >>"$base/postgresql.conf"
           (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -m fast -w -t 120 stop) >/dev/null 2>&1 || true
           wait "$pid" 2>/dev/null || true
-          (cd "$base" && rr_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
+          (cd "$base" && restorable_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
             </dev/null >>"$base/server.log" 2>&1 &
           pid=$!
           continue
         fi
         why=$(grep -E 'WARNING|FATAL|DETAIL|HINT' "$base/server.log" | grep -v 'recovery_target' | tail -n 3 | sed 's/^[^:]*: *//' | paste -sd ' ' - | cut -c1-400)
         local goal="the end of the archive"
-        [[ $t == latest ]] || goal=$(rr_iso "$t")
-        rr_die "the recovery of cluster $cluster paused before reaching $goal, nothing was restored: ${why:-the server paused replay without saying why}"
+        [[ $t == latest ]] || goal=$(restorable_iso "$t")
+        restorable_die "the recovery of cluster $cluster paused before reaching $goal, nothing was restored: ${why:-the server paused replay without saying why}"
       fi
-      if [[ $t != latest && $state == false* ]]; then rr_die "the recovery server ended recovery without pausing at $(rr_iso "$t")"; fi
+      if [[ $t != latest && $state == false* ]]; then restorable_die "the recovery server ended recovery without pausing at $(restorable_iso "$t")"; fi
     fi
     sleep 0.2
   done
-  rr_bg_stop_all
-  PITR_RECOVERY_SECONDS=$(rr_elapsed "$t0")
+  restorable_bg_stop_all
+  PITR_RECOVERY_SECONDS=$(restorable_elapsed "$t0")
   local row
   row=$(restorable_pitr_sql "SELECT coalesce(floor(extract(epoch FROM pg_last_xact_replay_timestamp()))::bigint::text, '') || '|' || coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')") ||
-    rr_die "cannot query the recovered server"
+    restorable_die "cannot query the recovered server"
   IFS='|' read -r PITR_REACHED_EPOCH PITR_REACHED <<<"$row"
   PITR_NEXT_COMMIT=$(sed -n 's/.*recovery stopping before \(commit\|abort\) of transaction [0-9]*, time \([0-9-]* [0-9:.+-]*\).*/\2/p' "$base/server.log" | tail -n 1)
   # Segments replayed from the archive: from the base backup's stop point to the last one asked for.
@@ -543,7 +543,7 @@ EOF
   asked=$(cat "$PITR_DIR/asked" 2>/dev/null || true)
   if [[ $asked =~ ^[0-9A-F]{24}$ ]]; then PITR_SEGMENTS=$(($(restorable_pitr_seq "$asked") - stop_seq + 1)); fi
   if [[ $t != latest && -n $PITR_REACHED_EPOCH ]] && ((PITR_REACHED_EPOCH > t)); then
-    rr_die "recovery went past the time asked for: the last replayed commit is at $PITR_REACHED, after $(rr_iso "$t")"
+    restorable_die "recovery went past the time asked for: the last replayed commit is at $PITR_REACHED, after $(restorable_iso "$t")"
   fi
   if [[ $PITR_MODE == cluster ]]; then
     PITR_TIMELINE=$(restorable_pitr_sql "SELECT pg_walfile_name(pg_current_wal_lsn())" | cut -c1-8)
@@ -553,7 +553,7 @@ EOF
     # The end of the archive: every archived segment of the window must have been served.
     local lastname
     lastname=$(tail -n 1 "$PITR_DIR/need.tsv" | cut -f2)
-    if [[ -n $lastname && $asked != "$lastname" ]]; then rr_stage wal; rr_die "recovery of cluster $cluster ended at WAL segment ${asked:-?}, before the last archived segment $lastname"; fi
+    if [[ -n $lastname && $asked != "$lastname" ]]; then restorable_stage wal; restorable_die "recovery of cluster $cluster ended at WAL segment ${asked:-?}, before the last archived segment $lastname"; fi
   fi
 }
 
@@ -568,20 +568,20 @@ restorable_pitr_stop() {
 # ---- restore (scripts/restore.sh) ---------------------------------------------------------------
 #
 # These read restore.sh's globals: name, db, exists, state, force, no_owner, dry_run, identity,
-# at_epoch, points, err, work, and its functions say_plan_tail; RR_T_* is the resolved target.
+# at_epoch, points, err, work, and its functions say_plan_tail; RESTORABLE_T_* is the resolved target.
 
 # restorable_pitr_plan_db CLUSTER LISTING: the inventory and window check for restoring database
 # `name` to `at_epoch`; dies (stage find) naming the nearest dump restore point when the archive
 # does not cover that time.
 restorable_pitr_plan_db() {
   local cluster=$1 listing=$2 nearest
-  rr_stage find
-  PITR_INV="$RR_TMP/work/pitr-$cluster"
+  restorable_stage find
+  PITR_INV="$RESTORABLE_TMP/work/pitr-$cluster"
   restorable_pitr_inventory "$cluster" "$listing" "$PITR_INV"
   restorable_pitr_windows "$cluster" "$PITR_INV"
   if ! restorable_pitr_cover "$PITR_INV" "$at_epoch"; then
     nearest=$(restorable_pitr_nearest_dump "$points" "$name" "$at_epoch")
-    rr_die "the WAL archive of cluster $cluster cannot recover database $name to $(rr_iso "$at_epoch"), nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}; the nearest dump restore point is ${nearest:-none}${nearest:+: restore it with --at ${nearest%% *} --dump}"
+    restorable_die "the WAL archive of cluster $cluster cannot recover database $name to $(restorable_iso "$at_epoch"), nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}; the nearest dump restore point is ${nearest:-none}${nearest:+: restore it with --at ${nearest%% *} --dump}"
   fi
 }
 
@@ -592,64 +592,64 @@ restorable_pitr_restore_db() {
   local -a opts=(--single-transaction --exit-on-error)
   if [[ $force -eq 1 ]]; then opts+=(--clean --if-exists); fi
   if [[ $no_owner -eq 1 ]]; then opts+=(--no-owner --no-privileges); fi
-  rr_say "Will recover database $name as it was at $(rr_iso "$at_epoch") from the WAL archive of cluster $cluster"
-  rr_say "  base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
-  rr_say "  into a throwaway recovery server (stopping before the first commit after $(rr_iso "$at_epoch")), then database $name only"
-  rr_say "  into database $db on $RR_T_DESC; it $state"
-  rr_say "  with pg_dump -Fc | pg_restore ${opts[*]}"
+  restorable_say "Will recover database $name as it was at $(restorable_iso "$at_epoch") from the WAL archive of cluster $cluster"
+  restorable_say "  base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
+  restorable_say "  into a throwaway recovery server (stopping before the first commit after $(restorable_iso "$at_epoch")), then database $name only"
+  restorable_say "  into database $db on $RESTORABLE_T_DESC; it $state"
+  restorable_say "  with pg_dump -Fc | pg_restore ${opts[*]}"
   say_plan_tail
-  t_start=$(rr_clock)
-  RR_TA_KIND=local RR_TA_DIR="$RR_TMP/pg" RR_TA_BIN=$PITR_PGBIN
-  restorable_pitr_recover "$cluster" "$PITR_INV" "$at_epoch" "$identity" "$RR_TA_DIR"
-  RR_TA_BIN=$PITR_PGBIN
+  t_start=$(restorable_realtime)
+  RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$PITR_PGBIN
+  restorable_pitr_recover "$cluster" "$PITR_INV" "$at_epoch" "$identity" "$RESTORABLE_TA_DIR"
+  RESTORABLE_TA_BIN=$PITR_PGBIN
   local next=""
   [[ -z $PITR_NEXT_COMMIT ]] || next="; the next commit, at $PITR_NEXT_COMMIT, is not in it"
-  rr_say "Recovered cluster $cluster: asked for $(rr_iso "$at_epoch"), reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)$next; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s"
+  restorable_say "Recovered cluster $cluster: asked for $(restorable_iso "$at_epoch"), reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)$next; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s"
 
-  rr_stage restore
+  restorable_stage restore
   local found
-  found=$(PITR_DB=postgres restorable_pitr_sql "SELECT 1 FROM pg_database WHERE datname = $(rr_sql_literal "$name")" 2>"$err") ||
-    rr_die "cannot query the recovered server: $(rr_error_line "$err")"
-  [[ $found == 1 ]] || rr_die "database $name did not exist in cluster $cluster at $(rr_iso "$at_epoch")"
+  found=$(PITR_DB=postgres restorable_pitr_sql "SELECT 1 FROM pg_database WHERE datname = $(restorable_sql_literal "$name")" 2>"$err") ||
+    restorable_die "cannot query the recovered server: $(restorable_error_line "$err")"
+  [[ $found == 1 ]] || restorable_die "database $name did not exist in cluster $cluster at $(restorable_iso "$at_epoch")"
   local t0 created=0
-  t0=$(rr_clock)
+  t0=$(restorable_realtime)
   if [[ $exists != 1 ]]; then
-    rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
-      rr_die "cannot create database $db on $RR_T_DESC: $(rr_last_line "$err")"
+    restorable_sql postgres "CREATE DATABASE $(restorable_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
+      restorable_die "cannot create database $db on $RESTORABLE_T_DESC: $(restorable_last_line "$err")"
     created=1
-    rr_log "created database $db"
+    restorable_log "created database $db"
   fi
-  if ! rr_run restorable_pitr_copy "$work" "$name" "$db" "${opts[@]}"; then
-    rr_log_file_tail "$work/restore.err" 20
+  if ! restorable_run restorable_pitr_copy "$work" "$name" "$db" "${opts[@]}"; then
+    restorable_log_file_tail "$work/restore.err" 20
     local reason d r
     read -r d r <"$work/pipe.status" || true
-    if [[ ${r:-1} -ne 0 ]]; then reason="pg_restore failed: $(rr_error_line "$work/restore.err")"; else reason="pg_dump of the recovered database failed: $(rr_error_line "$work/decode.err")"; fi
+    if [[ ${r:-1} -ne 0 ]]; then reason="pg_restore failed: $(restorable_error_line "$work/restore.err")"; else reason="pg_dump of the recovered database failed: $(restorable_error_line "$work/decode.err")"; fi
     if [[ $created -eq 1 ]]; then
-      rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
+      restorable_sql postgres "DROP DATABASE IF EXISTS $(restorable_sql_ident "$db")" >/dev/null 2>&1 && restorable_log "dropped database $db again (this run created it)"
     fi
-    rr_die "restoring into $db failed, nothing was committed: $reason"
+    restorable_die "restoring into $db failed, nothing was committed: $reason"
   fi
   local t_copy
-  t_copy=$(rr_elapsed "$t0")
+  t_copy=$(restorable_elapsed "$t0")
 
-  rr_stage tables
-  PITR_DB=$name restorable_pitr_sql "$RR_TABLES_SQL" 2>"$err" | sort >"$work/expected" || rr_die "cannot list the recovered tables: $(rr_error_line "$err")"
-  rr_sql "$db" "$RR_TABLES_SQL" >"$work/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
+  restorable_stage tables
+  PITR_DB=$name restorable_pitr_sql "$RESTORABLE_TABLES_SQL" 2>"$err" | sort >"$work/expected" || restorable_die "cannot list the recovered tables: $(restorable_error_line "$err")"
+  restorable_sql "$db" "$RESTORABLE_TABLES_SQL" >"$work/actual" 2>"$err" || restorable_die "cannot list the restored tables: $(restorable_last_line "$err")"
   sort -o "$work/actual" "$work/actual"
   local diff_reason
-  if ! diff_reason=$(rr_compare_tables "$work/expected" "$work/actual"); then
-    rr_die "restored database $db differs from the recovered one: ${diff_reason//manifest/recovered database}"
+  if ! diff_reason=$(restorable_compare_tables "$work/expected" "$work/actual"); then
+    restorable_die "restored database $db differs from the recovered one: ${diff_reason//manifest/recovered database}"
   fi
-  rr_say "Restored database $name into $db on $RR_T_DESC as of $(rr_iso "$at_epoch") (last commit ${PITR_REACHED:-none after the base backup}): $(wc -l <"$work/actual") tables, as in the recovered cluster; $(rr_elapsed "$t_start") s (recovery $PITR_RECOVERY_SECONDS s, copy $t_copy s)."
+  restorable_say "Restored database $name into $db on $RESTORABLE_T_DESC as of $(restorable_iso "$at_epoch") (last commit ${PITR_REACHED:-none after the base backup}): $(wc -l <"$work/actual") tables, as in the recovered cluster; $(restorable_elapsed "$t_start") s (recovery $PITR_RECOVERY_SECONDS s, copy $t_copy s)."
 }
 
 # restorable_pitr_copy DIR SRC_DB DST_DB PG_RESTORE_OPTS...: pg_dump -Fc of SRC_DB in the recovered
-# server | pg_restore into DST_DB on the target; statuses in DIR/pipe.status (as rr_decode_into).
+# server | pg_restore into DST_DB on the target; statuses in DIR/pipe.status (as restorable_decode_into).
 restorable_pitr_copy() {
   local dir=$1 src=$2 dst=$3 st
   shift 3
   set +e
-  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "$src" 2>"$dir/decode.err" | rr_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
+  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
@@ -669,7 +669,7 @@ restorable_pitr_list() {
   for cluster in "${clusters[@]}"; do
     dbs=$(restorable_pitr_dbs_of "$cluster" | paste -sd, - | sed 's/,/, /g')
     if [[ -n $name ]] && ! restorable_pitr_dbs_of "$cluster" | grep -qxF -- "$name"; then continue; fi
-    inv="$RR_TMP/work/pitr-$cluster"
+    inv="$RESTORABLE_TMP/work/pitr-$cluster"
     PITR_PGBIN=""
     restorable_pitr_inventory "$cluster" "$listing" "$inv"
     restorable_pitr_windows "$cluster" "$inv"
@@ -685,7 +685,7 @@ restorable_pitr_list() {
     printf '  %d base backup(s), %d WAL segment(s) in s3://%s/%swal/%s/\n' "$(wc -l <"$inv/bases.tsv")" "$(wc -l <"$inv/wal.tsv")" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$cluster"
     if [[ ! -s $inv/windows.tsv ]]; then printf '  window   none (no base backup followed by archived WAL)\n'; fi
     while IFS=$'\t' read -r s e et f l nb gap; do
-      printf '  window   %s .. %s  (from %d base backup(s); last archived commit %s)\n' "$(rr_iso "$s")" "$(rr_iso "$e")" "$nb" "$et"
+      printf '  window   %s .. %s  (from %d base backup(s); last archived commit %s)\n' "$(restorable_iso "$s")" "$(restorable_iso "$e")" "$nb" "$et"
       [[ $gap == - ]] || printf '           then a gap: WAL segment %s is missing\n' "$gap"
     done <"$inv/windows.tsv"
     [[ -z $PITR_NO_BIN ]] || printf '  note     %s\n' "$PITR_NO_BIN"
@@ -709,10 +709,10 @@ restorable_pitr_list() {
 # Reads the drill's globals: now, identity, databases; writes its JSON result to OUT on any exit.
 # shellcheck disable=SC2317 # invoked through drill_child, its handler by the trap
 restorable_pitr_drill_item() {
-  local cluster=$1 out=$2 inv="$RR_TMP/work/pitr-$1" base="$RR_TMP/pg"
+  local cluster=$1 out=$2 inv="$RESTORABLE_TMP/work/pitr-$1" base="$RESTORABLE_TMP/pg"
   local target="" wfrom="" wto="" base_stamp="" cont_first="" cont_last="" cont_n=null rpo_age=null rpo_text=""
   local rec=null tables="[]" checks="[]" next="" dbs
-  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  RESTORABLE_FAIL_STAGE="" RESTORABLE_FAIL_REASON=""
   pitr_drill_exit() {
     local rc=$? item_result item_failure
     drill_item_end "$rc" "cluster $cluster: "
@@ -736,32 +736,32 @@ restorable_pitr_drill_item() {
   }
   trap pitr_drill_exit EXIT
   trap - INT TERM HUP
-  RR_STAGE_FILE="$RR_TMP/work/stage"
+  RESTORABLE_STAGE_FILE="$RESTORABLE_TMP/work/stage"
   dbs=$(restorable_pitr_dbs_of "$cluster")
 
-  rr_stage find
-  restorable_pitr_inventory "$cluster" "$RR_TMP/work/listing.jsonl" "$inv"
+  restorable_stage find
+  restorable_pitr_inventory "$cluster" "$RESTORABLE_TMP/work/listing.jsonl" "$inv"
   restorable_pitr_windows "$cluster" "$inv"
-  [[ -z $PITR_NO_BIN ]] || rr_die "$PITR_NO_BIN"
-  [[ -s $inv/bases.tsv ]] || rr_die "no base backup of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (backup-base has not run)"
-  [[ -s $inv/wal.tsv ]] || rr_die "no WAL of cluster $cluster under s3://$RESTORABLE_BUCKET/${RESTORABLE_PREFIX}wal/$cluster/ (is the wal-archiver running?)"
+  [[ -z $PITR_NO_BIN ]] || restorable_die "$PITR_NO_BIN"
+  [[ -s $inv/bases.tsv ]] || restorable_die "no base backup of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (backup-base has not run)"
+  [[ -s $inv/wal.tsv ]] || restorable_die "no WAL of cluster $cluster under s3://$RESTORABLE_BUCKET/${RESTORABLE_PREFIX}wal/$cluster/ (is the wal-archiver running?)"
 
-  rr_stage continuity
+  restorable_stage continuity
   local stop_seq first last gap
   IFS=$'\t' read -r _ base_stamp _ stop_seq _ _ < <(tail -n 1 "$inv/bases.tsv")
   last=$(tail -n 1 "$inv/wal.tsv" | cut -f1)
   cont_first=$(restorable_pitr_seg_name "$((16#$(tail -n 1 "$inv/wal.tsv" | cut -f2 | cut -c1-8)))" "$stop_seq")
   cont_last=$(tail -n 1 "$inv/wal.tsv" | cut -f2)
   read -r first _ < <(awk -F '\t' -v s="$stop_seq" '$1 <= s + 1 && s <= $2' "$inv/runs.tsv") || first=""
-  [[ -n $first ]] || rr_die "the WAL archive of cluster $cluster does not hold WAL segment $cont_first, where the newest base backup ($base_stamp) ends"
+  [[ -n $first ]] || restorable_die "the WAL archive of cluster $cluster does not hold WAL segment $cont_first, where the newest base backup ($base_stamp) ends"
   gap=$(awk -F '\t' -v s="$stop_seq" '$1 > s + 1 { print NR; exit }' "$inv/runs.tsv")
   if [[ -n $gap ]]; then
-    rr_die "the WAL archive of cluster $cluster has a gap after the newest base backup ($base_stamp): WAL segment $(sed -n "$((gap - 1))p" "$inv/gaps.tsv") is missing"
+    restorable_die "the WAL archive of cluster $cluster has a gap after the newest base backup ($base_stamp): WAL segment $(sed -n "$((gap - 1))p" "$inv/gaps.tsv") is missing"
   fi
   cont_n=$((last - first + 1))
-  rr_log "cluster $cluster: WAL continuous from the newest base backup $base_stamp ($cont_first) to $cont_last: $cont_n segment(s)"
+  restorable_log "cluster $cluster: WAL continuous from the newest base backup $base_stamp ($cont_first) to $cont_last: $cont_n segment(s)"
 
-  rr_stage rpo
+  restorable_stage rpo
   local d1
   d1=$(head -n 1 <<<"$dbs")
   if [[ -n $d1 ]] && restorable_pitr_rpo "$d1"; then
@@ -769,58 +769,58 @@ restorable_pitr_drill_item() {
   else
     rpo_age=$((now - $(tail -n 1 "$inv/windows.tsv" | cut -f2))) rpo_text="the newest archived commit"
   fi
-  if ((rpo_age > RESTORABLE_RPO_SECONDS)); then rr_die "$rpo_text, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
+  if ((rpo_age > RESTORABLE_RPO_SECONDS)); then restorable_die "$rpo_text, more than the RPO objective of $(restorable_human_age "$RESTORABLE_RPO_SECONDS")"; fi
 
-  rr_stage recover
+  restorable_stage recover
   local s e span t
   IFS=$'\t' read -r s e _ < <(tail -n 1 "$inv/windows.tsv")
-  wfrom=$(rr_iso "$s") wto=$(rr_iso "$e")
+  wfrom=$(restorable_iso "$s") wto=$(restorable_iso "$e")
   span=$((e - s))
   # A random whole second of the window, before its last commit (so that a later commit exists
   # for the recovery to stop before).
   if ((span >= 2)); then t=$((s + (RANDOM * 32768 + RANDOM) % span)); else t=$s; fi
-  target=$(rr_iso "$t")
-  restorable_pitr_cover "$inv" "$t" || rr_die "$PITR_COVER_REASON"
-  rr_log "cluster $cluster: recovering to $target, a random second of the window $wfrom .. $wto, from base backup $PITR_BASE_STAMP"
+  target=$(restorable_iso "$t")
+  restorable_pitr_cover "$inv" "$t" || restorable_die "$PITR_COVER_REASON"
+  restorable_log "cluster $cluster: recovering to $target, a random second of the window $wfrom .. $wto, from base backup $PITR_BASE_STAMP"
   restorable_pitr_recover "$cluster" "$inv" "$t" "$identity" "$base"
   rec=$PITR_RECOVERY_SECONDS
-  RR_T_KIND=native RR_T_HOST=$PITR_SOCK RR_T_PORT=$PITR_PORT RR_T_USER=postgres RR_T_BIN="$PITR_PGBIN/" RR_T_DESC="the recovered cluster $cluster"
+  RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$PITR_SOCK RESTORABLE_T_PORT=$PITR_PORT RESTORABLE_T_USER=postgres RESTORABLE_T_BIN="$PITR_PGBIN/" RESTORABLE_T_DESC="the recovered cluster $cluster"
 
-  rr_stage target
+  restorable_stage target
   next=$PITR_NEXT_COMMIT
   if ((t < e)); then
-    [[ -n $next ]] || rr_die "recovery to $target did not stop before a later commit (the archive holds commits up to $wto)"
+    [[ -n $next ]] || restorable_die "recovery to $target did not stop before a later commit (the archive holds commits up to $wto)"
     local ne
-    ne=$(date -u -d "$next" +%s) || rr_die "cannot read the time of the first commit after the target: $next"
-    ((ne > t)) || rr_die "recovery to $target stopped before a commit at $next, not after the target"
+    ne=$(date -u -d "$next" +%s) || restorable_die "cannot read the time of the first commit after the target: $next"
+    ((ne > t)) || restorable_die "recovery to $target stopped before a commit at $next, not after the target"
   fi
-  rr_log "cluster $cluster: asked for $target, reached ${PITR_REACHED:-the end of the base backup} (the last replayed commit)${next:+; the next commit, at $next, was held back}; $PITR_SEGMENTS WAL segment(s), $rec s"
+  restorable_log "cluster $cluster: asked for $target, reached ${PITR_REACHED:-the end of the base backup} (the last replayed commit)${next:+; the next commit, at $next, was held back}; $PITR_SEGMENTS WAL segment(s), $rec s"
 
-  rr_stage tables
-  local db mf_before mf_newest p err="$RR_TMP/work/pitr.err"
+  restorable_stage tables
+  local db mf_before mf_newest p err="$RESTORABLE_TMP/work/pitr.err"
   while IFS= read -r db; do
     [[ -n $db ]] || continue
     printf '%s\n' "${databases[@]}" | grep -qxF -- "$db" || continue
-    [[ $(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = $(rr_sql_literal "$db")" 2>"$err") == 1 ]] ||
-      rr_die "database $db does not exist in cluster $cluster recovered to $target"
-    rr_sql "$db" "$RR_TABLES_SQL" 2>"$err" | sort >"$inv/actual.$db" || rr_die "cannot list the tables of $db: $(rr_error_line "$err")"
+    [[ $(restorable_sql postgres "SELECT 1 FROM pg_database WHERE datname = $(restorable_sql_literal "$db")" 2>"$err") == 1 ]] ||
+      restorable_die "database $db does not exist in cluster $cluster recovered to $target"
+    restorable_sql "$db" "$RESTORABLE_TABLES_SQL" 2>"$err" | sort >"$inv/actual.$db" || restorable_die "cannot list the tables of $db: $(restorable_error_line "$err")"
     # Tables both the dump at or before T and the newest dump hold existed at T.
     : >"$inv/expected.$db"
-    p=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db" "$t")
+    p=$(restorable_pick "$RESTORABLE_TMP/work/points.tsv" postgres "$db" "$t")
     mf_before=$(cut -f5 <<<"$p")
-    mf_newest=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db" | cut -f5)
-    if [[ -n $mf_before && -n $mf_newest ]] && rr_s3_fetch "$mf_before" "$inv/mb.$db" 0 && rr_s3_fetch "$mf_newest" "$inv/mn.$db" 0; then
-      comm -12 <(rr_manifest_tables "$inv/mb.$db") <(rr_manifest_tables "$inv/mn.$db") >"$inv/expected.$db"
+    mf_newest=$(restorable_pick "$RESTORABLE_TMP/work/points.tsv" postgres "$db" | cut -f5)
+    if [[ -n $mf_before && -n $mf_newest ]] && restorable_s3_fetch "$mf_before" "$inv/mb.$db" 0 && restorable_s3_fetch "$mf_newest" "$inv/mn.$db" 0; then
+      comm -12 <(restorable_manifest_tables "$inv/mb.$db") <(restorable_manifest_tables "$inv/mn.$db") >"$inv/expected.$db"
     fi
     local missing
     missing=$(comm -23 "$inv/expected.$db" "$inv/actual.$db" | paste -sd, - | sed 's/,/, /g')
     tables=$(jq -c --arg d "$db" --rawfile a "$inv/actual.$db" --rawfile x "$inv/expected.$db" '. + [{database: $d,
       recovered: ($a | split("\n") | map(select(. != ""))), expected: ($x | split("\n") | map(select(. != "")) | length),
       missing: (($x | split("\n") | map(select(. != ""))) - ($a | split("\n")))}]' <<<"$tables")
-    [[ -z $missing ]] || rr_die "database $db recovered to $target lacks tables its dumps before and after hold: $missing"
+    [[ -z $missing ]] || restorable_die "database $db recovered to $target lacks tables its dumps before and after hold: $missing"
   done <<<"$dbs"
 
-  rr_stage checks
+  restorable_stage checks
   local sql outp failed="" i
   while IFS= read -r db; do
     [[ -n $db ]] || continue
@@ -828,22 +828,22 @@ restorable_pitr_drill_item() {
     i=0
     for sql in "${RESTORABLE_DRILL_CHECKS[@]}"; do
       i=$((i + 1))
-      if outp=$(rr_sql "$db" "$sql" 2>"$err") && [[ $outp == t ]]; then
+      if outp=$(restorable_sql "$db" "$sql" 2>"$err") && [[ $outp == t ]]; then
         checks=$(jq -c --arg d "$db" --arg s "$sql" '. + [{database: $d, sql: $s, ok: true}]' <<<"$checks")
         continue
       fi
-      outp=${outp:-$(rr_error_line "$err")}
+      outp=${outp:-$(restorable_error_line "$err")}
       checks=$(jq -c --arg d "$db" --arg s "$sql" --arg o "${outp:0:200}" '. + [{database: $d, sql: $s, ok: false, output: $o}]' <<<"$checks")
       failed=${failed:-"$db: check $i ($sql) returned \"${outp:0:200}\", not true"}
     done
   done <<<"$dbs"
-  [[ -z $failed ]] || rr_die "$failed"
+  [[ -z $failed ]] || restorable_die "$failed"
 
-  rr_stage rto
+  restorable_stage rto
   if awk -v a="$rec" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
-    rr_die "recovering cluster $cluster to $target took $rec s, more than the RTO objective of $(rr_human_age "$RESTORABLE_RTO_SECONDS")"
+    restorable_die "recovering cluster $cluster to $target took $rec s, more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
   fi
-  rr_log "cluster $cluster: point-in-time drill passed; RPO $(rr_human_age "$rpo_age") ($rpo_text), recovery $rec s"
+  restorable_log "cluster $cluster: point-in-time drill passed; RPO $(restorable_human_age "$rpo_age") ($rpo_text), recovery $rec s"
   exit 0
 }
 
@@ -857,62 +857,62 @@ restorable_pitr_drill_item() {
 # postgresql.conf, pg_hba.conf and postgresql.auto.conf are kept; recovery.signal is gone (the
 # server removed it when it promoted). Reads restore.sh's globals: identity, dry_run.
 restorable_pitr_restore_cluster() {
-  local cluster=$1 at=$2 dir=${3%/} parent staging listing="$RR_TMP/work/listing.jsonl"
-  rr_stage target
-  [[ -n $dir ]] || rr_usage "--cluster needs --data-dir DIR (a new data directory)"
+  local cluster=$1 at=$2 dir=${3%/} parent staging listing="$RESTORABLE_TMP/work/listing.jsonl"
+  restorable_stage target
+  [[ -n $dir ]] || restorable_usage "--cluster needs --data-dir DIR (a new data directory)"
   [[ $dir == /* ]] || dir="$PWD/$dir"
   parent=$(dirname -- "$dir")
-  [[ -d $parent ]] || rr_die "the parent directory of $dir does not exist"
+  [[ -d $parent ]] || restorable_die "the parent directory of $dir does not exist"
   if [[ -e $dir ]]; then
-    [[ -d $dir ]] || rr_die "$dir exists and is not a directory"
-    [[ -z $(ls -A -- "$dir") ]] || rr_die "$dir is not empty; refusing to recover into it (restore never overwrites a data directory: move it away, or give a new one)"
+    [[ -d $dir ]] || restorable_die "$dir exists and is not a directory"
+    [[ -z $(ls -A -- "$dir") ]] || restorable_die "$dir is not empty; refusing to recover into it (restore never overwrites a data directory: move it away, or give a new one)"
   fi
   if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$parent"; then
-    rr_die "the postgres OS user cannot reach $parent (it runs the recovery and owns the result)"
+    restorable_die "the postgres OS user cannot reach $parent (it runs the recovery and owns the result)"
   fi
   staging="$parent/.$(basename -- "$dir").restorable-$$"
-  [[ $staging =~ ^[A-Za-z0-9/._-]+$ ]] || rr_die "the data directory path $dir has characters this version does not handle (letters, digits, / . _ - only)"
-  rr_stage find
-  PITR_INV="$RR_TMP/work/pitr-$cluster"
+  [[ $staging =~ ^[A-Za-z0-9/._-]+$ ]] || restorable_die "the data directory path $dir has characters this version does not handle (letters, digits, / . _ - only)"
+  restorable_stage find
+  PITR_INV="$RESTORABLE_TMP/work/pitr-$cluster"
   restorable_pitr_inventory "$cluster" "$listing" "$PITR_INV"
-  [[ -s $PITR_INV/bases.tsv || -s $PITR_INV/wal.tsv ]] || rr_die "no WAL archive of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (restore --list shows the archived clusters)"
+  [[ -s $PITR_INV/bases.tsv || -s $PITR_INV/wal.tsv ]] || restorable_die "no WAL archive of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (restore --list shows the archived clusters)"
   restorable_pitr_windows "$cluster" "$PITR_INV"
   local t=$at what="its latest archived point"
-  [[ $at == latest ]] || what=$(rr_iso "$at")
+  [[ $at == latest ]] || what=$(restorable_iso "$at")
   if ! restorable_pitr_cover "$PITR_INV" "$at"; then
-    rr_die "the WAL archive of cluster $cluster cannot recover it to $what, nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}"
+    restorable_die "the WAL archive of cluster $cluster cannot recover it to $what, nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}"
   fi
   if [[ $at == latest ]]; then what="the end of its WAL archive (the last archived commit: $(cut -f3 <<<"$PITR_WIN"))"; fi
-  rr_say "Will recover the whole cluster $cluster (roles, every database, settings) to $what"
-  rr_say "  from base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
-  rr_say "  into the new data directory $dir (through $staging, renamed when done), promoted to a new timeline"
-  if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
-  rr_lock restore optional
-  mkdir -m 0700 -- "$staging" || rr_die "cannot create $staging"
+  restorable_say "Will recover the whole cluster $cluster (roles, every database, settings) to $what"
+  restorable_say "  from base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
+  restorable_say "  into the new data directory $dir (through $staging, renamed when done), promoted to a new timeline"
+  if [[ $dry_run -eq 1 ]]; then restorable_say "Dry run: nothing restored."; exit 0; fi
+  restorable_lock restore optional
+  mkdir -m 0700 -- "$staging" || restorable_die "cannot create $staging"
   # On failure: stop the server (the EXIT trap does too) and remove the staging directory.
   PITR_STAGING=$staging
   # shellcheck disable=SC2317 # called by the EXIT trap in lib-restore.sh
-  rr_on_finish() {
+  restorable_on_finish() {
     if [[ $1 -ne 0 && -n $PITR_STAGING && -d $PITR_STAGING ]]; then
       restorable_pitr_stop
       rm -rf -- "$PITR_STAGING"
-      rr_log "removed the staging directory $PITR_STAGING; $dir is as it was"
+      restorable_log "removed the staging directory $PITR_STAGING; $dir is as it was"
     fi
   }
-  RR_TA_KIND=local RR_TA_DIR="$RR_TMP/pg" RR_TA_BIN=$PITR_PGBIN
+  RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$PITR_PGBIN
   PITR_MODE=cluster PITR_INTO=$staging
-  restorable_pitr_recover "$cluster" "$PITR_INV" "$t" "$identity" "$RR_TA_DIR"
-  RR_TA_BIN=$PITR_PGBIN
+  restorable_pitr_recover "$cluster" "$PITR_INV" "$t" "$identity" "$RESTORABLE_TA_DIR"
+  RESTORABLE_TA_BIN=$PITR_PGBIN
   local dbs
-  dbs=$(restorable_pitr_sql "SELECT string_agg(datname, ', ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate") || rr_die "cannot query the recovered cluster"
-  rr_stage stop
-  (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$staging" -m fast -w -t 300 stop) >"$RR_TMP/work/stop.out" 2>&1 ||
-    rr_die "the recovered cluster did not stop cleanly: $(rr_last_line "$RR_TMP/work/stop.out")"
+  dbs=$(restorable_pitr_sql "SELECT string_agg(datname, ', ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate") || restorable_die "cannot query the recovered cluster"
+  restorable_stage stop
+  (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$staging" -m fast -w -t 300 stop) >"$RESTORABLE_TMP/work/stop.out" 2>&1 ||
+    restorable_die "the recovered cluster did not stop cleanly: $(restorable_last_line "$RESTORABLE_TMP/work/stop.out")"
   if [[ -f $staging/postgresql.auto.conf.restorable ]]; then mv -f -- "$staging/postgresql.auto.conf.restorable" "$staging/postgresql.auto.conf"; fi
   rm -f -- "$staging/recovery.signal"
-  if [[ -d $dir ]]; then rmdir -- "$dir" || rr_die "cannot replace the empty directory $dir"; fi
-  mv -- "$staging" "$dir" || rr_die "cannot rename $staging to $dir"
+  if [[ -d $dir ]]; then rmdir -- "$dir" || restorable_die "cannot replace the empty directory $dir"; fi
+  mv -- "$staging" "$dir" || restorable_die "cannot rename $staging to $dir"
   PITR_STAGING=""
-  rr_say "Recovered cluster $cluster into $dir: asked for $what, reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)${PITR_NEXT_COMMIT:+; the next commit, at $PITR_NEXT_COMMIT, is not in it}; databases: $dbs; now on timeline $PITR_TIMELINE; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s."
-  rr_say "  Start it with its own configuration (pg_ctl -D $dir start, or as the volume of the database service); the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
+  restorable_say "Recovered cluster $cluster into $dir: asked for $what, reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)${PITR_NEXT_COMMIT:+; the next commit, at $PITR_NEXT_COMMIT, is not in it}; databases: $dbs; now on timeline $PITR_TIMELINE; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s."
+  restorable_say "  Start it with its own configuration (pg_ctl -D $dir start, or as the volume of the database service); the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
 }

@@ -2,17 +2,17 @@
 # shellcheck disable=SC2034 # variables set here are read by the scripts that source this file
 # lib-restore.sh — helpers shared by `restore` and `restore-drill` (sourced, never executed).
 #
-#   config      rr_load_config: restorable.conf + credentials, PATH, TZ=UTC
-#   logging     rr_log / rr_say; one failure line per run:
+#   config      restorable_load_config: restorable.conf + credentials, PATH, TZ=UTC
+#   logging     restorable_log / restorable_say; one failure line per run:
 #                 restorable <script>: FAILED at stage <stage>: <reason>
-#   run control rr_stage, rr_die (exit 1), rr_usage (exit 2), rr_lock (exit 3), rr_run (interruptible
+#   run control restorable_stage, restorable_die (exit 1), restorable_usage (exit 2), restorable_lock (exit 3), restorable_run (interruptible
 #               child), traps on EXIT INT TERM HUP that kill children, stop the throwaway Postgres,
-#               remove the temp dir, then call the script's rr_on_finish hook, print the failure line
+#               remove the temp dir, then call the script's restorable_on_finish hook, print the failure line
 #               and ping.
-#   bucket      rr_list_bucket, rr_restore_points (restore points = manifests, found by listing <host>/),
-#               rr_fetch (download -> sha256 verify -> age decrypt -> zstd decompress -> plain file)
-#   targets     rr_target_* (compose service, container, local server, URL) and rr_tgt_run
-#   throwaway   rr_throwaway_start / rr_throwaway_ready / rr_throwaway_down (runtime docker | local)
+#   bucket      restorable_list_bucket, restorable_restore_points (restore points = manifests, found by listing <host>/),
+#               restorable_fetch (download -> sha256 verify -> age decrypt -> zstd decompress -> plain file)
+#   targets     restorable_target_* (compose service, container, local server, URL) and restorable_tgt_run
+#   throwaway   restorable_throwaway_start / restorable_throwaway_ready / restorable_throwaway_down (runtime docker | local)
 #
 # Exit codes (the same in all four scripts): 0 success; 1 failure (the one-line reason says the
 # stage); 2 usage or configuration error; 3 another run holds the lock.
@@ -24,10 +24,10 @@
 
 # The installed restorable.conf (substituted by the renderer; RESTORABLE_CONFIG overrides).
 # Run from a checkout (not rendered) there is no default: RESTORABLE_CONFIG is required.
-RR_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
-RR_DEFAULT_STATE_DIR=@@STATE_DIR@@
-if [[ $RR_DEFAULT_CONFIG == @@* ]]; then RR_DEFAULT_CONFIG=""; fi
-if [[ $RR_DEFAULT_STATE_DIR == @@* ]]; then RR_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
+RESTORABLE_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
+RESTORABLE_DEFAULT_STATE_DIR=@@STATE_DIR@@
+if [[ $RESTORABLE_DEFAULT_CONFIG == @@* ]]; then RESTORABLE_DEFAULT_CONFIG=""; fi
+if [[ $RESTORABLE_DEFAULT_STATE_DIR == @@* ]]; then RESTORABLE_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
 umask 077
 export TZ=UTC
 export LC_ALL=C
@@ -39,52 +39,52 @@ export AWS_RETRY_MODE="${AWS_RETRY_MODE:-standard}"
 export AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-5}"
 export AWS_PAGER=""
 
-RR_SCRIPT="${RR_SCRIPT:-restore}"
-RR_STAGE="start"
-RR_FAIL_STAGE=""
-RR_FAIL_REASON=""
-RR_LAST_ERR=""
-RR_LOG=""
-RR_TMP=""
-RR_CHILD=""
-RR_CHILD_STAGE_FILE=""
-RR_PINGED_START=0
-RR_FINISHING=0
+RESTORABLE_SCRIPT="${RESTORABLE_SCRIPT:-restore}"
+RESTORABLE_STAGE="start"
+RESTORABLE_FAIL_STAGE=""
+RESTORABLE_FAIL_REASON=""
+RESTORABLE_LAST_ERR=""
+RESTORABLE_LOG=""
+RESTORABLE_TMP=""
+RESTORABLE_CHILD=""
+RESTORABLE_CHILD_STAGE_FILE=""
+RESTORABLE_PINGED_START=0
+RESTORABLE_FINISHING=0
 # Throwaway Postgres state (restore-drill)
-RR_TA_KIND=""      # docker | local
-RR_TA_CID=""
-RR_TA_DIR=""
-RR_TA_BIN=""
-RR_RUN_ID=""
-RR_STARTED=${EPOCHREALTIME/,/.}
+RESTORABLE_TA_KIND=""      # docker | local
+RESTORABLE_TA_CID=""
+RESTORABLE_TA_DIR=""
+RESTORABLE_TA_BIN=""
+RESTORABLE_RUN_ID=""
+RESTORABLE_STARTED=${EPOCHREALTIME/,/.}
 
 # Seconds since the epoch with microseconds (bash 5 EPOCHREALTIME).
-rr_clock() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
-# rr_elapsed START -> seconds since START with 3 decimals
-rr_elapsed() { awk -v a="$1" -v b="$(rr_clock)" 'BEGIN { printf "%.3f\n", b - a }'; }
+restorable_realtime() { printf '%s\n' "${EPOCHREALTIME/,/.}"; }
+# restorable_elapsed START -> seconds since START with 3 decimals
+restorable_elapsed() { awk -v a="$1" -v b="$(restorable_realtime)" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 # "now" as epoch seconds: RESTORABLE_NOW (ISO-8601 UTC, for tests and operators) or the clock.
-rr_now() {
+restorable_now() {
   if [[ -n ${RESTORABLE_NOW:-} ]]; then
     date -u -d "$RESTORABLE_NOW" +%s
   else
     date -u +%s
   fi
 }
-rr_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
-rr_stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
+restorable_iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+restorable_stamp() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
 # 20261124T030000Z -> epoch seconds
-rr_stamp_epoch() {
+restorable_stamp_epoch() {
   local s=$1
   [[ $s =~ ^([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z$ ]] || return 1
   date -u -d "${BASH_REMATCH[1]}-${BASH_REMATCH[2]}-${BASH_REMATCH[3]}T${BASH_REMATCH[4]}:${BASH_REMATCH[5]}:${BASH_REMATCH[6]}Z" +%s
 }
-# rr_parse_date TEXT -> epoch seconds. Accepts a stamp (20261124T030000Z), ISO-8601
+# restorable_parse_date TEXT -> epoch seconds. Accepts a stamp (20261124T030000Z), ISO-8601
 # (2026-11-24T03:00:00Z, 2026-11-24 03:00) or a bare date (2026-11-24 = the end of that UTC day).
-rr_parse_date() {
+restorable_parse_date() {
   local t=$1
   if [[ $t =~ ^[0-9]{8}T[0-9]{6}Z$ ]]; then
-    rr_stamp_epoch "$t"
+    restorable_stamp_epoch "$t"
   elif [[ $t =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]]; then
     date -u -d "$t 23:59:59" +%s
   else
@@ -92,7 +92,7 @@ rr_parse_date() {
   fi
 }
 # 93784 -> 1d2h3m (coarse: two largest units)
-rr_human_age() {
+restorable_human_age() {
   local s=$1 d h m
   ((s < 0)) && s=0
   d=$((s / 86400)) h=$((s % 86400 / 3600)) m=$((s % 3600 / 60))
@@ -102,7 +102,7 @@ rr_human_age() {
   else printf '%ds\n' "$s"
   fi
 }
-rr_human_size() {
+restorable_human_size() {
   awk -v b="$1" 'BEGIN {
     if (b == "" || b == "?") { print "?"; exit }
     split("B KiB MiB GiB TiB", u, " "); i = 1
@@ -115,174 +115,174 @@ rr_human_size() {
 
 # Log line on stderr (and in the run log, which the fail ping carries):
 #   2026-11-24T03:00:00Z restorable restore: message
-rr_log() {
+restorable_log() {
   local line
-  printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RR_SCRIPT" "$*"
+  printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
   line=${line//$'\n'/ }
   printf '%s\n' "$line" >&2
-  if [[ -n $RR_LOG ]]; then printf '%s\n' "$line" >>"$RR_LOG" 2>/dev/null || true; fi
+  if [[ -n $RESTORABLE_LOG ]]; then printf '%s\n' "$line" >>"$RESTORABLE_LOG" 2>/dev/null || true; fi
 }
 # Say something to the operator (stdout) and log it.
-rr_say() {
+restorable_say() {
   printf '%s\n' "$*"
-  if [[ -n $RR_LOG ]]; then
+  if [[ -n $RESTORABLE_LOG ]]; then
     local line
-    printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RR_SCRIPT" "$*"
-    printf '%s\n' "$line" >>"$RR_LOG" 2>/dev/null || true
+    printf -v line '%(%Y-%m-%dT%H:%M:%SZ)T restorable %s: %s' -1 "$RESTORABLE_SCRIPT" "$*"
+    printf '%s\n' "$line" >>"$RESTORABLE_LOG" 2>/dev/null || true
   fi
 }
 # Append a file's last lines to the log (indented), e.g. a tool's stderr.
-rr_log_file_tail() {
+restorable_log_file_tail() {
   local f=$1 n=${2:-20} l
   [[ -s $f ]] || return 0
-  while IFS= read -r l; do rr_log "  | $l"; done < <(tail -n "$n" "$f")
+  while IFS= read -r l; do restorable_log "  | $l"; done < <(tail -n "$n" "$f")
 }
 # The first line that says ERROR/FATAL/error (psql, pg_restore), else the last non-empty line.
-rr_error_line() {
+restorable_error_line() {
   local l
-  if [[ -s $1 ]] && l=$(grep -m1 -E 'ERROR|FATAL|error:' "$1"); then printf '%s\n' "${l:0:300}"; else rr_last_line "$1"; fi
+  if [[ -s $1 ]] && l=$(grep -m1 -E 'ERROR|FATAL|error:' "$1"); then printf '%s\n' "${l:0:300}"; else restorable_last_line "$1"; fi
 }
 # The last non-empty line of a file, for one-line reasons.
-rr_last_line() {
+restorable_last_line() {
   if [[ -s $1 ]]; then grep -v '^[[:space:]]*$' "$1" | tail -n 1 | cut -c1-300 || true; fi
 }
 
 # ---- stages and failure -----------------------------------------------------------------------
 
 # A child doing the work of a stage (restore-drill's per-database child) also writes it to
-# RR_STAGE_FILE, so the parent names the right stage when it is interrupted.
-RR_STAGE_FILE=""
-rr_stage() {
-  RR_STAGE=$1
-  if [[ -n $RR_STAGE_FILE ]]; then printf '%s\n' "$1" >"$RR_STAGE_FILE" 2>/dev/null || true; fi
+# RESTORABLE_STAGE_FILE, so the parent names the right stage when it is interrupted.
+RESTORABLE_STAGE_FILE=""
+restorable_stage() {
+  RESTORABLE_STAGE=$1
+  if [[ -n $RESTORABLE_STAGE_FILE ]]; then printf '%s\n' "$1" >"$RESTORABLE_STAGE_FILE" 2>/dev/null || true; fi
 }
-# rr_die REASON: fail the run at the current stage (exit 1). The EXIT trap does the rest.
-rr_die() {
-  if [[ -z $RR_FAIL_REASON ]]; then RR_FAIL_STAGE=$RR_STAGE RR_FAIL_REASON=$*; fi
+# restorable_die REASON: fail the run at the current stage (exit 1). The EXIT trap does the rest.
+restorable_die() {
+  if [[ -z $RESTORABLE_FAIL_REASON ]]; then RESTORABLE_FAIL_STAGE=$RESTORABLE_STAGE RESTORABLE_FAIL_REASON=$*; fi
   exit 1
 }
-# rr_usage REASON: a usage error (exit 2); the EXIT trap prints the contract's failure line,
+# restorable_usage REASON: a usage error (exit 2); the EXIT trap prints the contract's failure line,
 #   <UTC time> restorable <script>: FAILED at stage usage: REASON (see <script> --help)
-rr_usage() {
-  RR_FAIL_STAGE=usage RR_FAIL_REASON="$* (see $RR_SCRIPT --help)"
+restorable_usage() {
+  RESTORABLE_FAIL_STAGE=usage RESTORABLE_FAIL_REASON="$* (see $RESTORABLE_SCRIPT --help)"
   exit 2
 }
 
-rr__on_err() {
+restorable__on_err() {
   # Remember the failing command for an "unexpected error" line; set -e does the exit.
-  RR_LAST_ERR="line $2: $3 (exit $1)"
+  RESTORABLE_LAST_ERR="line $2: $3 (exit $1)"
 }
-rr__on_signal() {
+restorable__on_signal() {
   local sig=$1 code=$2
-  if [[ $RR_FINISHING -eq 1 ]]; then return 0; fi
-  local stage=$RR_STAGE
-  if [[ -n $RR_CHILD_STAGE_FILE && -s $RR_CHILD_STAGE_FILE ]]; then stage=$(<"$RR_CHILD_STAGE_FILE"); fi
-  RR_FAIL_STAGE=$stage RR_FAIL_REASON="interrupted by SIG$sig"
+  if [[ $RESTORABLE_FINISHING -eq 1 ]]; then return 0; fi
+  local stage=$RESTORABLE_STAGE
+  if [[ -n $RESTORABLE_CHILD_STAGE_FILE && -s $RESTORABLE_CHILD_STAGE_FILE ]]; then stage=$(<"$RESTORABLE_CHILD_STAGE_FILE"); fi
+  RESTORABLE_FAIL_STAGE=$stage RESTORABLE_FAIL_REASON="interrupted by SIG$sig"
   exit "$code"
 }
 
-# rr_kill_tree PID: TERM a process and all its descendants, then wait until they are gone (up to
+# restorable_kill_tree PID: TERM a process and all its descendants, then wait until they are gone (up to
 # 5 s, then KILL), so that nothing outlives the script. Zombies count as gone (their parent reaps
 # them). Works for processes that are not our children too (no `wait`).
-rr_tree_pids() {
+restorable_tree_pids() {
   local p=$1 c
-  for c in $(pgrep -P "$p" 2>/dev/null || true); do rr_tree_pids "$c"; done
+  for c in $(pgrep -P "$p" 2>/dev/null || true); do restorable_tree_pids "$c"; done
   printf '%s\n' "$p"
 }
-rr_alive() {
+restorable_alive() {
   local st
   st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
   [[ -n $st && ${st:0:1} != Z ]]
 }
-rr_kill_tree() {
+restorable_kill_tree() {
   local pids p i alive=""
-  pids=$(rr_tree_pids "$1")
+  pids=$(restorable_tree_pids "$1")
   for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
   for ((i = 0; i < 50; i++)); do
     alive=""
-    for p in $pids; do if rr_alive "$p"; then alive+="$p "; fi; done
+    for p in $pids; do if restorable_alive "$p"; then alive+="$p "; fi; done
     [[ -n $alive ]] || return 0
     sleep 0.1
   done
   for p in $alive; do kill -KILL "$p" 2>/dev/null || true; done
 }
 
-rr__on_exit() {
+restorable__on_exit() {
   local rc=$?
-  RR_FINISHING=1
+  RESTORABLE_FINISHING=1
   set +e
   trap - ERR
   trap '' INT TERM HUP
-  if [[ $rc -ne 0 && -z $RR_FAIL_REASON ]]; then
-    RR_FAIL_STAGE=$RR_STAGE
-    RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
+  if [[ $rc -ne 0 && -z $RESTORABLE_FAIL_REASON ]]; then
+    RESTORABLE_FAIL_STAGE=$RESTORABLE_STAGE
+    RESTORABLE_FAIL_REASON="unexpected error${RESTORABLE_LAST_ERR:+ at $RESTORABLE_LAST_ERR}"
   fi
-  if [[ $rc -eq 0 && -n $RR_FAIL_REASON ]]; then rc=1; fi
-  if [[ -n $RR_CHILD ]]; then rr_kill_tree "$RR_CHILD"; wait "$RR_CHILD" 2>/dev/null; RR_CHILD=""; fi
-  rr_bg_stop_all
-  rr_vol_down
+  if [[ $rc -eq 0 && -n $RESTORABLE_FAIL_REASON ]]; then rc=1; fi
+  if [[ -n $RESTORABLE_CHILD ]]; then restorable_kill_tree "$RESTORABLE_CHILD"; wait "$RESTORABLE_CHILD" 2>/dev/null; RESTORABLE_CHILD=""; fi
+  restorable_bg_stop_all
+  restorable_vol_down
   # Tear the throwaway down while the report is written and uploaded.
   local down=""
-  if [[ -n $RR_TA_KIND ]]; then
-    rr_throwaway_down &
+  if [[ -n $RESTORABLE_TA_KIND ]]; then
+    restorable_throwaway_down &
     down=$!
   fi
-  if declare -F rr_on_finish >/dev/null; then
-    rr_finish_rc=""
-    rr_on_finish "$rc"
-    if [[ -n $rr_finish_rc ]]; then rc=$rr_finish_rc; fi
+  if declare -F restorable_on_finish >/dev/null; then
+    restorable_finish_rc=""
+    restorable_on_finish "$rc"
+    if [[ -n $restorable_finish_rc ]]; then rc=$restorable_finish_rc; fi
   fi
   if [[ -n $down ]]; then wait "$down" 2>/dev/null; fi
   if [[ $rc -ne 0 ]]; then
     # The contract's one line, last on stderr.
-    rr_log "FAILED at stage ${RR_FAIL_STAGE:-$RR_STAGE}: ${RR_FAIL_REASON//$'\n'/ }"
-    if [[ $RR_PINGED_START -eq 1 ]]; then rr_ping fail; fi
-  elif [[ $RR_PINGED_START -eq 1 ]]; then
-    rr_ping success
+    restorable_log "FAILED at stage ${RESTORABLE_FAIL_STAGE:-$RESTORABLE_STAGE}: ${RESTORABLE_FAIL_REASON//$'\n'/ }"
+    if [[ $RESTORABLE_PINGED_START -eq 1 ]]; then restorable_ping fail; fi
+  elif [[ $RESTORABLE_PINGED_START -eq 1 ]]; then
+    restorable_ping success
   fi
-  if [[ $RR_SCRIPT == restore-drill ]]; then
-    restorable_metrics_job "$RR_SCRIPT" "$rc" "$(rr_elapsed "$RR_STARTED")" "$(rr_now)"
+  if [[ $RESTORABLE_SCRIPT == restore-drill ]]; then
+    restorable_metrics_job "$RESTORABLE_SCRIPT" "$rc" "$(restorable_elapsed "$RESTORABLE_STARTED")" "$(restorable_now)"
   fi
   # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
-  if [[ -n $RR_TMP && -d $RR_TMP ]]; then rm -rf -- "$RR_TMP"; fi
+  if [[ -n $RESTORABLE_TMP && -d $RESTORABLE_TMP ]]; then rm -rf -- "$RESTORABLE_TMP"; fi
   exit "$rc"
 }
 
-rr_traps() {
+restorable_traps() {
   set -E
-  trap 'rr__on_err $? $LINENO "$BASH_COMMAND"' ERR
-  trap rr__on_exit EXIT
-  trap 'rr__on_signal INT 130' INT
-  trap 'rr__on_signal TERM 143' TERM
-  trap 'rr__on_signal HUP 129' HUP
+  trap 'restorable__on_err $? $LINENO "$BASH_COMMAND"' ERR
+  trap restorable__on_exit EXIT
+  trap 'restorable__on_signal INT 130' INT
+  trap 'restorable__on_signal TERM 143' TERM
+  trap 'restorable__on_signal HUP 129' HUP
 }
 
-# rr_run CMD...: run a command as a background child and wait for it, so that a signal to this
+# restorable_run CMD...: run a command as a background child and wait for it, so that a signal to this
 # script is handled at once (bash defers traps while a foreground child runs). Returns its status.
-# Only for external commands and simple wrappers: called in a condition (`if ! rr_run f`), a shell
+# Only for external commands and simple wrappers: called in a condition (`if ! restorable_run f`), a shell
 # function runs with set -e ignored.
-rr_run() {
+restorable_run() {
   # <&0: keep our stdin (a background job would otherwise read /dev/null).
   "$@" <&0 &
-  RR_CHILD=$!
+  RESTORABLE_CHILD=$!
   local rc=0
-  wait "$RR_CHILD" || rc=$?
-  RR_CHILD=""
+  wait "$RESTORABLE_CHILD" || rc=$?
+  RESTORABLE_CHILD=""
   return "$rc"
 }
 
 # ---- config -----------------------------------------------------------------------------------
 
-# rr_load_config: source restorable.conf (RESTORABLE_CONFIG) and the credentials file it names.
-rr_load_config() {
-  local conf=${RESTORABLE_CONFIG:-$RR_DEFAULT_CONFIG}
-  [[ -n $conf ]] || rr_config_error "no config: set RESTORABLE_CONFIG to the path of a restorable.conf"
-  [[ -r $conf ]] || rr_config_error "cannot read config $conf (set RESTORABLE_CONFIG)"
+# restorable_load_config: source restorable.conf (RESTORABLE_CONFIG) and the credentials file it names.
+restorable_load_config() {
+  local conf=${RESTORABLE_CONFIG:-$RESTORABLE_DEFAULT_CONFIG}
+  [[ -n $conf ]] || restorable_config_error "no config: set RESTORABLE_CONFIG to the path of a restorable.conf"
+  [[ -r $conf ]] || restorable_config_error "cannot read config $conf (set RESTORABLE_CONFIG)"
   # shellcheck source=/dev/null
   . "$conf"
   local v
   for v in RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT; do
-    [[ -n ${!v:-} ]] || rr_config_error "$v is not set in $conf"
+    [[ -n ${!v:-} ]] || restorable_config_error "$v is not set in $conf"
   done
   RESTORABLE_REGION=${RESTORABLE_REGION:-us-east-1}
   RESTORABLE_PREFIX=${RESTORABLE_PREFIX:-$RESTORABLE_HOST/}
@@ -292,7 +292,7 @@ rr_load_config() {
   RESTORABLE_RETENTION_DAILY=${RESTORABLE_RETENTION_DAILY:-7}
   RESTORABLE_RETENTION_WEEKLY=${RESTORABLE_RETENTION_WEEKLY:-4}
   RESTORABLE_RETENTION_MONTHLY=${RESTORABLE_RETENTION_MONTHLY:-12}
-  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RR_DEFAULT_STATE_DIR}
+  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RESTORABLE_DEFAULT_STATE_DIR}
   RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
   RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
   RESTORABLE_DRILL_IMAGE=${RESTORABLE_DRILL_IMAGE:-postgres:16}
@@ -308,12 +308,12 @@ rr_load_config() {
   [[ -n ${RESTORABLE_VOLUMES+x} ]] || RESTORABLE_VOLUMES=()
   [[ -n ${RESTORABLE_DRILL_CHECKS+x} ]] || RESTORABLE_DRILL_CHECKS=()
   [[ -n ${RESTORABLE_AGE_RECIPIENTS+x} ]] || RESTORABLE_AGE_RECIPIENTS=()
-  [[ $RESTORABLE_RPO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RPO_SECONDS must be a number of seconds"
-  [[ $RESTORABLE_RTO_SECONDS =~ ^[0-9]+$ ]] || rr_config_error "RESTORABLE_RTO_SECONDS must be a number of seconds"
+  [[ $RESTORABLE_RPO_SECONDS =~ ^[0-9]+$ ]] || restorable_config_error "RESTORABLE_RPO_SECONDS must be a number of seconds"
+  [[ $RESTORABLE_RTO_SECONDS =~ ^[0-9]+$ ]] || restorable_config_error "RESTORABLE_RTO_SECONDS must be a number of seconds"
   local t
   for t in DAILY WEEKLY MONTHLY; do
     v=RESTORABLE_RETENTION_$t
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || rr_config_error "$v must be a whole number of restore points"
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || restorable_config_error "$v must be a whole number of restore points"
   done
 
   RESTORABLE_CREDENTIALS=${RESTORABLE_CREDENTIALS:-}
@@ -323,7 +323,7 @@ rr_load_config() {
       # shellcheck source=/dev/null
       . "$RESTORABLE_CREDENTIALS"
     elif [[ -z ${AWS_ACCESS_KEY_ID:-} ]]; then
-      rr_config_error "cannot read credentials $RESTORABLE_CREDENTIALS (run as root, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+      restorable_config_error "cannot read credentials $RESTORABLE_CREDENTIALS (run as root, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
     fi
   fi
   [[ -n ${RESTORABLE_PG_PASSWORD+x} ]] || RESTORABLE_PG_PASSWORD=()
@@ -331,59 +331,59 @@ rr_load_config() {
   if [[ -n ${AWS_SECRET_ACCESS_KEY:-} ]]; then export AWS_SECRET_ACCESS_KEY; fi
   if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then export AWS_SESSION_TOKEN; fi
   # Never hand a database password to a child by accident; targets export it deliberately.
-  RR_ENV_PGPASSWORD=${PGPASSWORD:-}
+  RESTORABLE_ENV_PGPASSWORD=${PGPASSWORD:-}
   unset PGPASSWORD
 }
-rr_config_error() {
-  RR_FAIL_STAGE=config RR_FAIL_REASON=$*
+restorable_config_error() {
+  RESTORABLE_FAIL_STAGE=config RESTORABLE_FAIL_REASON=$*
   exit 2
 }
 
-# rr_lock NAME [optional]: the state dir (0700) and NAME.lock in it for the rest of the run
+# restorable_lock NAME [optional]: the state dir (0700) and NAME.lock in it for the rest of the run
 # (exit 3 when another run holds it). With "optional", an unusable state dir only logs a warning
 # (an operator restoring on a new machine may not have one).
-rr_lock() {
+restorable_lock() {
   local name=$1 optional=${2:-}
   if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p -- "$RESTORABLE_STATE_DIR" 2>/dev/null; then
     chmod 0700 -- "$RESTORABLE_STATE_DIR" 2>/dev/null || true
   fi
   if [[ ! -d $RESTORABLE_STATE_DIR || ! -w $RESTORABLE_STATE_DIR ]]; then
     if [[ -n $optional ]]; then
-      rr_log "warning: state directory $RESTORABLE_STATE_DIR is not writable; running without the $name lock"
+      restorable_log "warning: state directory $RESTORABLE_STATE_DIR is not writable; running without the $name lock"
       return 0
     fi
-    rr_config_error "cannot create or write the state directory $RESTORABLE_STATE_DIR"
+    restorable_config_error "cannot create or write the state directory $RESTORABLE_STATE_DIR"
   fi
   local lock="$RESTORABLE_STATE_DIR/$name.lock"
-  exec {RR_LOCK_FD}>>"$lock" || rr_config_error "cannot open lock $lock"
-  if ! flock -n "$RR_LOCK_FD"; then
-    RR_FAIL_STAGE=lock RR_FAIL_REASON="another $name run holds $lock"
+  exec {RESTORABLE_LOCK_FD}>>"$lock" || restorable_config_error "cannot open lock $lock"
+  if ! flock -n "$RESTORABLE_LOCK_FD"; then
+    RESTORABLE_FAIL_STAGE=lock RESTORABLE_FAIL_REASON="another $name run holds $lock"
     exit 3
   fi
-  restorable_rotate_log "$RR_SCRIPT"
+  restorable_rotate_log "$RESTORABLE_SCRIPT"
 }
 
-# rr_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with
+# restorable_tmp_init: private temp dir for this run (removed on exit, also on failure or a signal), with
 # the run log and the AWS CLI's own config (nothing from ~/.aws; path-style addressing for generic
 # S3-compatible stores, as rendered in RESTORABLE_S3_ADDRESSING_STYLE).
-rr_tmp_init() {
-  RR_TMP=$(mktemp -d "${TMPDIR:-/tmp}/restorable-$RR_SCRIPT.XXXXXXXX") ||
-    rr_config_error "cannot create a temp dir under ${TMPDIR:-/tmp}"
-  chmod 0711 "$RR_TMP"
-  mkdir -m 0700 "$RR_TMP/work"
-  RR_LOG="$RR_TMP/work/run.log"
-  : >"$RR_LOG"
+restorable_tmp_init() {
+  RESTORABLE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/restorable-$RESTORABLE_SCRIPT.XXXXXXXX") ||
+    restorable_config_error "cannot create a temp dir under ${TMPDIR:-/tmp}"
+  chmod 0711 "$RESTORABLE_TMP"
+  mkdir -m 0700 "$RESTORABLE_TMP/work"
+  RESTORABLE_LOG="$RESTORABLE_TMP/work/run.log"
+  : >"$RESTORABLE_LOG"
   # lib.sh's S3 helpers keep their scratch files in its run dir.
-  RESTORABLE_RUN_DIR="$RR_TMP/work"
-  printf '[default]\ns3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}" >"$RR_TMP/work/aws.config"
-  export AWS_CONFIG_FILE="$RR_TMP/work/aws.config" AWS_SHARED_CREDENTIALS_FILE=/dev/null
+  RESTORABLE_RUN_DIR="$RESTORABLE_TMP/work"
+  printf '[default]\ns3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}" >"$RESTORABLE_TMP/work/aws.config"
+  export AWS_CONFIG_FILE="$RESTORABLE_TMP/work/aws.config" AWS_SHARED_CREDENTIALS_FILE=/dev/null
   export AWS_DEFAULT_REGION=$RESTORABLE_REGION
 }
 
 # ---- pings (healthchecks-style; never fail the job) -------------------------------------------
 
 # The body is the tail of the run log; the URL itself is never logged (it is a capability).
-rr_ping() {
+restorable_ping() {
   local kind=$1 url=${RESTORABLE_PING_URL:-} log=/dev/null
   [[ -n $url ]] || return 0
   url=${url%/}
@@ -393,47 +393,47 @@ rr_ping() {
     success) ;;
     *) return 0 ;;
   esac
-  if [[ -n $RR_LOG && -r $RR_LOG ]]; then log=$RR_LOG; fi
+  if [[ -n $RESTORABLE_LOG && -r $RESTORABLE_LOG ]]; then log=$RESTORABLE_LOG; fi
   if ! tail -c 10000 "$log" | curl -fsS -m 10 --retry 2 --retry-max-time 20 -o /dev/null \
     -H 'Content-Type: text/plain; charset=utf-8' --data-binary @- "$url" >/dev/null 2>&1; then
-    rr_log "warning: $kind ping failed"
+    restorable_log "warning: $kind ping failed"
   fi
   return 0
 }
 # Mark that a start ping belongs to this run even without a URL (so success/fail pings follow).
-rr_ping_start() { RR_PINGED_START=1; rr_ping start; }
+restorable_ping_start() { RESTORABLE_PINGED_START=1; restorable_ping start; }
 
 # ---- bucket -----------------------------------------------------------------------------------
 
-# rr_list_bucket OUT: every object under <host>/ as JSON lines {key,size} into OUT.
-rr_list_bucket() {
-  local out=$1 token="" query body=$RR_TMP/work/list.xml err=$RR_TMP/work/list.err tsv=$RR_TMP/work/list.tsv
+# restorable_list_bucket OUT: every object under <host>/ as JSON lines {key,size} into OUT.
+restorable_list_bucket() {
+  local out=$1 token="" query body=$RESTORABLE_TMP/work/list.xml err=$RESTORABLE_TMP/work/list.err tsv=$RESTORABLE_TMP/work/list.tsv
   : >"$tsv"
   while :; do
     query=""
     if [[ -n $token ]]; then query="continuation-token=$(restorable_urlencode "$token")&"; fi
     query+="list-type=2&prefix=$(restorable_urlencode "$RESTORABLE_PREFIX")"
-    if ! rr_run restorable_s3_request GET "" "$query" "$RESTORABLE_EMPTY_SHA256" "$body" 2>"$err"; then
-      rr_die "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $(rr_last_line "$err")"
+    if ! restorable_run restorable_s3_request GET "" "$query" "$RESTORABLE_EMPTY_SHA256" "$body" 2>"$err"; then
+      restorable_die "cannot list s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX at $RESTORABLE_ENDPOINT: $(restorable_last_line "$err")"
     fi
     # <Contents><Key>K</Key>...<Size>N</Size>...</Contents> -> "K<TAB>N"
     sed 's/<Contents>/\n<Contents>/g' "$body" |
       sed -n 's/^<Contents>.*<Key>\([^<]*\)<\/Key>.*<Size>\([0-9]*\)<\/Size>.*$/\1\t\2/p' |
       sed 's/&lt;/</g; s/&gt;/>/g; s/&quot;/"/g; s/&apos;/'"'"'/g; s/&amp;/\&/g' >>"$tsv" ||
-      rr_die "cannot parse the bucket listing"
+      restorable_die "cannot parse the bucket listing"
     if ! grep -q '<IsTruncated>true</IsTruncated>' "$body"; then break; fi
     token=$(grep -o '<NextContinuationToken>[^<]*</NextContinuationToken>' "$body" | sed 's/<[^>]*>//g; s/&amp;/\&/g') || true
     [[ -n $token ]] || break
   done
-  jq -R -c 'split("\t") | {key: .[0], size: (.[1] | tonumber)}' "$tsv" >"$out" || rr_die "cannot parse the bucket listing"
+  jq -R -c 'split("\t") | {key: .[0], size: (.[1] | tonumber)}' "$tsv" >"$out" || restorable_die "cannot parse the bucket listing"
 }
 
-# rr_restore_points LISTING -> TSV lines, oldest first:
+# restorable_restore_points LISTING -> TSV lines, oldest first:
 #   kind  name  tier  stamp  manifestKey  objectKey  size
 # kind is postgres | globals | volume; name is the database / volume ("-" for globals).
 # Only keys with a manifest count; objectKey/size come from the listing ("-"/"?" when absent; a
 # volume's <stamp>.listing.* beside its tarball is not the object).
-rr_restore_points() {
+restorable_restore_points() {
   local listing=$1
   jq -r -s --arg host "$RESTORABLE_HOST" '
     (map(select(.key | (endswith(".manifest.json") or test("/[0-9]{8}T[0-9]{6}Z\\.listing\\.")) | not))) as $data
@@ -452,22 +452,22 @@ rr_restore_points() {
     | @tsv' "$listing" | sort -t $'\t' -k4,4 -k3,3
 }
 
-# rr_pick POINTS KIND NAME [AT_EPOCH] -> the TSV line of the newest restore point (at or before AT).
-rr_pick() {
+# restorable_pick POINTS KIND NAME [AT_EPOCH] -> the TSV line of the newest restore point (at or before AT).
+restorable_pick() {
   local points=$1 kind=$2 name=$3 at=${4:-} at_stamp="99999999T999999Z"
-  if [[ -n $at ]]; then at_stamp=$(rr_stamp "$at"); fi
+  if [[ -n $at ]]; then at_stamp=$(restorable_stamp "$at"); fi
   awk -F '\t' -v k="$kind" -v n="$name" -v at="$at_stamp" '$1 == k && $2 == n && $4 <= at { line = $0 } END { if (line != "") print line }' "$points"
 }
 
-# Downloads. Manifests and objects up to RR_CURL_MAX bytes: one signed curl request
+# Downloads. Manifests and objects up to RESTORABLE_CURL_MAX bytes: one signed curl request
 # (restorable_s3_request from lib.sh: SigV4, the key on a -K stream, never in argv) — an AWS CLI
 # start costs about half a second of CPU. Bigger objects: the AWS CLI (parallel ranged GETs, no
 # time limit). Errors: one line in FILE.err; a failed download leaves no FILE.
-RR_CURL_MAX=$((64 * 1024 * 1024))
-# rr_s3_fetch KEY FILE [SIZE]
-rr_s3_fetch() {
+RESTORABLE_CURL_MAX=$((64 * 1024 * 1024))
+# restorable_s3_fetch KEY FILE [SIZE]
+restorable_s3_fetch() {
   local key=$1 file=$2 size=${3:-0}
-  if [[ $size =~ ^[0-9]+$ ]] && ((size <= RR_CURL_MAX)); then
+  if [[ $size =~ ^[0-9]+$ ]] && ((size <= RESTORABLE_CURL_MAX)); then
     restorable_s3_request GET "$key" "" "$RESTORABLE_EMPTY_SHA256" "$file" 2>"$file.err" && return 0
   else
     restorable_aws s3 cp --quiet --only-show-errors "$(restorable_s3_url "$key")" "$file" 2>"$file.err" && return 0
@@ -477,23 +477,23 @@ rr_s3_fetch() {
 }
 
 # Background downloads overlap with each other, the target check and the throwaway's startup.
-# RR_BG maps a destination file to "pid:key".
-declare -A RR_BG=()
-# rr_bg_get KEY FILE [SIZE]: start downloading KEY to FILE in the background.
-rr_bg_get() {
+# RESTORABLE_BG maps a destination file to "pid:key".
+declare -A RESTORABLE_BG=()
+# restorable_bg_get KEY FILE [SIZE]: start downloading KEY to FILE in the background.
+restorable_bg_get() {
   local key=$1 file=$2 size=${3:-0}
   # FILE.end: when it finished (download times are not stretched by a late collector).
-  { if rr_s3_fetch "$key" "$file" "$size"; then rr_clock >"$file.end"; else exit 1; fi; } </dev/null &
-  RR_BG[$file]="$!:$key"
+  { if restorable_s3_fetch "$key" "$file" "$size"; then restorable_realtime >"$file.end"; else exit 1; fi; } </dev/null &
+  RESTORABLE_BG[$file]="$!:$key"
 }
-# rr_bg_wait FILE KEY: wait for the background download of KEY into FILE: 0 done, 1 failed (see
+# restorable_bg_wait FILE KEY: wait for the background download of KEY into FILE: 0 done, 1 failed (see
 # FILE.err), 2 none started for KEY (a download of another key into FILE is stopped and removed).
-rr_bg_wait() {
-  local file=$1 key=$2 ent=${RR_BG[$1]:-} rc=0
+restorable_bg_wait() {
+  local file=$1 key=$2 ent=${RESTORABLE_BG[$1]:-} rc=0
   [[ -n $ent ]] || return 2
-  unset 'RR_BG[$file]'
+  unset 'RESTORABLE_BG[$file]'
   if [[ ${ent#*:} != "$key" ]]; then
-    rr_kill_tree "${ent%%:*}"
+    restorable_kill_tree "${ent%%:*}"
     wait "${ent%%:*}" 2>/dev/null || true
     rm -f -- "$file"
     return 2
@@ -501,196 +501,196 @@ rr_bg_wait() {
   wait "${ent%%:*}" || rc=$?
   ((rc == 0)) || return 1
 }
-rr_bg_stop_all() {
+restorable_bg_stop_all() {
   local f
-  for f in "${!RR_BG[@]}"; do rr_kill_tree "${RR_BG[$f]%%:*}"; done
-  RR_BG=()
+  for f in "${!RESTORABLE_BG[@]}"; do restorable_kill_tree "${RESTORABLE_BG[$f]%%:*}"; done
+  RESTORABLE_BG=()
 }
-# rr_get KEY FILE [SIZE]: download (or collect the background download of) KEY into FILE.
-rr_get() {
+# restorable_get KEY FILE [SIZE]: download (or collect the background download of) KEY into FILE.
+restorable_get() {
   local key=$1 file=$2 size=${3:-0} rc=0
-  rr_bg_wait "$file" "$key" || rc=$?
+  restorable_bg_wait "$file" "$key" || rc=$?
   if ((rc == 2)); then
     rc=0
-    rr_run rr_s3_fetch "$key" "$file" "$size" || rc=1
+    restorable_run restorable_s3_fetch "$key" "$file" "$size" || rc=1
   fi
   return "$rc"
 }
 
-# rr_prefetch_point MANIFEST_KEY OBJECT_KEY SIZE DIR: start downloading a restore point (the
+# restorable_prefetch_point MANIFEST_KEY OBJECT_KEY SIZE DIR: start downloading a restore point (the
 # manifest and the object the listing shows beside it, "-" for none) into DIR/fetch in the
-# background; rr_prefetch_wait collects them (in the same shell). rr_fetch_manifest and
-# rr_fetch_object pick the files up from there; the manifest still decides which object is used.
-rr_prefetch_point() {
+# background; restorable_prefetch_wait collects them (in the same shell). restorable_fetch_manifest and
+# restorable_fetch_object pick the files up from there; the manifest still decides which object is used.
+restorable_prefetch_point() {
   local mkey=$1 okey=$2 size=$3 dir=$4
   rm -rf -- "$dir/fetch"
   mkdir -m 0700 "$dir/fetch"
-  printf '%s\n' "$(rr_clock)" >"$dir/fetch.start"
-  rr_bg_get "$mkey" "$dir/fetch/${mkey##*/}" 0
-  if [[ $okey != - ]]; then rr_bg_get "$okey" "$dir/fetch/${okey##*/}" "$size"; fi
+  printf '%s\n' "$(restorable_realtime)" >"$dir/fetch.start"
+  restorable_bg_get "$mkey" "$dir/fetch/${mkey##*/}" 0
+  if [[ $okey != - ]]; then restorable_bg_get "$okey" "$dir/fetch/${okey##*/}" "$size"; fi
 }
-# rr_prefetch_wait MANIFEST_KEY OBJECT_KEY DIR: wait for both; writes DIR/fetch.seconds. A failed
-# download leaves no file, so rr_fetch_* try again and report the real error.
-rr_prefetch_wait() {
+# restorable_prefetch_wait MANIFEST_KEY OBJECT_KEY DIR: wait for both; writes DIR/fetch.seconds. A failed
+# download leaves no file, so restorable_fetch_* try again and report the real error.
+restorable_prefetch_wait() {
   local mkey=$1 okey=$2 dir=$3 f end=0
-  rr_bg_wait "$dir/fetch/${mkey##*/}" "$mkey" || true
-  if [[ $okey != - ]]; then rr_bg_wait "$dir/fetch/${okey##*/}" "$okey" || true; fi
+  restorable_bg_wait "$dir/fetch/${mkey##*/}" "$mkey" || true
+  if [[ $okey != - ]]; then restorable_bg_wait "$dir/fetch/${okey##*/}" "$okey" || true; fi
   for f in "$dir"/fetch/*.end; do
     if [[ -f $f ]]; then end=$(awk -v a="$end" -v b="$(<"$f")" 'BEGIN { print (b > a ? b : a) }'); fi
   done
   awk -v a="$(<"$dir/fetch.start")" -v b="$end" 'BEGIN { printf "%.3f\n", (b > a ? b - a : 0) }' >"$dir/fetch.seconds"
 }
 
-# rr_fetch_manifest MANIFEST_KEY KIND NAME DIR: download (or take the prefetched) manifest and
-# check it -> RR_MF, and the fields restore and drill use, read once: RR_MF_KEY, RR_MF_SHA256 (as
-# written), RR_MF_SIZE, RR_MF_CREATED ("" when absent), RR_MF_ENC, RR_MF_COMP ("none" when absent).
-rr_fetch_manifest() {
+# restorable_fetch_manifest MANIFEST_KEY KIND NAME DIR: download (or take the prefetched) manifest and
+# check it -> RESTORABLE_MF, and the fields restore and drill use, read once: RESTORABLE_MF_KEY, RESTORABLE_MF_SHA256 (as
+# written), RESTORABLE_MF_SIZE, RESTORABLE_MF_CREATED ("" when absent), RESTORABLE_MF_ENC, RESTORABLE_MF_COMP ("none" when absent).
+restorable_fetch_manifest() {
   local mkey=$1 kind=$2 name=$3 dir=$4
-  RR_MF="$dir/manifest.json"
-  rr_stage download
+  RESTORABLE_MF="$dir/manifest.json"
+  restorable_stage download
   if [[ -s $dir/fetch/${mkey##*/} ]]; then
-    mv -f -- "$dir/fetch/${mkey##*/}" "$RR_MF"
+    mv -f -- "$dir/fetch/${mkey##*/}" "$RESTORABLE_MF"
   else
-    rr_get "$mkey" "$RR_MF" 0 || rr_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(rr_last_line "$RR_MF.err")"
+    restorable_get "$mkey" "$RESTORABLE_MF" 0 || restorable_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(restorable_last_line "$RESTORABLE_MF.err")"
   fi
-  rr_check_manifest "$RR_MF" "$mkey" "$kind" "$name"
+  restorable_check_manifest "$RESTORABLE_MF" "$mkey" "$kind" "$name"
   local fields
   fields=$(jq -r '[.object.key, .object.sha256, (.object.size // ""), (.createdAt // ""), (.encryption // "none"),
-    (.compression // "none")] | map(tostring) | join("\u001f")' "$RR_MF")
-  IFS=$'\x1f' read -r RR_MF_KEY RR_MF_SHA256 RR_MF_SIZE RR_MF_CREATED RR_MF_ENC RR_MF_COMP <<<"$fields"
+    (.compression // "none")] | map(tostring) | join("\u001f")' "$RESTORABLE_MF")
+  IFS=$'\x1f' read -r RESTORABLE_MF_KEY RESTORABLE_MF_SHA256 RESTORABLE_MF_SIZE RESTORABLE_MF_CREATED RESTORABLE_MF_ENC RESTORABLE_MF_COMP <<<"$fields"
 }
 
-# rr_fetch_object DIR IDENTITY: download (or take the prefetched) object RR_MF names (after
-# rr_fetch_manifest) into DIR,
+# restorable_fetch_object DIR IDENTITY: download (or take the prefetched) object RESTORABLE_MF names (after
+# restorable_fetch_manifest) into DIR,
 # verify its sha256 and size against the manifest, then check that it decrypts (age, with the
-# identity file) and decompresses (zstd) by decoding its first bytes. Sets RR_OBJ (the verified
-# object as stored), RR_ENC, RR_COMP, RR_IDENTITY, RR_HEAD (first decoded bytes, as text) and
-# RR_T_DOWNLOAD / RR_T_VERIFY (seconds). Nothing outside DIR is touched, so a failure here has no
-# side effects. Decode the whole object with rr_decode (stream) or rr_decode_to FILE.
-rr_fetch_object() {
+# identity file) and decompresses (zstd) by decoding its first bytes. Sets RESTORABLE_OBJ (the verified
+# object as stored), RESTORABLE_ENC, RESTORABLE_COMP, RESTORABLE_IDENTITY, RESTORABLE_HEAD (first decoded bytes, as text) and
+# RESTORABLE_T_DOWNLOAD / RESTORABLE_T_VERIFY (seconds). Nothing outside DIR is touched, so a failure here has no
+# side effects. Decode the whole object with restorable_decode (stream) or restorable_decode_to FILE.
+restorable_fetch_object() {
   local dir=$1 identity=${2:-} t0 err=$1/fetch.err
   local okey sha size
-  okey=$RR_MF_KEY sha=${RR_MF_SHA256,,} size=$RR_MF_SIZE RR_ENC=$RR_MF_ENC RR_COMP=$RR_MF_COMP
-  RR_OBJ="$dir/object"
-  RR_IDENTITY=$identity
-  rr_stage download
+  okey=$RESTORABLE_MF_KEY sha=${RESTORABLE_MF_SHA256,,} size=$RESTORABLE_MF_SIZE RESTORABLE_ENC=$RESTORABLE_MF_ENC RESTORABLE_COMP=$RESTORABLE_MF_COMP
+  RESTORABLE_OBJ="$dir/object"
+  RESTORABLE_IDENTITY=$identity
+  restorable_stage download
   if [[ -f $dir/fetch/${okey##*/} && -s $dir/fetch.seconds ]]; then
-    mv -f -- "$dir/fetch/${okey##*/}" "$RR_OBJ"
-    RR_T_DOWNLOAD=$(<"$dir/fetch.seconds")
+    mv -f -- "$dir/fetch/${okey##*/}" "$RESTORABLE_OBJ"
+    RESTORABLE_T_DOWNLOAD=$(<"$dir/fetch.seconds")
   else
-    t0=${RR_T_DOWNLOAD_START:-$(rr_clock)}
-    rr_get "$okey" "$RR_OBJ" "${size:-}" || rr_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(rr_last_line "$RR_OBJ.err")"
-    RR_T_DOWNLOAD=$(rr_elapsed "$t0")
+    t0=${RESTORABLE_T_DOWNLOAD_START:-$(restorable_realtime)}
+    restorable_get "$okey" "$RESTORABLE_OBJ" "${size:-}" || restorable_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(restorable_last_line "$RESTORABLE_OBJ.err")"
+    RESTORABLE_T_DOWNLOAD=$(restorable_elapsed "$t0")
   fi
   rm -rf -- "$dir/fetch"
 
-  rr_stage verify
-  t0=$(rr_clock)
+  restorable_stage verify
+  t0=$(restorable_realtime)
   local actual actual_size
-  actual_size=$(stat -c %s "$RR_OBJ")
-  actual=$(sha256sum "$RR_OBJ" | cut -d ' ' -f 1) || rr_die "sha256sum failed on the downloaded object"
+  actual_size=$(stat -c %s "$RESTORABLE_OBJ")
+  actual=$(sha256sum "$RESTORABLE_OBJ" | cut -d ' ' -f 1) || restorable_die "sha256sum failed on the downloaded object"
   if [[ $actual != "$sha" ]]; then
-    rr_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not restoring it"
+    restorable_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not restoring it"
   fi
   if [[ -n $size && $size != "$actual_size" ]]; then
-    rr_die "size mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $size bytes, downloaded $actual_size"
+    restorable_die "size mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $size bytes, downloaded $actual_size"
   fi
-  RR_T_VERIFY=$(rr_elapsed "$t0")
-  rr_log "verified sha256 of $okey ($actual_size bytes)"
+  RESTORABLE_T_VERIFY=$(restorable_elapsed "$t0")
+  restorable_log "verified sha256 of $okey ($actual_size bytes)"
 
-  case $RR_ENC in
+  case $RESTORABLE_ENC in
     none) ;;
     age)
-      rr_stage decrypt
-      [[ -n $identity ]] || rr_die "$okey is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
-      [[ -r $identity ]] || rr_die "cannot read the age identity file $identity"
-      command -v age >/dev/null || rr_die "$okey is encrypted with age, but age is not installed"
+      restorable_stage decrypt
+      [[ -n $identity ]] || restorable_die "$okey is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
+      [[ -r $identity ]] || restorable_die "cannot read the age identity file $identity"
+      command -v age >/dev/null || restorable_die "$okey is encrypted with age, but age is not installed"
       # The header names the recipients: a wrong identity fails here, before anything is decoded.
-      if ! age -d -i "$identity" "$RR_OBJ" 2>"$err" | head -c 1 >/dev/null; then
+      if ! age -d -i "$identity" "$RESTORABLE_OBJ" 2>"$err" | head -c 1 >/dev/null; then
         if [[ -s $err ]]; then
-          rr_log_file_tail "$err" 5
-          rr_die "age could not decrypt $okey with identity $identity: $(rr_last_line "$err")"
+          restorable_log_file_tail "$err" 5
+          restorable_die "age could not decrypt $okey with identity $identity: $(restorable_last_line "$err")"
         fi
       fi
       ;;
-    *) rr_stage decrypt; rr_die "unknown encryption \"$RR_ENC\" in the manifest of $okey" ;;
+    *) restorable_stage decrypt; restorable_die "unknown encryption \"$RESTORABLE_ENC\" in the manifest of $okey" ;;
   esac
-  case $RR_COMP in
+  case $RESTORABLE_COMP in
     zstd | none) ;;
-    *) rr_stage decompress; rr_die "unknown compression \"$RR_COMP\" in the manifest of $okey" ;;
+    *) restorable_stage decompress; restorable_die "unknown compression \"$RESTORABLE_COMP\" in the manifest of $okey" ;;
   esac
-  rr_stage decompress
-  RR_HEAD=$(rr_decode 2>"$err" | head -c 512 | tr -d '\0' || true)
-  if [[ -z $RR_HEAD ]]; then
-    rr_die "cannot decode $okey ($RR_ENC, $RR_COMP): $(rr_last_line "$err")"
+  restorable_stage decompress
+  RESTORABLE_HEAD=$(restorable_decode 2>"$err" | head -c 512 | tr -d '\0' || true)
+  if [[ -z $RESTORABLE_HEAD ]]; then
+    restorable_die "cannot decode $okey ($RESTORABLE_ENC, $RESTORABLE_COMP): $(restorable_last_line "$err")"
   fi
 }
 
-# rr_decode: the object RR_OBJ decrypted and decompressed, on stdout (a stream: no copy on disk).
+# restorable_decode: the object RESTORABLE_OBJ decrypted and decompressed, on stdout (a stream: no copy on disk).
 # Exit status: the first failing stage's (pipefail).
-rr_decode() {
-  case $RR_ENC:$RR_COMP in
-    none:none) cat -- "$RR_OBJ" ;;
-    none:zstd) zstd -q -d -c -- "$RR_OBJ" ;;
-    age:none) age -d -i "$RR_IDENTITY" "$RR_OBJ" ;;
-    age:zstd) age -d -i "$RR_IDENTITY" "$RR_OBJ" | zstd -q -d -c ;;
+restorable_decode() {
+  case $RESTORABLE_ENC:$RESTORABLE_COMP in
+    none:none) cat -- "$RESTORABLE_OBJ" ;;
+    none:zstd) zstd -q -d -c -- "$RESTORABLE_OBJ" ;;
+    age:none) age -d -i "$RESTORABLE_IDENTITY" "$RESTORABLE_OBJ" ;;
+    age:zstd) age -d -i "$RESTORABLE_IDENTITY" "$RESTORABLE_OBJ" | zstd -q -d -c ;;
   esac
 }
-# rr_decode_into DIR CMD...: rr_decode | CMD with both exit statuses checked; stderr to
+# restorable_decode_into DIR CMD...: restorable_decode | CMD with both exit statuses checked; stderr to
 # DIR/decode.err and DIR/restore.err, statuses to DIR/pipe.status ("DECODE CMD"). Returns 1 when
 # either failed. The decoded stream never touches the disk.
-rr_decode_into() {
+restorable_decode_into() {
   local dir=$1 st
   shift
   set +e
-  rr_decode 2>"$dir/decode.err" | "$@" 2>"$dir/restore.err"
+  restorable_decode 2>"$dir/decode.err" | "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
   [[ ${st[0]} -eq 0 && ${st[1]} -eq 0 ]]
 }
-# rr_decode_into_reason DIR WHAT: one line saying which side of rr_decode_into failed and why.
-rr_decode_into_reason() {
+# restorable_decode_into_reason DIR WHAT: one line saying which side of restorable_decode_into failed and why.
+restorable_decode_into_reason() {
   local dir=$1 what=$2 d r
   read -r d r <"$dir/pipe.status" || true
   if [[ ${r:-1} -ne 0 ]]; then
-    printf '%s failed: %s\n' "$what" "$(rr_error_line "$dir/restore.err")"
+    printf '%s failed: %s\n' "$what" "$(restorable_error_line "$dir/restore.err")"
   else
-    printf 'decrypting/decompressing the object failed (status %s): %s\n' "$d" "$(rr_last_line "$dir/decode.err")"
+    printf 'decrypting/decompressing the object failed (status %s): %s\n' "$d" "$(restorable_last_line "$dir/decode.err")"
   fi
 }
-# rr_decode_to FILE: decode the whole object into FILE (and drop the stored object).
-rr_decode_to() {
+# restorable_decode_to FILE: decode the whole object into FILE (and drop the stored object).
+restorable_decode_to() {
   local out=$1 t0
-  rr_stage decompress
-  t0=$(rr_clock)
-  rr_run rr_decode >"$out" 2>"$out.err" || rr_die "cannot decrypt/decompress the object: $(rr_last_line "$out.err")"
-  rm -f -- "$RR_OBJ"
-  RR_T_DECODE=$(rr_elapsed "$t0")
+  restorable_stage decompress
+  t0=$(restorable_realtime)
+  restorable_run restorable_decode >"$out" 2>"$out.err" || restorable_die "cannot decrypt/decompress the object: $(restorable_last_line "$out.err")"
+  rm -f -- "$RESTORABLE_OBJ"
+  RESTORABLE_T_DECODE=$(restorable_elapsed "$t0")
 }
 
-# rr_globals_sql IN OUT [drill]: pg_dumpall --globals-only output (IN) -> SQL (OUT) that applies to
+# restorable_globals_sql IN OUT [drill]: pg_dumpall --globals-only output (IN) -> SQL (OUT) that applies to
 # a server that already has some of the roles: CREATE ROLE fails for a role that exists (the
 # superuser always does), so it is made idempotent. With "drill", CREATE TABLESPACE statements are
 # left out (a throwaway has none of their directories; the drill restores with --no-tablespaces).
-# Sets RR_GLOBALS_ROLES (roles in the backup). Dies at the current stage on a non-globals object.
-RR_GLOBALS_ROLES=0
-rr_globals_sql() {
+# Sets RESTORABLE_GLOBALS_ROLES (roles in the backup). Dies at the current stage on a non-globals object.
+RESTORABLE_GLOBALS_ROLES=0
+restorable_globals_sql() {
   local in=$1 out=$2 drill=${3:-}
-  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$in" || rr_die "the object does not look like pg_dumpall --globals-only output"
+  grep -q '^CREATE ROLE\|^ALTER ROLE\|^--' "$in" || restorable_die "the object does not look like pg_dumpall --globals-only output"
   local -a skip=()
   if [[ $drill == drill ]]; then skip=(-e '/^CREATE TABLESPACE /d'); fi
   # shellcheck disable=SC2016 # $restorable$ is SQL dollar quoting
   sed -E "${skip[@]}" -e 's/^CREATE ROLE (.+);$/DO $restorable$ BEGIN CREATE ROLE \1; EXCEPTION WHEN duplicate_object THEN NULL; END $restorable$;/' \
-    "$in" >"$out" || rr_die "cannot prepare the globals SQL"
-  RR_GLOBALS_ROLES=$(grep -c '^CREATE ROLE' "$in" || true)
+    "$in" >"$out" || restorable_die "cannot prepare the globals SQL"
+  RESTORABLE_GLOBALS_ROLES=$(grep -c '^CREATE ROLE' "$in" || true)
 }
 
-# rr_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.
-rr_check_manifest() {
+# restorable_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.
+restorable_check_manifest() {
   local f=$1 key=$2 kind=$3 name=$4 dir
   dir=${key%/*}
-  jq -e . "$f" >/dev/null 2>&1 || rr_die "manifest $key is not valid JSON"
+  jq -e . "$f" >/dev/null 2>&1 || restorable_die "manifest $key is not valid JSON"
   local problem
   problem=$(jq -r --arg kind "$kind" --arg name "$name" --arg host "$RESTORABLE_HOST" --arg dir "$dir/" '
     if .format != 1 then "unsupported manifest format \(.format)"
@@ -701,86 +701,86 @@ rr_check_manifest() {
     elif (.object.key | type) != "string" or (.object.key | startswith($dir) | not) then "object.key \(.object.key) is not beside the manifest"
     elif (.object.sha256 | type) != "string" or (.object.sha256 | test("^[0-9a-fA-F]{64}$") | not) then "object.sha256 is missing or malformed"
     else "" end' "$f")
-  [[ -z $problem ]] || rr_die "manifest $key: $problem"
+  [[ -z $problem ]] || restorable_die "manifest $key: $problem"
 }
 
 # ---- database targets -------------------------------------------------------------------------
 #
 # A target is where pg client tools run: "exec" (docker exec into a container: the compose
 # service's or a named one, client tools of the container), "native" (host binaries over TCP or a
-# socket dir), or "url" (a libpq URL without password). rr_tgt_run TOOL DB ARGS... runs
+# socket dir), or "url" (a libpq URL without password). restorable_tgt_run TOOL DB ARGS... runs
 # psql/pg_restore against database DB of the target, stdin passed through.
 
-RR_MF_KEY="" RR_MF_SHA256="" RR_MF_SIZE="" RR_MF_CREATED="" RR_MF_ENC=none RR_MF_COMP=none
-RR_OBJ="" RR_ENC=none RR_COMP=none RR_IDENTITY="" RR_HEAD="" RR_T_DOWNLOAD=0 RR_T_VERIFY=0 RR_T_DECODE=0
-RR_T_KIND="" RR_T_CID="" RR_T_SOCK="" RR_T_HOST="" RR_T_PORT="" RR_T_USER="" RR_T_URL="" RR_T_BIN="" RR_T_DESC=""
+RESTORABLE_MF_KEY="" RESTORABLE_MF_SHA256="" RESTORABLE_MF_SIZE="" RESTORABLE_MF_CREATED="" RESTORABLE_MF_ENC=none RESTORABLE_MF_COMP=none
+RESTORABLE_OBJ="" RESTORABLE_ENC=none RESTORABLE_COMP=none RESTORABLE_IDENTITY="" RESTORABLE_HEAD="" RESTORABLE_T_DOWNLOAD=0 RESTORABLE_T_VERIFY=0 RESTORABLE_T_DECODE=0
+RESTORABLE_T_KIND="" RESTORABLE_T_CID="" RESTORABLE_T_SOCK="" RESTORABLE_T_HOST="" RESTORABLE_T_PORT="" RESTORABLE_T_USER="" RESTORABLE_T_URL="" RESTORABLE_T_BIN="" RESTORABLE_T_DESC=""
 
-# rr_target_compose PROJECT_DIR SERVICE USER: resolve the service's running container.
-rr_target_compose() {
-  local project=$1 service=$2 user=$3 ids err=$RR_TMP/work/compose.err
-  restorable_detect_compose 2>/dev/null || rr_die "neither 'docker compose' nor 'docker-compose' is available"
-  [[ -d $project ]] || rr_die "compose project directory $project does not exist"
-  ids=$(cd "$project" && restorable_compose ps -q "$service" 2>"$err") || rr_die "cannot find compose service $service in $project: $(rr_last_line "$err")"
+# restorable_target_compose PROJECT_DIR SERVICE USER: resolve the service's running container.
+restorable_target_compose() {
+  local project=$1 service=$2 user=$3 ids err=$RESTORABLE_TMP/work/compose.err
+  restorable_detect_compose 2>/dev/null || restorable_die "neither 'docker compose' nor 'docker-compose' is available"
+  [[ -d $project ]] || restorable_die "compose project directory $project does not exist"
+  ids=$(cd "$project" && restorable_compose ps -q "$service" 2>"$err") || restorable_die "cannot find compose service $service in $project: $(restorable_last_line "$err")"
   ids=$(printf '%s\n' "$ids" | grep -v '^$' || true)
-  [[ -n $ids ]] || rr_die "compose service $service in $project has no container (is it up?)"
-  [[ $(printf '%s\n' "$ids" | wc -l) -eq 1 ]] || rr_die "compose service $service in $project has several containers"
-  RR_T_KIND=exec RR_T_CID=$ids RR_T_USER=$user RR_T_SOCK=""
-  RR_T_DESC="compose service $service in $project (container ${ids:0:12}) as $user"
+  [[ -n $ids ]] || restorable_die "compose service $service in $project has no container (is it up?)"
+  [[ $(printf '%s\n' "$ids" | wc -l) -eq 1 ]] || restorable_die "compose service $service in $project has several containers"
+  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$ids RESTORABLE_T_USER=$user RESTORABLE_T_SOCK=""
+  RESTORABLE_T_DESC="compose service $service in $project (container ${ids:0:12}) as $user"
 }
-rr_target_container() {
+restorable_target_container() {
   local name=$1 user=$2
-  docker inspect --format '{{.State.Running}}' "$name" 2>/dev/null | grep -qx true || rr_die "container $name is not running"
-  RR_T_KIND=exec RR_T_CID=$name RR_T_USER=$user RR_T_SOCK=""
-  RR_T_DESC="container $name as $user"
+  docker inspect --format '{{.State.Running}}' "$name" 2>/dev/null | grep -qx true || restorable_die "container $name is not running"
+  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$name RESTORABLE_T_USER=$user RESTORABLE_T_SOCK=""
+  RESTORABLE_T_DESC="container $name as $user"
 }
-rr_target_local() {
+restorable_target_local() {
   local host=$1 port=$2 user=$3
-  RR_T_KIND=native RR_T_HOST=$host RR_T_PORT=$port RR_T_USER=$user RR_T_BIN=""
-  RR_T_DESC="local server $host:$port as $user"
+  RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$host RESTORABLE_T_PORT=$port RESTORABLE_T_USER=$user RESTORABLE_T_BIN=""
+  RESTORABLE_T_DESC="local server $host:$port as $user"
 }
-rr_target_url() {
+restorable_target_url() {
   local url=$1 user=$2
-  RR_T_KIND=url RR_T_URL=${url%/} RR_T_USER=$user
-  RR_T_DESC="server ${url%/}${user:+ as $user}"
+  RESTORABLE_T_KIND=url RESTORABLE_T_URL=${url%/} RESTORABLE_T_USER=$user
+  RESTORABLE_T_DESC="server ${url%/}${user:+ as $user}"
 }
 
-rr_tgt_run() {
+restorable_tgt_run() {
   local tool=$1 db=$2
   shift 2
-  case $RR_T_KIND in
+  case $RESTORABLE_T_KIND in
     exec)
       local envs=() sock=()
       if [[ -n ${PGPASSWORD:-} ]]; then envs=(-e PGPASSWORD); fi
-      if [[ -n $RR_T_SOCK ]]; then sock=(-h "$RR_T_SOCK"); fi
-      docker exec -i "${envs[@]}" "$RR_T_CID" "$tool" "${sock[@]}" -U "$RR_T_USER" -d "$db" "$@"
+      if [[ -n $RESTORABLE_T_SOCK ]]; then sock=(-h "$RESTORABLE_T_SOCK"); fi
+      docker exec -i "${envs[@]}" "$RESTORABLE_T_CID" "$tool" "${sock[@]}" -U "$RESTORABLE_T_USER" -d "$db" "$@"
       ;;
-    native) "$RR_T_BIN$tool" -h "$RR_T_HOST" -p "$RR_T_PORT" -U "$RR_T_USER" -d "$db" "$@" ;;
+    native) "$RESTORABLE_T_BIN$tool" -h "$RESTORABLE_T_HOST" -p "$RESTORABLE_T_PORT" -U "$RESTORABLE_T_USER" -d "$db" "$@" ;;
     url)
       local u=()
-      if [[ -n $RR_T_USER ]]; then u=(-U "$RR_T_USER"); fi
-      "$tool" -d "$RR_T_URL/$db" "${u[@]}" "$@"
+      if [[ -n $RESTORABLE_T_USER ]]; then u=(-U "$RESTORABLE_T_USER"); fi
+      "$tool" -d "$RESTORABLE_T_URL/$db" "${u[@]}" "$@"
       ;;
     *) return 2 ;;
   esac
 }
-# rr_sql DB SQL: run SQL (from stdin of psql, never argv) and print the unaligned result.
-rr_sql() {
+# restorable_sql DB SQL: run SQL (from stdin of psql, never argv) and print the unaligned result.
+restorable_sql() {
   local db=$1 sql=$2
-  printf '%s\n' "$sql" | rr_tgt_run psql "$db" -XAtq -v ON_ERROR_STOP=1 -f -
+  printf '%s\n' "$sql" | restorable_tgt_run psql "$db" -XAtq -v ON_ERROR_STOP=1 -f -
 }
 
 # The table list of a database as sorted "schema.table" lines: ordinary and partitioned tables
 # outside the system schemas (the same set the backup writes into the manifest).
-RR_TABLES_SQL="SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1"
+RESTORABLE_TABLES_SQL="SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1"
 # Objects that make a database "non-empty" for restore: any relation, type-less function or
 # schema outside the system schemas and the default empty public schema.
-RR_NONEMPTY_SQL="SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%') + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) + (SELECT count(*) FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%')"
+RESTORABLE_NONEMPTY_SQL="SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%') + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) + (SELECT count(*) FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%')"
 
 # Expected tables from a manifest, sorted "schema.table" lines.
-rr_manifest_tables() { jq -r '(.tables // [])[] | "\(.schema).\(.name)"' "$1" | sort; }
+restorable_manifest_tables() { jq -r '(.tables // [])[] | "\(.schema).\(.name)"' "$1" | sort; }
 
-# rr_compare_tables EXPECTED_FILE ACTUAL_FILE -> prints a reason and returns 1 when they differ.
-rr_compare_tables() {
+# restorable_compare_tables EXPECTED_FILE ACTUAL_FILE -> prints a reason and returns 1 when they differ.
+restorable_compare_tables() {
   local missing unexpected
   missing=$(comm -23 "$1" "$2" | paste -sd, - | sed 's/,/, /g')
   unexpected=$(comm -13 "$1" "$2" | paste -sd, - | sed 's/,/, /g')
@@ -797,24 +797,24 @@ rr_compare_tables() {
 # The config schema's name rules (infra/config/schema.ts NAME_RULES; test/unit/name-rules.test.ts
 # keeps these equal to it), so that every name `backup` backs up is one restore and drill accept.
 # The patterns live in variables: written inline in [[ =~ ]], bash would expand the "$-" in them.
-RR_PG_NAME_RE='^[A-Za-z_][A-Za-z0-9_$-]{0,62}$'
-RR_PG_NAME_RULE='must start with a letter or _ and contain only letters, digits, _, $ and - (at most 63 characters)'
-RR_DOCKER_NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]+$'
-RR_DOCKER_NAME_RULE='must start with a letter or digit and contain only letters, digits, _, . and - (at least 2 characters)'
-# rr_check_name pg|docker WHAT VALUE: a usage error (exit 2) naming the rule VALUE breaks.
-rr_check_name() {
+RESTORABLE_PG_NAME_RE='^[A-Za-z_][A-Za-z0-9_$-]{0,62}$'
+RESTORABLE_PG_NAME_RULE='must start with a letter or _ and contain only letters, digits, _, $ and - (at most 63 characters)'
+RESTORABLE_DOCKER_NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]+$'
+RESTORABLE_DOCKER_NAME_RULE='must start with a letter or digit and contain only letters, digits, _, . and - (at least 2 characters)'
+# restorable_check_name pg|docker WHAT VALUE: a usage error (exit 2) naming the rule VALUE breaks.
+restorable_check_name() {
   local rule=$1 what=$2 value=$3 re text
   case $rule in
-    pg) re=$RR_PG_NAME_RE text=$RR_PG_NAME_RULE ;;
-    docker) re=$RR_DOCKER_NAME_RE text=$RR_DOCKER_NAME_RULE ;;
+    pg) re=$RESTORABLE_PG_NAME_RE text=$RESTORABLE_PG_NAME_RULE ;;
+    docker) re=$RESTORABLE_DOCKER_NAME_RE text=$RESTORABLE_DOCKER_NAME_RULE ;;
   esac
-  [[ $value =~ $re ]] || rr_usage "$what \"$value\": $text"
+  [[ $value =~ $re ]] || restorable_usage "$what \"$value\": $text"
 }
-# SQL quoting: rr_sql_ident NAME -> "NAME" (identifier), rr_sql_literal TEXT -> 'TEXT' (string
+# SQL quoting: restorable_sql_ident NAME -> "NAME" (identifier), restorable_sql_literal TEXT -> 'TEXT' (string
 # literal; standard_conforming_strings is on in every supported PostgreSQL). Names are also checked
 # against the rules above, but SQL never relies on that.
-rr_sql_ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
-rr_sql_literal() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }
+restorable_sql_ident() { local s=${1//\"/\"\"}; printf '"%s"' "$s"; }
+restorable_sql_literal() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }
 
 # ---- the retention promise -------------------------------------------------------------------
 #
@@ -822,9 +822,9 @@ rr_sql_literal() { local s=${1//\'/\'\'}; printf "'%s'" "$s"; }
 # MONTHLY months, counted at a moment as the periods that end with yesterday. The same definition
 # as the plan's promisePeriods (infra/plan/promise.ts); test/unit/promise.test.ts keeps them equal.
 
-# rr_promise_periods NOW_EPOCH DAILY WEEKLY MONTHLY: one line per period,
+# restorable_promise_periods NOW_EPOCH DAILY WEEKLY MONTHLY: one line per period,
 #   TIER <TAB> LABEL <TAB> FROM <TAB> TO      (FROM/TO: UTC stamps, [FROM, TO), as in object keys)
-rr_promise_periods() {
+restorable_promise_periods() {
   local now=$1 nd=$2 nw=$3 nm=$4 y k from to monday yy mm dow
   y=$((now / 86400 * 86400 - 86400))
   for ((k = 0; k < nd; k++)); do
@@ -841,14 +841,14 @@ rr_promise_periods() {
   printf -v mm '%(%m)T' "$y"
   mm=$((10#$mm))
   for ((k = 0; k < nm; k++)); do
-    from=$(rr_month_start "$yy" $((mm - k)))
-    to=$(rr_month_start "$yy" $((mm - k + 1)))
+    from=$(restorable_month_start "$yy" $((mm - k)))
+    to=$(restorable_month_start "$yy" $((mm - k + 1)))
     printf 'monthly\t%(%Y-%m)T\t%(%Y%m%dT%H%M%SZ)T\t%(%Y%m%dT%H%M%SZ)T\n' "$from" "$from" "$to"
   done
 }
-# rr_month_start YEAR MONTH: epoch seconds of the 1st of MONTH (any integer: 0 = December of the
+# restorable_month_start YEAR MONTH: epoch seconds of the 1st of MONTH (any integer: 0 = December of the
 # year before, 13 = January after) at 00:00 UTC, by the civil-calendar day count (no date(1) fork).
-rr_month_start() {
+restorable_month_start() {
   local y=$1 m=$2 era yoe doy doe
   y=$((y + (m - 1 - ((m - 1) % 12 + 12) % 12) / 12)) m=$((((m - 1) % 12 + 12) % 12 + 1))
   ((m <= 2)) && y=$((y - 1))
@@ -859,10 +859,10 @@ rr_month_start() {
   printf '%s\n' $(((era * 146097 + doe - 719468) * 86400))
 }
 
-# rr_promise_audit PERIODS POINTS KIND NAME: the item's promised periods without a restore point
-# (POINTS: rr_restore_points lines). Prints "covered <N>", "pending <N>" (periods that ended before
+# restorable_promise_audit PERIODS POINTS KIND NAME: the item's promised periods without a restore point
+# (POINTS: restorable_restore_points lines). Prints "covered <N>", "pending <N>" (periods that ended before
 # the item's oldest restore point) and one "missing <TIER> <LABEL>" line per gap, tab-separated.
-rr_promise_audit() {
+restorable_promise_audit() {
   awk -F '\t' -v k="$3" -v n="$4" '
     FILENAME == ARGV[1] { tier[++np] = $1; label[np] = $2; from[np] = $3; to[np] = $4; next }
     $1 == k && $2 == n { st[++ns] = $4; if (first == "" || $4 < first) first = $4 }
@@ -888,12 +888,12 @@ rr_promise_audit() {
 # Both: fsync off, wal_level minimal (COPY into a table created in the same transaction skips WAL),
 # no autovacuum: it is thrown away after the checks.
 
-RR_TA_SOCK_IN_CONTAINER=/tmp/restorable-drill/sock
-RR_TA_OPTS="-c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off -c max_wal_size=4GB -c checkpoint_timeout=1h -c work_mem=16MB"
+RESTORABLE_TA_SOCK_IN_CONTAINER=/tmp/restorable-drill/sock
+RESTORABLE_TA_OPTS="-c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off -c max_wal_size=4GB -c checkpoint_timeout=1h -c work_mem=16MB"
 # Memory for index builds and buffers, from what the host has free: maintenance_work_mem a quarter
 # of MemAvailable (64 MB..1 GB), shared_buffers an eighth (128 MB..512 MB). ~10% faster restores
 # on big tables than the defaults, without crowding a small host.
-rr_throwaway_mem_opts() {
+restorable_throwaway_mem_opts() {
   local avail mwm sb
   avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo 2>/dev/null || true)
   [[ $avail =~ ^[0-9]+$ ]] || avail=1024
@@ -906,7 +906,7 @@ rr_throwaway_mem_opts() {
 }
 
 # The newest local Postgres bin dir (RESTORABLE_DRILL_PGBIN overrides).
-rr_local_pgbin() {
+restorable_local_pgbin() {
   if [[ -n ${RESTORABLE_DRILL_PGBIN:-} ]]; then printf '%s\n' "${RESTORABLE_DRILL_PGBIN%/}"; return 0; fi
   local d
   d=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null | sort -V | tail -n 1)
@@ -916,71 +916,71 @@ rr_local_pgbin() {
   dirname "$d"
 }
 
-# rr_throwaway_start RUNTIME IMAGE: start the throwaway Postgres in the background (it overlaps
-# with listing and downloading); rr_throwaway_ready waits for it and points the rr_tgt_* target
+# restorable_throwaway_start RUNTIME IMAGE: start the throwaway Postgres in the background (it overlaps
+# with listing and downloading); restorable_throwaway_ready waits for it and points the restorable_tgt_* target
 # at it (user postgres). Whatever it started is known here, in the parent, for the EXIT trap.
-RR_TA_PID="" RR_TA_SHARE="" RR_TA_UID=""
-rr_throwaway_start() {
+RESTORABLE_TA_PID="" RESTORABLE_TA_SHARE="" RESTORABLE_TA_UID=""
+restorable_throwaway_start() {
   local runtime=$1 image=$2
-  RR_RUN_ID=${RR_RUN_ID:-$(date -u +%Y%m%d%H%M%S)-$$}
-  RR_TA_OPTS="$RR_TA_OPTS $(rr_throwaway_mem_opts)"
+  RESTORABLE_RUN_ID=${RESTORABLE_RUN_ID:-$(date -u +%Y%m%d%H%M%S)-$$}
+  RESTORABLE_TA_OPTS="$RESTORABLE_TA_OPTS $(restorable_throwaway_mem_opts)"
   case $runtime in
     docker)
-      RR_TA_KIND=docker
+      RESTORABLE_TA_KIND=docker
       # A private directory the container reads the dump from, through a FIFO (no copy on disk).
-      RR_TA_SHARE="$RR_TMP/share"
-      mkdir -m 0711 "$RR_TA_SHARE"
+      RESTORABLE_TA_SHARE="$RESTORABLE_TMP/share"
+      mkdir -m 0711 "$RESTORABLE_TA_SHARE"
       ;;
     local)
-      RR_TA_BIN=$(rr_local_pgbin) || rr_die "runtime local needs PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
-      [[ -x $RR_TA_BIN/initdb && -x $RR_TA_BIN/pg_ctl && -x $RR_TA_BIN/pg_restore ]] || rr_die "no initdb/pg_ctl/pg_restore in $RR_TA_BIN"
-      RR_TA_KIND=local
-      RR_TA_DIR="$RR_TMP/pg"
+      RESTORABLE_TA_BIN=$(restorable_local_pgbin) || restorable_die "runtime local needs PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql"
+      [[ -x $RESTORABLE_TA_BIN/initdb && -x $RESTORABLE_TA_BIN/pg_ctl && -x $RESTORABLE_TA_BIN/pg_restore ]] || restorable_die "no initdb/pg_ctl/pg_restore in $RESTORABLE_TA_BIN"
+      RESTORABLE_TA_KIND=local
+      RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg"
       ;;
-    *) rr_die "unknown drill runtime \"$runtime\" (docker or local)" ;;
+    *) restorable_die "unknown drill runtime \"$runtime\" (docker or local)" ;;
   esac
-  rm -f -- "$RR_TMP/work/throwaway.env" "$RR_TMP/work/throwaway.fail"
+  rm -f -- "$RESTORABLE_TMP/work/throwaway.env" "$RESTORABLE_TMP/work/throwaway.fail"
   (
     # shellcheck disable=SC2317 # invoked by the trap
-    rr__ta_exit() {
+    restorable__ta_exit() {
       local rc=$?
-      if [[ $rc -ne 0 ]]; then printf '%s\n' "${RR_FAIL_REASON:-startup failed (status $rc)}" >"$RR_TMP/work/throwaway.fail"; fi
+      if [[ $rc -ne 0 ]]; then printf '%s\n' "${RESTORABLE_FAIL_REASON:-startup failed (status $rc)}" >"$RESTORABLE_TMP/work/throwaway.fail"; fi
     }
-    trap rr__ta_exit EXIT
+    trap restorable__ta_exit EXIT
     trap - INT TERM HUP
-    RR_STAGE_FILE=""
-    t0=$(rr_clock)
+    RESTORABLE_STAGE_FILE=""
+    t0=$(restorable_realtime)
     case $runtime in
-      docker) rr_throwaway_up_docker "$image" ;;
-      local) rr_throwaway_up_local ;;
+      docker) restorable_throwaway_up_docker "$image" ;;
+      local) restorable_throwaway_up_local ;;
     esac
     {
-      declare -p RR_T_KIND RR_T_CID RR_T_SOCK RR_T_HOST RR_T_PORT RR_T_USER RR_T_BIN RR_T_DESC RR_TA_CID RR_TA_UID
-      printf 'RR_TA_SECONDS=%s\n' "$(rr_elapsed "$t0")"
-    } | sed 's/^declare -- //' >"$RR_TMP/work/throwaway.env.tmp"
-    mv -f "$RR_TMP/work/throwaway.env.tmp" "$RR_TMP/work/throwaway.env"
+      declare -p RESTORABLE_T_KIND RESTORABLE_T_CID RESTORABLE_T_SOCK RESTORABLE_T_HOST RESTORABLE_T_PORT RESTORABLE_T_USER RESTORABLE_T_BIN RESTORABLE_T_DESC RESTORABLE_TA_CID RESTORABLE_TA_UID
+      printf 'RESTORABLE_THROWAWAY_SECONDS=%s\n' "$(restorable_elapsed "$t0")"
+    } | sed 's/^declare -- //' >"$RESTORABLE_TMP/work/throwaway.env.tmp"
+    mv -f "$RESTORABLE_TMP/work/throwaway.env.tmp" "$RESTORABLE_TMP/work/throwaway.env"
   ) </dev/null &
-  RR_TA_PID=$!
+  RESTORABLE_TA_PID=$!
 }
 
-# rr_throwaway_ready: wait for rr_throwaway_start; dies at the current stage when it failed.
-# Sets RR_TA_SECONDS (how long the startup took).
-rr_throwaway_ready() {
+# restorable_throwaway_ready: wait for restorable_throwaway_start; dies at the current stage when it failed.
+# Sets RESTORABLE_THROWAWAY_SECONDS (how long the startup took).
+restorable_throwaway_ready() {
   local rc=0
-  if [[ -n $RR_TA_PID ]]; then
-    wait "$RR_TA_PID" || rc=$?
-    RR_TA_PID=""
+  if [[ -n $RESTORABLE_TA_PID ]]; then
+    wait "$RESTORABLE_TA_PID" || rc=$?
+    RESTORABLE_TA_PID=""
   fi
-  if [[ $rc -ne 0 || ! -s $RR_TMP/work/throwaway.env ]]; then
-    rr_die "$(cat "$RR_TMP/work/throwaway.fail" 2>/dev/null || printf 'the throwaway Postgres did not start (status %s)' "$rc")"
+  if [[ $rc -ne 0 || ! -s $RESTORABLE_TMP/work/throwaway.env ]]; then
+    restorable_die "$(cat "$RESTORABLE_TMP/work/throwaway.fail" 2>/dev/null || printf 'the throwaway Postgres did not start (status %s)' "$rc")"
   fi
   # shellcheck source=/dev/null
-  . "$RR_TMP/work/throwaway.env"
+  . "$RESTORABLE_TMP/work/throwaway.env"
 }
 
-rr_throwaway_up_docker() {
-  local image=$1 err=$RR_TMP/work/docker.err cid
-  docker info >/dev/null 2>"$err" || rr_die "docker is not reachable: $(rr_last_line "$err")"
+restorable_throwaway_up_docker() {
+  local image=$1 err=$RESTORABLE_TMP/work/docker.err cid
+  docker info >/dev/null 2>"$err" || restorable_die "docker is not reachable: $(restorable_last_line "$err")"
   # Only the image's Postgres binaries: find initdb on PATH or under /usr/lib/postgresql.
   local script
   # shellcheck disable=SC2016 # expanded inside the container
@@ -989,81 +989,81 @@ b=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/
 [ -x "$b/initdb" ] || { echo "no initdb in this image" >&2; exit 1; }
 mkdir -p /tmp/restorable-drill/sock
 "$b/initdb" -D /tmp/restorable-drill/data -U postgres --auth=trust -E UTF8 --no-locale --no-sync >/tmp/restorable-drill/initdb.log 2>&1 || { cat /tmp/restorable-drill/initdb.log >&2; exit 1; }
-exec "$b/postgres" -D /tmp/restorable-drill/data -k /tmp/restorable-drill/sock '"$RR_TA_OPTS"
-  if ! cid=$(docker run -d --rm --label "restorable.drill=$RR_RUN_ID" --label "restorable.host=$RESTORABLE_HOST" \
-    --name "restorable-drill-$RR_RUN_ID" --network none --user postgres -v "$RR_TA_SHARE:/restorable-in:ro" \
+exec "$b/postgres" -D /tmp/restorable-drill/data -k /tmp/restorable-drill/sock '"$RESTORABLE_TA_OPTS"
+  if ! cid=$(docker run -d --rm --label "restorable.drill=$RESTORABLE_RUN_ID" --label "restorable.host=$RESTORABLE_HOST" \
+    --name "restorable-drill-$RESTORABLE_RUN_ID" --network none --user postgres -v "$RESTORABLE_TA_SHARE:/restorable-in:ro" \
     --entrypoint sh "$image" -c "$script" 2>"$err"); then
-    rr_die "cannot start a throwaway container from $image: $(rr_last_line "$err")"
+    restorable_die "cannot start a throwaway container from $image: $(restorable_last_line "$err")"
   fi
-  RR_TA_CID=$cid
-  docker logs -f "$cid" >"$RR_TMP/work/throwaway.log" 2>&1 &
+  RESTORABLE_TA_CID=$cid
+  docker logs -f "$cid" >"$RESTORABLE_TMP/work/throwaway.log" 2>&1 &
   local logs=$! i
   for ((i = 0; i < 600; i++)); do
-    if docker exec "$cid" pg_isready -q -h "$RR_TA_SOCK_IN_CONTAINER" >/dev/null 2>&1; then break; fi
+    if docker exec "$cid" pg_isready -q -h "$RESTORABLE_TA_SOCK_IN_CONTAINER" >/dev/null 2>&1; then break; fi
     if ! docker inspect --format '{{.State.Running}}' "$cid" 2>/dev/null | grep -qx true; then
       kill "$logs" 2>/dev/null || true
-      rr_log_file_tail "$RR_TMP/work/throwaway.log" 10
-      rr_die "the throwaway container from $image exited during startup: $(rr_last_line "$RR_TMP/work/throwaway.log")"
+      restorable_log_file_tail "$RESTORABLE_TMP/work/throwaway.log" 10
+      restorable_die "the throwaway container from $image exited during startup: $(restorable_last_line "$RESTORABLE_TMP/work/throwaway.log")"
     fi
     sleep 0.1
   done
   kill "$logs" 2>/dev/null || true
   wait "$logs" 2>/dev/null || true
-  ((i < 600)) || rr_die "the throwaway container from $image did not accept connections within 60 s"
+  ((i < 600)) || restorable_die "the throwaway container from $image did not accept connections within 60 s"
   # The uid that reads the FIFO in the share (empty: stream through docker exec stdin instead).
-  RR_TA_UID=$(docker exec "$cid" id -u 2>/dev/null || true)
-  RR_T_KIND=exec RR_T_CID=$cid RR_T_SOCK=$RR_TA_SOCK_IN_CONTAINER RR_T_USER=postgres
-  RR_T_DESC="throwaway container ${cid:0:12} ($image)"
+  RESTORABLE_TA_UID=$(docker exec "$cid" id -u 2>/dev/null || true)
+  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$cid RESTORABLE_T_SOCK=$RESTORABLE_TA_SOCK_IN_CONTAINER RESTORABLE_T_USER=postgres
+  RESTORABLE_T_DESC="throwaway container ${cid:0:12} ($image)"
 }
 
-rr_throwaway_up_local() {
-  local bin=$RR_TA_BIN err=$RR_TMP/work/initdb.err as=()
-  mkdir -m 0700 "$RR_TA_DIR"
+restorable_throwaway_up_local() {
+  local bin=$RESTORABLE_TA_BIN err=$RESTORABLE_TMP/work/initdb.err as=()
+  mkdir -m 0700 "$RESTORABLE_TA_DIR"
   if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || rr_die "runtime local runs initdb as the postgres OS user, which does not exist (apt-get install postgresql)"
-    chown postgres: "$RR_TA_DIR"
+    id postgres >/dev/null 2>&1 || restorable_die "runtime local runs initdb as the postgres OS user, which does not exist (apt-get install postgresql)"
+    chown postgres: "$RESTORABLE_TA_DIR"
     as=(runuser -u postgres --)
   fi
-  mkdir -p "$RR_TA_DIR/sock" 2>/dev/null || "${as[@]}" mkdir -p "$RR_TA_DIR/sock"
-  if [[ $(id -u) -eq 0 ]]; then chown postgres: "$RR_TA_DIR/sock"; fi
-  if ! (cd "$RR_TA_DIR" && "${as[@]}" "$bin/initdb" -D "$RR_TA_DIR/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync) >"$err" 2>&1; then
-    rr_log_file_tail "$err" 10
-    rr_die "initdb failed: $(rr_last_line "$err")"
+  mkdir -p "$RESTORABLE_TA_DIR/sock" 2>/dev/null || "${as[@]}" mkdir -p "$RESTORABLE_TA_DIR/sock"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres: "$RESTORABLE_TA_DIR/sock"; fi
+  if ! (cd "$RESTORABLE_TA_DIR" && "${as[@]}" "$bin/initdb" -D "$RESTORABLE_TA_DIR/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync) >"$err" 2>&1; then
+    restorable_log_file_tail "$err" 10
+    restorable_die "initdb failed: $(restorable_last_line "$err")"
   fi
   # Unix socket only (listen_addresses empty): no TCP port to collide with; the port number only
   # names the socket file inside our own directory. The lock fd is not handed to the server.
   local port=$((20000 + RANDOM % 40000))
-  if ! (cd "$RR_TA_DIR" && rr_without_lock "${as[@]}" "$bin/pg_ctl" -D "$RR_TA_DIR/data" -l "$RR_TA_DIR/server.log" \
-    -o "-p $port -k $RR_TA_DIR/sock $RR_TA_OPTS" -w -t 60 start) >"$err" 2>&1; then
-    rr_log_file_tail "$RR_TA_DIR/server.log" 10
-    rr_die "the throwaway cluster did not start: $(rr_last_line "$RR_TA_DIR/server.log")"
+  if ! (cd "$RESTORABLE_TA_DIR" && restorable_without_lock "${as[@]}" "$bin/pg_ctl" -D "$RESTORABLE_TA_DIR/data" -l "$RESTORABLE_TA_DIR/server.log" \
+    -o "-p $port -k $RESTORABLE_TA_DIR/sock $RESTORABLE_TA_OPTS" -w -t 60 start) >"$err" 2>&1; then
+    restorable_log_file_tail "$RESTORABLE_TA_DIR/server.log" 10
+    restorable_die "the throwaway cluster did not start: $(restorable_last_line "$RESTORABLE_TA_DIR/server.log")"
   fi
-  RR_T_KIND=native RR_T_HOST="$RR_TA_DIR/sock" RR_T_PORT=$port RR_T_USER=postgres RR_T_BIN="$bin/"
-  RR_T_DESC="throwaway cluster in $RR_TA_DIR (PostgreSQL $("$bin/postgres" -V | awk '{print $NF}'))"
+  RESTORABLE_T_KIND=native RESTORABLE_T_HOST="$RESTORABLE_TA_DIR/sock" RESTORABLE_T_PORT=$port RESTORABLE_T_USER=postgres RESTORABLE_T_BIN="$bin/"
+  RESTORABLE_T_DESC="throwaway cluster in $RESTORABLE_TA_DIR (PostgreSQL $("$bin/postgres" -V | awk '{print $NF}'))"
 }
 
-# rr_without_lock CMD...: run CMD without the lock's fd (a daemon must not keep the lock).
-rr_without_lock() {
-  if [[ -n ${RR_LOCK_FD:-} ]]; then "$@" {RR_LOCK_FD}>&-; else "$@"; fi
+# restorable_without_lock CMD...: run CMD without the lock's fd (a daemon must not keep the lock).
+restorable_without_lock() {
+  if [[ -n ${RESTORABLE_LOCK_FD:-} ]]; then "$@" {RESTORABLE_LOCK_FD}>&-; else "$@"; fi
 }
 
-# rr_restore_throwaway DIR DB PG_RESTORE_OPTS...: decode the object into pg_restore in the
+# restorable_restore_throwaway DIR DB PG_RESTORE_OPTS...: decode the object into pg_restore in the
 # throwaway. Runtime docker: through a FIFO in the share (pg_restore in the container reads it;
 # no docker exec stdin relay, no copy on disk); otherwise (or when the FIFO cannot be handed to
-# the container's user) a pipe into rr_tgt_run. Statuses in DIR/pipe.status as rr_decode_into.
-rr_restore_throwaway() {
+# the container's user) a pipe into restorable_tgt_run. Statuses in DIR/pipe.status as restorable_decode_into.
+restorable_restore_throwaway() {
   local dir=$1 db=$2
   shift 2
-  if [[ $RR_TA_KIND == docker && -n $RR_TA_UID && -n $RR_TA_SHARE ]]; then
-    local fifo="$RR_TA_SHARE/$db.pipe" wpid dst=0 rst=0 fd
-    if mkfifo -m 0600 "$fifo" 2>/dev/null && chown "$RR_TA_UID" "$fifo" 2>/dev/null; then
-      rr_decode >"$fifo" 2>"$dir/decode.err" &
+  if [[ $RESTORABLE_TA_KIND == docker && -n $RESTORABLE_TA_UID && -n $RESTORABLE_TA_SHARE ]]; then
+    local fifo="$RESTORABLE_TA_SHARE/$db.pipe" wpid dst=0 rst=0 fd
+    if mkfifo -m 0600 "$fifo" 2>/dev/null && chown "$RESTORABLE_TA_UID" "$fifo" 2>/dev/null; then
+      restorable_decode >"$fifo" 2>"$dir/decode.err" &
       wpid=$!
       # pg_restore opens a named archive twice (format check, then read): it must read the FIFO as
       # its stdin. The container's sh only redirects; the work is the image's pg_restore.
       # shellcheck disable=SC2016 # expanded by the container's sh
-      docker exec "$RR_T_CID" sh -c 'exec "$@" <"$0"' "/restorable-in/$db.pipe" \
-        pg_restore -h "$RR_T_SOCK" -U "$RR_T_USER" -d "$db" "$@" </dev/null 2>"$dir/restore.err" || rst=$?
+      docker exec "$RESTORABLE_T_CID" sh -c 'exec "$@" <"$0"' "/restorable-in/$db.pipe" \
+        pg_restore -h "$RESTORABLE_T_SOCK" -U "$RESTORABLE_T_USER" -d "$db" "$@" </dev/null 2>"$dir/restore.err" || rst=$?
       # A writer still waiting for a reader that never came: let it open, then break its pipe.
       if kill -0 "$wpid" 2>/dev/null; then
         exec {fd}<>"$fifo"
@@ -1077,25 +1077,25 @@ rr_restore_throwaway() {
     fi
     rm -f -- "$fifo"
   fi
-  rr_decode_into "$dir" rr_tgt_run pg_restore "$db" "$@"
+  restorable_decode_into "$dir" restorable_tgt_run pg_restore "$db" "$@"
 }
 
-# rr_throwaway_reap: remove what an earlier drill of this host left behind when it was killed
+# restorable_throwaway_reap: remove what an earlier drill of this host left behind when it was killed
 # with SIGKILL (no trap runs then): its labelled containers, and its temp dirs (marked with the
 # host name) with the cluster in them. Only call while holding the drill lock: then no other
 # drill of this host is running.
-rr_throwaway_reap() {
+restorable_throwaway_reap() {
   local ids d pid
   if command -v docker >/dev/null 2>&1; then
     ids=$(docker ps -aq --no-trunc --filter "label=restorable.host=$RESTORABLE_HOST" --filter label=restorable.drill 2>/dev/null || true)
     if [[ -n $ids ]]; then
-      rr_log "removing throwaway container(s) an interrupted drill left behind: $(printf '%s\n' "$ids" | cut -c1-12 | paste -sd ' ' -)"
+      restorable_log "removing throwaway container(s) an interrupted drill left behind: $(printf '%s\n' "$ids" | cut -c1-12 | paste -sd ' ' -)"
       # shellcheck disable=SC2086 # ids are hex, one per line
       docker rm -f -v $ids >/dev/null 2>&1 || true
     fi
   fi
-  for d in "${TMPDIR:-/tmp}"/restorable-"$RR_SCRIPT".*; do
-    [[ -d $d && $d != "$RR_TMP" && -f $d/host ]] || continue
+  for d in "${TMPDIR:-/tmp}"/restorable-"$RESTORABLE_SCRIPT".*; do
+    [[ -d $d && $d != "$RESTORABLE_TMP" && -f $d/host ]] || continue
     [[ $(<"$d/host") == "$RESTORABLE_HOST" ]] || continue
     if [[ -f $d/pg/data/postmaster.pid ]]; then
       pid=$(head -n 1 "$d/pg/data/postmaster.pid")
@@ -1104,31 +1104,31 @@ rr_throwaway_reap() {
         sleep 1
       fi
     fi
-    rr_log "removing the temp dir an interrupted drill left behind: $d"
+    restorable_log "removing the temp dir an interrupted drill left behind: $d"
     rm -rf -- "$d"
   done
-  rr_vol_reap
+  restorable_vol_reap
 }
 
-# Stop and remove whatever rr_throwaway_start started (also while it is still starting).
+# Stop and remove whatever restorable_throwaway_start started (also while it is still starting).
 # Idempotent; safe from the EXIT trap.
-rr_throwaway_down() {
+restorable_throwaway_down() {
   local midway=0
-  if [[ -n $RR_TA_PID ]]; then
-    if kill -0 "$RR_TA_PID" 2>/dev/null; then midway=1; fi
-    rr_kill_tree "$RR_TA_PID"
-    wait "$RR_TA_PID" 2>/dev/null || true
-    RR_TA_PID=""
+  if [[ -n $RESTORABLE_TA_PID ]]; then
+    if kill -0 "$RESTORABLE_TA_PID" 2>/dev/null; then midway=1; fi
+    restorable_kill_tree "$RESTORABLE_TA_PID"
+    wait "$RESTORABLE_TA_PID" 2>/dev/null || true
+    RESTORABLE_TA_PID=""
   fi
-  case $RR_TA_KIND in
+  case $RESTORABLE_TA_KIND in
     docker)
       local ids pass
       for pass in 1 2; do
-        ids=$(docker ps -aq --no-trunc --filter "label=restorable.drill=$RR_RUN_ID" 2>/dev/null || true)
-        if [[ -n $RR_TA_CID ]]; then ids=$(printf '%s\n%s\n' "$RR_TA_CID" "$ids" | grep -v '^$' | sort -u); fi
+        ids=$(docker ps -aq --no-trunc --filter "label=restorable.drill=$RESTORABLE_RUN_ID" 2>/dev/null || true)
+        if [[ -n $RESTORABLE_TA_CID ]]; then ids=$(printf '%s\n%s\n' "$RESTORABLE_TA_CID" "$ids" | grep -v '^$' | sort -u); fi
         if [[ -n $ids ]]; then
           # shellcheck disable=SC2086 # ids are hex, one per line
-          docker rm -f -v $ids >/dev/null 2>&1 || rr_log "could not remove throwaway container(s): $ids"
+          docker rm -f -v $ids >/dev/null 2>&1 || restorable_log "could not remove throwaway container(s): $ids"
         fi
         # A `docker run` cut off halfway may still create its container: look once more.
         if [[ $midway -eq 0 ]]; then break; fi
@@ -1136,17 +1136,17 @@ rr_throwaway_down() {
       done
       ;;
     local)
-      if [[ -n $RR_TA_DIR && $midway -eq 1 ]]; then sleep 0.5; fi
-      if [[ -n $RR_TA_DIR && -f $RR_TA_DIR/data/postmaster.pid ]]; then
+      if [[ -n $RESTORABLE_TA_DIR && $midway -eq 1 ]]; then sleep 0.5; fi
+      if [[ -n $RESTORABLE_TA_DIR && -f $RESTORABLE_TA_DIR/data/postmaster.pid ]]; then
         local as=()
         if [[ $(id -u) -eq 0 ]]; then as=(runuser -u postgres --); fi
-        (cd "$RR_TA_DIR" && "${as[@]}" "$RR_TA_BIN/pg_ctl" -D "$RR_TA_DIR/data" -m immediate -w -t 30 stop) >/dev/null 2>&1 ||
-          rr_log "could not stop the throwaway cluster in $RR_TA_DIR"
+        (cd "$RESTORABLE_TA_DIR" && "${as[@]}" "$RESTORABLE_TA_BIN/pg_ctl" -D "$RESTORABLE_TA_DIR/data" -m immediate -w -t 30 stop) >/dev/null 2>&1 ||
+          restorable_log "could not stop the throwaway cluster in $RESTORABLE_TA_DIR"
       fi
-      if [[ -n $RR_TA_DIR ]]; then rm -rf -- "$RR_TA_DIR"; fi
+      if [[ -n $RESTORABLE_TA_DIR ]]; then rm -rf -- "$RESTORABLE_TA_DIR"; fi
       ;;
   esac
-  RR_TA_KIND="" RR_TA_CID="" RR_TA_DIR=""
+  RESTORABLE_TA_KIND="" RESTORABLE_TA_CID="" RESTORABLE_TA_DIR=""
 }
 
 # ---- volumes (restore-drill) ------------------------------------------------------------------
@@ -1154,106 +1154,106 @@ rr_throwaway_down() {
 # A volume's restore point is drilled in a throwaway Docker volume (restorable-drill-<run id>-<n>),
 # labelled like the throwaway Postgres (restorable.drill=<run id>, restorable.host=<host>) plus
 # restorable.role=volume, and so are the short-lived containers that fill and list it: the EXIT
-# trap removes them (rr_vol_down), and the next drill of the host reaps what a SIGKILLed one left
-# (rr_vol_reap, from rr_throwaway_reap). The tarball is decoded straight into `tar -x` in the
+# trap removes them (restorable_vol_down), and the next drill of the host reaps what a SIGKILLed one left
+# (restorable_vol_reap, from restorable_throwaway_reap). The tarball is decoded straight into `tar -x` in the
 # container (no decompressed copy on disk); the listing is computed there by the same script
 # backup-volumes ran (lib.sh RESTORABLE_VOLUME_LISTING_SH) and compared entry by entry.
 
-RR_VOL_LABEL=restorable.role=volume
-rr_vol_labels() { printf '%s\n' --label "restorable.drill=$RR_RUN_ID" --label "restorable.host=$RESTORABLE_HOST" --label "$RR_VOL_LABEL"; }
+RESTORABLE_VOL_LABEL=restorable.role=volume
+restorable_vol_labels() { printf '%s\n' --label "restorable.drill=$RESTORABLE_RUN_ID" --label "restorable.host=$RESTORABLE_HOST" --label "$RESTORABLE_VOL_LABEL"; }
 
-# rr_vol_run [DOCKER RUN ARGS...] -- IMAGE CMD...: a labelled throwaway container, no network, no logs.
-rr_vol_run() {
+# restorable_vol_run [DOCKER RUN ARGS...] -- IMAGE CMD...: a labelled throwaway container, no network, no logs.
+restorable_vol_run() {
   local labels
-  mapfile -t labels < <(rr_vol_labels)
+  mapfile -t labels < <(restorable_vol_labels)
   docker run --rm --network none --log-driver none "${labels[@]}" "$@"
 }
 
-# rr_vol_create NAME: create the labelled throwaway volume NAME.
-rr_vol_create() {
+# restorable_vol_create NAME: create the labelled throwaway volume NAME.
+restorable_vol_create() {
   local labels
-  mapfile -t labels < <(rr_vol_labels)
+  mapfile -t labels < <(restorable_vol_labels)
   docker volume create "${labels[@]}" "$1" >/dev/null
 }
 
-# rr_vol_remove NAME...: remove throwaway volumes (and first any labelled container of this run
+# restorable_vol_remove NAME...: remove throwaway volumes (and first any labelled container of this run
 # still using them). Idempotent.
-rr_vol_remove() {
+restorable_vol_remove() {
   local ids
-  ids=$(docker ps -aq --no-trunc --filter "label=restorable.drill=$RR_RUN_ID" --filter "label=$RR_VOL_LABEL" 2>/dev/null || true)
+  ids=$(docker ps -aq --no-trunc --filter "label=restorable.drill=$RESTORABLE_RUN_ID" --filter "label=$RESTORABLE_VOL_LABEL" 2>/dev/null || true)
   # shellcheck disable=SC2086 # ids are hex, one per line
   if [[ -n $ids ]]; then docker rm -f -v $ids >/dev/null 2>&1 || true; fi
   local v
   for v in "$@"; do
     if docker volume inspect "$v" >/dev/null 2>&1; then
-      docker volume rm -f "$v" >/dev/null 2>&1 || rr_log "could not remove the throwaway volume $v"
+      docker volume rm -f "$v" >/dev/null 2>&1 || restorable_log "could not remove the throwaway volume $v"
     fi
   done
 }
 
-# rr_vol_down: remove every throwaway volume (and container) of this run (the EXIT trap's part).
-RR_VOL_USED=0   # set by the drill before its first volume: only then is there anything to remove
-rr_vol_down() {
-  [[ $RR_VOL_USED -eq 1 && -n $RR_RUN_ID ]] && command -v docker >/dev/null 2>&1 || return 0
+# restorable_vol_down: remove every throwaway volume (and container) of this run (the EXIT trap's part).
+RESTORABLE_VOL_USED=0   # set by the drill before its first volume: only then is there anything to remove
+restorable_vol_down() {
+  [[ $RESTORABLE_VOL_USED -eq 1 && -n $RESTORABLE_RUN_ID ]] && command -v docker >/dev/null 2>&1 || return 0
   local vols
-  vols=$(docker volume ls -q --filter "label=restorable.drill=$RR_RUN_ID" --filter "label=$RR_VOL_LABEL" 2>/dev/null || true)
+  vols=$(docker volume ls -q --filter "label=restorable.drill=$RESTORABLE_RUN_ID" --filter "label=$RESTORABLE_VOL_LABEL" 2>/dev/null || true)
   # shellcheck disable=SC2086 # volume names from docker, one per line, no spaces
-  if [[ -n $vols ]] || docker ps -aq --filter "label=restorable.drill=$RR_RUN_ID" --filter "label=$RR_VOL_LABEL" 2>/dev/null | grep -q .; then
-    rr_vol_remove $vols
+  if [[ -n $vols ]] || docker ps -aq --filter "label=restorable.drill=$RESTORABLE_RUN_ID" --filter "label=$RESTORABLE_VOL_LABEL" 2>/dev/null | grep -q .; then
+    restorable_vol_remove $vols
   fi
 }
 
-# rr_vol_reap: the throwaway volumes an interrupted drill of this host left behind (its containers
-# are gone by now: rr_throwaway_reap removed them first).
-rr_vol_reap() {
+# restorable_vol_reap: the throwaway volumes an interrupted drill of this host left behind (its containers
+# are gone by now: restorable_throwaway_reap removed them first).
+restorable_vol_reap() {
   command -v docker >/dev/null 2>&1 || return 0
   local vols
-  vols=$(docker volume ls -q --filter "label=restorable.host=$RESTORABLE_HOST" --filter label=restorable.drill --filter "label=$RR_VOL_LABEL" 2>/dev/null || true)
+  vols=$(docker volume ls -q --filter "label=restorable.host=$RESTORABLE_HOST" --filter label=restorable.drill --filter "label=$RESTORABLE_VOL_LABEL" 2>/dev/null || true)
   [[ -n $vols ]] || return 0
-  rr_log "removing throwaway volume(s) an interrupted drill left behind: $(printf '%s\n' "$vols" | paste -sd ' ' -)"
+  restorable_log "removing throwaway volume(s) an interrupted drill left behind: $(printf '%s\n' "$vols" | paste -sd ' ' -)"
   # shellcheck disable=SC2086 # volume names from docker, one per line, no spaces
   docker volume rm -f $vols >/dev/null 2>&1 || true
 }
 
-# rr_vol_extract DIR VOLUME: decode the object (rr_fetch_object) into `tar -x` in a container over
-# VOLUME, the way `restore --volume` does. Statuses and errors as rr_decode_into.
-rr_vol_extract() {
+# restorable_vol_extract DIR VOLUME: decode the object (restorable_fetch_object) into `tar -x` in a container over
+# VOLUME, the way `restore --volume` does. Statuses and errors as restorable_decode_into.
+restorable_vol_extract() {
   local dir=$1 vol=$2
-  rr_decode_into "$dir" rr_vol_run -i -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" tar --numeric-owner -C /data -xf -
+  restorable_decode_into "$dir" restorable_vol_run -i -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" tar --numeric-owner -C /data -xf -
 }
 
-# rr_vol_listing VOLUME OUT: the listing of VOLUME (read-only mount) into OUT; errors in OUT.err.
-rr_vol_listing() {
-  rr_vol_run -v "$1:/data:ro" "$RESTORABLE_VOLUME_IMAGE" sh -c "$RESTORABLE_VOLUME_LISTING_SH" sh /data >"$2" 2>"$2.err"
+# restorable_vol_listing VOLUME OUT: the listing of VOLUME (read-only mount) into OUT; errors in OUT.err.
+restorable_vol_listing() {
+  restorable_vol_run -v "$1:/data:ro" "$RESTORABLE_VOLUME_IMAGE" sh -c "$RESTORABLE_VOLUME_LISTING_SH" sh /data >"$2" 2>"$2.err"
 }
 
-# rr_vol_fetch_listing MANIFEST_KEY DIR: the listing the manifest (RR_MF) names, downloaded,
-# checked against its sha256 and size, decoded into DIR/listing.expected. Sets RR_VOL_LKEY and
-# RR_VOL_LENTRIES; returns 3 (nothing done) when the manifest names no listing (an older backup).
-rr_vol_fetch_listing() {
+# restorable_vol_fetch_listing MANIFEST_KEY DIR: the listing the manifest (RESTORABLE_MF) names, downloaded,
+# checked against its sha256 and size, decoded into DIR/listing.expected. Sets RESTORABLE_VOL_LKEY and
+# RESTORABLE_VOL_LENTRIES; returns 3 (nothing done) when the manifest names no listing (an older backup).
+restorable_vol_fetch_listing() {
   local mkey=$1 dir=$2 fields lsha lsize f=$2/listing.stored actual
-  fields=$(jq -r 'if (.listing | type) == "object" then [.listing.key, .listing.sha256, (.listing.size // ""), (.listing.entries // "")] | map(tostring) | join("\u001f") else "" end' "$RR_MF")
+  fields=$(jq -r 'if (.listing | type) == "object" then [.listing.key, .listing.sha256, (.listing.size // ""), (.listing.entries // "")] | map(tostring) | join("\u001f") else "" end' "$RESTORABLE_MF")
   [[ -n $fields ]] || return 3
-  IFS=$'\x1f' read -r RR_VOL_LKEY lsha lsize RR_VOL_LENTRIES <<<"$fields"
-  [[ $RR_VOL_LKEY == "${mkey%/*}/"* ]] || rr_die "manifest $mkey: listing.key $RR_VOL_LKEY is not beside the manifest"
-  [[ ${lsha,,} =~ ^[0-9a-f]{64}$ ]] || rr_die "manifest $mkey: listing.sha256 is missing or malformed"
-  rr_get "$RR_VOL_LKEY" "$f" "${lsize:-0}" || rr_die "cannot download the listing s3://$RESTORABLE_BUCKET/$RR_VOL_LKEY: $(rr_last_line "$f.err")"
+  IFS=$'\x1f' read -r RESTORABLE_VOL_LKEY lsha lsize RESTORABLE_VOL_LENTRIES <<<"$fields"
+  [[ $RESTORABLE_VOL_LKEY == "${mkey%/*}/"* ]] || restorable_die "manifest $mkey: listing.key $RESTORABLE_VOL_LKEY is not beside the manifest"
+  [[ ${lsha,,} =~ ^[0-9a-f]{64}$ ]] || restorable_die "manifest $mkey: listing.sha256 is missing or malformed"
+  restorable_get "$RESTORABLE_VOL_LKEY" "$f" "${lsize:-0}" || restorable_die "cannot download the listing s3://$RESTORABLE_BUCKET/$RESTORABLE_VOL_LKEY: $(restorable_last_line "$f.err")"
   actual=$(sha256sum "$f" | cut -d ' ' -f 1)
-  [[ $actual == "${lsha,,}" ]] || rr_die "sha256 mismatch for the listing s3://$RESTORABLE_BUCKET/$RR_VOL_LKEY: the manifest says ${lsha,,}, the download has $actual"
+  [[ $actual == "${lsha,,}" ]] || restorable_die "sha256 mismatch for the listing s3://$RESTORABLE_BUCKET/$RESTORABLE_VOL_LKEY: the manifest says ${lsha,,}, the download has $actual"
   if [[ -n $lsize && $lsize != "$(stat -c %s "$f")" ]]; then
-    rr_die "size mismatch for the listing s3://$RESTORABLE_BUCKET/$RR_VOL_LKEY: the manifest says $lsize bytes, downloaded $(stat -c %s "$f")"
+    restorable_die "size mismatch for the listing s3://$RESTORABLE_BUCKET/$RESTORABLE_VOL_LKEY: the manifest says $lsize bytes, downloaded $(stat -c %s "$f")"
   fi
   # Encrypted and compressed like the object it describes.
-  (RR_OBJ=$f rr_decode) >"$dir/listing.expected" 2>"$dir/listing.err" ||
-    rr_die "cannot decrypt/decompress the listing $RR_VOL_LKEY: $(rr_last_line "$dir/listing.err")"
+  (RESTORABLE_OBJ=$f restorable_decode) >"$dir/listing.expected" 2>"$dir/listing.err" ||
+    restorable_die "cannot decrypt/decompress the listing $RESTORABLE_VOL_LKEY: $(restorable_last_line "$dir/listing.err")"
   rm -f -- "$f"
   head -n 1 "$dir/listing.expected" | grep -q '^# restorable volume listing 1:' ||
-    rr_die "the listing $RR_VOL_LKEY is not a restorable volume listing (format 1)"
+    restorable_die "the listing $RESTORABLE_VOL_LKEY is not a restorable volume listing (format 1)"
 }
 
-# rr_vol_path HEX: a path of the listing as text (bytes as they are; control characters,
+# restorable_vol_path HEX: a path of the listing as text (bytes as they are; control characters,
 # backslash and DEL escaped as \n, \t, \\, \xNN), for reasons and the report.
-rr_vol_path() {
+restorable_vol_path() {
   local h=$1 out="" i b c
   [[ $h == 2e ]] && { printf '.\n'; return; }
   for ((i = 0; i < ${#h}; i += 2)); do
@@ -1268,12 +1268,12 @@ rr_vol_path() {
   printf '%s\n' "$out"
 }
 
-# rr_vol_compare EXPECTED ACTUAL: compare two sorted listings entry by entry (a merge, in constant
+# restorable_vol_compare EXPECTED ACTUAL: compare two sorted listings entry by entry (a merge, in constant
 # memory). Prints "<hex path>\t<what differs>" for the first difference (a symlink target:
 # "<hex path>\ttarget\t<hex expected>\t<hex restored>") and returns 1; returns 0 when equal.
-# rr_vol_diff_reason turns that line into text. Not compared: the mtime of directories and symlinks (tar -x sets a directory's mtime
+# restorable_vol_diff_reason turns that line into text. Not compared: the mtime of directories and symlinks (tar -x sets a directory's mtime
 # before filling it, and busybox tar does not restore a symlink's).
-rr_vol_compare() {
+restorable_vol_compare() {
   awk -v E="$1" -v A="$2" '
     function rd(f,   l) { while ((getline l < f) > 0) if (substr(l, 1, 1) != "#") return l; return "" }
     function kind(t) { return t == "f" ? "file" : t == "d" ? "directory" : t == "l" ? "symlink" : t == "p" ? "fifo" : t == "c" ? "character device" : t == "b" ? "block device" : t }
@@ -1297,12 +1297,12 @@ rr_vol_compare() {
     }'
 }
 
-# rr_vol_diff_reason LINE: "path P: mode 0644 in the listing, 0600 restored" from rr_vol_compare.
-rr_vol_diff_reason() {
+# restorable_vol_diff_reason LINE: "path P: mode 0644 in the listing, 0600 restored" from restorable_vol_compare.
+restorable_vol_diff_reason() {
   local p what e a
   IFS=$'\t' read -r p what e a <<<"$1"
   if [[ $what == target ]]; then
-    what="symlink target \"$(rr_vol_path "$e")\" in the listing, \"$(rr_vol_path "$a")\" restored"
+    what="symlink target \"$(restorable_vol_path "$e")\" in the listing, \"$(restorable_vol_path "$a")\" restored"
   fi
-  printf 'path %s: %s\n' "$(rr_vol_path "$p")" "$what"
+  printf 'path %s: %s\n' "$(restorable_vol_path "$p")" "$what"
 }

@@ -69,51 +69,51 @@
 # drill holds the lock.
 set -euo pipefail
 
-RR_SCRIPT=restore-drill
-RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RESTORABLE_SCRIPT=restore-drill
+RESTORABLE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # lib.sh: the shared library (signed S3 requests); lib-restore.sh: restore and drill helpers.
 # shellcheck source=lib.sh
-. "$RR_HERE/lib.sh"
+. "$RESTORABLE_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
-. "$RR_HERE/lib-restore.sh"
+. "$RESTORABLE_HERE/lib-restore.sh"
 # shellcheck source=lib-pitr.sh
-. "$RR_HERE/lib-pitr.sh"
+. "$RESTORABLE_HERE/lib-pitr.sh"
 # shellcheck source=lib-pitr-restore.sh
-. "$RR_HERE/lib-pitr-restore.sh"
+. "$RESTORABLE_HERE/lib-pitr-restore.sh"
 
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 only=() only_volumes=() runtime="" image="" identity=""
-rr_traps
+restorable_traps
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
-    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; rr_check_name pg --database "$2"; only+=("$2"); shift ;;
-    --volume) [[ $# -ge 2 ]] || rr_usage "--volume needs a name"; rr_check_name docker --volume "$2"; only_volumes+=("$2"); shift ;;
-    --runtime) [[ $# -ge 2 ]] || rr_usage "--runtime needs docker or local"; runtime=$2; shift ;;
-    --image) [[ $# -ge 2 ]] || rr_usage "--image needs an image"; image=$2; shift ;;
-    --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
-    *) rr_usage "unknown argument: $1" ;;
+    --database) [[ $# -ge 2 ]] || restorable_usage "--database needs a name"; restorable_check_name pg --database "$2"; only+=("$2"); shift ;;
+    --volume) [[ $# -ge 2 ]] || restorable_usage "--volume needs a name"; restorable_check_name docker --volume "$2"; only_volumes+=("$2"); shift ;;
+    --runtime) [[ $# -ge 2 ]] || restorable_usage "--runtime needs docker or local"; runtime=$2; shift ;;
+    --image) [[ $# -ge 2 ]] || restorable_usage "--image needs an image"; image=$2; shift ;;
+    --identity) [[ $# -ge 2 ]] || restorable_usage "--identity needs a file"; identity=$2; shift ;;
+    *) restorable_usage "unknown argument: $1" ;;
   esac
   shift
 done
 
-rr_load_config
+restorable_load_config
 runtime=${runtime:-$RESTORABLE_DRILL_RUNTIME}
 image=${image:-$RESTORABLE_DRILL_IMAGE}
 identity=${identity:-$RESTORABLE_AGE_IDENTITY}
-[[ $runtime == docker || $runtime == local ]] || rr_usage "runtime must be docker or local, not \"$runtime\""
+[[ $runtime == docker || $runtime == local ]] || restorable_usage "runtime must be docker or local, not \"$runtime\""
 databases=("${RESTORABLE_PG_DATABASE[@]}")
 if ((${#only[@]})); then
   for d in "${only[@]}"; do
-    printf '%s\n' "${databases[@]}" | grep -qxF -- "$d" || rr_usage "database $d is not configured on $RESTORABLE_HOST"
+    printf '%s\n' "${databases[@]}" | grep -qxF -- "$d" || restorable_usage "database $d is not configured on $RESTORABLE_HOST"
   done
   databases=("${only[@]}")
 fi
 volumes=("${RESTORABLE_VOLUMES[@]}")
 if ((${#only_volumes[@]})); then
   for v in "${only_volumes[@]}"; do
-    printf '%s\n' "${volumes[@]}" | grep -qxF -- "$v" || rr_usage "volume $v is not configured on $RESTORABLE_HOST"
+    printf '%s\n' "${volumes[@]}" | grep -qxF -- "$v" || restorable_usage "volume $v is not configured on $RESTORABLE_HOST"
   done
   volumes=("${only_volumes[@]}")
   ((${#only[@]})) || databases=()
@@ -121,31 +121,31 @@ elif ((${#only[@]})); then
   volumes=()
 fi
 
-rr_tmp_init
-rr_lock restore-drill
-printf '%s\n' "$RESTORABLE_HOST" >"$RR_TMP/host"
-rr_throwaway_reap
-started_epoch=$(rr_now)
-started_at=$(rr_iso "$started_epoch")
-stamp=$(rr_stamp "$started_epoch")
-RR_RUN_ID="$stamp-$$"
-t_run=$(rr_clock)
+restorable_tmp_init
+restorable_lock restore-drill
+printf '%s\n' "$RESTORABLE_HOST" >"$RESTORABLE_TMP/host"
+restorable_throwaway_reap
+started_epoch=$(restorable_now)
+started_at=$(restorable_iso "$started_epoch")
+stamp=$(restorable_stamp "$started_epoch")
+RESTORABLE_RUN_ID="$stamp-$$"
+t_run=$(restorable_realtime)
 setup_seconds=null
 report_key="${RESTORABLE_PREFIX}drills/$stamp.json"
 report_file="$RESTORABLE_STATE_DIR/drills/$stamp.json"
 declare -A db_result=()   # database -> its JSON result (the report lists them in config order)
 declare -A vol_result=()  # volume -> its JSON result (likewise)
-rr_ping_start
-rr_log "drill $RR_RUN_ID of ${#databases[@]} database(s) and ${#volumes[@]} volume(s) on $RESTORABLE_HOST, runtime $runtime$([[ $runtime == docker ]] && printf ' (%s)' "$image")"
+restorable_ping_start
+restorable_log "drill $RESTORABLE_RUN_ID of ${#databases[@]} database(s) and ${#volumes[@]} volume(s) on $RESTORABLE_HOST, runtime $runtime$([[ $runtime == docker ]] && printf ' (%s)' "$image")"
 
 # ---- report (also written on failure: a failed drill is evidence too) -----------------------------
 
 # shellcheck disable=SC2317,SC2034 # called by the EXIT trap in lib-restore.sh
-rr_on_finish() {
+restorable_on_finish() {
   local rc=$1 result=pass failure=null checks_json
   if [[ $rc -ne 0 ]]; then
     result=fail
-    failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
+    failure=$(jq -cn --arg stage "${RESTORABLE_FAIL_STAGE:-$RESTORABLE_STAGE}" --arg reason "$RESTORABLE_FAIL_REASON" '{stage: $stage, reason: $reason}')
   fi
   checks_json=$(printf '%s\n' "${RESTORABLE_DRILL_CHECKS[@]}" | jq -R . | jq -cs 'map(select(. != ""))')
   mkdir -p "$RESTORABLE_STATE_DIR/drills" 2>/dev/null || true
@@ -153,9 +153,9 @@ rr_on_finish() {
   for d in "${databases[@]}"; do if [[ -n ${db_result[$d]:-} ]]; then results+=("${db_result[$d]}"); fi; done
   vols_json=$(for d in "${volumes[@]}"; do if [[ -n ${vol_result[$d]:-} ]]; then printf '%s\n' "${vol_result[$d]}"; fi; done | jq -cs .) || vols_json="[]"
   if ! printf '%s\n' "${results[@]}" | jq -s \
-    --arg host "$RESTORABLE_HOST" --arg startedAt "$started_at" --arg finishedAt "$(rr_iso "$(rr_now_since "$started_epoch")")" \
-    --arg runtime "$runtime" --arg image "$image" --arg runId "$RR_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
-    --arg reportKey "$report_key" --argjson durationSeconds "$(rr_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
+    --arg host "$RESTORABLE_HOST" --arg startedAt "$started_at" --arg finishedAt "$(restorable_iso "$(restorable_now_since "$started_epoch")")" \
+    --arg runtime "$runtime" --arg image "$image" --arg runId "$RESTORABLE_RUN_ID" --arg bucket "$RESTORABLE_BUCKET" \
+    --arg reportKey "$report_key" --argjson durationSeconds "$(restorable_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
     --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
     --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" \
@@ -165,7 +165,7 @@ rr_on_finish() {
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
      objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
      databases: map(select(. != null)), volumes: $volumes, olderPoints: $older, pitr: $pitr, retention: $retention, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
-    rr_log "could not write the drill report"
+    restorable_log "could not write the drill report"
     return 0
   fi
   mv -f "$report_file.tmp" "$report_file"
@@ -173,85 +173,85 @@ rr_on_finish() {
   local err
   err=$(mktemp)
   if restorable_s3_put_text "$report_key" application/json "$(cat "$report_file")" 2>"$err"; then
-    rr_log "report: s3://$RESTORABLE_BUCKET/$report_key ($result)"
+    restorable_log "report: s3://$RESTORABLE_BUCKET/$report_key ($result)"
   elif [[ $rc -eq 0 ]]; then
-    RR_FAIL_STAGE=report RR_FAIL_REASON="cannot upload the report to s3://$RESTORABLE_BUCKET/$report_key: $(rr_last_line "$err")"
+    RESTORABLE_FAIL_STAGE=report RESTORABLE_FAIL_REASON="cannot upload the report to s3://$RESTORABLE_BUCKET/$report_key: $(restorable_last_line "$err")"
     rm -f "$err"
-    rr_finish_rc=1
+    restorable_finish_rc=1
     return 0
   else
-    rr_log "could not upload the report (best effort on a failed drill): $(rr_last_line "$err")"
+    restorable_log "could not upload the report (best effort on a failed drill): $(restorable_last_line "$err")"
   fi
   rm -f "$err"
 }
 # finishedAt follows RESTORABLE_NOW when it is set (so reports of test runs are coherent).
 # shellcheck disable=SC2317
-rr_now_since() { awk -v s="$1" -v e="$(rr_elapsed "$t_run")" 'BEGIN { printf "%d\n", s + e }'; }
+restorable_now_since() { awk -v s="$1" -v e="$(restorable_elapsed "$t_run")" 'BEGIN { printf "%d\n", s + e }'; }
 
 # ---- find + rpo for every database, while the throwaway Postgres starts in the background ----------
 # A database without a usable restore point is reported (failing the run) and the others are
 # still drilled; when none has one, the throwaway is removed again before anything is restored.
 
-rr_stage find
-((${#databases[@]} + ${#volumes[@]} > 0)) || rr_die "no postgres databases and no volumes are configured on $RESTORABLE_HOST: nothing to drill"
-if ((${#databases[@]})); then rr_throwaway_start "$runtime" "$image"; fi
-rr_list_bucket "$RR_TMP/work/listing.jsonl"
-rr_restore_points "$RR_TMP/work/listing.jsonl" >"$RR_TMP/work/points.tsv"
-now=$(rr_now)
+restorable_stage find
+((${#databases[@]} + ${#volumes[@]} > 0)) || restorable_die "no postgres databases and no volumes are configured on $RESTORABLE_HOST: nothing to drill"
+if ((${#databases[@]})); then restorable_throwaway_start "$runtime" "$image"; fi
+restorable_list_bucket "$RESTORABLE_TMP/work/listing.jsonl"
+restorable_restore_points "$RESTORABLE_TMP/work/listing.jsonl" >"$RESTORABLE_TMP/work/points.tsv"
+now=$(restorable_now)
 declare -A pick_manifest=() pick_stamp=() pick_tier=() pick_object=() pick_size=() pitr_rpo=()
 todo=()   # the databases that have a restore point within the RPO, in config order
 older_results=()   # one JSON result per older restore point drilled
 retention_result=""   # the retention audit's JSON
 # The roles: one item, keyed ":globals" in the maps (no database name starts with ":").
 globals_result="" globals_todo=0
-if ((${#databases[@]})); then point=$(rr_pick "$RR_TMP/work/points.tsv" globals -); else point=none; fi
+if ((${#databases[@]})); then point=$(restorable_pick "$RESTORABLE_TMP/work/points.tsv" globals -); else point=none; fi
 if [[ $point == none ]]; then
   : # no databases (a host with volumes only): no roles to drill
 elif [[ -z $point ]]; then
   reason="no manifest-backed backup of the roles (globals) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
   globals_result=$(jq -cn --arg r "$reason" '{result: "fail", failure: {stage: "find", reason: $r}}')
-  rr_log "roles: $reason"
+  restorable_log "roles: $reason"
 else
   IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
-  age=$((now - $(rr_stamp_epoch "$s")))
+  age=$((now - $(restorable_stamp_epoch "$s")))
   pick_manifest[:globals]=$mkey pick_stamp[:globals]=$s pick_tier[:globals]=$tier pick_object[:globals]=$okey pick_size[:globals]=$osize
   # With PITR the roles are in the WAL archive too (lib-pitr.sh).
   if ((${#RESTORABLE_PITR_CLUSTER[@]} > 0)) && restorable_pitr_rpo "${RESTORABLE_PG_DATABASE[${RESTORABLE_PITR_SOURCE[0]}]}"; then age=$PITR_RPO_AGE; fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
-    reason="the newest backup of the roles ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    reason="the newest backup of the roles ($s, $tier) is $(restorable_human_age "$age") old, older than the RPO objective of $(restorable_human_age "$RESTORABLE_RPO_SECONDS")"
     globals_result=$(jq -cn --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
       '{stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
-    rr_log "roles: $reason"
+    restorable_log "roles: $reason"
   else
-    rr_log "roles: newest backup $s ($tier), $(rr_human_age "$age") old"
+    restorable_log "roles: newest backup $s ($tier), $(restorable_human_age "$age") old"
     globals_todo=1
   fi
 fi
 for i in "${!databases[@]}"; do
   db=${databases[$i]}
-  point=$(rr_pick "$RR_TMP/work/points.tsv" postgres "$db")
+  point=$(restorable_pick "$RESTORABLE_TMP/work/points.tsv" postgres "$db")
   if [[ -z $point ]]; then
     reason="no manifest-backed backup of database $db under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
     db_result[$db]=$(jq -cn --arg d "$db" --arg r "$reason" '{database: $d, result: "fail", failure: {stage: "find", reason: $r}}')
-    rr_log "$db: $reason"
+    restorable_log "$db: $reason"
     continue
   fi
   IFS=$'\t' read -r _ _ tier s mkey okey osize <<<"$point"
-  created=$(rr_stamp_epoch "$s")
+  created=$(restorable_stamp_epoch "$s")
   age=$((now - created))
   pick_manifest[$db]=$mkey pick_stamp[$db]=$s pick_tier[$db]=$tier pick_object[$db]=$okey pick_size[$db]=$osize
   # With PITR the WAL archive, not the dump, meets the RPO (lib-pitr.sh).
-  if restorable_pitr_rpo "$db"; then age=$PITR_RPO_AGE pitr_rpo[$db]=$PITR_RPO_AGE; rr_log "$db: RPO from the WAL archive: $PITR_RPO_TEXT"; fi
+  if restorable_pitr_rpo "$db"; then age=$PITR_RPO_AGE pitr_rpo[$db]=$PITR_RPO_AGE; restorable_log "$db: RPO from the WAL archive: $PITR_RPO_TEXT"; fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
-    reason="the newest backup of $db ($s, $tier) is $(rr_human_age "$age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
-    if [[ -n ${pitr_rpo[$db]:-} ]]; then reason="$PITR_RPO_TEXT, more than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"; fi
+    reason="the newest backup of $db ($s, $tier) is $(restorable_human_age "$age") old, older than the RPO objective of $(restorable_human_age "$RESTORABLE_RPO_SECONDS")"
+    if [[ -n ${pitr_rpo[$db]:-} ]]; then reason="$PITR_RPO_TEXT, more than the RPO objective of $(restorable_human_age "$RESTORABLE_RPO_SECONDS")"; fi
     db_result[$db]=$(jq -cn --arg d "$db" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg r "$reason" --argjson a "$age" --argjson tg "$RESTORABLE_RPO_SECONDS" \
       '{database: $d, stamp: $s, tier: $t, manifestKey: $m, rpo: {achievedSeconds: $a, targetSeconds: $tg, ok: false}, result: "fail", failure: {stage: "rpo", reason: $r}}')
-    rr_log "$db: $reason"
+    restorable_log "$db: $reason"
     unset 'pick_manifest[$db]'
     continue
   fi
-  rr_log "$db: newest backup $s ($tier), $(rr_human_age "$age") old"
+  restorable_log "$db: newest backup $s ($tier), $(restorable_human_age "$age") old"
   todo+=("$db")
 done
 # drill_fail_first: fail the run with the first failing item's stage and reason (the roles, then
@@ -263,31 +263,31 @@ drill_fail_first() {
     if [[ $r == :vol:* ]]; then r=${vol_result[${r#:vol:}]:-}; fi
     f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
     if [[ -n $f ]]; then
-      IFS=$'\t' read -r RR_STAGE f <<<"$f"
-      rr_die "$f"
+      IFS=$'\t' read -r RESTORABLE_STAGE f <<<"$f"
+      restorable_die "$f"
     fi
   done
 }
 # Nothing to restore into the throwaway Postgres: remove it again (the volumes are drilled all the same).
 drill_pg=$((${#todo[@]} + globals_todo > 0))
-if ((!drill_pg && ${#databases[@]})); then rr_throwaway_down; fi
+if ((!drill_pg && ${#databases[@]})); then restorable_throwaway_down; fi
 
 # ---- the roles and the first restore point download while the throwaway finishes starting ---------
 
-for db in "${todo[@]}"; do mkdir -m 0700 "$RR_TMP/work/db-$db"; done
-mkdir -m 0700 "$RR_TMP/work/globals"
+for db in "${todo[@]}"; do mkdir -m 0700 "$RESTORABLE_TMP/work/db-$db"; done
+mkdir -m 0700 "$RESTORABLE_TMP/work/globals"
 if ((globals_todo)); then
-  rr_prefetch_point "${pick_manifest[:globals]}" "${pick_object[:globals]}" "${pick_size[:globals]}" "$RR_TMP/work/globals"
+  restorable_prefetch_point "${pick_manifest[:globals]}" "${pick_object[:globals]}" "${pick_size[:globals]}" "$RESTORABLE_TMP/work/globals"
 fi
 if ((${#todo[@]})); then
   db=${todo[0]}
-  rr_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RR_TMP/work/db-$db"
+  restorable_prefetch_point "${pick_manifest[$db]}" "${pick_object[$db]}" "${pick_size[$db]}" "$RESTORABLE_TMP/work/db-$db"
 fi
 if ((drill_pg)); then
-  rr_stage throwaway
-  rr_throwaway_ready
-  setup_seconds=$RR_TA_SECONDS
-  rr_log "throwaway Postgres up in $setup_seconds s: $RR_T_DESC"
+  restorable_stage throwaway
+  restorable_throwaway_ready
+  setup_seconds=$RESTORABLE_THROWAWAY_SECONDS
+  restorable_log "throwaway Postgres up in $setup_seconds s: $RESTORABLE_T_DESC"
 fi
 
 # ---- each database, in a child (so that one failure does not stop the others, and a signal stops
@@ -301,13 +301,13 @@ drill_item_end() {
   local rc=$1 prefix=${2:-}
   trap - EXIT
   set +e
-  rr_bg_stop_all
+  restorable_bg_stop_all
   item_result=pass item_failure=null
   if [[ $rc -ne 0 ]]; then
     item_result=fail
-    [[ -n $RR_FAIL_REASON ]] || RR_FAIL_REASON="unexpected error${RR_LAST_ERR:+ at $RR_LAST_ERR}"
-    [[ -z $prefix || $RR_FAIL_REASON == "$prefix"* ]] || RR_FAIL_REASON="$prefix$RR_FAIL_REASON"
-    item_failure=$(jq -cn --arg stage "${RR_FAIL_STAGE:-$RR_STAGE}" --arg reason "$RR_FAIL_REASON" '{stage: $stage, reason: $reason}')
+    [[ -n $RESTORABLE_FAIL_REASON ]] || RESTORABLE_FAIL_REASON="unexpected error${RESTORABLE_LAST_ERR:+ at $RESTORABLE_LAST_ERR}"
+    [[ -z $prefix || $RESTORABLE_FAIL_REASON == "$prefix"* ]] || RESTORABLE_FAIL_REASON="$prefix$RESTORABLE_FAIL_REASON"
+    item_failure=$(jq -cn --arg stage "${RESTORABLE_FAIL_STAGE:-$RESTORABLE_STAGE}" --arg reason "$RESTORABLE_FAIL_REASON" '{stage: $stage, reason: $reason}')
   fi
 }
 
@@ -317,10 +317,10 @@ drill_item_end() {
 # first (the newest was restored into it), and no RPO/RTO (the RTO stays the newest restore's).
 # shellcheck disable=SC2317 # invoked through drill_child
 drill_one() {
-  local db=$1 key=$2 mode=$3 out=$4 dir="$RR_TMP/work/db-$2"
+  local db=$1 key=$2 mode=$3 out=$4 dir="$RESTORABLE_TMP/work/db-$2"
   local sha_ok=null restore_ok=null tables_ok=null checks="[]" rto=null tables_detail=null durations="{}"
   local rpo_age
-  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  RESTORABLE_FAIL_STAGE="" RESTORABLE_FAIL_REASON=""
   # shellcheck disable=SC2317 # invoked by the trap
   db_exit() {
     local rc=$? item_result item_failure
@@ -341,109 +341,109 @@ drill_one() {
   }
   trap db_exit EXIT
   trap - INT TERM HUP
-  # In this child, rr_die only ends the child; the parent records the failure.
-  RR_STAGE_FILE="$RR_TMP/work/stage"
+  # In this child, restorable_die only ends the child; the parent records the failure.
+  RESTORABLE_STAGE_FILE="$RESTORABLE_TMP/work/stage"
   local okey="" m_created="" m_size="" m_enc=""
-  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[$key]}")))
+  rpo_age=$((now - $(restorable_stamp_epoch "${pick_stamp[$key]}")))
   # The parent prefetched the restore point into $dir/fetch (while the throwaway started, or
   # while the previous database restored); whatever is missing is downloaded here.
-  rr_fetch_manifest "${pick_manifest[$key]}" postgres "$db" "$dir"
-  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
+  restorable_fetch_manifest "${pick_manifest[$key]}" postgres "$db" "$dir"
+  okey=$RESTORABLE_MF_KEY m_created=$RESTORABLE_MF_CREATED m_size=${RESTORABLE_MF_SIZE:-null} m_enc=$RESTORABLE_MF_ENC
   if [[ -n $m_created ]]; then
     local ce
     ce=$(date -u -d "$m_created" +%s 2>/dev/null) && rpo_age=$((now - ce))
   fi
   if [[ -n ${pitr_rpo[$db]:-} ]]; then rpo_age=${pitr_rpo[$db]}; fi
   sha_ok=false
-  rr_fetch_object "$dir" "$identity"
+  restorable_fetch_object "$dir" "$identity"
   sha_ok=true
-  durations=$(jq -cn --argjson d "$RR_T_DOWNLOAD" --argjson v "$RR_T_VERIFY" '{download: $d, verify: $v}')
+  durations=$(jq -cn --argjson d "$RESTORABLE_T_DOWNLOAD" --argjson v "$RESTORABLE_T_VERIFY" '{download: $d, verify: $v}')
 
-  rr_stage restore
-  [[ ${RR_HEAD:0:5} == PGDMP ]] || rr_die "$okey is not a pg_dump custom-format archive"
+  restorable_stage restore
+  [[ ${RESTORABLE_HEAD:0:5} == PGDMP ]] || restorable_die "$okey is not a pg_dump custom-format archive"
   local t0 err="$dir/restore.err"
-  t0=$(rr_clock)
+  t0=$(restorable_realtime)
   restore_ok=false
   if [[ $mode == older ]]; then
-    rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db") WITH (FORCE)" >/dev/null 2>"$err" ||
-      rr_die "cannot drop database $db in the throwaway Postgres: $(rr_error_line "$err")"
+    restorable_sql postgres "DROP DATABASE IF EXISTS $(restorable_sql_ident "$db") WITH (FORCE)" >/dev/null 2>"$err" ||
+      restorable_die "cannot drop database $db in the throwaway Postgres: $(restorable_error_line "$err")"
   fi
-  rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
-    rr_die "cannot create database $db in the throwaway Postgres: $(rr_error_line "$err")"
+  restorable_sql postgres "CREATE DATABASE $(restorable_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
+    restorable_die "cannot create database $db in the throwaway Postgres: $(restorable_error_line "$err")"
   # Decrypt | decompress | pg_restore, streamed; any error (or error line) fails the drill.
-  if ! rr_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-tablespaces; then
-    rr_log_file_tail "$err" 20
-    rr_die "restoring $okey: $(rr_decode_into_reason "$dir" pg_restore)"
+  if ! restorable_restore_throwaway "$dir" "$db" --single-transaction --exit-on-error --no-tablespaces; then
+    restorable_log_file_tail "$err" 20
+    restorable_die "restoring $okey: $(restorable_decode_into_reason "$dir" pg_restore)"
   fi
   if grep -qi 'error' "$err"; then
-    rr_log_file_tail "$err" 20
-    rr_die "pg_restore of $okey reported: $(grep -m1 -i 'error' "$err" | cut -c1-300)"
+    restorable_log_file_tail "$err" 20
+    restorable_die "pg_restore of $okey reported: $(grep -m1 -i 'error' "$err" | cut -c1-300)"
   fi
   restore_ok=true
-  rm -f -- "$RR_OBJ"
-  durations=$(jq -c --argjson r "$(rr_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
+  rm -f -- "$RESTORABLE_OBJ"
+  durations=$(jq -c --argjson r "$(restorable_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
 
-  rr_stage tables
-  t0=$(rr_clock)
+  restorable_stage tables
+  t0=$(restorable_realtime)
   tables_ok=false
-  rr_manifest_tables "$RR_MF" >"$dir/expected"
-  rr_sql "$db" "$RR_TABLES_SQL" >"$dir/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_error_line "$err")"
+  restorable_manifest_tables "$RESTORABLE_MF" >"$dir/expected"
+  restorable_sql "$db" "$RESTORABLE_TABLES_SQL" >"$dir/actual" 2>"$err" || restorable_die "cannot list the restored tables: $(restorable_error_line "$err")"
   sort -o "$dir/actual" "$dir/actual"
   tables_detail=$(jq -cn --rawfile e "$dir/expected" --rawfile a "$dir/actual" '
     ($e | split("\n") | map(select(. != ""))) as $E | ($a | split("\n") | map(select(. != ""))) as $A
     | {expected: ($E | length), restored: ($A | length), missing: ($E - $A), unexpected: ($A - $E)}')
   local diff_reason
-  if ! diff_reason=$(rr_compare_tables "$dir/expected" "$dir/actual"); then
-    rr_die "restored $db differs from the manifest: $diff_reason"
+  if ! diff_reason=$(restorable_compare_tables "$dir/expected" "$dir/actual"); then
+    restorable_die "restored $db differs from the manifest: $diff_reason"
   fi
   tables_ok=true
-  durations=$(jq -c --argjson t "$(rr_elapsed "$t0")" '. + {tables: $t}' <<<"$durations")
+  durations=$(jq -c --argjson t "$(restorable_elapsed "$t0")" '. + {tables: $t}' <<<"$durations")
 
-  rr_stage checks
+  restorable_stage checks
   local sql outp failed="" i=0
   for sql in "${RESTORABLE_DRILL_CHECKS[@]}"; do
     i=$((i + 1))
-    if outp=$(rr_sql "$db" "$sql" 2>"$err"); then
+    if outp=$(restorable_sql "$db" "$sql" 2>"$err"); then
       if [[ $outp == t ]]; then
         checks=$(jq -c --arg s "$sql" '. + [{sql: $s, ok: true}]' <<<"$checks")
-        rr_log "$db: check $i passed: $sql"
+        restorable_log "$db: check $i passed: $sql"
         continue
       fi
       outp=$(printf '%s' "$outp" | head -c 200)
       checks=$(jq -c --arg s "$sql" --arg o "$outp" '. + [{sql: $s, ok: false, output: $o}]' <<<"$checks")
-      rr_log "$db: check $i returned \"$outp\", not true: $sql"
+      restorable_log "$db: check $i returned \"$outp\", not true: $sql"
       failed=${failed:-"check $i ($sql) returned \"$outp\", not true"}
     else
       local e1
-      e1=$(rr_error_line "$err")
+      e1=$(restorable_error_line "$err")
       checks=$(jq -c --arg s "$sql" --arg e "$e1" '. + [{sql: $s, ok: false, error: $e}]' <<<"$checks")
-      rr_log "$db: check $i failed: $sql: $e1"
+      restorable_log "$db: check $i failed: $sql: $e1"
       failed=${failed:-"check $i ($sql) failed: $e1"}
     fi
   done
-  durations=$(jq -c --argjson c "$(rr_elapsed "$t0")" '. + {checks: $c}' <<<"$durations")
-  [[ -z $failed ]] || rr_die "$db: $failed"
+  durations=$(jq -c --argjson c "$(restorable_elapsed "$t0")" '. + {checks: $c}' <<<"$durations")
+  [[ -z $failed ]] || restorable_die "$db: $failed"
   if [[ $mode == older ]]; then
-    rr_log "$db: older restore point ${pick_stamp[$key]} (${pick_tier[$key]}) passed"
+    restorable_log "$db: older restore point ${pick_stamp[$key]} (${pick_tier[$key]}) passed"
     exit 0
   fi
 
-  rr_stage rto
+  restorable_stage rto
   # RTO achieved: download + verify + decrypt/decompress/restore + table check + SQL checks.
   rto=$(jq -r '[.[]] | add * 1000 | round / 1000' <<<"$durations")
   if awk -v a="$rto" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
-    rr_die "restoring $db took ${rto} s (download + verify + decrypt + restore + checks), more than the RTO objective of $(rr_human_age "$RESTORABLE_RTO_SECONDS")"
+    restorable_die "restoring $db took ${rto} s (download + verify + decrypt + restore + checks), more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
   fi
-  rr_log "$db: passed; RPO $(rr_human_age "$rpo_age") (objective $(rr_human_age "$RESTORABLE_RPO_SECONDS")), RTO ${rto} s (objective $(rr_human_age "$RESTORABLE_RTO_SECONDS"))"
+  restorable_log "$db: passed; RPO $(restorable_human_age "$rpo_age") (objective $(restorable_human_age "$RESTORABLE_RPO_SECONDS")), RTO ${rto} s (objective $(restorable_human_age "$RESTORABLE_RTO_SECONDS"))"
   exit 0
 }
 
 # drill_globals OUT: the roles into the throwaway, in a subshell like drill_one; JSON result to OUT.
 # shellcheck disable=SC2317 # invoked through drill_child
 drill_globals() {
-  local out=$1 dir="$RR_TMP/work/globals"
+  local out=$1 dir="$RESTORABLE_TMP/work/globals"
   local sha_ok=null restore_ok=null roles=null passwords=null durations="{}" rpo_age okey="" m_created="" m_size="" m_enc="" t0
-  RR_FAIL_STAGE="" RR_FAIL_REASON=""
+  RESTORABLE_FAIL_STAGE="" RESTORABLE_FAIL_REASON=""
   # shellcheck disable=SC2317 # invoked by the trap
   globals_exit() {
     local rc=$? item_result item_failure
@@ -463,27 +463,27 @@ drill_globals() {
   }
   trap globals_exit EXIT
   trap - INT TERM HUP
-  RR_STAGE_FILE="$RR_TMP/work/stage"
-  rpo_age=$((now - $(rr_stamp_epoch "${pick_stamp[:globals]}")))
-  rr_fetch_manifest "${pick_manifest[:globals]}" globals - "$dir"
-  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
-  passwords=$(jq -c '.rolePasswords // null' "$RR_MF")
+  RESTORABLE_STAGE_FILE="$RESTORABLE_TMP/work/stage"
+  rpo_age=$((now - $(restorable_stamp_epoch "${pick_stamp[:globals]}")))
+  restorable_fetch_manifest "${pick_manifest[:globals]}" globals - "$dir"
+  okey=$RESTORABLE_MF_KEY m_created=$RESTORABLE_MF_CREATED m_size=${RESTORABLE_MF_SIZE:-null} m_enc=$RESTORABLE_MF_ENC
+  passwords=$(jq -c '.rolePasswords // null' "$RESTORABLE_MF")
   sha_ok=false
-  rr_fetch_object "$dir" "$identity"
+  restorable_fetch_object "$dir" "$identity"
   sha_ok=true
-  durations=$(jq -cn --argjson d "$RR_T_DOWNLOAD" --argjson v "$RR_T_VERIFY" '{download: $d, verify: $v}')
-  t0=$(rr_clock)
+  durations=$(jq -cn --argjson d "$RESTORABLE_T_DOWNLOAD" --argjson v "$RESTORABLE_T_VERIFY" '{download: $d, verify: $v}')
+  t0=$(restorable_realtime)
   restore_ok=false
-  rr_decode_to "$dir/globals.raw"
-  rr_stage restore
-  rr_globals_sql "$dir/globals.raw" "$dir/globals.sql" drill
-  if ! rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$dir/globals.sql" >"$dir/restore.out" 2>"$dir/restore.err"; then
-    rr_log_file_tail "$dir/restore.err" 20
-    rr_die "restoring the roles from $okey failed: $(rr_error_line "$dir/restore.err")"
+  restorable_decode_to "$dir/globals.raw"
+  restorable_stage restore
+  restorable_globals_sql "$dir/globals.raw" "$dir/globals.sql" drill
+  if ! restorable_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$dir/globals.sql" >"$dir/restore.out" 2>"$dir/restore.err"; then
+    restorable_log_file_tail "$dir/restore.err" 20
+    restorable_die "restoring the roles from $okey failed: $(restorable_error_line "$dir/restore.err")"
   fi
-  restore_ok=true roles=$RR_GLOBALS_ROLES
-  durations=$(jq -c --argjson r "$(rr_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
-  rr_log "roles: passed; $roles role(s) restored into the throwaway$([[ $passwords == false ]] && printf ' (saved without their passwords)')"
+  restore_ok=true roles=$RESTORABLE_GLOBALS_ROLES
+  durations=$(jq -c --argjson r "$(restorable_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
+  restorable_log "roles: passed; $roles role(s) restored into the throwaway$([[ $passwords == false ]] && printf ' (saved without their passwords)')"
   exit 0
 }
 
@@ -494,11 +494,11 @@ DRILL_RESULT=""
 drill_child() {
   local fn=$1 out=$2 rc=0
   shift 2
-  RR_CHILD_STAGE_FILE="$RR_TMP/work/stage"
+  RESTORABLE_CHILD_STAGE_FILE="$RESTORABLE_TMP/work/stage"
   "$fn" "$@" "$out" &
-  RR_CHILD=$!
-  wait "$RR_CHILD" || rc=$?
-  RR_CHILD="" RR_CHILD_STAGE_FILE=""
+  RESTORABLE_CHILD=$!
+  wait "$RESTORABLE_CHILD" || rc=$?
+  RESTORABLE_CHILD="" RESTORABLE_CHILD_STAGE_FILE=""
   if [[ -s $out ]]; then
     DRILL_RESULT=$(<"$out")
   else
@@ -507,18 +507,18 @@ drill_child() {
 }
 
 if ((globals_todo)); then
-  rr_stage download
-  rr_prefetch_wait "${pick_manifest[:globals]}" "${pick_object[:globals]}" "$RR_TMP/work/globals"
-  drill_child drill_globals "$RR_TMP/work/result-globals.json"
+  restorable_stage download
+  restorable_prefetch_wait "${pick_manifest[:globals]}" "${pick_object[:globals]}" "$RESTORABLE_TMP/work/globals"
+  drill_child drill_globals "$RESTORABLE_TMP/work/result-globals.json"
   globals_result=$DRILL_RESULT
 fi
 for i in "${!todo[@]}"; do
   db=${todo[$i]}
-  rr_stage download
-  rr_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RR_TMP/work/db-$db"
+  restorable_stage download
+  restorable_prefetch_wait "${pick_manifest[$db]}" "${pick_object[$db]}" "$RESTORABLE_TMP/work/db-$db"
   next=${todo[$((i + 1))]:-}
-  if [[ -n $next ]]; then rr_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RR_TMP/work/db-$next"; fi
-  drill_child drill_one "$RR_TMP/work/result-$db.json" "$db" "$db" newest
+  if [[ -n $next ]]; then restorable_prefetch_point "${pick_manifest[$next]}" "${pick_object[$next]}" "${pick_size[$next]}" "$RESTORABLE_TMP/work/db-$next"; fi
+  drill_child drill_one "$RESTORABLE_TMP/work/result-$db.json" "$db" "$db" newest
   db_result[$db]=$(jq -c --arg d "$db" '{database: $d} + .' <<<"$DRILL_RESULT")
 done
 
@@ -528,18 +528,18 @@ done
 # drill_volume VOLUME N OUT: runs in a subshell with set -e; writes its JSON result to OUT on any exit.
 # shellcheck disable=SC2317 # invoked through drill_child
 drill_volume() {
-  local vol=$1 n=$2 out=$3 dir="$RR_TMP/work/vol-$2" tvol="restorable-drill-$RR_RUN_ID-v$2"
+  local vol=$1 n=$2 out=$3 dir="$RESTORABLE_TMP/work/vol-$2" tvol="restorable-drill-$RESTORABLE_RUN_ID-v$2"
   local point="" tier="" s="" mkey="" okey="" m_created="" m_size="" m_enc="" rpo_age=null rto=null
   local sha_ok=null content=false note="" listed=null restored=null durations="{}" t0
-  RR_FAIL_STAGE="" RR_FAIL_REASON="" RR_VOL_LKEY="" RR_VOL_LENTRIES=""
+  RESTORABLE_FAIL_STAGE="" RESTORABLE_FAIL_REASON="" RESTORABLE_VOL_LKEY="" RESTORABLE_VOL_LENTRIES=""
   # shellcheck disable=SC2317 # invoked by the trap
   vol_exit() {
     local rc=$? item_result item_failure
     drill_item_end "$rc" "volume $vol: "
-    rr_vol_remove "$tvol"
+    restorable_vol_remove "$tvol"
     rm -rf -- "$dir"
     local result=$item_result failure=$item_failure
-    jq -cn --arg v "$vol" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg o "$okey" --arg l "$RR_VOL_LKEY" \
+    jq -cn --arg v "$vol" --arg s "$s" --arg t "$tier" --arg m "$mkey" --arg o "$okey" --arg l "$RESTORABLE_VOL_LKEY" \
       --arg created "$m_created" --argjson size "${m_size:-null}" --arg enc "$m_enc" --argjson sha "$sha_ok" \
       --argjson content "$content" --arg note "$note" --argjson listed "$listed" --argjson restored "$restored" \
       --argjson rpoa "$rpo_age" --argjson rpot "$RESTORABLE_RPO_SECONDS" --argjson rto "$rto" --argjson rtot "$RESTORABLE_RTO_SECONDS" \
@@ -555,88 +555,88 @@ drill_volume() {
   }
   trap vol_exit EXIT
   trap - INT TERM HUP
-  RR_STAGE_FILE="$RR_TMP/work/stage"
+  RESTORABLE_STAGE_FILE="$RESTORABLE_TMP/work/stage"
   mkdir -m 0700 "$dir"
 
-  rr_stage find
-  point=$(rr_pick "$RR_TMP/work/points.tsv" volume "$vol")
-  [[ -n $point ]] || rr_die "no manifest-backed backup of volume $vol under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+  restorable_stage find
+  point=$(restorable_pick "$RESTORABLE_TMP/work/points.tsv" volume "$vol")
+  [[ -n $point ]] || restorable_die "no manifest-backed backup of volume $vol under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
   IFS=$'\t' read -r _ _ tier s mkey okey _ <<<"$point"
-  rpo_age=$((now - $(rr_stamp_epoch "$s")))
-  rr_stage rpo
+  rpo_age=$((now - $(restorable_stamp_epoch "$s")))
+  restorable_stage rpo
   if ((rpo_age > RESTORABLE_RPO_SECONDS)); then
-    rr_die "the newest backup of volume $vol ($s, $tier) is $(rr_human_age "$rpo_age") old, older than the RPO objective of $(rr_human_age "$RESTORABLE_RPO_SECONDS")"
+    restorable_die "the newest backup of volume $vol ($s, $tier) is $(restorable_human_age "$rpo_age") old, older than the RPO objective of $(restorable_human_age "$RESTORABLE_RPO_SECONDS")"
   fi
-  rr_log "volume $vol: newest backup $s ($tier), $(rr_human_age "$rpo_age") old"
-  rr_stage throwaway
-  docker info >/dev/null 2>"$dir/docker.err" || rr_die "docker is not reachable: $(rr_last_line "$dir/docker.err")"
+  restorable_log "volume $vol: newest backup $s ($tier), $(restorable_human_age "$rpo_age") old"
+  restorable_stage throwaway
+  docker info >/dev/null 2>"$dir/docker.err" || restorable_die "docker is not reachable: $(restorable_last_line "$dir/docker.err")"
 
-  rr_fetch_manifest "$mkey" volume "$vol" "$dir"
-  okey=$RR_MF_KEY m_created=$RR_MF_CREATED m_size=${RR_MF_SIZE:-null} m_enc=$RR_MF_ENC
+  restorable_fetch_manifest "$mkey" volume "$vol" "$dir"
+  okey=$RESTORABLE_MF_KEY m_created=$RESTORABLE_MF_CREATED m_size=${RESTORABLE_MF_SIZE:-null} m_enc=$RESTORABLE_MF_ENC
   sha_ok=false
-  rr_fetch_object "$dir" "$identity"
+  restorable_fetch_object "$dir" "$identity"
   sha_ok=true
-  durations=$(jq -cn --argjson d "$RR_T_DOWNLOAD" --argjson v "$RR_T_VERIFY" '{download: $d, verify: $v}')
-  [[ $RR_HEAD == *ustar* ]] || rr_die "$okey is not a tar archive"
+  durations=$(jq -cn --argjson d "$RESTORABLE_T_DOWNLOAD" --argjson v "$RESTORABLE_T_VERIFY" '{download: $d, verify: $v}')
+  [[ $RESTORABLE_HEAD == *ustar* ]] || restorable_die "$okey is not a tar archive"
 
-  rr_stage listing
+  restorable_stage listing
   local lrc=0
-  rr_vol_fetch_listing "$mkey" "$dir" || lrc=$?
-  ((lrc == 0 || lrc == 3)) || rr_die "cannot fetch the listing of $okey (status $lrc)"
+  restorable_vol_fetch_listing "$mkey" "$dir" || lrc=$?
+  ((lrc == 0 || lrc == 3)) || restorable_die "cannot fetch the listing of $okey (status $lrc)"
 
-  rr_stage restore
-  t0=$(rr_clock)
-  rr_vol_create "$tvol" 2>"$dir/create.err" || rr_die "cannot create the throwaway volume $tvol: $(rr_last_line "$dir/create.err")"
-  if ! rr_vol_extract "$dir" "$tvol"; then
-    rr_log_file_tail "$dir/restore.err" 10
-    rr_die "extracting $okey into the throwaway volume failed: $(rr_decode_into_reason "$dir" "tar -x")"
+  restorable_stage restore
+  t0=$(restorable_realtime)
+  restorable_vol_create "$tvol" 2>"$dir/create.err" || restorable_die "cannot create the throwaway volume $tvol: $(restorable_last_line "$dir/create.err")"
+  if ! restorable_vol_extract "$dir" "$tvol"; then
+    restorable_log_file_tail "$dir/restore.err" 10
+    restorable_die "extracting $okey into the throwaway volume failed: $(restorable_decode_into_reason "$dir" "tar -x")"
   fi
-  rm -f -- "$RR_OBJ"
-  durations=$(jq -c --argjson r "$(rr_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
+  rm -f -- "$RESTORABLE_OBJ"
+  durations=$(jq -c --argjson r "$(restorable_elapsed "$t0")" '. + {restore: $r}' <<<"$durations")
 
-  rr_stage listing
-  t0=$(rr_clock)
-  rr_vol_listing "$tvol" "$dir/listing.restored" ||
-    rr_die "cannot list the restored volume with $RESTORABLE_VOLUME_IMAGE: $(rr_last_line "$dir/listing.restored.err")"
+  restorable_stage listing
+  t0=$(restorable_realtime)
+  restorable_vol_listing "$tvol" "$dir/listing.restored" ||
+    restorable_die "cannot list the restored volume with $RESTORABLE_VOLUME_IMAGE: $(restorable_last_line "$dir/listing.restored.err")"
   restored=$(($(grep -vc '^#' "$dir/listing.restored" || true)))
-  durations=$(jq -c --argjson l "$(rr_elapsed "$t0")" '. + {listing: $l}' <<<"$durations")
+  durations=$(jq -c --argjson l "$(restorable_elapsed "$t0")" '. + {listing: $l}' <<<"$durations")
 
-  rr_stage compare
-  t0=$(rr_clock)
+  restorable_stage compare
+  t0=$(restorable_realtime)
   if ((lrc == 3)); then
     note="content not verified: this backup has no listing (made before backup-volumes recorded one); the tarball extracted, $restored entries"
-    rr_log "volume $vol: $note"
+    restorable_log "volume $vol: $note"
   else
     listed=$(($(grep -vc '^#' "$dir/listing.expected" || true)))
-    if [[ -n $RR_VOL_LENTRIES && $RR_VOL_LENTRIES != "$listed" ]]; then
-      rr_die "volume $vol: the listing $RR_VOL_LKEY holds $listed entries, its manifest says $RR_VOL_LENTRIES"
+    if [[ -n $RESTORABLE_VOL_LENTRIES && $RESTORABLE_VOL_LENTRIES != "$listed" ]]; then
+      restorable_die "volume $vol: the listing $RESTORABLE_VOL_LKEY holds $listed entries, its manifest says $RESTORABLE_VOL_LENTRIES"
     fi
     local first
-    if ! first=$(rr_vol_compare "$dir/listing.expected" "$dir/listing.restored"); then
-      [[ -n $first ]] || rr_die "volume $vol: cannot compare the listings"
-      rr_die "volume $vol: $(rr_vol_diff_reason "$first")"
+    if ! first=$(restorable_vol_compare "$dir/listing.expected" "$dir/listing.restored"); then
+      [[ -n $first ]] || restorable_die "volume $vol: cannot compare the listings"
+      restorable_die "volume $vol: $(restorable_vol_diff_reason "$first")"
     fi
     content=true
-    rr_log "volume $vol: all $listed entries of the listing restored identically"
+    restorable_log "volume $vol: all $listed entries of the listing restored identically"
   fi
-  durations=$(jq -c --argjson c "$(rr_elapsed "$t0")" '. + {compare: $c}' <<<"$durations")
+  durations=$(jq -c --argjson c "$(restorable_elapsed "$t0")" '. + {compare: $c}' <<<"$durations")
 
-  rr_stage rto
+  restorable_stage rto
   # The volume's restore time: download + verify + decrypt/decompress/extract (not the drill's own
   # listing and comparison). Reported per volume; the databases' RTO figures stay their own.
   rto=$(jq -r '[.download, .verify, .restore] | add * 1000 | round / 1000' <<<"$durations")
   if awk -v a="$rto" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
-    rr_die "restoring volume $vol took ${rto} s (download + verify + decrypt + extract), more than the RTO objective of $(rr_human_age "$RESTORABLE_RTO_SECONDS")"
+    restorable_die "restoring volume $vol took ${rto} s (download + verify + decrypt + extract), more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
   fi
-  rr_log "volume $vol: passed$([[ $content == true ]] || printf ' (content not verified)'); RPO $(rr_human_age "$rpo_age"), restore ${rto} s"
+  restorable_log "volume $vol: passed$([[ $content == true ]] || printf ' (content not verified)'); RPO $(restorable_human_age "$rpo_age"), restore ${rto} s"
   exit 0
 }
 
-if ((${#volumes[@]})); then RR_VOL_USED=1; fi
+if ((${#volumes[@]})); then RESTORABLE_VOL_USED=1; fi
 for i in "${!volumes[@]}"; do
   v=${volumes[$i]}
-  rr_stage find
-  drill_child drill_volume "$RR_TMP/work/vresult-$i.json" "$v" "$i"
+  restorable_stage find
+  drill_child drill_volume "$RESTORABLE_TMP/work/vresult-$i.json" "$v" "$i"
   vol_result[$v]=$(jq -c --arg v "$v" '{volume: $v} + . | if (.failure.reason // "volume " | startswith("volume ")) then . else .failure.reason = "volume \($v): \(.failure.reason)" end' <<<"$DRILL_RESULT")
 done
 
@@ -648,22 +648,22 @@ done
 # the newest's database) and checked like the newest (tables, checks); its result is reported in
 # olderPoints with why it was chosen, and a failure fails the drill. No RPO/RTO for these.
 if ((${#todo[@]})); then
-  rr_stage find
-  older_proven="$RR_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
+  restorable_stage find
+  older_proven="$RESTORABLE_TMP/work/proven.tsv"   # manifestKey <TAB> startedAt of the drill that proved it
   : >"$older_proven"
-  mkdir -m 0700 "$RR_TMP/work/reports"
-  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RR_TMP/work/listing.jsonl" |
-    sort | tail -n 24 >"$RR_TMP/work/reports.txt"
+  mkdir -m 0700 "$RESTORABLE_TMP/work/reports"
+  jq -r --arg p "${RESTORABLE_PREFIX}drills/" 'select(.key | startswith($p) and endswith(".json")) | .key' "$RESTORABLE_TMP/work/listing.jsonl" |
+    sort | tail -n 24 >"$RESTORABLE_TMP/work/reports.txt"
   while IFS= read -r rkey; do
-    rfile="$RR_TMP/work/reports/${rkey##*/}"
-    if rr_s3_fetch "$rkey" "$rfile" 0; then
+    rfile="$RESTORABLE_TMP/work/reports/${rkey##*/}"
+    if restorable_s3_fetch "$rkey" "$rfile" 0; then
       jq -r '.startedAt as $t | ([.globals] + (.databases // []) + (.olderPoints // []) + (.volumes // []))[]
         | select(. != null and .result == "pass" and .manifestKey != null) | "\(.manifestKey)\t\($t)"' "$rfile" >>"$older_proven" 2>/dev/null ||
-        rr_log "warning: drill report $rkey is not readable; its restore points count as unproven"
+        restorable_log "warning: drill report $rkey is not readable; its restore points count as unproven"
     else
-      rr_log "warning: cannot download drill report $rkey; its restore points count as unproven"
+      restorable_log "warning: cannot download drill report $rkey; its restore points count as unproven"
     fi
-  done <"$RR_TMP/work/reports.txt"
+  done <"$RESTORABLE_TMP/work/reports.txt"
   for db in "${todo[@]}"; do
     for tier in daily weekly monthly; do
       # Candidates: this database's restore points in this tier but the newest, each with when it
@@ -671,16 +671,16 @@ if ((${#todo[@]})); then
       pick=$(awk -F '\t' -v d="$db" -v t="$tier" -v skip="${pick_manifest[$db]}" '
         FILENAME == ARGV[1] { if (!($1 in last) || $2 > last[$1]) last[$1] = $2; next }
         $1 == "postgres" && $2 == d && $3 == t && $5 != skip { print ($5 in last ? last[$5] : "-") "\t" $0 }' \
-        "$older_proven" "$RR_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
+        "$older_proven" "$RESTORABLE_TMP/work/points.tsv" | shuf | sort -s -t $'\t' -k1,1 | head -n 1)
       [[ -n $pick ]] || continue
       IFS=$'\t' read -r proven _ _ _ s mkey okey osize <<<"$pick"
       k="$db@$tier"
       pick_manifest[$k]=$mkey pick_stamp[$k]=$s pick_tier[$k]=$tier pick_object[$k]=$okey pick_size[$k]=$osize
       if [[ $proven == - ]]; then why="never proven by a drill"; else why="the least recently proven (last proven by the drill of $proven)"; fi
-      rr_log "$db: older $tier restore point $s: $why"
-      mkdir -m 0700 "$RR_TMP/work/db-$k"
-      rr_stage download
-      drill_child drill_one "$RR_TMP/work/result-$k.json" "$db" "$k" older
+      restorable_log "$db: older $tier restore point $s: $why"
+      mkdir -m 0700 "$RESTORABLE_TMP/work/db-$k"
+      restorable_stage download
+      drill_child drill_one "$RESTORABLE_TMP/work/result-$k.json" "$db" "$k" older
       older_results+=("$(jq -c --arg d "$db" --arg why "$why" '{database: $d, chosenBecause: $why} + . | del(.rpo, .rto)' <<<"$DRILL_RESULT")")
     done
   done
@@ -690,13 +690,13 @@ fi
 # ---- to a random second of its window in a throwaway server of its own (the dumps' one is removed first)
 pitr_results=()
 if ((${#RESTORABLE_PITR_CLUSTER[@]} && ${#databases[@]})); then
-  rr_throwaway_down
+  restorable_throwaway_down
   for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
     restorable_pitr_dbs_of "${RESTORABLE_PITR_CLUSTER[c]}" | grep -qxF -f <(printf '%s\n' "${databases[@]}") || continue
-    rr_stage find
-    RR_TA_KIND=local RR_TA_DIR="$RR_TMP/pg" RR_TA_BIN=$(rr_local_pgbin || true)
-    drill_child restorable_pitr_drill_item "$RR_TMP/work/pitr-result-$c.json" "${RESTORABLE_PITR_CLUSTER[c]}"
-    rr_throwaway_down
+    restorable_stage find
+    RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$(restorable_local_pgbin || true)
+    drill_child restorable_pitr_drill_item "$RESTORABLE_TMP/work/pitr-result-$c.json" "${RESTORABLE_PITR_CLUSTER[c]}"
+    restorable_throwaway_down
     pitr_results+=("$DRILL_RESULT")
   done
 fi
@@ -707,8 +707,8 @@ fi
 # the roles and each volume. More points than promised are fine; periods that ended before an
 # item's oldest restore point are pending (the item is younger than the promise). A promised
 # restore point that is missing fails the drill at its own stage, naming it.
-rr_stage retention
-rr_promise_periods "$now" "$RESTORABLE_RETENTION_DAILY" "$RESTORABLE_RETENTION_WEEKLY" "$RESTORABLE_RETENTION_MONTHLY" >"$RR_TMP/work/periods.tsv"
+restorable_stage retention
+restorable_promise_periods "$now" "$RESTORABLE_RETENTION_DAILY" "$RESTORABLE_RETENTION_WEEKLY" "$RESTORABLE_RETENTION_MONTHLY" >"$RESTORABLE_TMP/work/periods.tsv"
 audit_items=()
 audit_first="" audit_gaps=0
 audit_item() { # KIND NAME WHAT
@@ -719,11 +719,11 @@ audit_item() { # KIND NAME WHAT
       pending) pending=${line[1]} ;;
       missing) missing+=("${line[1]} ${line[2]}") ;;
     esac
-  done < <(rr_promise_audit "$RR_TMP/work/periods.tsv" "$RR_TMP/work/points.tsv" "$1" "$2")
+  done < <(restorable_promise_audit "$RESTORABLE_TMP/work/periods.tsv" "$RESTORABLE_TMP/work/points.tsv" "$1" "$2")
   audit_items+=("$(printf '%s\n' "${missing[@]}" | jq -R . | jq -cs --arg k "$1" --arg n "$2" --argjson c "$covered" --argjson p "$pending" \
     '{kind: $k, name: (if $n == "-" then null else $n end), covered: $c, pending: $p, missing: map(select(. != ""))}')")
   if ((${#missing[@]})); then
-    rr_log "retention: $what: no restore point for ${missing[*]}"
+    restorable_log "retention: $what: no restore point for ${missing[*]}"
     audit_gaps=$((audit_gaps + ${#missing[@]}))
     local m=${missing[0]}
     [[ -n $audit_first ]] || audit_first="$what: no ${m%% *} restore point for ${m#* }"
@@ -744,10 +744,10 @@ retention_result=$(printf '%s\n' "${audit_items[@]}" | jq -cs --argjson r "$rete
   '{promise: {daily: $d, weekly: $w, monthly: $m}, items: map(select(. != null))} + $r')
 
 drill_fail_first
-rr_stage report
+restorable_stage report
 passed=""
 if ((${#databases[@]})); then passed="the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"; fi
 if ((${#volumes[@]})); then passed+="${passed:+; }${#volumes[@]} volume(s)"; fi
 if ((${#pitr_results[@]})); then passed+="; ${#pitr_results[@]} cluster(s) recovered to a point in time"; fi
-rr_log "drill passed for $passed"
+restorable_log "drill passed for $passed"
 exit 0

@@ -77,98 +77,98 @@
 # 2 usage or configuration error; 3 another restore holds the lock.
 set -euo pipefail
 
-RR_SCRIPT=restore
-RR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RESTORABLE_SCRIPT=restore
+RESTORABLE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # lib.sh: the shared library (signed S3 requests); lib-restore.sh: restore and drill helpers.
 # shellcheck source=lib.sh
-. "$RR_HERE/lib.sh"
+. "$RESTORABLE_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
-. "$RR_HERE/lib-restore.sh"
+. "$RESTORABLE_HERE/lib-restore.sh"
 # shellcheck source=lib-pitr.sh
-. "$RR_HERE/lib-pitr.sh"
+. "$RESTORABLE_HERE/lib-pitr.sh"
 # shellcheck source=lib-pitr-restore.sh
-. "$RR_HERE/lib-pitr-restore.sh"
+. "$RESTORABLE_HERE/lib-pitr-restore.sh"
 
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 mode="" kind="" name="" at="" target="" target_db="" target_volume="" user="" identity=""
 force=0 no_owner=0 dry_run=0 json=0 fetch_dir="" dump_only=0 data_dir=""
-rr_traps
-# Names are checked as they are read, with the config schema's rules (rr_check_name), and quoted
+restorable_traps
+# Names are checked as they are read, with the config schema's rules (restorable_check_name), and quoted
 # wherever they are used.
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
     --list) mode=list ;;
     --json) json=1 ;;
-    --database) [[ $# -ge 2 ]] || rr_usage "--database needs a name"; rr_check_name pg "$1" "$2"; kind=postgres name=$2; shift ;;
+    --database) [[ $# -ge 2 ]] || restorable_usage "--database needs a name"; restorable_check_name pg "$1" "$2"; kind=postgres name=$2; shift ;;
     --globals) kind=globals name=- ;;
-    --volume) [[ $# -ge 2 ]] || rr_usage "--volume needs a name"; rr_check_name docker "$1" "$2"; kind=volume name=$2; shift ;;
-    --at) [[ $# -ge 2 ]] || rr_usage "--at needs a date"; at=$2; shift ;;
-    --target) [[ $# -ge 2 ]] || rr_usage "--target needs a spec"; target=$2; shift ;;
-    --target-database) [[ $# -ge 2 ]] || rr_usage "--target-database needs a name"; rr_check_name pg "$1" "$2"; target_db=$2; shift ;;
-    --target-volume) [[ $# -ge 2 ]] || rr_usage "--target-volume needs a name"; rr_check_name docker "$1" "$2"; target_volume=$2; shift ;;
-    --user) [[ $# -ge 2 ]] || rr_usage "--user needs a role"; rr_check_name pg "$1" "$2"; user=$2; shift ;;
-    --identity) [[ $# -ge 2 ]] || rr_usage "--identity needs a file"; identity=$2; shift ;;
+    --volume) [[ $# -ge 2 ]] || restorable_usage "--volume needs a name"; restorable_check_name docker "$1" "$2"; kind=volume name=$2; shift ;;
+    --at) [[ $# -ge 2 ]] || restorable_usage "--at needs a date"; at=$2; shift ;;
+    --target) [[ $# -ge 2 ]] || restorable_usage "--target needs a spec"; target=$2; shift ;;
+    --target-database) [[ $# -ge 2 ]] || restorable_usage "--target-database needs a name"; restorable_check_name pg "$1" "$2"; target_db=$2; shift ;;
+    --target-volume) [[ $# -ge 2 ]] || restorable_usage "--target-volume needs a name"; restorable_check_name docker "$1" "$2"; target_volume=$2; shift ;;
+    --user) [[ $# -ge 2 ]] || restorable_usage "--user needs a role"; restorable_check_name pg "$1" "$2"; user=$2; shift ;;
+    --identity) [[ $# -ge 2 ]] || restorable_usage "--identity needs a file"; identity=$2; shift ;;
     --force) force=1 ;;
     --dump) dump_only=1 ;;
-    --cluster) [[ $# -ge 2 ]] || rr_usage "--cluster needs a name"; rr_check_name docker "$1" "$2"; kind=cluster name=$2; shift ;;
-    --data-dir) [[ $# -ge 2 ]] || rr_usage "--data-dir needs a directory"; data_dir=$2; shift ;;
+    --cluster) [[ $# -ge 2 ]] || restorable_usage "--cluster needs a name"; restorable_check_name docker "$1" "$2"; kind=cluster name=$2; shift ;;
+    --data-dir) [[ $# -ge 2 ]] || restorable_usage "--data-dir needs a directory"; data_dir=$2; shift ;;
     --no-owner) no_owner=1 ;;
     --dry-run) dry_run=1 ;;
-    --fetch-only) [[ $# -ge 2 ]] || rr_usage "--fetch-only needs a directory"; fetch_dir=$2; shift ;;
-    *) rr_usage "unknown argument: $1" ;;
+    --fetch-only) [[ $# -ge 2 ]] || restorable_usage "--fetch-only needs a directory"; fetch_dir=$2; shift ;;
+    *) restorable_usage "unknown argument: $1" ;;
   esac
   shift
 done
 if [[ $mode != list ]]; then
-  [[ -n $kind ]] || rr_usage "say what to restore: --database NAME, --globals or --volume NAME (or --list)"
+  [[ -n $kind ]] || restorable_usage "say what to restore: --database NAME, --globals or --volume NAME (or --list)"
   mode=restore
 fi
-[[ -z $target_db || $kind == postgres ]] || rr_usage "--target-database is for --database"
-[[ -z $target_volume || $kind == volume ]] || rr_usage "--target-volume is for --volume"
-[[ $force -eq 0 || $kind != globals ]] || rr_usage "--force is for --database and --volume"
+[[ -z $target_db || $kind == postgres ]] || restorable_usage "--target-database is for --database"
+[[ -z $target_volume || $kind == volume ]] || restorable_usage "--target-volume is for --volume"
+[[ $force -eq 0 || $kind != globals ]] || restorable_usage "--force is for --database and --volume"
 at_epoch=""
 if [[ $kind == cluster ]]; then
-  [[ -n $at ]] || rr_usage "--cluster needs --at DATE or --at latest"
-  [[ -n $data_dir && -z $target$target_db$target_volume$fetch_dir && $force -eq 0 ]] || rr_usage "--cluster takes --data-dir DIR (a new data directory) and no --target, --force or --fetch-only"
+  [[ -n $at ]] || restorable_usage "--cluster needs --at DATE or --at latest"
+  [[ -n $data_dir && -z $target$target_db$target_volume$fetch_dir && $force -eq 0 ]] || restorable_usage "--cluster takes --data-dir DIR (a new data directory) and no --target, --force or --fetch-only"
   if [[ $at == latest ]]; then at_epoch=latest at=""; fi
 fi
-if [[ -n $at ]]; then at_epoch=$(rr_parse_date "$at" 2>/dev/null) || rr_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
+if [[ -n $at ]]; then at_epoch=$(restorable_parse_date "$at" 2>/dev/null) || restorable_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
 
-rr_load_config
+restorable_load_config
 identity=${identity:-$RESTORABLE_AGE_IDENTITY}
 # Point in time (lib-pitr-restore.sh): --at on a database whose cluster has a WAL archive.
 pitr_cluster=""
 if [[ $kind == postgres && -n $at_epoch && $dump_only -eq 0 && -z $fetch_dir && $mode == restore ]]; then pitr_cluster=$(restorable_pitr_cluster_of_db "$name"); fi
-rr_tmp_init
-now=$(rr_now)
+restorable_tmp_init
+now=$(restorable_now)
 
 # ---- find ---------------------------------------------------------------------------------------
 
-rr_stage find
-rr_list_bucket "$RR_TMP/work/listing.jsonl"
-points="$RR_TMP/work/points.tsv"
-rr_restore_points "$RR_TMP/work/listing.jsonl" >"$points"
+restorable_stage find
+restorable_list_bucket "$RESTORABLE_TMP/work/listing.jsonl"
+points="$RESTORABLE_TMP/work/points.tsv"
+restorable_restore_points "$RESTORABLE_TMP/work/listing.jsonl" >"$points"
 
 if [[ $mode == list ]]; then
   filter() { awk -F '\t' -v k="$kind" -v n="$name" '(k == "" || ($1 == k && $2 == n))' "$points"; }
   if [[ $json -eq 1 ]]; then
     filter | while IFS=$'\t' read -r k n t s m o z; do
-      created=$(rr_stamp_epoch "$s")
+      created=$(restorable_stamp_epoch "$s")
       jq -cn --arg kind "$k" --arg name "$n" --arg tier "$t" --arg stamp "$s" --arg manifest "$m" --arg object "$o" \
-        --arg size "$z" --argjson age "$((now - created))" --arg createdAt "$(rr_iso "$created")" \
+        --arg size "$z" --argjson age "$((now - created))" --arg createdAt "$(restorable_iso "$created")" \
         '{kind: $kind, name: (if $name == "-" then null else $name end), tier: $tier, stamp: $stamp, createdAt: $createdAt,
           ageSeconds: $age, manifestKey: $manifest, objectKey: (if $object == "-" then null else $object end),
           size: (if $size == "?" then null else ($size | tonumber) end)}'
     done
-    restorable_pitr_list 1 "$kind" "$name" "$RR_TMP/work/listing.jsonl"
+    restorable_pitr_list 1 "$kind" "$name" "$RESTORABLE_TMP/work/listing.jsonl"
     exit 0
   fi
-  printf 'Restore points of %s in s3://%s/%s (manifest-backed only; now %s)\n' "$RESTORABLE_HOST" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$(rr_iso "$now")"
+  printf 'Restore points of %s in s3://%s/%s (manifest-backed only; now %s)\n' "$RESTORABLE_HOST" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$(restorable_iso "$now")"
   if [[ ! -s $points ]] || [[ -z $(filter) ]]; then
     printf '\n  none\n'
-    restorable_pitr_list 0 "$kind" "$name" "$RR_TMP/work/listing.jsonl"
+    restorable_pitr_list 0 "$kind" "$name" "$RESTORABLE_TMP/work/listing.jsonl"
     exit 0
   fi
   filter | awk -F '\t' '{ print $1 "\t" $2 }' | sort -u | while IFS=$'\t' read -r k n; do
@@ -177,77 +177,77 @@ if [[ $mode == list ]]; then
     for t in daily weekly monthly; do
       awk -F '\t' -v k="$k" -v n="$n" -v t="$t" '$1 == k && $2 == n && $3 == t' "$points" | sort -t $'\t' -k4,4r |
         while IFS=$'\t' read -r _ _ tier s _ o z; do
-          created=$(rr_stamp_epoch "$s")
-          printf '  %-8s %-17s %-21s %-8s %10s  %s\n' "$tier" "$s" "$(rr_iso "$created")" "$(rr_human_age $((now - created)))" "$(rr_human_size "$z")" "${o##*/}"
+          created=$(restorable_stamp_epoch "$s")
+          printf '  %-8s %-17s %-21s %-8s %10s  %s\n' "$tier" "$s" "$(restorable_iso "$created")" "$(restorable_human_age $((now - created)))" "$(restorable_human_size "$z")" "${o##*/}"
         done
     done
   done
-  restorable_pitr_list 0 "$kind" "$name" "$RR_TMP/work/listing.jsonl"
+  restorable_pitr_list 0 "$kind" "$name" "$RESTORABLE_TMP/work/listing.jsonl"
   exit 0
 fi
 
 # The whole cluster, for a disaster (lib-pitr-restore.sh).
 if [[ $kind == cluster ]]; then restorable_pitr_restore_cluster "$name" "$at_epoch" "$data_dir"; exit 0; fi
 what() { case $kind in postgres) printf 'database %s' "$name" ;; globals) printf 'the globals (roles)' ;; volume) printf 'volume %s' "$name" ;; esac; }
-work="$RR_TMP/work"
+work="$RESTORABLE_TMP/work"
 if [[ -n $pitr_cluster ]]; then
   # Point in time: a base backup and the WAL instead of a dump restore point (lib-pitr-restore.sh).
-  restorable_pitr_plan_db "$pitr_cluster" "$RR_TMP/work/listing.jsonl"
+  restorable_pitr_plan_db "$pitr_cluster" "$RESTORABLE_TMP/work/listing.jsonl"
   point=pitr
 else
-point=$(rr_pick "$points" "$kind" "$name" "$at_epoch")
+point=$(restorable_pick "$points" "$kind" "$name" "$at_epoch")
 fi
 if [[ -z $point ]]; then
-  any=$(rr_pick "$points" "$kind" "$name")
+  any=$(restorable_pick "$points" "$kind" "$name")
   if [[ -n $at_epoch && -n $any ]]; then
     oldest=$(awk -F '\t' -v k="$kind" -v n="$name" '$1 == k && $2 == n { print $4; exit }' "$points")
-    rr_die "no restore point of $(what) at or before $(rr_iso "$at_epoch"); the oldest is $oldest"
+    restorable_die "no restore point of $(what) at or before $(restorable_iso "$at_epoch"); the oldest is $oldest"
   fi
-  rr_die "no manifest-backed backup of $(what) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
+  restorable_die "no manifest-backed backup of $(what) under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX"
 fi
 IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest p_object p_size <<<"$point"
-work="$RR_TMP/work"
-if [[ -z $pitr_cluster ]]; then rr_bg_get "$p_manifest" "$work/manifest.json" 0; fi
+work="$RESTORABLE_TMP/work"
+if [[ -z $pitr_cluster ]]; then restorable_bg_get "$p_manifest" "$work/manifest.json" 0; fi
 # Start the object's download as soon as nothing speaks against it (the manifest decides which
 # object is used; a wrong guess from the listing is discarded).
-prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RR_T_DOWNLOAD_START=$(rr_clock); rr_bg_get "$p_object" "$work/object" "$p_size"; fi; }
+prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RESTORABLE_T_DOWNLOAD_START=$(restorable_realtime); restorable_bg_get "$p_object" "$work/object" "$p_size"; fi; }
 describe_point() {
-  rr_fetch_manifest "$p_manifest" "$kind" "$name" "$work"
-  rr_stage find
+  restorable_fetch_manifest "$p_manifest" "$kind" "$name" "$work"
+  restorable_stage find
   local created_epoch
-  created_epoch=$(date -u -d "${RR_MF_CREATED:-x}" +%s 2>/dev/null || rr_stamp_epoch "$p_stamp")
-  m_key=$RR_MF_KEY
-  point_desc="$p_tier restore point $p_stamp (created $(rr_iso "$created_epoch"), $(rr_human_age $((now - created_epoch))) ago; $(rr_human_size "${RR_MF_SIZE:-?}"), sha256 ${RR_MF_SHA256:0:12}…, encryption $RR_MF_ENC)"
+  created_epoch=$(date -u -d "${RESTORABLE_MF_CREATED:-x}" +%s 2>/dev/null || restorable_stamp_epoch "$p_stamp")
+  m_key=$RESTORABLE_MF_KEY
+  point_desc="$p_tier restore point $p_stamp (created $(restorable_iso "$created_epoch"), $(restorable_human_age $((now - created_epoch))) ago; $(restorable_human_size "${RESTORABLE_MF_SIZE:-?}"), sha256 ${RESTORABLE_MF_SHA256:0:12}…, encryption $RESTORABLE_MF_ENC)"
 }
 say_plan_tail() {
-  if [[ $dry_run -eq 1 ]]; then rr_say "Dry run: nothing restored."; exit 0; fi
+  if [[ $dry_run -eq 1 ]]; then restorable_say "Dry run: nothing restored."; exit 0; fi
 }
 
 # ---- fetch only ---------------------------------------------------------------------------------
 
 if [[ -n $fetch_dir ]]; then
-  mkdir -p -- "$fetch_dir" || rr_die "cannot create $fetch_dir"
+  mkdir -p -- "$fetch_dir" || restorable_die "cannot create $fetch_dir"
   prefetch
   describe_point
   case $kind in postgres) ext=dump base="$name" ;; globals) ext=sql base=globals ;; volume) ext=tar base="$name" ;; esac
   out="$fetch_dir/$p_stamp.$base.$ext"
-  rr_say "Will fetch $(what) from s3://$RESTORABLE_BUCKET/$m_key"
-  rr_say "  $point_desc"
-  rr_say "  into $out (verified, decrypted, decompressed) and $fetch_dir/$p_stamp.$base.manifest.json"
-  [[ $dry_run -eq 0 ]] || { rr_say "Dry run: nothing fetched."; exit 0; }
-  rr_fetch_object "$work" "$identity"
-  rr_decode_to "$work/artifact"
-  rr_stage fetch
-  mv -- "$work/artifact" "$out" || rr_die "cannot write $out"
-  cp -- "$RR_MF" "$fetch_dir/$p_stamp.$base.manifest.json" || rr_die "cannot write the manifest to $fetch_dir"
-  rr_say "Fetched $(what): $out ($(rr_human_size "$(stat -c %s "$out")")), sha256 of the object verified against the manifest."
+  restorable_say "Will fetch $(what) from s3://$RESTORABLE_BUCKET/$m_key"
+  restorable_say "  $point_desc"
+  restorable_say "  into $out (verified, decrypted, decompressed) and $fetch_dir/$p_stamp.$base.manifest.json"
+  [[ $dry_run -eq 0 ]] || { restorable_say "Dry run: nothing fetched."; exit 0; }
+  restorable_fetch_object "$work" "$identity"
+  restorable_decode_to "$work/artifact"
+  restorable_stage fetch
+  mv -- "$work/artifact" "$out" || restorable_die "cannot write $out"
+  cp -- "$RESTORABLE_MF" "$fetch_dir/$p_stamp.$base.manifest.json" || restorable_die "cannot write the manifest to $fetch_dir"
+  restorable_say "Fetched $(what): $out ($(restorable_human_size "$(stat -c %s "$out")")), sha256 of the object verified against the manifest."
   exit 0
 fi
 
 # ---- target -------------------------------------------------------------------------------------
 
-rr_lock restore optional
-rr_stage target
+restorable_lock restore optional
+restorable_stage target
 cfg_index() { # index of the configured postgres source for database $1, or nothing
   local i
   for i in "${!RESTORABLE_PG_DATABASE[@]}"; do
@@ -260,38 +260,38 @@ resolve_db_target() {
   if [[ -z $spec ]]; then
     if [[ $kind == postgres ]]; then idx=$(cfg_index "$name"); fi
     if [[ $kind == globals && ${#RESTORABLE_PG_DATABASE[@]} -gt 0 ]]; then idx=0; fi
-    [[ -n $idx ]] || rr_usage "$(what) has no configured source on $RESTORABLE_HOST: give --target (compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT)"
+    [[ -n $idx ]] || restorable_usage "$(what) has no configured source on $RESTORABLE_HOST: give --target (compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT)"
     local tu=${user:-${RESTORABLE_PG_USER[$idx]:-postgres}} pw=${RESTORABLE_PG_PASSWORD[$idx]:-}
     # shellcheck disable=SC2031 # (lib.sh sets it in a subshell of its own; this is ours)
     if [[ -n $pw ]]; then export PGPASSWORD=$pw; fi
     case ${RESTORABLE_PG_VIA[$idx]:-} in
-      compose) rr_target_compose "${RESTORABLE_PG_PROJECT[$idx]}" "${RESTORABLE_PG_SERVICE[$idx]}" "$tu" ;;
-      container) rr_target_container "${RESTORABLE_PG_CONTAINER[$idx]}" "$tu" ;;
-      local) rr_target_local "${RESTORABLE_PG_HOST[$idx]:-127.0.0.1}" "${RESTORABLE_PG_PORT[$idx]:-5432}" "$tu" ;;
-      *) rr_config_error "RESTORABLE_PG_VIA[$idx] must be compose, container or local" ;;
+      compose) restorable_target_compose "${RESTORABLE_PG_PROJECT[$idx]}" "${RESTORABLE_PG_SERVICE[$idx]}" "$tu" ;;
+      container) restorable_target_container "${RESTORABLE_PG_CONTAINER[$idx]}" "$tu" ;;
+      local) restorable_target_local "${RESTORABLE_PG_HOST[$idx]:-127.0.0.1}" "${RESTORABLE_PG_PORT[$idx]:-5432}" "$tu" ;;
+      *) restorable_config_error "RESTORABLE_PG_VIA[$idx] must be compose, container or local" ;;
     esac
     return 0
   fi
-  if [[ -n $RR_ENV_PGPASSWORD ]]; then export PGPASSWORD=$RR_ENV_PGPASSWORD; fi
+  if [[ -n $RESTORABLE_ENV_PGPASSWORD ]]; then export PGPASSWORD=$RESTORABLE_ENV_PGPASSWORD; fi
   case $spec in
     compose:*:*)
       local rest=${spec#compose:}
-      rr_target_compose "${rest%:*}" "${rest##*:}" "${user:-postgres}" ;;
-    container:?*) rr_target_container "${spec#container:}" "${user:-postgres}" ;;
+      restorable_target_compose "${rest%:*}" "${rest##*:}" "${user:-postgres}" ;;
+    container:?*) restorable_target_container "${spec#container:}" "${user:-postgres}" ;;
     local:?*)
       local hp=${spec#local:} h p=5432
       if [[ $hp =~ ^(.*):([0-9]+)$ ]]; then h=${BASH_REMATCH[1]} p=${BASH_REMATCH[2]}; else h=$hp; fi
-      rr_target_local "$h" "$p" "${user:-postgres}" ;;
+      restorable_target_local "$h" "$p" "${user:-postgres}" ;;
     postgres://* | postgresql://*)
       local rest=${spec#*://}
       rest=${rest%%/*}
       if [[ $rest == *@* && ${rest%@*} == *:* ]]; then
-        rr_usage "--target URL contains a password: put it in PGPASSWORD or ~/.pgpass, never on the command line"
+        restorable_usage "--target URL contains a password: put it in PGPASSWORD or ~/.pgpass, never on the command line"
       fi
-      [[ $spec != *://*/* || ${spec#*://*/} == "" ]] || rr_usage "--target URL must not name a database (use --target-database)"
-      [[ $spec != *\?* ]] || rr_usage "--target URL must not carry parameters"
-      rr_target_url "${spec%/}" "$user" ;;
-    *) rr_usage "--target \"$spec\" is not compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT" ;;
+      [[ $spec != *://*/* || ${spec#*://*/} == "" ]] || restorable_usage "--target URL must not name a database (use --target-database)"
+      [[ $spec != *\?* ]] || restorable_usage "--target URL must not carry parameters"
+      restorable_target_url "${spec%/}" "$user" ;;
+    *) restorable_usage "--target \"$spec\" is not compose:DIR:SERVICE, container:NAME, local:HOST[:PORT] or postgresql://USER@HOST:PORT" ;;
   esac
 }
 err="$work/target.err"
@@ -301,14 +301,14 @@ case $kind in
 postgres)
   db=${target_db:-$name}
   resolve_db_target "$target"
-  exists=$(rr_sql postgres "SELECT 1 FROM pg_database WHERE datname = $(rr_sql_literal "$db")" 2>"$err") ||
-    rr_die "cannot connect to $RR_T_DESC: $(rr_error_line "$err")"
+  exists=$(restorable_sql postgres "SELECT 1 FROM pg_database WHERE datname = $(restorable_sql_literal "$db")" 2>"$err") ||
+    restorable_die "cannot connect to $RESTORABLE_T_DESC: $(restorable_error_line "$err")"
   state="does not exist yet: it will be created"
   if [[ $exists == 1 ]]; then
-    objects=$(rr_sql "$db" "$RR_NONEMPTY_SQL" 2>"$err") || rr_die "cannot inspect database $db on $RR_T_DESC: $(rr_last_line "$err")"
+    objects=$(restorable_sql "$db" "$RESTORABLE_NONEMPTY_SQL" 2>"$err") || restorable_die "cannot inspect database $db on $RESTORABLE_T_DESC: $(restorable_last_line "$err")"
     if [[ $objects -gt 0 ]]; then
       if [[ $force -eq 0 ]]; then
-        rr_die "database $db on $RR_T_DESC is not empty ($objects objects); refusing to restore into it without --force (or restore into another database with --target-database)"
+        restorable_die "database $db on $RESTORABLE_T_DESC is not empty ($objects objects); refusing to restore into it without --force (or restore into another database with --target-database)"
       fi
       state="is NOT empty ($objects objects): --force, the objects in the backup will be dropped and recreated"
     else
@@ -318,87 +318,87 @@ postgres)
   if [[ -n $pitr_cluster ]]; then restorable_pitr_restore_db "$pitr_cluster"; exit 0; fi
   prefetch
   describe_point
-  rr_say "Will restore database $name from s3://$RESTORABLE_BUCKET/$m_key"
-  rr_say "  $point_desc"
-  rr_say "  into database $db on $RR_T_DESC; it $state"
-  rr_say "  with pg_restore --single-transaction --exit-on-error$([[ $force -eq 1 ]] && printf ' --clean --if-exists')$([[ $no_owner -eq 1 ]] && printf ' --no-owner --no-privileges')"
+  restorable_say "Will restore database $name from s3://$RESTORABLE_BUCKET/$m_key"
+  restorable_say "  $point_desc"
+  restorable_say "  into database $db on $RESTORABLE_T_DESC; it $state"
+  restorable_say "  with pg_restore --single-transaction --exit-on-error$([[ $force -eq 1 ]] && printf ' --clean --if-exists')$([[ $no_owner -eq 1 ]] && printf ' --no-owner --no-privileges')"
   say_plan_tail
-  t_start=$(rr_clock)
-  rr_fetch_object "$work" "$identity"
+  t_start=$(restorable_realtime)
+  restorable_fetch_object "$work" "$identity"
 
-  rr_stage inspect
-  [[ ${RR_HEAD:0:5} == PGDMP ]] || rr_die "$m_key is not a pg_dump custom-format archive"
+  restorable_stage inspect
+  [[ ${RESTORABLE_HEAD:0:5} == PGDMP ]] || restorable_die "$m_key is not a pg_dump custom-format archive"
 
-  rr_stage restore
-  t0=$(rr_clock)
+  restorable_stage restore
+  t0=$(restorable_realtime)
   created=0
   if [[ $exists != 1 ]]; then
-    rr_sql postgres "CREATE DATABASE $(rr_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
-      rr_die "cannot create database $db on $RR_T_DESC: $(rr_last_line "$err")"
+    restorable_sql postgres "CREATE DATABASE $(restorable_sql_ident "$db") TEMPLATE template0" >/dev/null 2>"$err" ||
+      restorable_die "cannot create database $db on $RESTORABLE_T_DESC: $(restorable_last_line "$err")"
     created=1
-    rr_log "created database $db"
+    restorable_log "created database $db"
   fi
   opts=(--single-transaction --exit-on-error)
   if [[ $force -eq 1 ]]; then opts+=(--clean --if-exists); fi
   if [[ $no_owner -eq 1 ]]; then opts+=(--no-owner --no-privileges); fi
   # Decrypt | decompress | pg_restore, streamed: no decompressed copy on disk.
-  if ! rr_run rr_decode_into "$work" rr_tgt_run pg_restore "$db" "${opts[@]}"; then
-    rr_log_file_tail "$work/restore.err" 20
-    reason=$(rr_decode_into_reason "$work" pg_restore)
+  if ! restorable_run restorable_decode_into "$work" restorable_tgt_run pg_restore "$db" "${opts[@]}"; then
+    restorable_log_file_tail "$work/restore.err" 20
+    reason=$(restorable_decode_into_reason "$work" pg_restore)
     if [[ $created -eq 1 ]]; then
-      rr_sql postgres "DROP DATABASE IF EXISTS $(rr_sql_ident "$db")" >/dev/null 2>&1 && rr_log "dropped database $db again (this run created it)"
+      restorable_sql postgres "DROP DATABASE IF EXISTS $(restorable_sql_ident "$db")" >/dev/null 2>&1 && restorable_log "dropped database $db again (this run created it)"
     fi
-    rr_die "restoring into $db failed, nothing was committed: $reason"
+    restorable_die "restoring into $db failed, nothing was committed: $reason"
   fi
-  t_restore=$(rr_elapsed "$t0")
+  t_restore=$(restorable_elapsed "$t0")
 
-  rr_stage tables
-  rr_manifest_tables "$RR_MF" >"$work/expected"
-  rr_sql "$db" "$RR_TABLES_SQL" >"$work/actual" 2>"$err" || rr_die "cannot list the restored tables: $(rr_last_line "$err")"
+  restorable_stage tables
+  restorable_manifest_tables "$RESTORABLE_MF" >"$work/expected"
+  restorable_sql "$db" "$RESTORABLE_TABLES_SQL" >"$work/actual" 2>"$err" || restorable_die "cannot list the restored tables: $(restorable_last_line "$err")"
   sort -o "$work/actual" "$work/actual"
-  if ! diff_reason=$(rr_compare_tables "$work/expected" "$work/actual"); then
-    rr_die "restored database $db differs from the manifest: $diff_reason"
+  if ! diff_reason=$(restorable_compare_tables "$work/expected" "$work/actual"); then
+    restorable_die "restored database $db differs from the manifest: $diff_reason"
   fi
   ntables=$(wc -l <"$work/actual")
-  rr_say "Restored database $name into $db on $RR_T_DESC from $p_stamp ($p_tier): $ntables tables, as listed in the manifest; $(rr_elapsed "$t_start") s (download $RR_T_DOWNLOAD s, verify $RR_T_VERIFY s, decrypt/decompress/restore $t_restore s)."
+  restorable_say "Restored database $name into $db on $RESTORABLE_T_DESC from $p_stamp ($p_tier): $ntables tables, as listed in the manifest; $(restorable_elapsed "$t_start") s (download $RESTORABLE_T_DOWNLOAD s, verify $RESTORABLE_T_VERIFY s, decrypt/decompress/restore $t_restore s)."
   ;;
 # ------------------------------------------------------------------------------------------------
 globals)
   resolve_db_target "$target"
-  super=$(rr_sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user" 2>"$err") || rr_die "cannot connect to $RR_T_DESC: $(rr_error_line "$err")"
-  [[ $super == t ]] || rr_die "restoring roles needs a superuser; $RR_T_USER on $RR_T_DESC is not one (use --user)"
+  super=$(restorable_sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user" 2>"$err") || restorable_die "cannot connect to $RESTORABLE_T_DESC: $(restorable_error_line "$err")"
+  [[ $super == t ]] || restorable_die "restoring roles needs a superuser; $RESTORABLE_T_USER on $RESTORABLE_T_DESC is not one (use --user)"
   prefetch
   describe_point
-  rr_say "Will restore the globals (roles) from s3://$RESTORABLE_BUCKET/$m_key"
-  rr_say "  $point_desc"
-  rr_say "  into $RR_T_DESC: missing roles are created, existing ones updated (attributes, passwords, memberships)"
+  restorable_say "Will restore the globals (roles) from s3://$RESTORABLE_BUCKET/$m_key"
+  restorable_say "  $point_desc"
+  restorable_say "  into $RESTORABLE_T_DESC: missing roles are created, existing ones updated (attributes, passwords, memberships)"
   say_plan_tail
-  t_start=$(rr_clock)
-  rr_fetch_object "$work" "$identity"
-  rr_decode_to "$work/globals.raw"
-  RR_ART="$work/globals.raw"
-  rr_stage inspect
-  rr_globals_sql "$RR_ART" "$work/globals.sql"
-  rr_stage restore
-  if ! rr_run rr_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$work/globals.sql" >"$work/restore.out" 2>"$work/restore.err"; then
-    rr_log_file_tail "$work/restore.err" 20
-    rr_die "restoring the globals failed: $(rr_error_line "$work/restore.err")"
+  t_start=$(restorable_realtime)
+  restorable_fetch_object "$work" "$identity"
+  restorable_decode_to "$work/globals.raw"
+  RESTORABLE_ART="$work/globals.raw"
+  restorable_stage inspect
+  restorable_globals_sql "$RESTORABLE_ART" "$work/globals.sql"
+  restorable_stage restore
+  if ! restorable_run restorable_tgt_run psql postgres -X -q -v ON_ERROR_STOP=1 -f - <"$work/globals.sql" >"$work/restore.out" 2>"$work/restore.err"; then
+    restorable_log_file_tail "$work/restore.err" 20
+    restorable_die "restoring the globals failed: $(restorable_error_line "$work/restore.err")"
   fi
-  nroles=$RR_GLOBALS_ROLES
-  rr_say "Restored the globals from $p_stamp ($p_tier) into $RR_T_DESC: $nroles roles; $(rr_elapsed "$t_start") s."
+  nroles=$RESTORABLE_GLOBALS_ROLES
+  restorable_say "Restored the globals from $p_stamp ($p_tier) into $RESTORABLE_T_DESC: $nroles roles; $(restorable_elapsed "$t_start") s."
   ;;
 # ------------------------------------------------------------------------------------------------
 volume)
   vol=${target_volume:-$name}
-  docker info >/dev/null 2>"$err" || rr_die "docker is not reachable: $(rr_last_line "$err")"
+  docker info >/dev/null 2>"$err" || restorable_die "docker is not reachable: $(restorable_last_line "$err")"
   vexists=0
   if docker volume inspect "$vol" >/dev/null 2>&1; then vexists=1; fi
   state="does not exist yet: it will be created"
   if [[ $vexists -eq 1 ]]; then
     first=$(docker run --rm --network none -v "$vol:/data:ro" "$RESTORABLE_VOLUME_IMAGE" ls -A /data 2>"$err") ||
-      rr_die "cannot look into volume $vol with $RESTORABLE_VOLUME_IMAGE: $(rr_last_line "$err")"
+      restorable_die "cannot look into volume $vol with $RESTORABLE_VOLUME_IMAGE: $(restorable_last_line "$err")"
     if [[ -n $first ]]; then
-      [[ $force -eq 1 ]] || rr_die "volume $vol is not empty; refusing to restore into it without --force (or use --target-volume)"
+      [[ $force -eq 1 ]] || restorable_die "volume $vol is not empty; refusing to restore into it without --force (or use --target-volume)"
       state="is NOT empty: --force, its current content will be deleted first"
     else
       state="exists and is empty"
@@ -406,33 +406,33 @@ volume)
   fi
   prefetch
   describe_point
-  rr_say "Will restore volume $name from s3://$RESTORABLE_BUCKET/$m_key"
-  rr_say "  $point_desc"
-  rr_say "  into Docker volume $vol (with $RESTORABLE_VOLUME_IMAGE); it $state"
+  restorable_say "Will restore volume $name from s3://$RESTORABLE_BUCKET/$m_key"
+  restorable_say "  $point_desc"
+  restorable_say "  into Docker volume $vol (with $RESTORABLE_VOLUME_IMAGE); it $state"
   say_plan_tail
-  t_start=$(rr_clock)
-  rr_fetch_object "$work" "$identity"
-  rr_decode_to "$work/volume.tar"
-  RR_ART="$work/volume.tar"
-  rr_stage inspect
-  tar -tf "$RR_ART" >"$work/toc" 2>"$err" || rr_die "the object is not a readable tar archive: $(rr_last_line "$err")"
+  t_start=$(restorable_realtime)
+  restorable_fetch_object "$work" "$identity"
+  restorable_decode_to "$work/volume.tar"
+  RESTORABLE_ART="$work/volume.tar"
+  restorable_stage inspect
+  tar -tf "$RESTORABLE_ART" >"$work/toc" 2>"$err" || restorable_die "the object is not a readable tar archive: $(restorable_last_line "$err")"
   nfiles=$(wc -l <"$work/toc")
-  rr_stage restore
+  restorable_stage restore
   created=0
   if [[ $vexists -eq 0 ]]; then
-    docker volume create "$vol" >/dev/null 2>"$err" || rr_die "cannot create volume $vol: $(rr_last_line "$err")"
+    docker volume create "$vol" >/dev/null 2>"$err" || restorable_die "cannot create volume $vol: $(restorable_last_line "$err")"
     created=1
   elif [[ $force -eq 1 ]]; then
     docker run --rm --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
-      find /data -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>"$err" || rr_die "cannot empty volume $vol: $(rr_last_line "$err")"
+      find /data -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>"$err" || restorable_die "cannot empty volume $vol: $(restorable_last_line "$err")"
   fi
-  if ! rr_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
-    tar --numeric-owner -C /data -xf - <"$RR_ART" 2>"$work/restore.err"; then
-    rr_log_file_tail "$work/restore.err" 10
+  if ! restorable_run docker run --rm -i --network none -v "$vol:/data" "$RESTORABLE_VOLUME_IMAGE" \
+    tar --numeric-owner -C /data -xf - <"$RESTORABLE_ART" 2>"$work/restore.err"; then
+    restorable_log_file_tail "$work/restore.err" 10
     if [[ $created -eq 1 ]]; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
-    rr_die "extracting into volume $vol failed: $(rr_last_line "$work/restore.err")"
+    restorable_die "extracting into volume $vol failed: $(restorable_last_line "$work/restore.err")"
   fi
-  rr_say "Restored volume $name into $vol from $p_stamp ($p_tier): $nfiles entries; $(rr_elapsed "$t_start") s."
+  restorable_say "Restored volume $name into $vol from $p_stamp ($p_tier): $nfiles entries; $(restorable_elapsed "$t_start") s."
   ;;
 esac
 exit 0

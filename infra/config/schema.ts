@@ -51,7 +51,7 @@ const cron = z.string().superRefine((text, ctx) => {
 const HOST_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /**
  * The name rules that restore and restore-drill enforce on their arguments too: scripts/lib-restore.sh
- * carries the same patterns and texts (RR_*_NAME_RE / RR_*_NAME_RULE; test/unit/name-rules.test.ts
+ * carries the same patterns and texts (RESTORABLE_*_NAME_RE / RESTORABLE_*_NAME_RULE; test/unit/name-rules.test.ts
  * keeps them equal), so every name a config may hold is one the disaster tools accept.
  * - pg: PostgreSQL databases and roles. ASCII, at most 63 bytes (NAMEDATALEN - 1); always quoted in SQL.
  * - docker: Docker volumes and containers (the daemon's own rule: two characters at least).

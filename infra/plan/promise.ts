@@ -2,7 +2,7 @@
 // UTC days, `weekly` ISO weeks and `monthly` UTC months, counted at a moment as the periods that
 // end with yesterday (the moment that matters is just after midnight, before that day's run).
 // One definition for the retention simulation (which proves the lifecycle keeps it), `npm run
-// status` and the drill's retention audit (scripts/lib-restore.sh rr_promise_periods, kept equal
+// status` and the drill's retention audit (scripts/lib-restore.sh restorable_promise_periods, kept equal
 // by test/unit/promise.test.ts). Pure: no Pulumi imports.
 import type { Tier } from "../config/schema";
 import { isoWeekStart } from "./layout";

@@ -15,8 +15,8 @@ function shellValue(name: string): string {
 
 describe("name rules: lib-restore.sh equals the schema", () => {
   it.each([
-    ["pg", "RR_PG_NAME"],
-    ["docker", "RR_DOCKER_NAME"],
+    ["pg", "RESTORABLE_PG_NAME"],
+    ["docker", "RESTORABLE_DOCKER_NAME"],
   ] as const)("%s", (rule, v) => {
     expect(shellValue(`${v}_RE`)).toBe(NAME_RULES[rule].pattern.source);
     expect(shellValue(`${v}_RULE`)).toBe(NAME_RULES[rule].rule);

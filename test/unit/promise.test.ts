@@ -3,14 +3,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { promisePeriods, utcStamp } from "../../infra/plan";
 
-// The drill's retention audit (scripts/lib-restore.sh rr_promise_periods) counts the same periods
+// The drill's retention audit (scripts/lib-restore.sh restorable_promise_periods) counts the same periods
 // as the plan's promisePeriods: checked at moments around every kind of boundary (midnights,
 // Mondays, month and year ends, a leap day) and at random moments over four years.
 const LIB = join(__dirname, "../../scripts/lib-restore.sh");
 const R = { daily: 7, weekly: 4, monthly: 12 };
 
 function shellPeriods(nows: number[]): string[][] {
-  const script = `. ${JSON.stringify(LIB)}; for n in ${nows.map((n) => Math.floor(n / 1000)).join(" ")}; do rr_promise_periods "$n" ${R.daily} ${R.weekly} ${R.monthly}; echo; done`;
+  const script = `. ${JSON.stringify(LIB)}; for n in ${nows.map((n) => Math.floor(n / 1000)).join(" ")}; do restorable_promise_periods "$n" ${R.daily} ${R.weekly} ${R.monthly}; echo; done`;
   const out = execFileSync("bash", ["-c", script], { encoding: "utf8" });
   return out.split("\n\n").slice(0, nows.length).map((block) => block.split("\n").filter(Boolean));
 }
