@@ -37,7 +37,10 @@
 #   rto       download + verify + restore of the volume, reported per volume (the databases' RTO
 #             figures stay their own)
 # A host with volumes and no databases has no roles to drill and starts no throwaway Postgres.
-# Then one older restore point per database, volume and tier (see below), then the retention audit: the
+# Then one older restore point per database, volume and tier (see below), then each cluster with a
+# WAL archive (hosts[].pitr) is recovered to a random second of its restorable window in a throwaway
+# server (lib-pitr-restore.sh: stages find, continuity, rpo, recover, wal, target, tables, checks,
+# rto; reported in the report's "pitr" with the archive's RPO and the recovery time), then the retention audit: the
 # restore points in the bucket against the promise on this date (stage retention).
 # Every item (the roles, each database, each volume, each older point, the audit) is reported on
 # its own; a failing one never stops the others, and the run fails naming the first failing item
@@ -75,6 +78,8 @@ RESTORABLE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$RESTORABLE_HERE/lib-restore.sh"
 # shellcheck source=lib-pitr.sh
 . "$RESTORABLE_HERE/lib-pitr.sh"
+# shellcheck source=lib-pitr-restore.sh
+. "$RESTORABLE_HERE/lib-pitr-restore.sh"
 
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
@@ -153,12 +158,13 @@ restorable_on_finish() {
     --arg reportKey "$report_key" --argjson durationSeconds "$(restorable_elapsed "$t_run")" --argjson setupSeconds "$setup_seconds" \
     --argjson rpo "$RESTORABLE_RPO_SECONDS" --argjson rto "$RESTORABLE_RTO_SECONDS" --argjson checks "$checks_json" \
     --arg result "$result" --argjson failure "$failure" --argjson globals "${globals_result:-null}" \
-    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" --argjson retention "${retention_result:-null}" --argjson volumes "$vols_json" '
+    --argjson older "$(printf '%s\n' "${older_results[@]}" | jq -cs 'map(select(. != null))')" \
+    --argjson pitr "$(printf '%s\n' "${pitr_results[@]}" | jq -cs 'map(select(. != null))')" --argjson retention "${retention_result:-null}" --argjson volumes "$vols_json" '
     {format: 1, kind: "restore-drill", host: $host, runId: $runId, startedAt: $startedAt, finishedAt: $finishedAt,
      durationSeconds: $durationSeconds, bucket: $bucket, reportKey: $reportKey,
      throwaway: {runtime: $runtime, image: (if $runtime == "docker" then $image else null end), setupSeconds: $setupSeconds},
      objectives: {rpoSeconds: $rpo, rtoSeconds: $rto}, checks: $checks, globals: $globals,
-     databases: map(select(. != null)), volumes: $volumes, olderPoints: $older, retention: $retention, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
+     databases: map(select(. != null)), volumes: $volumes, olderPoints: $older, pitr: $pitr, retention: $retention, result: $result, failure: $failure}' >"$report_file.tmp" 2>/dev/null; then
     restorable_log "could not write the drill report"
     return 0
   fi
@@ -263,7 +269,7 @@ done
 # the databases and the volumes in config order, the older points, the audit).
 drill_fail_first() {
   local r f
-  for r in "$globals_result" "${databases[@]/#/:db:}" "${volumes[@]/#/:vol:}" "${older_results[@]}" "$retention_result"; do
+  for r in "$globals_result" "${databases[@]/#/:db:}" "${volumes[@]/#/:vol:}" "${older_results[@]}" "${pitr_results[@]}" "$retention_result"; do
     if [[ $r == :db:* ]]; then r=${db_result[${r#:db:}]:-}; fi
     if [[ $r == :vol:* ]]; then r=${vol_result[${r#:vol:}]:-}; fi
     f=$(jq -r 'select(.result != "pass") | .failure | "\(.stage)\t\(.reason | gsub("[\t\n]"; " "))"' <<<"$r")
@@ -727,6 +733,21 @@ if ((${#todo[@]} + ${#volumes[@]})); then
   done
 fi
 
+# ---- point in time (lib-pitr-restore.sh): each archived cluster of the drilled databases, recovered
+# ---- to a random second of its window in a throwaway server of its own (the dumps' one is removed first)
+pitr_results=()
+if ((${#RESTORABLE_PITR_CLUSTER[@]} && ${#databases[@]})); then
+  restorable_throwaway_down
+  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+    restorable_pitr_dbs_of "${RESTORABLE_PITR_CLUSTER[c]}" | grep -qxF -f <(printf '%s\n' "${databases[@]}") || continue
+    restorable_stage find
+    RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$(restorable_local_pgbin || true)
+    drill_child restorable_pitr_drill_item "$RESTORABLE_TMP/work/pitr-result-$c.json" "${RESTORABLE_PITR_CLUSTER[c]}"
+    restorable_throwaway_down
+    pitr_results+=("$DRILL_RESULT")
+  done
+fi
+
 # ---- retention audit ---------------------------------------------------------------------------------
 # The restore points in the bucket against the promise on this date (README "Retention": one from
 # each of the last N days, weeks and months, the periods that end with yesterday), per database,
@@ -775,5 +796,6 @@ passed=""
 if ((${#databases[@]})); then passed="the roles, ${#databases[@]} database(s) and ${#older_results[@]} older restore point(s)"; fi
 if ((${#volumes[@]})); then passed+="${passed:+; }${#volumes[@]} volume(s)"; fi
 if ((${#volumes[@]} && !${#databases[@]})); then passed+=" and ${#older_results[@]} older restore point(s)"; fi
+if ((${#pitr_results[@]})); then passed+="; ${#pitr_results[@]} cluster(s) recovered to a point in time"; fi
 restorable_log "drill passed for $passed"
 exit 0

@@ -5,17 +5,31 @@
 #
 # Usage:
 #   restore --list [--database NAME | --globals | --volume NAME] [--json]
-#   restore --database NAME [--at DATE] [--target SPEC] [--target-database NAME] [--user ROLE]
+#   restore --database NAME [--at DATE [--dump]] [--target SPEC] [--target-database NAME] [--user ROLE]
 #           [--force] [--no-owner] [--identity FILE] [--dry-run]
 #   restore --globals [--at DATE] [--target SPEC] [--user ROLE] [--identity FILE] [--dry-run]
 #   restore --volume NAME [--at DATE] [--target-volume NAME] [--force] [--identity FILE] [--dry-run]
 #   restore (--database NAME | --globals | --volume NAME) [--at DATE] --fetch-only DIR [--identity FILE]
+#   restore --cluster NAME --at DATE|latest --data-dir DIR [--identity FILE] [--dry-run]
 #
 # Restore points are the backups that have a manifest (<stamp>.manifest.json beside the object);
 # an object without one (an interrupted upload) is never used. The newest one is picked, or with
 # --at DATE the newest one taken at or before DATE (never a later one: it could contain the damage
 # being undone). DATE: 2026-11-24T14:00:00Z, "2026-11-24 14:00" (UTC), 20261124T140000Z, or
 # 2026-11-24 (= the end of that UTC day).
+#
+# Point in time (PITR): for a database whose cluster has a WAL archive (hosts[].pitr), --at DATE
+# recovers the database as it was at exactly that second: the newest base backup at or before it
+# plus the archived WAL up to it are recovered into a throwaway server (every object's sha256
+# verified; a missing or corrupt WAL segment fails the restore naming it), then the one database
+# is copied into the target with the rules below (pg_dump -Fc | pg_restore). It reports the time
+# actually reached (the last replayed commit) next to the time asked for. A time the archive does
+# not cover is refused, naming the nearest dump restore point; --dump restores that dump instead
+# (the restore point at or before DATE, as without PITR). See lib-pitr-restore.sh. --list shows
+# each archived cluster's window next to the dump restore points. --cluster NAME --data-dir DIR is
+# the disaster recovery of a whole archived cluster (roles, every database, settings) into a new
+# data directory, to DATE or to the latest archived point; it ends promoted (a new timeline) and
+# stopped cleanly, ready to start (README "Disaster: the whole server is gone").
 #
 # Every restore: download the manifest and the object, verify the object's sha256 (and size)
 # against the manifest, check that it decrypts (age identity: --identity FILE or
@@ -75,11 +89,15 @@ RESTORABLE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$RESTORABLE_HERE/lib.sh"
 # shellcheck source=lib-restore.sh
 . "$RESTORABLE_HERE/lib-restore.sh"
+# shellcheck source=lib-pitr.sh
+. "$RESTORABLE_HERE/lib-pitr.sh"
+# shellcheck source=lib-pitr-restore.sh
+. "$RESTORABLE_HERE/lib-pitr-restore.sh"
 
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 mode="" kind="" name="" at="" target="" target_db="" target_volume="" user="" identity=""
-force=0 no_owner=0 dry_run=0 json=0 fetch_dir=""
+force=0 no_owner=0 dry_run=0 json=0 fetch_dir="" dump_only=0 data_dir=""
 restorable_traps
 # Names are checked as they are read, with the config schema's rules (restorable_check_name), and quoted
 # wherever they are used.
@@ -98,6 +116,9 @@ while (($#)); do
     --user) [[ $# -ge 2 ]] || restorable_usage "--user needs a role"; restorable_check_name pg "$1" "$2"; user=$2; shift ;;
     --identity) [[ $# -ge 2 ]] || restorable_usage "--identity needs a file"; identity=$2; shift ;;
     --force) force=1 ;;
+    --dump) dump_only=1 ;;
+    --cluster) [[ $# -ge 2 ]] || restorable_usage "--cluster needs a name"; restorable_check_name docker "$1" "$2"; kind=cluster name=$2; shift ;;
+    --data-dir) [[ $# -ge 2 ]] || restorable_usage "--data-dir needs a directory"; data_dir=$2; shift ;;
     --no-owner) no_owner=1 ;;
     --dry-run) dry_run=1 ;;
     --fetch-only) [[ $# -ge 2 ]] || restorable_usage "--fetch-only needs a directory"; fetch_dir=$2; shift ;;
@@ -113,10 +134,18 @@ fi
 [[ -z $target_volume || $kind == volume ]] || restorable_usage "--target-volume is for --volume"
 [[ $force -eq 0 || $kind != globals ]] || restorable_usage "--force is for --database and --volume"
 at_epoch=""
+if [[ $kind == cluster ]]; then
+  [[ -n $at ]] || restorable_usage "--cluster needs --at DATE or --at latest"
+  [[ -n $data_dir && -z $target$target_db$target_volume$fetch_dir && $force -eq 0 ]] || restorable_usage "--cluster takes --data-dir DIR (a new data directory) and no --target, --force or --fetch-only"
+  if [[ $at == latest ]]; then at_epoch=latest at=""; fi
+fi
 if [[ -n $at ]]; then at_epoch=$(restorable_parse_date "$at" 2>/dev/null) || restorable_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
 
 restorable_load_config
 identity=${identity:-$RESTORABLE_AGE_IDENTITY}
+# Point in time (lib-pitr-restore.sh): --at on a database whose cluster has a WAL archive.
+pitr_cluster=""
+if [[ $kind == postgres && -n $at_epoch && $dump_only -eq 0 && -z $fetch_dir && $mode == restore ]]; then pitr_cluster=$(restorable_pitr_cluster_of_db "$name"); fi
 restorable_tmp_init
 now=$(restorable_now)
 
@@ -138,11 +167,13 @@ if [[ $mode == list ]]; then
           ageSeconds: $age, manifestKey: $manifest, objectKey: (if $object == "-" then null else $object end),
           size: (if $size == "?" then null else ($size | tonumber) end)}'
     done
+    restorable_pitr_list 1 "$kind" "$name" "$RESTORABLE_TMP/work/listing.jsonl"
     exit 0
   fi
   printf 'Restore points of %s in s3://%s/%s (manifest-backed only; now %s)\n' "$RESTORABLE_HOST" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$(restorable_iso "$now")"
   if [[ ! -s $points ]] || [[ -z $(filter) ]]; then
     printf '\n  none\n'
+    restorable_pitr_list 0 "$kind" "$name" "$RESTORABLE_TMP/work/listing.jsonl"
     exit 0
   fi
   filter | awk -F '\t' '{ print $1 "\t" $2 }' | sort -u | while IFS=$'\t' read -r k n; do
@@ -156,11 +187,21 @@ if [[ $mode == list ]]; then
         done
     done
   done
+  restorable_pitr_list 0 "$kind" "$name" "$RESTORABLE_TMP/work/listing.jsonl"
   exit 0
 fi
 
+# The whole cluster, for a disaster (lib-pitr-restore.sh).
+if [[ $kind == cluster ]]; then restorable_pitr_restore_cluster "$name" "$at_epoch" "$data_dir"; exit 0; fi
 what() { case $kind in postgres) printf 'database %s' "$name" ;; globals) printf 'the globals (roles)' ;; volume) printf 'volume %s' "$name" ;; esac; }
+work="$RESTORABLE_TMP/work"
+if [[ -n $pitr_cluster ]]; then
+  # Point in time: a base backup and the WAL instead of a dump restore point (lib-pitr-restore.sh).
+  restorable_pitr_plan_db "$pitr_cluster" "$RESTORABLE_TMP/work/listing.jsonl"
+  point=pitr
+else
 point=$(restorable_pick "$points" "$kind" "$name" "$at_epoch")
+fi
 if [[ -z $point ]]; then
   any=$(restorable_pick "$points" "$kind" "$name")
   if [[ -n $at_epoch && -n $any ]]; then
@@ -171,7 +212,7 @@ if [[ -z $point ]]; then
 fi
 IFS=$'\t' read -r _ _ p_tier p_stamp p_manifest p_object p_size <<<"$point"
 work="$RESTORABLE_TMP/work"
-restorable_bg_get "$p_manifest" "$work/manifest.json" 0
+if [[ -z $pitr_cluster ]]; then restorable_bg_get "$p_manifest" "$work/manifest.json" 0; fi
 # Start the object's download as soon as nothing speaks against it (the manifest decides which
 # object is used; a wrong guess from the listing is discarded).
 prefetch() { if [[ $dry_run -eq 0 && $p_object != - ]]; then RESTORABLE_T_DOWNLOAD_START=$(restorable_realtime); restorable_bg_get "$p_object" "$work/object" "$p_size"; fi; }
@@ -279,6 +320,7 @@ postgres)
       state="exists and is empty"
     fi
   fi
+  if [[ -n $pitr_cluster ]]; then restorable_pitr_restore_db "$pitr_cluster"; exit 0; fi
   prefetch
   describe_point
   restorable_say "Will restore database $name from s3://$RESTORABLE_BUCKET/$m_key"

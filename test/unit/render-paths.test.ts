@@ -22,8 +22,8 @@ describe("configured paths reach every rendered file and the install plan", () =
     // The installed scripts find their config without RESTORABLE_CONFIG: the libraries carry
     // the rendered default, and nothing may point at the default directories. (lib-metrics.sh
     // is sourced by lib.sh after the config is read and reads no config of its own; lib-pitr.sh and
-    // lib-restore.sh and lib-progress.sh are only ever sourced after lib.sh, which carries it.)
-    const noConfig = ["/lib-metrics.sh", "/lib-pitr.sh", "/lib-restore.sh", "/lib-progress.sh"];
+    // lib-restore.sh, lib-pitr-restore.sh and lib-progress.sh are only ever sourced after lib.sh, which carries it.)
+    const noConfig = ["/lib-metrics.sh", "/lib-pitr.sh", "/lib-restore.sh", "/lib-pitr-restore.sh", "/lib-progress.sh"];
     for (const f of rendered.files.filter((f) => f.path.endsWith(".sh") && !noConfig.some((n) => f.path.endsWith(n)))) expect(f.content, f.path).toMatch(/='\/home\/backup\/etc\/restorable\.conf'/);
     // and the restore scripts see it: lib-restore.sh keeps lib.sh's value (it only clears an unrendered placeholder)
     const lib = rendered.files.find((f) => f.path.endsWith("/lib.sh"))!;
