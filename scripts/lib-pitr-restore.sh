@@ -393,6 +393,7 @@ restorable_pitr_recover() {
   local mdir="$base/base"
   mkdir -m 0700 -- "$mdir"
   restorable_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
+  # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
   ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
   major=${ver%%.*}
   PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
@@ -440,6 +441,7 @@ EOF
   if ! restorable_run restorable_decode_into "$mdir" tar -x -C "$PITR_DATA"; then
     restorable_die "extracting base backup $PITR_BASE_STAMP: $(restorable_decode_into_reason "$mdir" "tar -x")"
   fi
+  # shellcheck disable=SC2153 # RESTORABLE_OBJ is set by restorable_fetch_object (lib-restore.sh)
   rm -f -- "$RESTORABLE_OBJ"
   [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || restorable_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
