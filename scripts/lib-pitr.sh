@@ -24,33 +24,6 @@ restorable_pitr_cluster_of() {
   done
 }
 
-# restorable_pitr_spool C: the spool directory of PITR cluster C (index), where its receiver writes.
-restorable_pitr_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "${RESTORABLE_PITR_CLUSTER[$1]}"; }
-
-# The receiver of a compose / container source is a sidecar container labelled with its spool
-# directory (one per cluster and state dir), so any later run finds it, also one a killed archiver
-# left running.
-RESTORABLE_PITR_SIDECAR_LABEL=io.restorable.wal-spool
-
-# restorable_pitr_sidecars SPOOL: ids of the sidecar containers (running or not) writing into SPOOL.
-restorable_pitr_sidecars() {
-  docker ps -aq --no-trunc --filter "label=$RESTORABLE_PITR_SIDECAR_LABEL=$1"
-}
-
-# restorable_pitr_stop_sidecars SPOOL: stop them (SIGINT, their stop signal: pg_receivewal flushes
-# and exits; KILL after 10 s) and remove them. Prints the ids it stopped; fails when one is left.
-restorable_pitr_stop_sidecars() {
-  local ids
-  ids=$(restorable_pitr_sidecars "$1") || return 1
-  [[ -n $ids ]] || return 0
-  # shellcheck disable=SC2086  # ids: one word each
-  docker stop -t 10 $ids >/dev/null 2>&1 || true
-  # shellcheck disable=SC2086
-  docker rm -f $ids >/dev/null 2>&1 || true
-  printf '%s\n' "$ids"
-  [[ -z $(restorable_pitr_sidecars "$1") ]]
-}
-
 restorable_pitr_status_file() { printf '%s/wal/%s.status' "$RESTORABLE_STATE_DIR" "$1"; }
 
 # restorable_pitr_write_status CLUSTER EPOCH WAITING_SECONDS

@@ -296,35 +296,7 @@ restorable_init() {
     restorable_fail config "cannot create a run directory in $RESTORABLE_STATE_DIR" 2
   fi
   : >"$RESTORABLE_RUN_DIR/log"
-  printf '%s %s\n' "$$" "$(restorable__proc_start "$$")" >"$RESTORABLE_RUN_DIR/owner"
-  restorable__sweep_run_dirs
   restorable_clock
-}
-
-# restorable__proc_start PID: the process's start time (clock ticks since boot; with the pid, it
-# identifies a process even after its pid is reused). Empty when it does not exist.
-restorable__proc_start() {
-  local st
-  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  st=${st##*) }
-  # shellcheck disable=SC2086  # split into the fields after "pid (comm)"
-  set -- $st
-  printf '%s' "${20:-}"
-}
-
-# restorable__sweep_run_dirs: remove run directories that runs killed before their EXIT trap (a
-# SIGKILL, a power cut) left in the state dir: those whose owner process (pid + start time) is gone.
-restorable__sweep_run_dirs() {
-  local d pid start
-  for d in "$RESTORABLE_STATE_DIR"/run.*; do
-    pid='' start=''
-    [[ -d $d && $d != "$RESTORABLE_RUN_DIR" ]] || continue
-    # No owner file: being created, or made by an older version (whose run may still be going).
-    if ! read -r pid start 2>/dev/null <"$d/owner" || [[ ! $pid =~ ^[0-9]+$ ]]; then continue; fi
-    [[ $(restorable__proc_start "$pid") != "$start" ]] || continue
-    if rm -rf -- "$d"; then restorable_log "removed ${d##*/}, left by a run that ended without cleaning up (pid $pid)"; fi
-  done
-  return 0
 }
 
 restorable__on_signal() {

@@ -2,8 +2,7 @@
 # restorable pitr-uninstall: undo what the WAL archiver set up, for `pulumi destroy` (the uninstall
 # command runs it after removing the crontab block, before removing the files).
 #
-# Stops a running wal-archiver (TERM; it stops its receivers) and any receiver sidecar container
-# a killed archiver left (found by its label), and drops the replication slot it
+# Stops a running wal-archiver (TERM; it stops its receivers) and drops the replication slot it
 # created on each PITR cluster, so the server no longer keeps WAL for an archiver that is gone.
 # max_slot_wal_keep_size stays as set (it bounds any other slot too; reset it with
 # ALTER SYSTEM RESET max_slot_wal_keep_size if you want). WAL and base backups in the bucket are
@@ -39,15 +38,6 @@ if [[ -e $RESTORABLE_STATE_DIR/wal-archiver.lock ]] && ! flock -w 30 "$RESTORABL
   restorable_fail stop "the WAL archiver still holds $RESTORABLE_STATE_DIR/wal-archiver.lock after 30 s"
 fi
 rm -f -- "$pidfile"
-# A receiver sidecar (compose / container sources) left by an archiver that was killed holds its
-# slot active: stop it by its label, or the slot cannot be dropped.
-for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
-  case ${RESTORABLE_PG_VIA[${RESTORABLE_PITR_SOURCE[c]}]} in compose | container) ;; *) continue ;; esac
-  if ! ids=$(restorable_pitr_stop_sidecars "$(restorable_pitr_spool "$c")" 2>&1); then
-    restorable_fail stop "cluster ${RESTORABLE_PITR_CLUSTER[c]}: cannot stop its receiver sidecar: ${ids:-docker failed}"
-  fi
-  for id in $ids; do restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: stopped the receiver sidecar (container ${id:0:12})"; done
-done
 
 # 2. The slots.
 RESTORABLE_STAGE=slots

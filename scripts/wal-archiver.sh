@@ -19,16 +19,7 @@
 # a killed archiver is stopped first. Cron starts this every minute as a keepalive: a running
 # archiver holds its lock and the new one exits at once, quietly (exit 0).
 #
-# Where the receiver runs, by the cluster's access mode (no change to the user's compose file or image):
-#   local:             pg_receivewal on the host, to the configured host and port;
-#   compose/container: a sidecar container from the database container's own image (it has
-#       pg_receivewal), `docker run --rm --network container:<db container>`: it shares the
-#       database's network namespace and reaches the server on 127.0.0.1:<its port> (the official
-#       image's pg_hba.conf trusts replication from there; a configured password is handed over on
-#       the container's stdin, never argv or its environment). The spool is bind-mounted from the
-#       host; it runs as the archiver's uid:gid, with no capabilities, on a read-only root, and is
-#       labelled io.restorable.wal-spool=<spool> so any later run finds and stops it. The database
-#       container is looked up again at every start (it may have been recreated).
+# Only `via: local` sources are archived by this version (pg_receivewal runs on the host).
 #
 # Usage: wal-archiver      (no arguments; runs until stopped with TERM)
 # Exit codes: 0 stopped by TERM/INT or another archiver runs, 1 a stage failed, 2 usage/config/credentials error.
@@ -59,11 +50,7 @@ wa_stop() {
   trap - TERM INT
   local pid c
   for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
-    if wa_in_docker "$c"; then
-      restorable_pitr_stop_sidecars "$(wa_spool "$c")" >/dev/null || true
-    else
-      for pid in $(wa_receiver_pids "$(wa_spool "$c")"); do wa_kill "$pid"; done
-    fi
+    for pid in $(wa_receiver_pids "$(wa_spool "$c")"); do wa_kill "$pid"; done
   done
   restorable_log "stopped by signal $1"
   RESTORABLE__REPORTED=1
@@ -88,16 +75,6 @@ SWITCH_AFTER=$((SHIP / 3))
 REPEAT_ALARM=300
 WAL_NAME='^([0-9A-F]{24}|[0-9A-F]{8}\.history)$'
 
-# wa_mono: WA_MONO = seconds since boot (/proc/uptime, CLOCK_BOOTTIME). Every interval the
-# archiver measures (how long a transaction or a segment has waited, when to switch, when to ping
-# again) uses it, so a wall-clock jump (NTP stepping the clock, a VM resumed) neither delays a
-# switch nor hides or fakes an alarm; the wall clock is only for log lines and the status file.
-wa_mono() {
-  local up _rest
-  read -r up _rest </proc/uptime
-  WA_MONO=${up%.*}
-}
-
 # "0/5000028" -> bytes
 wa_lsn() {
   local hi=${1%/*} lo=${1#*/}
@@ -120,53 +97,9 @@ wa_sql() {
 }
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
-declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=() WA_FIRST=() WA_FIRST_SINCE=() WA_SPOOL_FULL=()
+declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
 
-wa_spool() { restorable_pitr_spool "$1"; }
-
-# wa_in_docker C: 0 when cluster C's receiver is a sidecar container (compose / container source).
-wa_in_docker() { [[ ${RESTORABLE_PG_VIA[${RESTORABLE_PITR_SOURCE[$1]}]} == compose || ${RESTORABLE_PG_VIA[${RESTORABLE_PITR_SOURCE[$1]}]} == container ]]; }
-
-# wa_db_container I: the id of the running container of postgres source I (compose: the service's
-# container, found by compose itself; container: the configured name).
-wa_db_container() {
-  local i=$1 ids id
-  if [[ ${RESTORABLE_PG_VIA[i]} == compose ]]; then
-    ids=$(cd "${RESTORABLE_PG_PROJECT[i]}" && restorable_compose ps -q "${RESTORABLE_PG_SERVICE[i]}") || return 1
-  else
-    ids=${RESTORABLE_PG_CONTAINER[i]}
-  fi
-  for id in $ids; do
-    if [[ $(docker inspect -f '{{.State.Running}} {{.Id}}' "$id" 2>/dev/null) =~ ^true\ ([0-9a-f]+)$ ]]; then
-      printf '%s' "${BASH_REMATCH[1]}"
-      return 0
-    fi
-  done
-  echo "no running container for $(restorable_pg_describe "$i")" >&2
-  return 1
-}
-
-# wa_sidecar C: the receiver of a compose / container source (see the header), run as a background
-# job: stops a sidecar left from before, finds the database container, its image and port, then
-# becomes the attached `docker run` client (its exit status is pg_receivewal's).
-wa_sidecar() {
-  local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} spool cid image port
-  spool=$(wa_spool "$c")
-  restorable_pitr_stop_sidecars "$spool" >/dev/null || { echo "a previous receiver sidecar of $spool did not stop" >&2; exit 1; }
-  cid=$(wa_db_container "$i") || exit 1
-  image=$(docker inspect -f '{{.Image}}' "$cid") || exit 1
-  port=$(wa_sql "$i" "SELECT current_setting('port')") || exit 1
-  port=$(tr -dc 0-9 <<<"$port")
-  # shellcheck disable=SC2016  # expanded by the container's sh
-  exec docker run --rm -i --sig-proxy=false --stop-signal SIGINT --no-healthcheck \
-    --label "$RESTORABLE_PITR_SIDECAR_LABEL=$spool" --network "container:$cid" \
-    --user "$(id -u):$(id -g)" --cap-drop ALL --security-opt no-new-privileges --read-only \
-    -v "$spool:/spool" --entrypoint /bin/sh "$image" \
-    -c 'IFS= read -r PGPASSWORD || :; if [ -n "$PGPASSWORD" ]; then export PGPASSWORD; else unset PGPASSWORD; fi
-exec pg_receivewal -w -n -h 127.0.0.1 -p "$1" -U "$2" -D /spool -S "$3" -d "$4"' \
-    sh "$port" "${RESTORABLE_PG_USER[i]}" "${RESTORABLE_PITR_SLOT[c]}" "dbname=${RESTORABLE_PG_DATABASE[i]}" \
-    < <(printf '%s\n' "${RESTORABLE_PG_PASSWORD[i]:-}")
-}
+wa_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "${RESTORABLE_PITR_CLUSTER[$1]}"; }
 
 # wa_receiver_pids SPOOL: pids of pg_receivewal processes writing into SPOOL (found by their
 # command line: the background job's own pid is a subshell around the receiver).
@@ -196,23 +129,16 @@ wa_setup() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
   local spool want have pid
   spool=$(wa_spool "$c")
+  if [[ ${RESTORABLE_PG_VIA[i]} != local ]]; then
+    restorable_fail setup "cluster $name: WAL archiving supports only via: local sources in this version (this one is via ${RESTORABLE_PG_VIA[i]})"
+  fi
   mkdir -p -- "$RESTORABLE_STATE_DIR/wal"
   if [[ ! -d $spool ]]; then mkdir -m 0700 -- "$spool"; fi
   # A receiver left running by a killed archiver holds the slot: stop it first.
-  if wa_in_docker "$c"; then
-    if [[ $spool == *:* ]]; then
-      restorable_fail setup "cluster $name: the spool directory $spool contains ':', which docker's bind mount syntax cannot take (choose another stateDir)"
-    fi
-    if ! pid=$(restorable_pitr_stop_sidecars "$spool" 2>&1); then
-      restorable_fail setup "cluster $name: cannot stop the receiver sidecar a previous archiver left running: ${pid:-docker failed}"
-    fi
-    for pid in $pid; do restorable_log "cluster $name: stopped the receiver sidecar (container ${pid:0:12}) a previous archiver left running"; done
-  else
-    for pid in $(wa_receiver_pids "$spool"); do
-      restorable_log "cluster $name: stopping the receiver (pid $pid) a previous archiver left running"
-      wa_kill "$pid"
-    done
-  fi
+  for pid in $(wa_receiver_pids "$spool"); do
+    restorable_log "cluster $name: stopping the receiver (pid $pid) a previous archiver left running"
+    wa_kill "$pid"
+  done
   if ! restorable_try setup wa_sql "$i" "SELECT setting::bigint * CASE unit WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size'" >"$RESTORABLE_RUN_DIR/segsize"; then
     restorable_fail setup "cluster $name: cannot query the server: $RESTORABLE_ERROR_REASON"
   fi
@@ -242,12 +168,6 @@ wa_start_receiver() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} spool
   spool=$(wa_spool "$c")
   # Not holding the lock: a receiver orphaned by a killed archiver must not keep the next one out.
-  if wa_in_docker "$c"; then
-    wa_sidecar "$c" </dev/null >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
-    WA_PID[$c]=$!
-    RESTORABLE_BG_PIDS=("${WA_PID[@]}")
-    return 0
-  fi
   restorable_pg "$i" pg_receivewal -w -n -D "$spool" -S "${RESTORABLE_PITR_SLOT[c]}" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" \
     </dev/null >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
   WA_PID[$c]=$!
@@ -262,52 +182,10 @@ wa_check_receiver() {
     if [[ $state != Z && $state != X ]]; then return 0; fi
     wait "$pid" 2>/dev/null || code=$?
     spool=$(wa_spool "$c")
-    local what=pg_receivewal
-    if wa_in_docker "$c"; then what="pg_receivewal (sidecar container)"; fi
-    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: $(restorable_status_text "$what" "$code"): $(restorable_summarize_err "$spool.receiver.log" "no output"); restarting it"
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: $(restorable_status_text pg_receivewal "$code"): $(restorable_summarize_err "$spool.receiver.log" "no output"); restarting it"
     tail -n 200 "$spool.receiver.log" >"$spool.receiver.log.tmp" 2>/dev/null && mv -f -- "$spool.receiver.log.tmp" "$spool.receiver.log"
-    WA_PID[$c]=
-    # A partial segment pg_receivewal could not pad to full size (the disk filled while it made
-    # it) stops every later start ("has N bytes, should be 0 or <segment size>"): remove it; the
-    # slot keeps its WAL on the server and the receiver fetches it again.
-    local p size
-    for p in "$spool"/*.partial; do
-      [[ -f $p ]] || continue
-      size=$(stat -c %s -- "$p" 2>/dev/null || echo 0)
-      if ((size != 0 && size != WA_SEGSIZE[$c])); then
-        restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: removing ${p##*/} ($size bytes, not a whole segment: the disk filled while it was made); the receiver fetches it again from the slot"
-        rm -f -- "$p"
-      fi
-    done
-  fi
-  # A full spool disk: completed segments wait (the store is unreachable, say) and there is no
-  # room for the next one. Restarting the receiver would only fail again and take the room the
-  # uploads need (an encrypted segment is written once before its upload). So the receiver waits
-  # until shipping frees room, and its partial segment is removed: the slot keeps that WAL on the
-  # server, and the receiver fetches it again when it restarts (no gap).
-  local waiting
-  spool=$(wa_spool "$c")
-  waiting=$(find "$spool" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -cE "$WAL_NAME" || true)
-  if ((waiting > 0)) && ! wa_spool_room "$c"; then
-    if [[ -z ${WA_SPOOL_FULL[$c]:-} ]]; then
-      restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: the spool's disk is full ($spool): the receiver waits until uploads free room; its partial segment is dropped (the replication slot keeps that WAL on the server)"
-      WA_SPOOL_FULL[$c]=1
-    fi
-    rm -f -- "$spool"/*.partial
-    return 0
-  fi
-  if [[ -n ${WA_SPOOL_FULL[$c]:-} ]]; then
-    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: the spool has room again: restarting the receiver"
-    WA_SPOOL_FULL[$c]=
   fi
   wa_start_receiver "$c"
-}
-
-# wa_spool_room C: 0 when the spool's filesystem has room for one more segment (and 1 MiB).
-wa_spool_room() {
-  local avail
-  avail=$(df -B1 --output=avail -- "$(wa_spool "$1")" 2>/dev/null | tail -n1 | tr -dc 0-9)
-  [[ -z $avail ]] || ((avail >= WA_SEGSIZE[$1] + 1048576))
 }
 
 # wa_exists KEY: 0 when the object exists, 1 when it does not, 2 on any error. A listing with the
@@ -398,8 +276,7 @@ wa_tick() {
   local now row lsn_text offset walfile='' status xmax lsn age
   wa_check_receiver "$c"
   wa_ship "$c" || true
-  wa_mono
-  now=$WA_MONO
+  now=$EPOCHSECONDS
   row=
   # The slot's wal_status is NULL until a receiver first streams from it (pg_receivewal
   # --create-slot does not reserve WAL): 'unused', not 'missing' (that would be a false alarm).
@@ -459,19 +336,12 @@ wa_tick() {
   if [[ -n $row ]]; then WA_CONNECT_ERROR[$c]=; fi
   # The alarm: WAL older than the RPO is not off-site (a completed segment waiting in the spool,
   # or WAL on the server the archive has not reached).
-  # The oldest completed segment waiting in the spool: its clock starts when this archiver first
-  # sees it (not its mtime: the wall clock may jump).
   local first first_age=0 unshipped_age=0
   first=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort | head -n1 || true)
-  if [[ -n $first ]]; then
-    if [[ ${WA_FIRST[$c]:-} != "$first" ]]; then WA_FIRST[$c]=$first WA_FIRST_SINCE[$c]=$now; fi
-    first_age=$((now - WA_FIRST_SINCE[$c]))
-  else
-    WA_FIRST[$c]=
-  fi
+  if [[ -n $first ]]; then first_age=$((now - $(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$now"))); fi
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
-  restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
+  restorable_pitr_write_status "$name" "$now" "$age" || true
   if ((age > RESTORABLE_RPO_SECONDS)); then
     wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     return
@@ -485,9 +355,7 @@ wa_tick() {
 
 # wa_alarm C REASON: log it; the failure ping when it starts and again every REPEAT_ALARM seconds.
 wa_alarm() {
-  local c=$1 reason=$2 now
-  wa_mono
-  now=$WA_MONO
+  local c=$1 reason=$2 now=$EPOCHSECONDS
   if [[ -z ${WA_ALARM[$c]} ]] || ((now - WA_ALARM_AT[$c] >= REPEAT_ALARM)); then
     restorable_log "FAILED at stage archive: cluster ${RESTORABLE_PITR_CLUSTER[c]}: $reason"
     restorable_ping fail
@@ -498,11 +366,7 @@ wa_alarm() {
 
 # ------------------------------------------------------------------------------------------ main
 
-need=(zstd sha256sum curl flock)
-for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
-  if wa_in_docker "$c"; then need+=(docker); else need+=(pg_receivewal psql); fi
-done
-for what in "${need[@]}"; do
+for what in zstd sha256sum curl flock pg_receivewal psql; do
   if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
 done
 if [[ $(restorable_s3_small_client) != curl ]]; then

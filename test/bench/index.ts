@@ -1,15 +1,11 @@
-// npm run bench [-- --only backup|drill|pitr] [--scale N] [--runs N] [...]
+// npm run bench [-- --only backup|drill] [--scale N] [--runs N] [...]
 //
 // Runs the backup benchmark (test/bench/backup.ts: the seed's pg_dump | gzip > file; aws s3 cp
 // against our streaming backup and the pg_dump floor) and then the drill benchmark
 // (test/bench/drill.ts: the seed's download + gunzip | psql against our restore-drill), passing the
-// remaining arguments to each. `--only pitr` runs the PITR benchmark instead (test/bench/pitr.ts:
-// RPO achieved idle and under load, the archiver's CPU per GB of WAL, base backup vs dump vs
-// pgBackRest); it is not part of the default run (it takes longer than both together).
-// Prints ratios; asserts nothing; never a test.
+// remaining arguments to each. Prints ratios; asserts nothing; never a test.
 import { main as backupBench } from "./backup";
 import { main as drillBench } from "./drill";
-import { main as pitrBench } from "./pitr";
 
 /** Only the `--name value` pairs a benchmark knows (each takes its own options). */
 function pick(argv: string[], names: string[]): string[] {
@@ -27,12 +23,7 @@ async function run(argv: string[]): Promise<void> {
   const i = argv.indexOf("--only");
   const only = i >= 0 ? argv[i + 1] : undefined;
   const rest = i >= 0 ? [...argv.slice(0, i), ...argv.slice(i + 2)] : argv;
-  if (only !== undefined && only !== "backup" && only !== "drill" && only !== "pitr") throw new Error(`--only takes backup, drill or pitr, not ${only}`);
-  if (only === "pitr") {
-    console.log("== PITR: RPO achieved, archiving cost, base backup vs dump vs pgBackRest");
-    await pitrBench(pick(rest, ["--scale", "--probes", "--runs", "--rate"]).concat(rest.includes("--skip-load") ? ["--skip-load"] : []));
-    return;
-  }
+  if (only !== undefined && only !== "backup" && only !== "drill") throw new Error(`--only takes backup or drill, not ${only}`);
   if (only !== "drill") {
     console.log("== backup: seed vs ours vs floor");
     await backupBench(pick(rest, ["--scale", "--runs", "--data", "--level"]));

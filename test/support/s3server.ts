@@ -46,8 +46,6 @@ export interface S3Server {
   createBucket(name: string, opts?: { versioning?: boolean; objectLock?: boolean }): Promise<void>;
   /** Runs radosgw-admin -c <confPath> ...args; throws on non-zero exit; returns stdout. */
   radosgwAdmin(args: string[]): Promise<string>;
-  /** With `https: true`: a second, TLS frontend on 127.0.0.1 (self-signed cert; pgBackRest talks TLS only). */
-  httpsPort?: number;
   /** Pids of this server's daemons still running (empty after stop()). */
   pids(): number[];
   /** radosgw, then OSD, then mon; removes the temp dir. Idempotent. */
@@ -59,8 +57,6 @@ export interface StartS3ServerOptions {
   lcDebugInterval?: number;
   /** Capacity of the memstore OSD (objects live in RAM). Default 2 GiB. */
   memstoreBytes?: number;
-  /** Also serve TLS on another port (self-signed certificate for 127.0.0.1), e.g. for pgBackRest. */
-  https?: boolean;
 }
 
 const REGION = "us-east-1";
@@ -160,7 +156,7 @@ function tail(path: string, lines = 30): string {
   }
 }
 
-function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, opts: StartS3ServerOptions, httpsPort?: number): string {
+function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, opts: StartS3ServerOptions): string {
   const lines = [
     "[global]",
     `fsid = ${fsid}`,
@@ -194,9 +190,7 @@ function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, o
     `log file = ${dir}/log/$name.log`,
     "",
     "[client.rgw]",
-    httpsPort === undefined
-      ? `rgw frontends = beast endpoint=127.0.0.1:${rgwPort}`
-      : `rgw frontends = beast endpoint=127.0.0.1:${rgwPort} ssl_endpoint=127.0.0.1:${httpsPort} ssl_certificate=${dir}/cert.pem ssl_private_key=${dir}/key.pem`,
+    `rgw frontends = beast endpoint=127.0.0.1:${rgwPort}`,
     "rgw dns name = 127.0.0.1",
   ];
   if (opts.lcDebugInterval !== undefined) lines.push(`rgw lc debug interval = ${opts.lcDebugInterval}`);
@@ -206,7 +200,6 @@ function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, o
 class RadosGwServer implements S3Server {
   readonly region = REGION;
   readonly endpoint: string;
-  httpsPort?: number;
   readonly confPath: string;
   admin: S3Creds = { accessKeyId: "", secretAccessKey: "" };
   private readonly daemons: Daemon[] = [];
@@ -413,15 +406,8 @@ export async function startS3Server(opts: StartS3ServerOptions = {}): Promise<S3
     let rgwPort = await freePort();
     while (rgwPort === monPort) rgwPort = await freePort();
     const fsid = randomUUID();
-    let httpsPort: number | undefined;
-    if (opts.https) {
-      do httpsPort = await freePort();
-      while (httpsPort === monPort || httpsPort === rgwPort);
-      await runOk("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")]);
-    }
-    writeFileSync(join(dir, "ceph.conf"), cephConf(dir, fsid, monPort, rgwPort, opts, httpsPort));
+    writeFileSync(join(dir, "ceph.conf"), cephConf(dir, fsid, monPort, rgwPort, opts));
     const server = new RadosGwServer(dir, fsid, monPort, rgwPort);
-    server.httpsPort = httpsPort;
     live.add(server);
     try {
       await server.start();
