@@ -60,6 +60,17 @@ restorable_pitr_dbs_of() {
   done
 }
 
+# restorable_pitr_after EPOCH T: 0 when EPOCH (seconds since 1970, with a fraction: a commit's
+# time to the microsecond) is later than the whole second T. Not by whole seconds: a commit at
+# T.91 is after T, and one at T.3 replayed for a target of T would be a recovery past it.
+restorable_pitr_after() {
+  local int=${1%%.*} frac=0
+  if [[ $1 == *.* ]]; then frac=${1#*.}; fi
+  [[ $int =~ ^-?[0-9]+$ && $frac =~ ^[0-9]*$ ]] || return 1
+  if ((int != $2)); then ((int > $2)); return; fi
+  [[ $frac =~ [1-9] ]]
+}
+
 # ---- segment names ------------------------------------------------------------------------------
 
 # restorable_pitr_seq NAME: the segment's position (timeline ignored): log * segments-per-log + seg.
@@ -535,7 +546,7 @@ EOF
   restorable_bg_stop_all
   PITR_RECOVERY_SECONDS=$(restorable_elapsed "$t0")
   local row
-  row=$(restorable_pitr_sql "SELECT coalesce(floor(extract(epoch FROM pg_last_xact_replay_timestamp()))::bigint::text, '') || '|' || coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')") ||
+  row=$(restorable_pitr_sql "SELECT coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::text, '') || '|' || coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')") ||
     restorable_die "cannot query the recovered server"
   IFS='|' read -r PITR_REACHED_EPOCH PITR_REACHED <<<"$row"
   PITR_NEXT_COMMIT=$(sed -n 's/.*recovery stopping before \(commit\|abort\) of transaction [0-9]*, time \([0-9-]* [0-9:.+-]*\).*/\2/p' "$base/server.log" | tail -n 1)
@@ -544,7 +555,7 @@ EOF
   local asked
   asked=$(cat "$PITR_DIR/asked" 2>/dev/null || true)
   if [[ $asked =~ ^[0-9A-F]{24}$ ]]; then PITR_SEGMENTS=$(($(restorable_pitr_seq "$asked") - stop_seq + 1)); fi
-  if [[ $t != latest && -n $PITR_REACHED_EPOCH ]] && ((PITR_REACHED_EPOCH > t)); then
+  if [[ $t != latest && -n $PITR_REACHED_EPOCH ]] && restorable_pitr_after "$PITR_REACHED_EPOCH" "$t"; then
     restorable_die "recovery went past the time asked for: the last replayed commit is at $PITR_REACHED, after $(restorable_iso "$t")"
   fi
   if [[ $PITR_MODE == cluster ]]; then
@@ -793,8 +804,8 @@ restorable_pitr_drill_item() {
   if ((t < e)); then
     [[ -n $next ]] || restorable_die "recovery to $target did not stop before a later commit (the archive holds commits up to $wto)"
     local ne
-    ne=$(date -u -d "$next" +%s) || restorable_die "cannot read the time of the first commit after the target: $next"
-    ((ne > t)) || restorable_die "recovery to $target stopped before a commit at $next, not after the target"
+    ne=$(date -u -d "$next" +%s.%N) || restorable_die "cannot read the time of the first commit after the target: $next"
+    restorable_pitr_after "$ne" "$t" || restorable_die "recovery to $target stopped before a commit at $next, not after the target"
   fi
   restorable_log "cluster $cluster: asked for $target, reached ${PITR_REACHED:-the end of the base backup} (the last replayed commit)${next:+; the next commit, at $next, was held back}; $PITR_SEGMENTS WAL segment(s), $rec s"
 
