@@ -14,7 +14,7 @@ import { heldPoints, hostIamPolicy, tierFor, type BackupKind } from "../../infra
 import { putObject, type Manifest } from "../support/drill-fixtures";
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, loadSampleData, PG_BIN, SAMPLE_NON_ASCII, SAMPLE_OWNER, SAMPLE_OWNER_PASSWORD, sampleDataFacts, startPostgres, type PgCluster } from "../support/postgres";
-import { freePort, run, runOk } from "../support/proc";
+import { freePort, pipeInto, run, runOk, unzstd } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
@@ -28,23 +28,6 @@ const HOST = "web-1";
 const TS_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ restorable (backup|backup-volumes): /;
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-async function pipeInto(cmd: string, args: string[], input: Buffer, env?: NodeJS.ProcessEnv): Promise<Buffer> {
-  const { spawn } = await import("node:child_process");
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env: env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    p.stdout.on("data", (d: Buffer) => out.push(d));
-    p.stderr.on("data", (d: Buffer) => err.push(d));
-    p.on("error", reject);
-    p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${Buffer.concat(err).toString()}`))));
-    p.stdin.on("error", () => undefined);
-    p.stdin.end(input);
-  });
-}
-
-const unzstd = (b: Buffer) => pipeInto("zstd", ["-d", "-c", "-q"], b);
 
 /** pg_dump 15.14+ brackets a plain dump with \\restrict <random key>; the key differs per run. */
 const unrestrict = (s: string) => s.replace(/^\\(un)?restrict .*$/gm, "\\restrict KEY");

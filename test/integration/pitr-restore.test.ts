@@ -12,7 +12,7 @@ import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import { freePort, run, runOk, waitFor } from "../support/proc";
+import { freePort, run, runOk, unzstd, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 import { ageKey, type AgeKey } from "../support/drill-fixtures";
@@ -250,13 +250,17 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     return async (db, sql) => (await runOk(`${PG_BIN}/psql`, ["-XAtq", "-h", sock, "-p", String(port), "-U", "postgres", "-d", db, "-c", sql])).stdout.trim();
   }
 
-  it("a corrupt WAL object fails the restore naming the segment; nothing is restored", async () => {
-    const seg = markers[1]!.segment!;
+  /** A WAL segment as the archive holds it: its key, bytes and the sha256 it was stored with. */
+  async function storedSegment(seg: string): Promise<{ seg: string; key: string; good: Buffer; sha: string }> {
     const key = `${walPrefix()}${seg}.zst`;
     const good = await e.get(key);
     const head = await e.aws(["s3api", "head-object", "--bucket", BUCKET, "--key", key]);
     expect(head.code, head.stderr).toBe(0);
-    const sha = JSON.parse(head.stdout).Metadata.sha256 as string;
+    return { seg, key, good, sha: JSON.parse(head.stdout).Metadata.sha256 as string };
+  }
+
+  it("a corrupt WAL object fails the restore naming the segment; nothing is restored", async () => {
+    const { seg, key, good, sha } = await storedSegment(markers[1]!.segment!);
     const bad = Buffer.from(good);
     const i = Math.floor(bad.length / 2);
     bad[i] = bad[i]! ^ 0xff;
@@ -277,12 +281,7 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
   }, 180_000);
 
   it("a missing WAL object (a gap before T) fails the restore naming the segment", async () => {
-    const seg = markers[1]!.segment!;
-    const key = `${walPrefix()}${seg}.zst`;
-    const good = await e.get(key);
-    const head = await e.aws(["s3api", "head-object", "--bucket", BUCKET, "--key", key]);
-    expect(head.code, head.stderr).toBe(0);
-    const sha = JSON.parse(head.stdout).Metadata.sha256 as string;
+    const { seg, key, good, sha } = await storedSegment(markers[1]!.segment!);
     const del = await s3.aws(s3.admin, ["s3api", "delete-object", "--bucket", BUCKET, "--key", key]);
     expect(del.code, del.stderr).toBe(0);
     try {
@@ -362,17 +361,6 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
   }
 });
 
-async function unzstd(b: Buffer): Promise<Buffer> {
-  const { spawn } = await import("node:child_process");
-  return new Promise((resolve, reject) => {
-    const p = spawn("zstd", ["-d", "-q", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    p.stdout.on("data", (d: Buffer) => out.push(d));
-    p.on("error", reject);
-    p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`zstd exited ${code}`))));
-    p.stdin.end(b);
-  });
-}
 
 describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encrypted archive", () => {
   let s3: S3Server;

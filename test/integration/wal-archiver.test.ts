@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import { freePort, run, runOk, waitFor } from "../support/proc";
+import { freePort, run, runOk, unzstd, waitFor } from "../support/proc";
 import { tcpRelay as relay } from "../support/tcp-relay";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -319,14 +319,3 @@ function receiverPids(dir: string | undefined): number[] {
   return out;
 }
 
-async function unzstd(b: Buffer): Promise<Buffer> {
-  const { spawn } = await import("node:child_process");
-  return new Promise((resolve, reject) => {
-    const p = spawn("zstd", ["-d", "-q", "-c"], { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    p.stdout.on("data", (d: Buffer) => out.push(d));
-    p.on("error", reject);
-    p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`zstd exited ${code}`))));
-    p.stdin.end(b);
-  });
-}

@@ -126,3 +126,21 @@ export function onProcessExit(cleanup: () => void): void {
     });
   }
 }
+
+/** Runs CMD ARGS with INPUT on stdin; its stdout, or an error naming the command and its stderr. */
+export async function pipeInto(cmd: string, args: string[], input: Buffer, env?: NodeJS.ProcessEnv): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env: env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    p.stdout!.on("data", (d: Buffer) => out.push(d));
+    p.stderr!.on("data", (d: Buffer) => err.push(d));
+    p.on("error", reject);
+    p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${Buffer.concat(err).toString()}`))));
+    p.stdin!.on("error", () => undefined);
+    p.stdin!.end(input);
+  });
+}
+
+/** zstd -d of an object's bytes. */
+export const unzstd = (b: Buffer): Promise<Buffer> => pipeInto("zstd", ["-d", "-c", "-q"], b);
