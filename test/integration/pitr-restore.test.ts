@@ -5,17 +5,18 @@
 // committed at or before T and report the time reached; a corrupt and a missing WAL object fail
 // naming the segment; a time outside the window is refused naming the nearest dump; the drill
 // recovers to a random second of the window and reports the archive's RPO and the recovery time.
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { createBackupEnv, hostBucketAccess, type BackupEnv } from "../support/backup-env";
 import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import { freePort, run, runOk, unzstd, waitFor } from "../support/proc";
+import { freePort, run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 import { ageKey, type AgeKey } from "../support/drill-fixtures";
+import { archivedCluster, type ArchivedCluster, type Marker } from "../support/pitr-fixture";
 
 const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_waldump", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "tar", "jq");
 
@@ -24,100 +25,31 @@ const BUCKET = "pitr-restore";
 const HOST = "web-1";
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
-interface Marker { note: string; committedMs: number; segment?: string }
-
 describe.skipIf(!tools.ok)("point-in-time restore and drill against real PostgreSQL and S3", () => {
+  let fx: ArchivedCluster;
   let s3: S3Server;
   let pg: PgCluster;
-  let access: BucketAccess;
   let e: BackupEnv;
-  let archiver: ChildProcess | undefined;
-  let archiverErr = "";
+  let archiver: ChildProcess;
   let cluster: string;
+  let scratch: string;
   const markers: Marker[] = [];
-  const scratch = mkdtempSync(join(tmpdir(), "pitr-t-"));
   const started: string[] = [];
 
   beforeAll(async () => {
-    chmodSync(scratch, 0o755);
-    [s3, pg] = await Promise.all([startS3Server(), startPostgres()]);
-    await s3.createBucket(BUCKET, { versioning: true });
-    access = await hostBucketAccess(s3, BUCKET, HOST);
-    // Commit timestamps: the test's ground truth for "committed at or before T".
-    await pg.psql("ALTER SYSTEM SET track_commit_timestamp = on");
-    await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-l", pg.logFile, "-m", "fast", "-w", "-t", "60", "restart"], { cwd: "/" });
-    await pg.psql("CREATE DATABASE app");
-    await pg.psql("CREATE DATABASE other");
-    await pg.psql("CREATE ROLE app_owner LOGIN");
-    await pg.psql("CREATE TABLE keep (x int); INSERT INTO keep VALUES (42)", { database: "other" });
-    await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL)", { database: "app" });
-    e = createBackupEnv({
-      s3: access,
-      objectives: { rpo: "1m", rto: "1h" },
-      pitr: {},
-      postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
-      drill: { runtime: "local", checks: ["SELECT to_regclass('public.marker') IS NOT NULL"] },
-      extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12 },
-    });
-    cluster = e.host.pitr!.clusters[0]!.name;
-    archiver = e.spawn("wal-archiver");
-    archiver.stderr!.on("data", (d: Buffer) => (archiverErr += d.toString()));
-    archiver.stdout!.resume();
-    await waitFor("the archiver to start", () => archiverErr.includes("archiving WAL of 1 cluster(s)"), 60_000);
-    const dump = await e.run("backup");
-    expect(dump.code, dump.stderr).toBe(0);
-    const base = await e.run("backup-base");
-    expect(base.code, base.stderr).toBe(0);
-    // Markers after the base backup (3 s: its end, rounded up, is before the first one), a
-    // second and a half apart, each in its own WAL segment.
-    await new Promise((r) => setTimeout(r, 3000));
-    for (let k = 1; k <= 5; k++) {
-      const note = `marker-${k}`;
-      await pg.psql(`INSERT INTO marker (note) VALUES ('${note}')`, { database: "app" });
-      await pg.psql("SELECT pg_switch_wal()");
-      await new Promise((r) => setTimeout(r, 1500));
-    }
-    const rows = (await pg.psql("SELECT note || '|' || (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::bigint FROM marker ORDER BY id", { database: "app" })).split("\n");
-    for (const r of rows) {
-      const [note, ms] = r.split("|");
-      markers.push({ note: note!, committedMs: Number(ms) });
-    }
-    expect(markers.length).toBe(5);
-    // Every marker is in the bucket (and which segment holds it).
-    await waitFor("the last marker to reach the archive", async () => {
-      for (const m of markers) if (!m.segment) m.segment = await segmentHolding(m.note);
-      return markers.every((m) => m.segment);
-    }, 120_000, 1000);
+    fx = await archivedCluster({ bucket: BUCKET, host: HOST });
+    ({ s3, pg, e, cluster, scratch, archiver } = fx);
+    markers.push(...fx.markers);
   }, 400_000);
 
   afterAll(async () => {
-    if (archiver && archiver.exitCode === null) {
-      archiver.kill("SIGTERM");
-      await new Promise((r) => archiver!.once("exit", r));
-    }
     for (const d of started) await run("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", d, "-m", "immediate", "-w", "stop"], { cwd: "/" });
-    rmSync(scratch, { recursive: true, force: true });
-    e?.remove();
-    await pg?.stop();
-    await s3?.stop();
+    await fx?.stop();
   });
 
-  const walPrefix = () => `${HOST}/wal/${cluster}/`;
-  const cache = new Map<string, Buffer>();
-  async function segmentHolding(text: string): Promise<string | undefined> {
-    for (const { key } of await e.list(walPrefix())) {
-      if (!cache.has(key)) cache.set(key, await unzstd(await e.get(key)));
-      if (cache.get(key)!.includes(Buffer.from(text))) return key.slice(walPrefix().length).replace(/\.zst$/, "");
-    }
-    return undefined;
-  }
-
-  /** A whole second T with marker k committed at or before it and marker k+1 after it. */
-  function between(k: number): number {
-    const t = Math.floor(markers[k - 1]!.committedMs / 1000) + 1;
-    expect(t * 1000).toBeLessThan(markers[k]!.committedMs);
-    return t * 1000;
-  }
+  const walPrefix = () => fx.walPrefix();
+  const segmentHolding = (text: string) => fx.segmentHolding(text);
+  const between = (k: number) => fx.between(k);
 
   /** What restores left behind (the running archiver's own run dir is not theirs). */
   const leftovers = () => e.leftovers().filter((f) => !f.includes("run.wal-archiver."));
@@ -328,11 +260,7 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     expect(await pg.psql("SELECT string_agg(note, ',' ORDER BY id) FROM marker", { database: "app" })).toBe("marker-1,marker-2");
     // A new machine's archiver has an empty spool (this one's holds the old timeline's partial segment).
     rmSync(join(e.stateDir, "wal", cluster), { recursive: true, force: true });
-    archiverErr = "";
-    archiver = e.spawn("wal-archiver");
-    archiver.stderr!.on("data", (d: Buffer) => (archiverErr += d.toString()));
-    archiver.stdout!.resume();
-    await waitFor("the archiver to start", () => archiverErr.includes("archiving WAL of 1 cluster(s)"), 60_000);
+    archiver = await fx.startArchiver();
     await pg.psql("INSERT INTO marker (note) VALUES ('marker-6')", { database: "app" });
     const m6 = Number(await pg.psql("SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::bigint FROM marker WHERE note = 'marker-6'", { database: "app" }));
     await pg.psql("SELECT pg_switch_wal()");
