@@ -40,6 +40,12 @@ PITR_WIN_FILE="" PITR_DIR=""
 PITR_REACHED="" PITR_REACHED_EPOCH="" PITR_NEXT_COMMIT="" PITR_RECOVERY_SECONDS="" PITR_SEGMENTS=0
 PITR_BASE_STAMP="" PITR_BASE_KEY="" PITR_PGBIN="" PITR_SOCK="" PITR_PORT="" PITR_GAP="" PITR_COVER_REASON=""
 PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN="" PITR_TIMELINE=""
+# The recovery's runtime: the host's server binaries (PITR_PGBIN, run as the postgres OS user),
+# or, with PITR_IMAGE set, a container from that image (restorable_pitr_use_image): the recovery's
+# directories are bind-mounted at the same paths (PITR_MOUNTS), its server runs as the image's
+# postgres user (PITR_OWNER, uid:gid) in container PITR_CNAME. PITR_OWNER is who owns what the
+# server reads and writes (postgres: on the host). PITR_SU: the role the recovery connects as.
+PITR_IMAGE="" PITR_CNAME="" PITR_MOUNTS=() PITR_OWNER="" PITR_SU=postgres PITR_SU_TRY=()
 # PITR_MODE: throwaway (a read-only server paused at T, thrown away) or cluster (disaster recovery:
 # the data directory PITR_INTO is promoted at T or at the end of the archive and stopped cleanly,
 # durable settings, its own configuration kept).
@@ -98,6 +104,41 @@ restorable_pitr_pgbin() {
     if [[ $("$d/postgres" -V 2>/dev/null | awk '{ split($NF, v, "."); print v[1] }') == "$major" ]]; then printf '%s\n' "${d%/}"; return 0; fi
   done
   return 1
+}
+
+# restorable_pitr_use_image IMAGE MAJOR: recover with IMAGE's server binaries. Checks that docker
+# answers and that the image holds PostgreSQL MAJOR; sets PITR_IMAGE and PITR_OWNER (the image's
+# postgres uid:gid, what the official image's data directory is owned by). Dies (current stage).
+restorable_pitr_use_image() {
+  local image=$1 major=$2 err="$RESTORABLE_TMP/work/image.err" out v
+  docker info >/dev/null 2>"$err" || restorable_die "recovering with image $image needs docker, which is not reachable: $(restorable_last_line "$err")"
+  # shellcheck disable=SC2016 # expanded by the image's sh
+  out=$(docker run --rm --network none --log-driver none --entrypoint sh "$image" -c "$RESTORABLE_IMAGE_PGBIN_SH"'
+[ -x "$b/postgres" ] || { echo "no PostgreSQL server binaries in this image" >&2; exit 1; }
+printf "%s %s:%s\n" "$("$b/postgres" -V | awk "{ print \$NF }")" "$(id -u postgres)" "$(id -g postgres)"' 2>"$err") ||
+    restorable_die "cannot use image $image for the recovery: $(restorable_last_line "$err")"
+  v=${out%% *}
+  [[ ${v%%.*} == "$major" ]] || restorable_die "image $image holds PostgreSQL ${v:-?}; the archived cluster is PostgreSQL $major: give --image with a PostgreSQL $major image (e.g. postgres:$major; drill.image in the config is the default)"
+  PITR_OWNER=${out#* }
+  [[ $PITR_OWNER =~ ^[0-9]+:[0-9]+$ && $PITR_OWNER != 0:* ]] || restorable_die "image $image has no postgres user to run the recovery as (id postgres: ${PITR_OWNER:-nothing})"
+  PITR_IMAGE=$image PITR_PGBIN=""
+}
+
+# restorable_pitr_tool TOOL ARGS...: a PostgreSQL program of the recovery's runtime: the host's (as
+# the postgres OS user), or the image's: inside the running recovery container (docker exec), else
+# in a one-shot container that sees the recovery's directories at the same paths. PITR_TOOL_AS=0
+# runs the one-shot as root (to read files only root may read).
+restorable_pitr_tool() {
+  local tool=$1
+  shift
+  if [[ -z $PITR_IMAGE ]]; then "${PITR_AS[@]}" "$PITR_PGBIN/$tool" "$@"; return; fi
+  # shellcheck disable=SC2016 # expanded by the image's sh
+  if [[ -n $PITR_CNAME ]] && docker inspect --format '{{.State.Running}}' "$PITR_CNAME" 2>/dev/null | grep -qx true; then
+    docker exec "$PITR_CNAME" sh -c "$RESTORABLE_IMAGE_PGBIN_SH"'; exec "$b/$0" "$@"' "$tool" "$@"
+    return
+  fi
+  docker run --rm --network none --log-driver none --user "${PITR_TOOL_AS:-$PITR_OWNER}" "${PITR_MOUNTS[@]}" \
+    --entrypoint sh "$PITR_IMAGE" -c "$RESTORABLE_IMAGE_PGBIN_SH"'; exec "$b/$0" "$@"' "$tool" "$@"
 }
 
 # ---- inventory and windows ----------------------------------------------------------------------
@@ -188,17 +229,20 @@ restorable_pitr_inventory() {
 
 # restorable_pitr_last_commit DIR FIRST LAST: the timestamp of the last commit in the segments
 # FIRST..LAST (positions, in DIR/wal.tsv), read with pg_waldump from the newest segment backwards
-# (up to 16 segments). Prints "epoch<TAB>text" or nothing. Needs PITR_PGBIN.
+# (up to 16 segments). Prints "epoch<TAB>text" or nothing. Needs PITR_PGBIN or PITR_IMAGE.
 restorable_pitr_last_commit() {
   local dir=$1 first=$2 last=$3 s key name f ts n=0
   mkdir -p -- "$dir/scan"
+  # As root, on the host or in a one-shot container of the image that sees only the scan directory.
+  local -a PITR_AS=() PITR_MOUNTS=(-v "$dir/scan:$dir/scan:ro")
+  local PITR_TOOL_AS=0:0 PITR_CNAME=""
   for ((s = last; s >= first && n < 16; s--, n++)); do
     name="" key=""
     IFS=$'\t' read -r name key < <(awk -F '\t' -v s="$s" '$1 == s { print $2 "\t" $3 }' "$dir/wal.tsv" | tail -n 1) || true
     [[ -n $key ]] || continue
     f="$dir/scan/$name"
     restorable_pitr_get_segment "$key" "$f" "${identity:-}" 2>"$dir/scan.err" || return 1
-    ts=$("$PITR_PGBIN/pg_waldump" "$f" 2>/dev/null | sed -n 's/.*desc: COMMIT \([0-9-]* [0-9:.]*\( [A-Z]*\)\{0,1\}\).*/\1/p' | tail -n 1 || true)
+    ts=$(restorable_pitr_tool pg_waldump "$f" 2>/dev/null | sed -n 's/.*desc: COMMIT \([0-9-]* [0-9:.]*\( [A-Z]*\)\{0,1\}\).*/\1/p' | tail -n 1 || true)
     rm -f -- "$f"
     if [[ -n $ts ]]; then
       printf '%s\t%s\n' "$(date -u -d "$ts" +%s)" "$ts"
@@ -215,7 +259,7 @@ restorable_pitr_windows() {
   : >"$dir/windows.tsv"
   ver=$(tail -n 1 "$dir/bases.tsv" | cut -f5)
   PITR_NO_BIN=""
-  if [[ -s $dir/bases.tsv ]] && [[ -z $PITR_PGBIN ]]; then
+  if [[ -s $dir/bases.tsv ]] && [[ -z $PITR_PGBIN && -z $PITR_IMAGE ]]; then
     PITR_PGBIN=$(restorable_pitr_pgbin "${ver%%.*}") || PITR_PGBIN=""
     # Without them the windows end at their base backups (nothing after can be vouched for).
     [[ -n $PITR_PGBIN ]] || PITR_NO_BIN="reading the WAL archive of cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL ${ver%%.*} server binaries (pg_waldump, postgres) on this host: apt-get install postgresql-${ver%%.*}"
@@ -332,7 +376,7 @@ restorable_pitr_fetcher() {
   fetch_one() {
     local reason
     if reason=$(restorable_pitr_get_segment "$3" "$dir/ok/.$2" "$identity" 2>&1); then
-      if ((${#PITR_AS[@]})); then chown postgres: "$dir/ok/.$2"; fi
+      if [[ -n $PITR_OWNER ]]; then chown "$PITR_OWNER" "$dir/ok/.$2"; fi
       mv -f -- "$dir/ok/.$2" "$dir/ok/$2"
     else
       printf '%s\n' "${reason:-failed}" >"$dir/bad/$2"
@@ -359,7 +403,7 @@ restorable_pitr_fetcher() {
 # primary had them (pg_controldata of the base backup), with headroom: the WAL after the base
 # backup may raise them (a parameter-change record), and a standby below them pauses replay.
 restorable_pitr_hot_standby_opts() {
-  "${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$1" 2>/dev/null | awk -F ': *' '
+  restorable_pitr_tool pg_controldata "$1" 2>/dev/null | awk -F ': *' '
     function at_least(name, v, floor) { print name " = " (v + 0 > floor ? v + 0 : floor) }
     /^max_connections setting/ { at_least("max_connections", $2, 500) }
     /^max_worker_processes setting/ { at_least("max_worker_processes", $2, 64) }
@@ -370,7 +414,29 @@ restorable_pitr_hot_standby_opts() {
 
 # restorable_pitr_sql SQL: run SQL in the recovered server (database postgres; DB with PITR_DB).
 restorable_pitr_sql() {
-  "$PITR_PGBIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "${PITR_DB:-postgres}" -c "$1"
+  local -a opts=(-X -A -t -q -v ON_ERROR_STOP=1 -h "$PITR_SOCK" -p "$PITR_PORT" -U "$PITR_SU" -d "${PITR_DB:-postgres}" -c "$1")
+  if [[ -n $PITR_IMAGE ]]; then restorable_pitr_tool psql "${opts[@]}"; else "$PITR_PGBIN/psql" "${opts[@]}"; fi
+}
+
+# restorable_pitr_server_start BASE: start the recovery server as a background child (its pid in
+# PITR_SERVER_PID; its output appended to BASE/server.log): the host's postgres as the postgres OS
+# user, or the image's in an attached `docker run --rm` (the client lives as long as the server).
+PITR_SERVER_PID="" PITR_STARTS=0
+restorable_pitr_server_start() {
+  local base=$1
+  if [[ -z $PITR_IMAGE ]]; then
+    (cd "$base" && restorable_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
+      </dev/null >>"$base/server.log" 2>&1 &
+  else
+    PITR_STARTS=$((PITR_STARTS + 1))
+    PITR_CNAME="restorable-recovery-$$-$PITR_STARTS"
+    # shellcheck disable=SC2016 # expanded by the image's sh
+    # shellcheck disable=SC2153 # RESTORABLE_HOST is the config's (lib.sh)
+    restorable_without_lock docker run --rm --name "$PITR_CNAME" --label "restorable.recovery=$RESTORABLE_HOST" --network none \
+      --user "$PITR_OWNER" "${PITR_MOUNTS[@]}" --entrypoint sh "$PITR_IMAGE" -c "$RESTORABLE_IMAGE_PGBIN_SH"'; exec "$b/postgres" "$@"' \
+      postgres -D "$PITR_DATA" -c "config_file=$base/postgresql.conf" </dev/null >>"$base/server.log" 2>&1 &
+  fi
+  PITR_SERVER_PID=$!
 }
 
 # restorable_pitr_recover CLUSTER INV_DIR T IDENTITY BASE_DIR: recover CLUSTER to T (epoch seconds,
@@ -389,9 +455,17 @@ restorable_pitr_recover() {
   PITR_DATA="$base/data"
   PITR_SOCK="$base/sock"
   PITR_AS=()
-  if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || restorable_die "recovery runs PostgreSQL as the postgres OS user, which does not exist (apt-get install postgresql)"
-    PITR_AS=(runuser -u postgres --)
+  if [[ -n $PITR_IMAGE ]]; then
+    # The image's server, as its postgres user, sees the directories at the paths used here.
+    [[ $(id -u) -eq 0 ]] || restorable_die "recovering in a container from $PITR_IMAGE needs root (its files are handed to the image's postgres user $PITR_OWNER)"
+    PITR_MOUNTS=(-v "$base:$base")
+    if [[ -n $PITR_INTO ]]; then PITR_MOUNTS+=(-v "$PITR_INTO:$PITR_INTO"); fi
+  else
+    PITR_OWNER=""
+    if [[ $(id -u) -eq 0 ]]; then
+      id postgres >/dev/null 2>&1 || restorable_die "recovery runs PostgreSQL as the postgres OS user, which does not exist (apt-get install postgresql)"
+      PITR_AS=(runuser -u postgres --) PITR_OWNER=postgres:
+    fi
   fi
   [[ $base =~ ^[A-Za-z0-9/._-]+$ ]] || restorable_die "the recovery directory $base has characters a restore_command cannot carry (set TMPDIR to a plain path)"
   mkdir -p -- "$base"
@@ -407,7 +481,9 @@ restorable_pitr_recover() {
   # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
   ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
   major=${ver%%.*}
-  PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
+  if [[ -z $PITR_IMAGE ]]; then
+    PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
+  fi
   local stop_seq
   stop_seq=$(restorable_pitr_lsn_seq "$(jq -r '.stopLsn' "$RESTORABLE_MF")")
 
@@ -426,7 +502,7 @@ restorable_pitr_recover() {
   while IFS=$'\t' read -r hname hkey; do
     restorable_pitr_get_segment "$hkey" "$PITR_DIR/ok/$hname" "$identity" 2>"$PITR_DIR/h.err" || { restorable_stage wal; restorable_die "timeline history $hname: $(restorable_last_line "$PITR_DIR/h.err")"; }
   done <"$inv/history.tsv"
-  if ((${#PITR_AS[@]})); then chown -R postgres: "$base"; fi
+  if [[ -n $PITR_OWNER ]]; then chown -R "$PITR_OWNER" "$base"; fi
   cat >"$PITR_DIR/restore-wal" <<EOF
 #!/bin/sh
 # restore_command of a restorable point-in-time recovery: serves only the fetcher's verified
@@ -441,7 +517,7 @@ while :; do
 done
 EOF
   chmod 0755 "$PITR_DIR/restore-wal"
-  if ((${#PITR_AS[@]})); then chown postgres: "$PITR_DIR/restore-wal"; fi
+  if [[ -n $PITR_OWNER ]]; then chown "$PITR_OWNER" "$PITR_DIR/restore-wal"; fi
   restorable_pitr_fetcher "$PITR_DIR" "$identity" </dev/null &
   local fpid=$!
   RESTORABLE_BG["$PITR_DIR/fetcher"]="$fpid:fetcher"
@@ -456,9 +532,9 @@ EOF
   rm -f -- "$RESTORABLE_OBJ"
   [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || restorable_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
-  if ((${#PITR_AS[@]})); then chown -R postgres: "$PITR_DATA/"; fi
-  chmod 0700 "$PITR_DATA"
-  segbytes=$("${PITR_AS[@]}" "$PITR_PGBIN/pg_controldata" "$PITR_DATA" 2>/dev/null | awk -F ': *' '/^Bytes per WAL segment/ { print $2 }')
+  if [[ -n $PITR_OWNER ]]; then chown -R "$PITR_OWNER" "$PITR_DATA/"; fi
+  chmod 0700 "$PITR_DATA/"
+  segbytes=$(restorable_pitr_tool pg_controldata "$PITR_DATA" 2>/dev/null | awk -F ': *' '/^Bytes per WAL segment/ { print $2 }')
   [[ -z $segbytes || $segbytes == "$PITR_SEG_BYTES" ]] || restorable_die "cluster $cluster uses WAL segments of $segbytes bytes; this version reads the archive with 16 MiB segments only"
 
   # Our own settings, nothing of the source's (its postgresql.conf may sit elsewhere, name
@@ -488,12 +564,11 @@ EOF
     restorable_pitr_hot_standby_opts "$PITR_DATA"
   } >"$base/postgresql.conf"
   : >"$PITR_DATA/recovery.signal"
-  if ((${#PITR_AS[@]})); then chown postgres: "$base/pg_hba.conf" "$base/pg_ident.conf" "$base/postgresql.conf" "$PITR_DATA/recovery.signal"; fi
+  if [[ -n $PITR_OWNER ]]; then chown "$PITR_OWNER" "$base/pg_hba.conf" "$base/pg_ident.conf" "$base/postgresql.conf" "$PITR_DATA/recovery.signal"; fi
   # The server runs as our background child (its pid is known from the start, so an early exit
   # is seen at once); the loop below watches the refused segments, its exit and the pause at T.
-  (cd "$base" && restorable_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
-    </dev/null >>"$base/server.log" 2>&1 &
-  local pid=$! state refused why raise restarts=0
+  restorable_pitr_server_start "$base"
+  local pid=$PITR_SERVER_PID state refused why raise restarts=0
   while :; do
     if [[ -s $PITR_DIR/refused ]]; then
       refused=$(head -n 1 "$PITR_DIR/refused")
@@ -514,7 +589,14 @@ EOF
       fi
       restorable_die "the recovery server stopped: ${why:-$(restorable_last_line "$base/server.log")}"
     fi
-    if state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>/dev/null); then
+    if ! state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>"$base/sql.err") &&
+      grep -q 'role ".*" does not exist' "$base/sql.err"; then
+      # Not every cluster has a role postgres (the official image's superuser is POSTGRES_USER).
+      ((${#PITR_SU_TRY[@]})) || restorable_die "cluster $cluster has no role $PITR_SU to connect as: give --user ROLE (its superuser, POSTGRES_USER of the image)"
+      PITR_SU=${PITR_SU_TRY[0]} PITR_SU_TRY=("${PITR_SU_TRY[@]:1}")
+      continue
+    fi
+    if [[ -n $state ]]; then
       if [[ ($t == latest || $PITR_MODE == cluster) && $state == false* ]]; then break; fi
       if [[ $state == "true|true" ]]; then
         # Paused: at the target only when the server says it stopped there. It also pauses on its
@@ -527,11 +609,10 @@ EOF
           restarts=$((restarts + 1))
           restorable_log "the WAL raises $raise on the primary: restarting the recovery server with it"
           printf '%s\n' "$raise" >>"$base/postgresql.conf"
-          (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -m fast -w -t 120 stop) >/dev/null 2>&1 || true
+          (cd / && restorable_pitr_tool pg_ctl -D "$PITR_DATA" -m fast -w -t 120 stop) >/dev/null 2>&1 || true
           wait "$pid" 2>/dev/null || true
-          (cd "$base" && restorable_without_lock "${PITR_AS[@]}" "$PITR_PGBIN/postgres" -D "$PITR_DATA" -c "config_file=$base/postgresql.conf") \
-            </dev/null >>"$base/server.log" 2>&1 &
-          pid=$!
+          restorable_pitr_server_start "$base"
+          pid=$PITR_SERVER_PID
           continue
         fi
         why=$(grep -E 'WARNING|FATAL|DETAIL|HINT' "$base/server.log" | grep -v 'recovery_target' | tail -n 3 | sed 's/^[^:]*: *//' | paste -sd ' ' - | cut -c1-400)
@@ -572,6 +653,10 @@ EOF
 
 # restorable_pitr_stop: stop the recovered server (immediate) and remove its files.
 restorable_pitr_stop() {
+  if [[ -n $PITR_IMAGE ]]; then
+    if [[ -n $PITR_CNAME ]]; then docker rm -f -v "$PITR_CNAME" >/dev/null 2>&1 || true; fi
+    return 0
+  fi
   [[ -n $PITR_DATA ]] || return 0
   if [[ -f $PITR_DATA/postmaster.pid ]]; then
     (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$PITR_DATA" -m immediate -w -t 30 stop) >/dev/null 2>&1 || true
@@ -662,7 +747,7 @@ restorable_pitr_copy() {
   local dir=$1 src=$2 dst=$3 st
   shift 3
   set +e
-  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
+  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U "$PITR_SU" -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
@@ -797,7 +882,7 @@ restorable_pitr_drill_item() {
   restorable_log "cluster $cluster: recovering to $target, a random second of the window $wfrom .. $wto, from base backup $PITR_BASE_STAMP"
   restorable_pitr_recover "$cluster" "$inv" "$t" "$identity" "$base"
   rec=$PITR_RECOVERY_SECONDS
-  RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$PITR_SOCK RESTORABLE_T_PORT=$PITR_PORT RESTORABLE_T_USER=postgres RESTORABLE_T_BIN="$PITR_PGBIN/" RESTORABLE_T_DESC="the recovered cluster $cluster"
+  RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$PITR_SOCK RESTORABLE_T_PORT=$PITR_PORT RESTORABLE_T_USER=$PITR_SU RESTORABLE_T_BIN="$PITR_PGBIN/" RESTORABLE_T_DESC="the recovered cluster $cluster"
 
   restorable_stage target
   next=$PITR_NEXT_COMMIT
@@ -860,45 +945,80 @@ restorable_pitr_drill_item() {
   exit 0
 }
 
-# ---- disaster recovery: the whole cluster (restore --cluster NAME --at TIME|latest --data-dir DIR)
+# ---- disaster recovery: the whole cluster (restore --cluster NAME --at TIME|latest --data-dir DIR | --target-volume VOL)
 #
-# restorable_pitr_restore_cluster CLUSTER AT DIR: recover the whole cluster (roles, every
-# database, settings) into DIR, a new data directory (missing or empty; never an existing
-# cluster), at AT (epoch seconds) or at the end of the archive ("latest"). It is recovered in a
-# staging directory beside DIR (.DIR.restorable-<pid>), promoted (a new timeline), stopped cleanly
-# and only then renamed to DIR: a failure leaves DIR as it was. The base backup's own
-# postgresql.conf, pg_hba.conf and postgresql.auto.conf are kept; recovery.signal is gone (the
-# server removed it when it promoted). Reads restore.sh's globals: identity, dry_run.
+# restorable_pitr_restore_cluster CLUSTER AT DIR VOLUME IMAGE: recover the whole cluster (roles,
+# every database, settings) at AT (epoch seconds) or at the end of the archive ("latest") into DIR,
+# a new data directory (missing or empty; never an existing cluster), or into the Docker volume
+# VOLUME (the data directory of a stopped compose service). It is recovered in a staging directory
+# (beside DIR: .DIR.restorable-<pid>; for a volume: in the temp dir), promoted (a new timeline),
+# stopped cleanly and only then renamed to DIR or copied into the volume: a failure leaves DIR or
+# the volume as it was. The base backup's own postgresql.conf, pg_hba.conf and postgresql.auto.conf
+# are kept; recovery.signal is gone (the server removed it when it promoted).
+# The recovery server: the host's PostgreSQL server binaries of the cluster's major version, or a
+# container from IMAGE (--image; default the drill image) when IMAGE is given, for a volume, and
+# when the host has no such binaries but docker answers. A volume's root ends owned by the image's
+# postgres uid:gid with mode 0700, as the official image's PGDATA. A volume a running container
+# uses is refused; a non-empty one without --force (force: its content is first copied into the new
+# volume VOLUME.replaced-<stamp> and checked, then removed from VOLUME). Reads restore.sh's
+# globals: identity, dry_run, force, user, now.
 restorable_pitr_restore_cluster() {
-  local cluster=$1 at=$2 dir=${3%/} parent staging listing="$RESTORABLE_TMP/work/listing.jsonl"
+  local cluster=$1 at=$2 dir=${3%/} vol=$4 image=$5 parent staging listing="$RESTORABLE_TMP/work/listing.jsonl" vol_state=""
   restorable_stage target
-  [[ -n $dir ]] || restorable_usage "--cluster needs --data-dir DIR (a new data directory)"
-  [[ $dir == /* ]] || dir="$PWD/$dir"
-  parent=$(dirname -- "$dir")
-  [[ -d $parent ]] || restorable_die "the parent directory of $dir does not exist"
-  if [[ -e $dir ]]; then
-    [[ -d $dir ]] || restorable_die "$dir exists and is not a directory"
-    [[ -z $(ls -A -- "$dir") ]] || restorable_die "$dir is not empty; refusing to recover into it (restore never overwrites a data directory: move it away, or give a new one)"
+  if [[ -n $vol ]]; then
+    image=${image:-$RESTORABLE_DRILL_IMAGE}
+    restorable_pitr_volume_check "$vol" "$image"
+    vol_state=$PITR_VOL_STATE
+    staging="$RESTORABLE_TMP/recovered"
+  else
+    [[ -n $dir ]] || restorable_usage "--cluster needs --data-dir DIR (a new data directory) or --target-volume VOL"
+    [[ $dir == /* ]] || dir="$PWD/$dir"
+    parent=$(dirname -- "$dir")
+    [[ -d $parent ]] || restorable_die "the parent directory of $dir does not exist"
+    if [[ -e $dir ]]; then
+      [[ -d $dir ]] || restorable_die "$dir exists and is not a directory"
+      [[ -z $(ls -A -- "$dir") ]] || restorable_die "$dir is not empty; refusing to recover into it (restore never overwrites a data directory: move it away, or give a new one)"
+    fi
+    staging="$parent/.$(basename -- "$dir").restorable-$$"
   fi
-  if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$parent"; then
-    restorable_die "the postgres OS user cannot reach $parent (it runs the recovery and owns the result)"
-  fi
-  staging="$parent/.$(basename -- "$dir").restorable-$$"
-  [[ $staging =~ ^[A-Za-z0-9/._-]+$ ]] || restorable_die "the data directory path $dir has characters this version does not handle (letters, digits, / . _ - only)"
+  [[ $staging =~ ^[A-Za-z0-9/._-]+$ ]] || restorable_die "the path $staging has characters this version does not handle (letters, digits, / . _ - only)"
   restorable_stage find
   PITR_INV="$RESTORABLE_TMP/work/pitr-$cluster"
   restorable_pitr_inventory "$cluster" "$listing" "$PITR_INV"
   [[ -s $PITR_INV/bases.tsv || -s $PITR_INV/wal.tsv ]] || restorable_die "no WAL archive of cluster $cluster under s3://$RESTORABLE_BUCKET/$RESTORABLE_PREFIX (restore --list shows the archived clusters)"
+  # The recovery server: the host's binaries, or the image's (asked for, for a volume, or when the
+  # host has none of the cluster's major version).
+  local ver major runtime
+  ver=$(tail -n 1 "$PITR_INV/bases.tsv" | cut -f5)
+  major=${ver%%.*}
+  if [[ -n $major ]]; then
+    if [[ -n $image ]]; then
+      restorable_pitr_use_image "$image" "$major"
+    elif ! restorable_pitr_pgbin "$major" >/dev/null && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+      restorable_log "this host has no PostgreSQL $major server binaries: recovering in a container from $RESTORABLE_DRILL_IMAGE (the drill image; --image IMG for another)"
+      restorable_pitr_use_image "$RESTORABLE_DRILL_IMAGE" "$major"
+    fi
+  fi
+  if [[ -n $PITR_IMAGE ]]; then
+    runtime="in a container from $PITR_IMAGE (its PostgreSQL $major, as its postgres user $PITR_OWNER)"
+  else
+    runtime="with this host's PostgreSQL $major server binaries"
+    if [[ -n $major && $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$parent"; then
+      restorable_die "the postgres OS user cannot reach $parent (it runs the recovery and owns the result)"
+    fi
+  fi
   restorable_pitr_windows "$cluster" "$PITR_INV"
-  local t=$at what="its latest archived point"
+  local t=$at what="its latest archived point" into="the new data directory $dir (through $staging, renamed when done)"
   [[ $at == latest ]] || what=$(restorable_iso "$at")
+  if [[ -n $vol ]]; then into="Docker volume $vol (it $vol_state), through $staging; owned by $PITR_OWNER (the image's postgres user), mode 0700, as the image's PGDATA"; fi
   if ! restorable_pitr_cover "$PITR_INV" "$at"; then
     restorable_die "the WAL archive of cluster $cluster cannot recover it to $what, nothing was restored: $PITR_COVER_REASON${PITR_NO_BIN:+ ($PITR_NO_BIN)}"
   fi
   if [[ $at == latest ]]; then what="the end of its WAL archive (the last archived commit: $(cut -f3 <<<"$PITR_WIN"))"; fi
   restorable_say "Will recover the whole cluster $cluster (roles, every database, settings) to $what"
   restorable_say "  from base backup $PITR_BASE_STAMP plus the archived WAL after it (restorable window: $(restorable_pitr_windows_text "$PITR_INV")), every object's sha256 verified"
-  restorable_say "  into the new data directory $dir (through $staging, renamed when done), promoted to a new timeline"
+  restorable_say "  $runtime, promoted to a new timeline"
+  restorable_say "  into $into"
   if [[ $dry_run -eq 1 ]]; then restorable_say "Dry run: nothing restored."; exit 0; fi
   restorable_lock restore optional
   mkdir -m 0700 -- "$staging" || restorable_die "cannot create $staging"
@@ -906,26 +1026,127 @@ restorable_pitr_restore_cluster() {
   PITR_STAGING=$staging
   # shellcheck disable=SC2317 # called by the EXIT trap in lib-restore.sh
   restorable_on_finish() {
+    if [[ -n $PITR_IMAGE ]]; then restorable_pitr_stop; fi
     if [[ $1 -ne 0 && -n $PITR_STAGING && -d $PITR_STAGING ]]; then
       restorable_pitr_stop
       rm -rf -- "$PITR_STAGING"
-      restorable_log "removed the staging directory $PITR_STAGING; $dir is as it was"
+      restorable_log "removed the staging directory $PITR_STAGING; ${vol:+volume }${vol:-$dir} is as it was"
     fi
   }
+  # The host's server is the EXIT trap's throwaway (it stops it); a container is stopped above.
   RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$PITR_PGBIN
+  if [[ -n $PITR_IMAGE ]]; then RESTORABLE_TA_KIND=""; fi
+  # The role to connect as: --user, else postgres, then the configured users of the cluster.
+  if [[ -n ${user:-} ]]; then PITR_SU=$user PITR_SU_TRY=(); else
+    PITR_SU=postgres
+    mapfile -t PITR_SU_TRY < <(for i in "${!RESTORABLE_PG_DATABASE[@]}"; do [[ $(restorable_pitr_cluster_of "$i") != "$cluster" ]] || printf '%s\n' "${RESTORABLE_PG_USER[i]:-}"; done | grep -vx -e '' -e postgres | sort -u)
+  fi
   PITR_MODE=cluster PITR_INTO=$staging
-  restorable_pitr_recover "$cluster" "$PITR_INV" "$t" "$identity" "$RESTORABLE_TA_DIR"
+  restorable_pitr_recover "$cluster" "$PITR_INV" "$t" "$identity" "$RESTORABLE_TMP/pg"
   RESTORABLE_TA_BIN=$PITR_PGBIN
   local dbs
   dbs=$(restorable_pitr_sql "SELECT string_agg(datname, ', ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate") || restorable_die "cannot query the recovered cluster"
   restorable_stage stop
-  (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$staging" -m fast -w -t 300 stop) >"$RESTORABLE_TMP/work/stop.out" 2>&1 ||
-    restorable_die "the recovered cluster did not stop cleanly: $(restorable_last_line "$RESTORABLE_TMP/work/stop.out")"
+  restorable_pitr_stop_clean "$staging"
   if [[ -f $staging/postgresql.auto.conf.restorable ]]; then mv -f -- "$staging/postgresql.auto.conf.restorable" "$staging/postgresql.auto.conf"; fi
   rm -f -- "$staging/recovery.signal"
-  if [[ -d $dir ]]; then rmdir -- "$dir" || restorable_die "cannot replace the empty directory $dir"; fi
-  mv -- "$staging" "$dir" || restorable_die "cannot rename $staging to $dir"
+  local done_in
+  if [[ -n $vol ]]; then
+    restorable_stage restore
+    restorable_pitr_into_volume "$staging" "$vol" "$cluster"
+    rm -rf -- "$staging"
+    done_in="Docker volume $vol (owned by $PITR_OWNER, mode 0700${PITR_VOL_ASIDE:+; its previous content is in volume $PITR_VOL_ASIDE})"
+  else
+    if [[ -d $dir ]]; then rmdir -- "$dir" || restorable_die "cannot replace the empty directory $dir"; fi
+    mv -- "$staging" "$dir" || restorable_die "cannot rename $staging to $dir"
+    done_in=$dir
+    [[ -z $PITR_IMAGE ]] || done_in+=" (owned by $PITR_OWNER, the postgres user of $PITR_IMAGE)"
+  fi
   PITR_STAGING=""
-  restorable_say "Recovered cluster $cluster into $dir: asked for $what, reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)${PITR_NEXT_COMMIT:+; the next commit, at $PITR_NEXT_COMMIT, is not in it}; databases: $dbs; now on timeline $PITR_TIMELINE; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s."
-  restorable_say "  Start it with its own configuration (pg_ctl -D $dir start, or as the volume of the database service); the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
+  restorable_say "Recovered cluster $cluster into $done_in: asked for $what, reached ${PITR_REACHED:-the end of base backup $PITR_BASE_STAMP (no commit replayed after it)} (the last replayed commit)${PITR_NEXT_COMMIT:+; the next commit, at $PITR_NEXT_COMMIT, is not in it}; databases: $dbs; now on timeline $PITR_TIMELINE; $PITR_SEGMENTS WAL segment(s) from the archive, $PITR_RECOVERY_SECONDS s."
+  if [[ -n $vol ]]; then
+    restorable_say "  Start the service that mounts it as its data directory (docker compose up -d SERVICE) with an image of PostgreSQL $major; the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
+  else
+    restorable_say "  Start it with its own configuration (pg_ctl -D $dir start, or as the volume of the database service); the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
+  fi
+}
+
+# restorable_pitr_stop_clean DIR: stop the recovered server in DIR with a fast shutdown and check
+# that it shut down cleanly (dies at the current stage otherwise).
+restorable_pitr_stop_clean() {
+  local dir=$1 out="$RESTORABLE_TMP/work/stop.out" i
+  if [[ -z $PITR_IMAGE ]]; then
+    (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$dir" -m fast -w -t 300 stop) >"$out" 2>&1 ||
+      restorable_die "the recovered cluster did not stop cleanly: $(restorable_last_line "$out")"
+    return 0
+  fi
+  # The container's main process is the server: SIGINT is a fast shutdown, and the attached
+  # client exits when it does (pg_ctl by docker exec would be killed with the container).
+  docker kill --signal INT "$PITR_CNAME" >"$out" 2>&1 || restorable_die "cannot stop the recovery container $PITR_CNAME: $(restorable_last_line "$out")"
+  for ((i = 0; i < 3000; i++)); do restorable_alive "$PITR_SERVER_PID" || break; sleep 0.1; done
+  restorable_alive "$PITR_SERVER_PID" && restorable_die "the recovered cluster did not stop within 300 s"
+  wait "$PITR_SERVER_PID" 2>/dev/null || true
+  PITR_CNAME=""
+  restorable_pitr_tool pg_controldata "$dir" >"$out" 2>&1 || restorable_die "cannot read the recovered cluster's control file: $(restorable_last_line "$out")"
+  grep -q '^Database cluster state: *shut down$' "$out" || restorable_die "the recovered cluster did not stop cleanly: $(grep '^Database cluster state' "$out" || restorable_last_line "$out")"
+}
+
+# restorable_pitr_volume_check VOL IMAGE: may the recovered cluster go into Docker volume VOL?
+# Refuses (stage target) a volume that a running container uses, and a non-empty one without
+# --force. Sets PITR_VOL_STATE (what the plan says about it) and PITR_VOL_EXISTS / _NONEMPTY.
+PITR_VOL_STATE="" PITR_VOL_EXISTS=0 PITR_VOL_NONEMPTY=0 PITR_VOL_ASIDE=""
+restorable_pitr_volume_check() {
+  local vol=$1 image=$2 err="$RESTORABLE_TMP/work/volume.err" running stopped first
+  docker info >/dev/null 2>"$err" || restorable_die "recovering into volume $vol needs docker, which is not reachable: $(restorable_last_line "$err")"
+  running=$(docker ps --filter "volume=$vol" --format '{{.Names}}' 2>"$err" | paste -sd, -) || restorable_die "cannot list the containers using volume $vol: $(restorable_last_line "$err")"
+  [[ -z $running ]] || restorable_die "volume $vol is in use by running container(s) ${running//,/, }: stop the service first (docker compose stop SERVICE); nothing was restored"
+  stopped=$(docker ps -a --filter "volume=$vol" --format '{{.Names}}' 2>/dev/null | paste -sd, - | sed 's/,/, /g')
+  PITR_VOL_EXISTS=0 PITR_VOL_NONEMPTY=0 PITR_VOL_STATE="does not exist yet: it will be created"
+  if docker volume inspect "$vol" >/dev/null 2>&1; then
+    PITR_VOL_EXISTS=1 PITR_VOL_STATE="exists and is empty"
+    first=$(docker run --rm --network none --log-driver none -v "$vol:/data:ro" --entrypoint ls "$image" -A /data 2>"$err") ||
+      restorable_die "cannot look into volume $vol with $image: $(restorable_last_line "$err")"
+    if [[ -n $first ]]; then
+      PITR_VOL_NONEMPTY=1
+      [[ ${force:-0} -eq 1 ]] || restorable_die "volume $vol is not empty; refusing to recover into it without --force (which first moves its content into a new volume $vol.replaced-<stamp>); nothing was restored"
+      PITR_VOL_STATE="is NOT empty: --force, its content is first moved into the new volume $vol.replaced-$(restorable_stamp "$now")"
+    fi
+  fi
+  if [[ -n $stopped ]]; then PITR_VOL_STATE+="; used by the stopped container(s) $stopped"; fi
+}
+
+# restorable_pitr_into_volume DIR VOL CLUSTER: copy the stopped, recovered data directory DIR into
+# the root of Docker volume VOL (created when missing), with the image's tar as root, owner and
+# modes kept; the root is then owned by PITR_OWNER with mode 0700. A non-empty VOL (--force) is
+# first copied into the new volume VOL.replaced-<stamp>, the copy compared by its file list, and
+# only then emptied: its old content stays recoverable there (PITR_VOL_ASIDE).
+restorable_pitr_into_volume() {
+  local dir=$1 vol=$2 cluster=$3 err="$RESTORABLE_TMP/work/volume.err" running st
+  running=$(docker ps --filter "volume=$vol" --format '{{.Names}}' 2>/dev/null | paste -sd, -)
+  [[ -z $running ]] || restorable_die "volume $vol came into use by running container(s) ${running//,/, } during the recovery; nothing was written to it"
+  if ! docker volume inspect "$vol" >/dev/null 2>&1; then
+    docker volume create "$vol" >/dev/null 2>"$err" || restorable_die "cannot create volume $vol: $(restorable_last_line "$err")"
+  elif [[ $PITR_VOL_NONEMPTY -eq 1 ]]; then
+    PITR_VOL_ASIDE="$vol.replaced-$(restorable_stamp "$now")"
+    docker volume create --label "restorable.replaced=$vol" --label "restorable.recovery=$cluster" "$PITR_VOL_ASIDE" >/dev/null 2>"$err" ||
+      restorable_die "cannot create volume $PITR_VOL_ASIDE for the current content of $vol: $(restorable_last_line "$err"); $vol is as it was"
+    # shellcheck disable=SC2016 # expanded by the image's sh
+    if ! docker run --rm --network none --log-driver none --user 0:0 -v "$vol:/from" -v "$PITR_VOL_ASIDE:/to" --entrypoint sh "$PITR_IMAGE" -c '
+      cp -a /from/. /to/ || exit 3
+      [ "$(cd /from && find . | sort | cksum)" = "$(cd /to && find . | sort | cksum)" ] || { echo "the copy differs from the original" >&2; exit 3; }
+      find /from -mindepth 1 -maxdepth 1 -exec rm -rf {} + || exit 4' 2>"$err"; then
+      restorable_die "moving the content of $vol into $PITR_VOL_ASIDE failed: $(restorable_last_line "$err"); $vol still holds its content (volume $PITR_VOL_ASIDE holds a copy)"
+    fi
+    restorable_log "moved the previous content of volume $vol into volume $PITR_VOL_ASIDE"
+  fi
+  set +e
+  # shellcheck disable=SC2016 # expanded by the image's sh
+  tar --numeric-owner -C "$dir" -cf - . 2>"$err.tar" |
+    docker run --rm -i --network none --log-driver none --user 0:0 -v "$vol:/data" --entrypoint sh "$PITR_IMAGE" \
+      -c 'tar --numeric-owner -C /data -xf - && chown "$0" /data && chmod 0700 /data' "$PITR_OWNER" 2>"$err"
+  st=("${PIPESTATUS[@]}")
+  set -e
+  if [[ ${st[0]} -ne 0 || ${st[1]} -ne 0 ]]; then
+    restorable_die "copying the recovered cluster into volume $vol failed: $(restorable_last_line "$err.tar") $(restorable_last_line "$err")${PITR_VOL_ASIDE:+ (its previous content is in volume $PITR_VOL_ASIDE)}"
+  fi
 }

@@ -821,6 +821,11 @@ restorable_promise_audit() {
 # no autovacuum: it is thrown away after the checks.
 
 RESTORABLE_TA_SOCK_IN_CONTAINER=/tmp/restorable-drill/sock
+# For an image's sh: sets b to the directory of the image's PostgreSQL binaries (PATH first, as the
+# official image has them, else the newest /usr/lib/postgresql/*/bin). The drill's throwaway and
+# the point-in-time recovery in a container (lib-pitr-restore.sh) both use it.
+# shellcheck disable=SC2016 # expanded inside the container
+RESTORABLE_IMAGE_PGBIN_SH='b=$(dirname "$(command -v postgres 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | tail -n 1)")'
 RESTORABLE_TA_OPTS="-c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off -c max_wal_size=4GB -c checkpoint_timeout=1h -c work_mem=16MB"
 # Memory for index builds and buffers, from what the host has free: maintenance_work_mem a quarter
 # of MemAvailable (64 MB..1 GB), shared_buffers an eighth (128 MB..512 MB). ~10% faster restores
@@ -917,7 +922,7 @@ restorable_throwaway_up_docker() {
   local script
   # shellcheck disable=SC2016 # expanded inside the container
   script='set -eu
-b=$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1)")
+'"$RESTORABLE_IMAGE_PGBIN_SH"'
 [ -x "$b/initdb" ] || { echo "no initdb in this image" >&2; exit 1; }
 mkdir -p /tmp/restorable-drill/sock
 "$b/initdb" -D /tmp/restorable-drill/data -U postgres --auth=trust -E UTF8 --no-locale --no-sync >/tmp/restorable-drill/initdb.log 2>&1 || { cat /tmp/restorable-drill/initdb.log >&2; exit 1; }

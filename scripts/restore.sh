@@ -10,7 +10,8 @@
 #   restore --globals [--at DATE] [--target SPEC] [--user ROLE] [--identity FILE] [--dry-run]
 #   restore --volume NAME [--at DATE] [--target-volume NAME] [--force] [--identity FILE] [--dry-run]
 #   restore (--database NAME | --globals | --volume NAME) [--at DATE] --fetch-only DIR [--identity FILE]
-#   restore --cluster NAME --at DATE|latest --data-dir DIR [--identity FILE] [--dry-run]
+#   restore --cluster NAME --at DATE|latest (--data-dir DIR | --target-volume VOL [--force]) [--image IMG]
+#           [--user ROLE] [--identity FILE] [--dry-run]
 #
 # Restore points are the backups that have a manifest (<stamp>.manifest.json beside the object);
 # an object without one (an interrupted upload) is never used. The newest one is picked, or with
@@ -29,7 +30,15 @@
 # each archived cluster's window next to the dump restore points. --cluster NAME --data-dir DIR is
 # the disaster recovery of a whole archived cluster (roles, every database, settings) into a new
 # data directory, to DATE or to the latest archived point; it ends promoted (a new timeline) and
-# stopped cleanly, ready to start (README "Disaster: the whole server is gone").
+# stopped cleanly, ready to start (README "Disaster: the whole server is gone"). --target-volume VOL
+# recovers it into a Docker volume instead: the data directory of a stopped compose service, owned
+# by the image's postgres user, mode 0700 (a volume a running container uses is refused; a
+# non-empty one needs --force, which first moves its content into a new volume
+# VOL.replaced-<stamp>). The recovery server is the host's PostgreSQL server binaries of the
+# cluster's major version, or a container from --image IMG (default: the drill image,
+# RESTORABLE_DRILL_IMAGE) for a volume, when --image is given, or when the host has no such
+# binaries. --user ROLE: the cluster's superuser to connect as (default postgres, then the
+# configured users).
 #
 # Every restore: download the manifest and the object, verify the object's sha256 (and size)
 # against the manifest, check that it decrypts (age identity: --identity FILE or
@@ -97,7 +106,7 @@ RESTORABLE_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 mode="" kind="" name="" at="" target="" target_db="" target_volume="" user="" identity=""
-force=0 no_owner=0 dry_run=0 json=0 fetch_dir="" dump_only=0 data_dir=""
+force=0 no_owner=0 dry_run=0 json=0 fetch_dir="" dump_only=0 data_dir="" image=""
 restorable_traps
 # Names are checked as they are read, with the config schema's rules (restorable_check_name), and quoted
 # wherever they are used.
@@ -119,6 +128,7 @@ while (($#)); do
     --dump) dump_only=1 ;;
     --cluster) [[ $# -ge 2 ]] || restorable_usage "--cluster needs a name"; restorable_check_name docker "$1" "$2"; kind=cluster name=$2; shift ;;
     --data-dir) [[ $# -ge 2 ]] || restorable_usage "--data-dir needs a directory"; data_dir=$2; shift ;;
+    --image) [[ $# -ge 2 && -n $2 && $2 != -* ]] || restorable_usage "--image needs an image (e.g. postgres:16)"; image=$2; shift ;;
     --no-owner) no_owner=1 ;;
     --dry-run) dry_run=1 ;;
     --fetch-only) [[ $# -ge 2 ]] || restorable_usage "--fetch-only needs a directory"; fetch_dir=$2; shift ;;
@@ -131,12 +141,15 @@ if [[ $mode != list ]]; then
   mode=restore
 fi
 [[ -z $target_db || $kind == postgres ]] || restorable_usage "--target-database is for --database"
-[[ -z $target_volume || $kind == volume ]] || restorable_usage "--target-volume is for --volume"
-[[ $force -eq 0 || $kind != globals ]] || restorable_usage "--force is for --database and --volume"
+[[ -z $target_volume || $kind == volume || $kind == cluster ]] || restorable_usage "--target-volume is for --volume and --cluster"
+[[ $force -eq 0 || $kind != globals ]] || restorable_usage "--force is for --database, --volume and --cluster --target-volume"
+[[ -z $image || $kind == cluster ]] || restorable_usage "--image is for --cluster"
 at_epoch=""
 if [[ $kind == cluster ]]; then
   [[ -n $at ]] || restorable_usage "--cluster needs --at DATE or --at latest"
-  [[ -n $data_dir && -z $target$target_db$target_volume$fetch_dir && $force -eq 0 ]] || restorable_usage "--cluster takes --data-dir DIR (a new data directory) and no --target, --force or --fetch-only"
+  [[ -n $data_dir$target_volume && ( -z $data_dir || -z $target_volume ) ]] || restorable_usage "--cluster needs --data-dir DIR (a new data directory) or --target-volume VOL (a Docker volume), not both"
+  [[ -z $target$target_db$fetch_dir ]] || restorable_usage "--cluster takes no --target, --target-database or --fetch-only"
+  [[ $force -eq 0 || -n $target_volume ]] || restorable_usage "--force is for --cluster --target-volume (a data directory is never overwritten)"
   if [[ $at == latest ]]; then at_epoch=latest at=""; fi
 fi
 if [[ -n $at ]]; then at_epoch=$(restorable_parse_date "$at" 2>/dev/null) || restorable_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
@@ -192,7 +205,7 @@ if [[ $mode == list ]]; then
 fi
 
 # The whole cluster, for a disaster (lib-pitr-restore.sh).
-if [[ $kind == cluster ]]; then restorable_pitr_restore_cluster "$name" "$at_epoch" "$data_dir"; exit 0; fi
+if [[ $kind == cluster ]]; then restorable_pitr_restore_cluster "$name" "$at_epoch" "$data_dir" "$target_volume" "$image"; exit 0; fi
 what() { case $kind in postgres) printf 'database %s' "$name" ;; globals) printf 'the globals (roles)' ;; volume) printf 'volume %s' "$name" ;; esac; }
 work="$RESTORABLE_TMP/work"
 if [[ -n $pitr_cluster ]]; then
