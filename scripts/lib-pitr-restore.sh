@@ -1128,6 +1128,8 @@ restorable_pitr_into_volume() {
     docker volume create "$vol" >/dev/null 2>"$err" || restorable_die "cannot create volume $vol: $(restorable_last_line "$err")"
   elif [[ $PITR_VOL_NONEMPTY -eq 1 ]]; then
     PITR_VOL_ASIDE="$vol.replaced-$(restorable_stamp "$now")"
+    # (docker volume create of an existing name succeeds: never mix into another run's copy)
+    if docker volume inspect "$PITR_VOL_ASIDE" >/dev/null 2>&1; then restorable_die "volume $PITR_VOL_ASIDE already exists; $vol is as it was (run again in a second)"; fi
     docker volume create --label "restorable.replaced=$vol" --label "restorable.recovery=$cluster" "$PITR_VOL_ASIDE" >/dev/null 2>"$err" ||
       restorable_die "cannot create volume $PITR_VOL_ASIDE for the current content of $vol: $(restorable_last_line "$err"); $vol is as it was"
     # shellcheck disable=SC2016 # expanded by the image's sh
