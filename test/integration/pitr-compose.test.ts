@@ -13,7 +13,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { composeProject, ensurePostgresImage, ensureToolImage, startDockerd, type ComposeProject, type Dockerd } from "../support/docker";
+import {
+  COMPOSE_BIN, composeProject, ensurePostgresImage, ensureToolImage, startDockerd, waitHealthy, type ComposeProject, type Dockerd,
+} from "../support/docker";
 import { archivedCluster, type ArchivedCluster } from "../support/pitr-fixture";
 import { freePort, run } from "../support/proc";
 import { requireTools } from "../support/tools";
@@ -79,9 +81,11 @@ volumes:
 
   it("the README procedure: compose up --no-start, restore --cluster --at T --target-volume, compose up: exactly the markers committed at or before T, every database, the roles, a new timeline", async () => {
     const t = fx.between(2);
-    // docker-compose up --no-start db: the volume and the (stopped) container, as the README says.
-    const created = await project.compose(["up", "--no-start", "db"]);
+    // The README's commands, as written, in the project's directory (its .env names the project).
+    const readme = (args: string[]) => run(COMPOSE_BIN, args, { cwd: project.dir, env: d.env, timeoutMs: 5 * 60_000 });
+    const created = await readme(["up", "--no-start", "db"]);
     expect(created.code, created.stderr).toBe(0);
+    expect((await d.dockerOk(["volume", "ls"])).stdout).toContain(vol);
     const dry = await restore(["--cluster", fx.cluster, "--at", iso(t), "--target-volume", vol, "--dry-run"]);
     expect(dry.code, dry.stderr.slice(-3000)).toBe(0);
     expect(dry.stdout).toContain(`in a container from ${image} (its PostgreSQL 15, as its postgres user ${owner})`);
@@ -98,7 +102,9 @@ volumes:
     expect(await recoveryContainers()).toBe("");
     expect(fx.e.leftovers().filter((f) => !f.includes("run.wal-archiver."))).toEqual([]);
     // docker-compose up -d db: the unchanged compose file starts on the recovered data.
-    await project.up();
+    const up = await readme(["up", "-d", "db"]);
+    expect(up.code, up.stderr).toBe(0);
+    await waitHealthy(d, `${project.name}_db_1`);
     expect((await psql("app", "SELECT note FROM marker ORDER BY id")).split("\n")).toEqual(fx.markers.filter((m) => m.committedMs <= t).map((m) => m.note));
     expect(await psql("app", "SELECT count(*) FROM marker")).toBe("2");
     expect(await psql("other", "SELECT x FROM keep")).toBe("42");
