@@ -10,7 +10,7 @@
 //     --force moves the old content into VOL.replaced-<stamp> (compared entry by entry)
 //   - a host without PostgreSQL server binaries (hidden in a private mount namespace) recovers
 //     into a data directory with the drill image
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -171,4 +171,27 @@ volumes:
     }
     expect(await recoveryContainers()).toBe("");
   }, 600_000);
+  it("--image names the recovery image; a cluster without the role to connect as fails naming --user, nothing left behind; bad combinations are usage errors", async () => {
+    const dir = join(fx.scratch, "dr-norole");
+    const r = await restore(["--cluster", fx.cluster, "--at", "latest", "--data-dir", dir, "--image", image, "--user", "nosuch"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`in a container from ${image} (its PostgreSQL 15, as its postgres user ${owner})`);
+    expect(r.stderr.trim().split("\n").at(-1)).toMatch(/FAILED at stage recover: cluster \S+ has no role nosuch to connect as: give --user ROLE/);
+    expect(existsSync(dir)).toBe(false);
+    expect(readdirSync(fx.scratch).filter((n) => n.includes(".restorable-"))).toEqual([]);
+    expect(await recoveryContainers()).toBe("");
+    expect(fx.e.leftovers().filter((f) => !f.includes("run.wal-archiver."))).toEqual([]);
+    for (const [args, msg] of [
+      [["--data-dir", dir, "--target-volume", vol], /--cluster needs --data-dir DIR .* or --target-volume VOL .*, not both/],
+      [["--data-dir", dir, "--force"], /--force is for --cluster --target-volume/],
+      [["--target-volume", vol, "--image"], /--image needs an image/],
+    ] as [string[], RegExp][]) {
+      const u = await restore(["--cluster", fx.cluster, "--at", "latest", ...args]);
+      expect(u.code, u.stderr).toBe(2);
+      expect(u.stderr).toMatch(msg);
+    }
+    const notCluster = await restore(["--database", "app", "--image", image]);
+    expect(notCluster.code).toBe(2);
+    expect(notCluster.stderr).toMatch(/--image is for --cluster/);
+  }, 300_000);
 });
