@@ -16,17 +16,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   COMPOSE_BIN, composeProject, ensurePostgresImage, ensureToolImage, startDockerd, waitHealthy, type ComposeProject, type Dockerd,
 } from "../support/docker";
-import { archivedCluster, type ArchivedCluster } from "../support/pitr-fixture";
+import { archivedCluster, isoSecond, PITR_FIXTURE_TOOLS, type ArchivedCluster } from "../support/pitr-fixture";
 import { freePort, run } from "../support/proc";
 import { requireTools } from "../support/tools";
 
-const tools = requireTools(
-  "/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_waldump", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin",
-  "/usr/bin/aws", "zstd", "flock", "curl", "tar", "jq", "dockerd", "docker", "docker-compose", "debootstrap", "busybox", "unshare",
-);
+const tools = requireTools(...PITR_FIXTURE_TOOLS, "dockerd", "docker", "docker-compose", "debootstrap", "busybox", "unshare");
 const BUCKET = "pitr-compose";
 const HOST = "web-1";
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+const iso = isoSecond;
 
 describe.skipIf(!tools.ok)("disaster recovery of a whole cluster into a compose service's volume, with the image as the recovery server", () => {
   let d: Dockerd;

@@ -16,14 +16,14 @@ import { freePort, run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 import { ageKey, type AgeKey } from "../support/drill-fixtures";
-import { archivedCluster, type ArchivedCluster, type Marker } from "../support/pitr-fixture";
+import { archivedCluster, isoSecond, PITR_FIXTURE_TOOLS, type ArchivedCluster, type Marker } from "../support/pitr-fixture";
 
-const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_waldump", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "tar", "jq");
+const tools = requireTools(...PITR_FIXTURE_TOOLS);
 
 const ageTools = requireTools("age", "age-keygen");
 const BUCKET = "pitr-restore";
 const HOST = "web-1";
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+const iso = isoSecond;
 
 describe.skipIf(!tools.ok)("point-in-time restore and drill against real PostgreSQL and S3", () => {
   let fx: ArchivedCluster;

@@ -15,6 +15,15 @@ import { PG_BIN, startPostgres, type PgCluster } from "./postgres";
 import { runOk, unzstd, waitFor } from "./proc";
 import { startS3Server, type S3Server } from "./s3server";
 
+/** What the fixture needs on the host (for requireTools). */
+export const PITR_FIXTURE_TOOLS = [
+  "/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_waldump", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin",
+  "/usr/bin/aws", "zstd", "flock", "curl", "tar", "jq",
+];
+
+/** A time (ms) as the whole-second ISO-8601 UTC text restore --at takes. */
+export const isoSecond = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+
 export interface Marker { note: string; committedMs: number; segment?: string }
 
 export interface ArchivedCluster {
