@@ -39,7 +39,7 @@ PITR_PARALLEL=${RESTORABLE_PITR_PARALLEL:-4}
 PITR_WIN_FILE="" PITR_DIR=""
 PITR_REACHED="" PITR_REACHED_EPOCH="" PITR_NEXT_COMMIT="" PITR_RECOVERY_SECONDS="" PITR_SEGMENTS=0
 PITR_BASE_STAMP="" PITR_BASE_KEY="" PITR_PGBIN="" PITR_SOCK="" PITR_PORT="" PITR_GAP="" PITR_COVER_REASON=""
-PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN="" PITR_TIMELINE=""
+PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN="" PITR_TIMELINE="" PITR_SUPERUSER=postgres
 # PITR_MODE: throwaway (a read-only server paused at T, thrown away) or cluster (disaster recovery:
 # the data directory PITR_INTO is promoted at T or at the end of the archive and stopped cleanly,
 # durable settings, its own configuration kept).
@@ -370,7 +370,7 @@ restorable_pitr_hot_standby_opts() {
 
 # restorable_pitr_sql SQL: run SQL in the recovered server (database postgres; DB with PITR_DB).
 restorable_pitr_sql() {
-  "$PITR_PGBIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "${PITR_DB:-postgres}" -c "$1"
+  "$PITR_PGBIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$PITR_SOCK" -p "$PITR_PORT" -U "$PITR_SUPERUSER" -d "${PITR_DB:-postgres}" -c "$1"
 }
 
 # restorable_pitr_recover CLUSTER INV_DIR T IDENTITY BASE_DIR: recover CLUSTER to T (epoch seconds,
@@ -406,6 +406,9 @@ restorable_pitr_recover() {
   restorable_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
   # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
   ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
+  # The role the recovery connects as: the cluster's bootstrap superuser (POSTGRES_USER in the
+  # official image, often not "postgres"); manifests from before it was recorded: the source's user.
+  PITR_SUPERUSER=$(jq -r '.superuser // .source.user // "postgres"' "$RESTORABLE_MF")
   major=${ver%%.*}
   PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
   local stop_seq
@@ -514,6 +517,9 @@ EOF
       fi
       restorable_die "the recovery server stopped: ${why:-$(restorable_last_line "$base/server.log")}"
     fi
+    # A connection the server refuses for good (not "starting up"): say so, never wait forever.
+    why=$(grep -m1 -oE 'FATAL: +(role "[^"]*" does not exist|no pg_hba.conf entry.*|password authentication failed.*)' "$base/server.log" | sed 's/^FATAL: *//' || true)
+    if [[ -n $why ]]; then restorable_die "cannot connect to the recovery server as $PITR_SUPERUSER: $why"; fi
     if state=$(restorable_pitr_sql "SELECT pg_is_in_recovery()::text || '|' || (CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END)::text" 2>/dev/null); then
       if [[ ($t == latest || $PITR_MODE == cluster) && $state == false* ]]; then break; fi
       if [[ $state == "true|true" ]]; then
@@ -662,7 +668,7 @@ restorable_pitr_copy() {
   local dir=$1 src=$2 dst=$3 st
   shift 3
   set +e
-  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U postgres -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
+  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U "$PITR_SUPERUSER" -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
@@ -797,7 +803,7 @@ restorable_pitr_drill_item() {
   restorable_log "cluster $cluster: recovering to $target, a random second of the window $wfrom .. $wto, from base backup $PITR_BASE_STAMP"
   restorable_pitr_recover "$cluster" "$inv" "$t" "$identity" "$base"
   rec=$PITR_RECOVERY_SECONDS
-  RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$PITR_SOCK RESTORABLE_T_PORT=$PITR_PORT RESTORABLE_T_USER=postgres RESTORABLE_T_BIN="$PITR_PGBIN/" RESTORABLE_T_DESC="the recovered cluster $cluster"
+  RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$PITR_SOCK RESTORABLE_T_PORT=$PITR_PORT RESTORABLE_T_USER=$PITR_SUPERUSER RESTORABLE_T_BIN="$PITR_PGBIN/" RESTORABLE_T_DESC="the recovered cluster $cluster"
 
   restorable_stage target
   next=$PITR_NEXT_COMMIT
