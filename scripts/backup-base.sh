@@ -41,7 +41,8 @@ restorable_load_credentials
 
 # One row: server version | data size of all databases (bytes; bounds the tar's size).
 BASE_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
-  || '|' || (SELECT sum(pg_database_size(oid)) FROM pg_database)::bigint::text"
+  || '|' || (SELECT sum(pg_database_size(oid)) FROM pg_database)::bigint::text
+  || '|' || (SELECT rolname FROM pg_roles WHERE oid = 10)"
 
 # base_producer SOURCE: the tar stream on stdout. pg_basebackup's progress lines (-v: start and
 # stop LSN) go to a file of the run; on failure they are repeated on stderr for the reason.
@@ -69,11 +70,11 @@ base_backup_cluster() {
   local key=$RESTORABLE_ITEM_KEY manifest=$RESTORABLE_ITEM_MANIFEST
   restorable_log "cluster $name ($(restorable_pg_describe "$i")): base backup to $(restorable_s3_url "$key")"
 
-  local facts version size ident sysid timeline
+  local facts version size superuser ident sysid timeline
   restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
     -c "$BASE_FACTS_SQL" >"$RESTORABLE_RUN_DIR/facts" || return 1
   facts=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/facts" || true)
-  IFS='|' read -r version size <<<"$facts"
+  IFS='|' read -r version size superuser <<<"$facts"
   if [[ -z $version || ! $size =~ ^[0-9]+$ ]]; then
     RESTORABLE_ERROR_STAGE=connect
     RESTORABLE_ERROR_REASON="unexpected answer from the server: ${facts:0:200}"
@@ -109,6 +110,7 @@ base_backup_cluster() {
   extra+=" \"source\": $(restorable_pg_source_json "$i"),"
   extra+=" \"serverVersion\": $(restorable_json_str "$version"),"
   extra+=" \"systemIdentifier\": $(restorable_json_str "$sysid"),"
+  extra+=" \"superuser\": $(restorable_json_str "$superuser"),"
   extra+=" \"timeline\": ${start_tli:-$timeline},"
   extra+=" \"startLsn\": $(restorable_json_str "$start_lsn"),"
   extra+=" \"stopLsn\": $(restorable_json_str "$stop_lsn"),"

@@ -45,7 +45,9 @@ PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN="" PITR_TIMELINE=""
 # directories are bind-mounted at the same paths (PITR_MOUNTS), its server runs as the image's
 # postgres user (PITR_OWNER, uid:gid) in container PITR_CNAME. PITR_OWNER is who owns what the
 # server reads and writes (postgres: on the host). PITR_SU: the role the recovery connects as.
-PITR_IMAGE="" PITR_CNAME="" PITR_MOUNTS=() PITR_OWNER="" PITR_SU=postgres PITR_SU_TRY=()
+# PITR_SU_GIVEN: --user named it; else the base manifest's recorded superuser, else postgres
+# and then the PITR_SU_TRY roles.
+PITR_IMAGE="" PITR_CNAME="" PITR_MOUNTS=() PITR_OWNER="" PITR_SU=postgres PITR_SU_TRY=() PITR_SU_GIVEN=""
 # PITR_MODE: throwaway (a read-only server paused at T, thrown away) or cluster (disaster recovery:
 # the data directory PITR_INTO is promoted at T or at the end of the archive and stopped cleanly,
 # durable settings, its own configuration kept).
@@ -480,6 +482,17 @@ restorable_pitr_recover() {
   restorable_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
   # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
   ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
+  # The role the recovery connects as: the cluster's bootstrap superuser as the base backup
+  # recorded it (POSTGRES_USER in the official image, often not "postgres"); manifests from
+  # before it was recorded: postgres, then the configured users, then the source's.
+  local recorded
+  recorded=$(jq -r '.superuser // ""' "$RESTORABLE_MF")
+  if [[ -z $PITR_SU_GIVEN && -n $recorded ]]; then
+    PITR_SU=$recorded PITR_SU_TRY=()
+  elif [[ -z $PITR_SU_GIVEN ]]; then
+    recorded=$(jq -r '.source.user // ""' "$RESTORABLE_MF")
+    if [[ -n $recorded && $recorded != "$PITR_SU" ]]; then PITR_SU_TRY+=("$recorded"); fi
+  fi
   major=${ver%%.*}
   if [[ -z $PITR_IMAGE ]]; then
     PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
@@ -1037,7 +1050,7 @@ restorable_pitr_restore_cluster() {
   RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$PITR_PGBIN
   if [[ -n $PITR_IMAGE ]]; then RESTORABLE_TA_KIND=""; fi
   # The role to connect as: --user, else postgres, then the configured users of the cluster.
-  if [[ -n ${user:-} ]]; then PITR_SU=$user PITR_SU_TRY=(); else
+  if [[ -n ${user:-} ]]; then PITR_SU=$user PITR_SU_TRY=() PITR_SU_GIVEN=1; else
     PITR_SU=postgres
     mapfile -t PITR_SU_TRY < <(for i in "${!RESTORABLE_PG_DATABASE[@]}"; do [[ $(restorable_pitr_cluster_of "$i") != "$cluster" ]] || printf '%s\n' "${RESTORABLE_PG_USER[i]:-}"; done | grep -vx -e '' -e postgres | sort -u)
   fi

@@ -24,6 +24,15 @@ restorable_pitr_cluster_of() {
   done
 }
 
+# restorable_pitr_spool CLUSTER: the archiver's spool directory (the receiver writes there).
+restorable_pitr_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "$1"; }
+
+# restorable_pitr_sidecars CLUSTER: ids of the receiver containers (compose/container sources)
+# writing into the cluster's spool, running or not: their label is the spool's path.
+restorable_pitr_sidecars() {
+  docker ps -aq --no-trunc --filter "label=io.restorable.wal-spool=$(restorable_pitr_spool "$1")" 2>/dev/null || true
+}
+
 restorable_pitr_status_file() { printf '%s/wal/%s.status' "$RESTORABLE_STATE_DIR" "$1"; }
 
 # restorable_pitr_write_status CLUSTER EPOCH WAITING_SECONDS

@@ -650,12 +650,7 @@ RESTORABLE_T_KIND="" RESTORABLE_T_CID="" RESTORABLE_T_SOCK="" RESTORABLE_T_HOST=
 # restorable_target_compose PROJECT_DIR SERVICE USER: resolve the service's running container.
 restorable_target_compose() {
   local project=$1 service=$2 user=$3 ids err=$RESTORABLE_TMP/work/compose.err
-  restorable_detect_compose 2>/dev/null || restorable_die "neither 'docker compose' nor 'docker-compose' is available"
-  [[ -d $project ]] || restorable_die "compose project directory $project does not exist"
-  ids=$(cd "$project" && restorable_compose ps -q "$service" 2>"$err") || restorable_die "cannot find compose service $service in $project: $(restorable_last_line "$err")"
-  ids=$(printf '%s\n' "$ids" | grep -v '^$' || true)
-  [[ -n $ids ]] || restorable_die "compose service $service in $project has no container (is it up?)"
-  [[ $(printf '%s\n' "$ids" | wc -l) -eq 1 ]] || restorable_die "compose service $service in $project has several containers"
+  ids=$(restorable_compose_container "$project" "$service" 2>"$err") || restorable_die "compose service $service in $project: $(restorable_last_line "$err")"
   RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$ids RESTORABLE_T_USER=$user RESTORABLE_T_SOCK=""
   RESTORABLE_T_DESC="compose service $service in $project (container ${ids:0:12}) as $user"
 }

@@ -876,6 +876,28 @@ restorable_detect_compose() {
   fi
 }
 
+# restorable_compose_container PROJECT_DIR SERVICE: the id of the service's one container (running
+# or not); on stderr why not, for "compose service SERVICE in PROJECT_DIR: <why>".
+restorable_compose_container() {
+  local project=$1 service=$2 ids
+  restorable_detect_compose || return 1
+  if [[ ! -d $project ]]; then
+    echo "the project directory does not exist" >&2
+    return 1
+  fi
+  ids=$(cd "$project" && restorable_compose ps -q "$service") || return 1
+  ids=$(grep -v '^$' <<<"$ids" || true)
+  if [[ -z $ids ]]; then
+    echo "no container (is it up?)" >&2
+    return 1
+  fi
+  if [[ $(wc -l <<<"$ids") -ne 1 ]]; then
+    echo "several containers" >&2
+    return 1
+  fi
+  printf '%s\n' "$ids"
+}
+
 # restorable_pg I TOOL [ARGS...]: run a PostgreSQL client tool (pg_dump, pg_dumpall, psql, ...)
 # for postgres source I through its access mode, as its configured user:
 #   compose:   (cd PROJECT && docker compose exec -T SERVICE TOOL -U USER ARGS...)
@@ -883,11 +905,19 @@ restorable_detect_compose() {
 #   local:     TOOL -h HOST -p PORT -U USER ARGS...
 # A configured password travels in the environment only (PGPASSWORD; `-e PGPASSWORD` hands the
 # client's value to docker without putting it in argv). Runs in a subshell that becomes the tool
-# (exec), so its exit status and signals are the tool's own.
+# (exec), so its exit status and signals are the tool's own. A caller that runs many short
+# queries (the WAL archiver, every few seconds) resolves a compose service's container once
+# (restorable_compose_container) and sets RESTORABLE_PG_CID[I]: docker exec then goes straight
+# to it, without compose's start-up on every call.
+RESTORABLE_PG_CID=()
 restorable_pg() (
   local i=$1 tool=$2
   shift 2
   local via=${RESTORABLE_PG_VIA[i]} user=${RESTORABLE_PG_USER[i]} pw=${RESTORABLE_PG_PASSWORD[i]:-}
+  local container=${RESTORABLE_PG_CONTAINER[i]:-}
+  if [[ $via == compose && -n ${RESTORABLE_PG_CID[i]:-} ]]; then
+    via=container container=${RESTORABLE_PG_CID[i]}
+  fi
   local -a envs=()
   if [[ -n $pw ]]; then
     export PGPASSWORD=$pw
@@ -903,7 +933,7 @@ restorable_pg() (
       exec docker-compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
       ;;
     container)
-      exec docker exec -i "${envs[@]}" "${RESTORABLE_PG_CONTAINER[i]}" "$tool" -U "$user" "$@"
+      exec docker exec -i "${envs[@]}" "$container" "$tool" -U "$user" "$@"
       ;;
     local)
       export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-15}

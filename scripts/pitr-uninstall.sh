@@ -2,7 +2,8 @@
 # restorable pitr-uninstall: undo what the WAL archiver set up, for `pulumi destroy` (the uninstall
 # command runs it after removing the crontab block, before removing the files).
 #
-# Stops a running wal-archiver (TERM; it stops its receivers) and drops the replication slot it
+# Stops a running wal-archiver (TERM; it stops its receivers), removes receiver containers a
+# killed archiver left, and drops the replication slot it
 # created on each PITR cluster, so the server no longer keeps WAL for an archiver that is gone.
 # max_slot_wal_keep_size stays as set (it bounds any other slot too; reset it with
 # ALTER SYSTEM RESET max_slot_wal_keep_size if you want). WAL and base backups in the bucket are
@@ -38,6 +39,14 @@ if [[ -e $RESTORABLE_STATE_DIR/wal-archiver.lock ]] && ! flock -w 30 "$RESTORABL
   restorable_fail stop "the WAL archiver still holds $RESTORABLE_STATE_DIR/wal-archiver.lock after 30 s"
 fi
 rm -f -- "$pidfile"
+# Receiver containers (compose/container sources) a killed archiver left behind.
+for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+  if [[ ${RESTORABLE_PG_VIA[${RESTORABLE_PITR_SOURCE[c]}]} == local ]]; then continue; fi
+  for id in $(restorable_pitr_sidecars "${RESTORABLE_PITR_CLUSTER[c]}"); do
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: removing the receiver container ${id:0:12}"
+    docker rm -f "$id" >/dev/null 2>&1 || restorable_fail stop "cannot remove the receiver container ${id:0:12} of cluster ${RESTORABLE_PITR_CLUSTER[c]}"
+  done
+done
 
 # 2. The slots.
 RESTORABLE_STAGE=slots

@@ -19,7 +19,14 @@
 # a killed archiver is stopped first. Cron starts this every minute as a keepalive: a running
 # archiver holds its lock and the new one exits at once, quietly (exit 0).
 #
-# Only `via: local` sources are archived by this version (pg_receivewal runs on the host).
+# Where pg_receivewal runs: `via: local` on the host (the host's client tools, -h/-p). `via:
+# compose` and `via: container`: in a sidecar container from the database container's own image
+# (same client version, nothing installed on the host, no change to the compose file) that shares
+# the database container's network namespace and connects to 127.0.0.1 there; it writes into the
+# spool on the host through a bind mount, runs with no capabilities on a read-only root, carries
+# the label io.restorable.wal-spool=<spool>, and reads the password (when one is configured) from
+# its stdin, so it is in no argv and not in `docker inspect`. Queries (the quiet-server switch,
+# the slot) go through `docker exec` into the database container, like pg_dump.
 #
 # Usage: wal-archiver      (no arguments; runs until stopped with TERM)
 # Exit codes: 0 stopped by TERM/INT or another archiver runs, 1 a stage failed, 2 usage/config/credentials error.
@@ -48,10 +55,9 @@ fi
 
 wa_stop() {
   trap - TERM INT
-  local pid c
-  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
-    for pid in $(wa_receiver_pids "$(wa_spool "$c")"); do wa_kill "$pid"; done
-  done
+  local c pid
+  for pid in "${WA_PID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do wa_stop_receivers "$c"; done
   restorable_log "stopped by signal $1"
   RESTORABLE__REPORTED=1
   exit 0
@@ -99,7 +105,49 @@ wa_sql() {
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
 
-wa_spool() { printf '%s/wal/%s' "$RESTORABLE_STATE_DIR" "${RESTORABLE_PITR_CLUSTER[$1]}"; }
+wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
+
+# wa_in_docker C: 0 when cluster C's receiver runs as a sidecar container (compose/container).
+wa_in_docker() { [[ ${RESTORABLE_PG_VIA[${RESTORABLE_PITR_SOURCE[$1]}]} != local ]]; }
+
+# wa_container C: the database container's id (compose: the service's container, resolved again
+# each time: `up` may have recreated it; also kept in RESTORABLE_PG_CID for restorable_pg's
+# queries). On stderr why not.
+wa_container() {
+  local i=${RESTORABLE_PITR_SOURCE[$1]} id
+  if [[ ${RESTORABLE_PG_VIA[i]} == compose ]]; then
+    RESTORABLE_PG_CID[i]=
+    id=$(restorable_compose_container "${RESTORABLE_PG_PROJECT[i]}" "${RESTORABLE_PG_SERVICE[i]}" 2>"$RESTORABLE_RUN_DIR/cid.err") || {
+      echo "compose service ${RESTORABLE_PG_SERVICE[i]} in ${RESTORABLE_PG_PROJECT[i]}: $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "not found")" >&2
+      return 1
+    }
+    RESTORABLE_PG_CID[i]=$id
+  else
+    id=$(docker inspect --format '{{.Id}}' "${RESTORABLE_PG_CONTAINER[i]}" 2>"$RESTORABLE_RUN_DIR/cid.err") || {
+      echo "container ${RESTORABLE_PG_CONTAINER[i]}: $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "not found")" >&2
+      return 1
+    }
+  fi
+  printf '%s\n' "$id"
+}
+
+# wa_stop_receivers C [WHY]: stop every receiver of cluster C: pg_receivewal processes writing into
+# its spool and, for a sidecar, its containers (a killed archiver leaves them running). With WHY,
+# each one stopped is logged ("... a previous archiver left running").
+wa_stop_receivers() {
+  local c=$1 why=${2:-} spool pid id
+  spool=$(wa_spool "$c")
+  for pid in $(wa_receiver_pids "$spool"); do
+    [[ -z $why ]] || restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: stopping the receiver (pid $pid) $why"
+    wa_kill "$pid"
+  done
+  if wa_in_docker "$c"; then
+    for id in $(restorable_pitr_sidecars "${RESTORABLE_PITR_CLUSTER[c]}"); do
+      [[ -z $why ]] || restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: removing the receiver container ${id:0:12} $why"
+      docker rm -f "$id" >/dev/null 2>&1 || true
+    done
+  fi
+}
 
 # wa_receiver_pids SPOOL: pids of pg_receivewal processes writing into SPOOL (found by their
 # command line: the background job's own pid is a subshell around the receiver).
@@ -127,18 +175,17 @@ wa_kill() {
 # wa_setup C: spool dir, the server's WAL bound, the slot; stops a receiver a killed archiver left.
 wa_setup() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
-  local spool want have pid
+  local spool want have
   spool=$(wa_spool "$c")
-  if [[ ${RESTORABLE_PG_VIA[i]} != local ]]; then
-    restorable_fail setup "cluster $name: WAL archiving supports only via: local sources in this version (this one is via ${RESTORABLE_PG_VIA[i]})"
-  fi
   mkdir -p -- "$RESTORABLE_STATE_DIR/wal"
   if [[ ! -d $spool ]]; then mkdir -m 0700 -- "$spool"; fi
+  if wa_in_docker "$c"; then
+    if ! restorable_try setup wa_container "$c" >/dev/null; then
+      restorable_fail setup "cluster $name: cannot find the database container: $RESTORABLE_ERROR_REASON"
+    fi
+  fi
   # A receiver left running by a killed archiver holds the slot: stop it first.
-  for pid in $(wa_receiver_pids "$spool"); do
-    restorable_log "cluster $name: stopping the receiver (pid $pid) a previous archiver left running"
-    wa_kill "$pid"
-  done
+  wa_stop_receivers "$c" "a previous archiver left running"
   if ! restorable_try setup wa_sql "$i" "SELECT setting::bigint * CASE unit WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size'" >"$RESTORABLE_RUN_DIR/segsize"; then
     restorable_fail setup "cluster $name: cannot query the server: $RESTORABLE_ERROR_REASON"
   fi
@@ -164,14 +211,65 @@ wa_setup() {
   WA_ALARM_AT[$c]=0
 }
 
+# The sidecar's command (sh -c, arguments $1..$5: slot user database port password-follows).
+# shellcheck disable=SC2016  # expanded by the container's sh
+WA_SIDECAR_SH='if [ "$5" = 1 ]; then IFS= read -r PGPASSWORD; export PGPASSWORD; fi
+exec pg_receivewal -w -n -D /spool -S "$1" -h 127.0.0.1 -p "$4" -U "$2" -d "dbname=$3"'
+
 wa_start_receiver() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} spool
   spool=$(wa_spool "$c")
+  if wa_in_docker "$c"; then
+    wa_start_sidecar "$c" && return 0
+    # Not started (the database container is gone or stopped): retried next round.
+    WA_PID[$c]=
+    return 0
+  fi
   # Not holding the lock: a receiver orphaned by a killed archiver must not keep the next one out.
   restorable_pg "$i" pg_receivewal -w -n -D "$spool" -S "${RESTORABLE_PITR_SLOT[c]}" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" \
     </dev/null >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
   WA_PID[$c]=$!
   RESTORABLE_BG_PIDS=("${WA_PID[@]}")
+}
+
+# wa_start_sidecar C: pg_receivewal in a container from the database container's image, in its
+# network namespace, spooling into the host's spool dir. Its `docker run` client is the
+# background job (WA_PID): it exits with the receiver, and a TERM to it reaches the receiver.
+wa_start_sidecar() {
+  local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} spool cid image port pw=${RESTORABLE_PG_PASSWORD[${RESTORABLE_PITR_SOURCE[$1]}]:-}
+  spool=$(wa_spool "$c")
+  wa_stop_receivers "$c"
+  if ! restorable_try connect wa_container "$c" >"$RESTORABLE_RUN_DIR/cid"; then
+    wa_log_once "$c" "cannot find the database container (will retry): $RESTORABLE_ERROR_REASON"
+    return 1
+  fi
+  cid=$(<"$RESTORABLE_RUN_DIR/cid")
+  if ! image=$(docker inspect --format '{{.Image}}' "$cid" 2>"$RESTORABLE_RUN_DIR/cid.err"); then
+    wa_log_once "$c" "cannot inspect the database container ${cid:0:12} (will retry): $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "docker inspect failed")"
+    return 1
+  fi
+  # The port the server listens on inside its container (PGPORT may move it from 5432).
+  if ! restorable_try connect wa_sql "$i" "SHOW port" >"$RESTORABLE_RUN_DIR/port" || ! port=$(tr -dc 0-9 <"$RESTORABLE_RUN_DIR/port") || [[ -z $port ]]; then
+    wa_log_once "$c" "cannot query the server in container ${cid:0:12} (will retry): ${RESTORABLE_ERROR_REASON:-no port}"
+    return 1
+  fi
+  WA_CONNECT_ERROR[$c]=
+  printf '%s\n' "$pw" | docker run --rm -i --label "io.restorable.wal-spool=$spool" --label "io.restorable.host=$RESTORABLE_HOST" \
+    --network "container:$cid" --user 0:0 --cap-drop ALL --security-opt no-new-privileges --read-only \
+    --log-driver none -v "$spool:/spool" --entrypoint sh "$image" -c "$WA_SIDECAR_SH" receiver \
+    "${RESTORABLE_PITR_SLOT[c]}" "${RESTORABLE_PG_USER[i]}" "${RESTORABLE_PG_DATABASE[i]}" "$port" "$([[ -n $pw ]] && echo 1 || echo 0)" \
+    >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
+  WA_PID[$c]=$!
+  RESTORABLE_BG_PIDS=("${WA_PID[@]}")
+  restorable_log "cluster $name: receiver started in a container from the database's image ${image:7:12}, in the network of ${cid:0:12}, port $port"
+}
+
+# wa_log_once C MESSAGE: log a connection problem once until it clears.
+wa_log_once() {
+  if [[ ${WA_CONNECT_ERROR[$1]:-} != 1 ]]; then
+    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[$1]}: $2"
+    WA_CONNECT_ERROR[$1]=1
+  fi
 }
 
 # wa_check_receiver C: restart the receiver when it has exited, saying why.
@@ -366,7 +464,12 @@ wa_alarm() {
 
 # ------------------------------------------------------------------------------------------ main
 
-for what in zstd sha256sum curl flock pg_receivewal psql; do
+needs=(zstd sha256sum curl flock)
+for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+  # A sidecar brings its own client tools (the database's image); the host needs docker.
+  if wa_in_docker "$c"; then needs+=(docker); else needs+=(pg_receivewal psql); fi
+done
+for what in "${needs[@]}"; do
   if ! command -v "$what" >/dev/null; then restorable_fail preflight "$what is not installed"; fi
 done
 if [[ $(restorable_s3_small_client) != curl ]]; then

@@ -141,6 +141,11 @@ export function requiredTools(c: HostConfig): ToolNeed[] {
     needs.push({ tool: "pg_dumpall", pkg: "postgresql-client", why: "dumps roles (globals)" });
     needs.push({ tool: "psql", pkg: "postgresql-client", why: "lists tables for the manifest" });
   }
+  if (c.pitr?.enabled && pg.some((p) => p.via === "local")) {
+    // compose/container sources: both run in the database's own image (docker exec, a sidecar).
+    needs.push({ tool: "pg_basebackup", pkg: "postgresql-client", why: "takes the local clusters' base backups (pitr)" });
+    needs.push({ tool: "pg_receivewal", pkg: "postgresql-client", why: "streams the local clusters' WAL (pitr)" });
+  }
   if (usesDocker) needs.push({ tool: "docker", pkg: "docker.io", why: "reaches containers, volumes and the drill image" });
   if (pg.some((p) => p.via === "compose")) needs.push({ tool: "docker-compose|docker compose", pkg: "docker-compose", why: "runs pg_dump in the Compose service" });
   if (pg.length > 0 && c.drill.runtime === "local") {

@@ -9,12 +9,12 @@ import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
-import { freePort, run, runOk, unzstd, waitFor } from "../support/proc";
+import { freePort, run, runOk, waitFor } from "../support/proc";
+import { walArchive, type WalArchive } from "../support/wal-archive";
 import { tcpRelay as relay } from "../support/tcp-relay";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -25,12 +25,6 @@ const BUCKET = "wal-archive";
 const HOST = "web-1";
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-interface Archiver {
-  proc: ChildProcess;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
 describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => {
   let s3: S3Server;
   let pg: PgCluster;
@@ -38,7 +32,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   let access: BucketAccess;
   let net: Awaited<ReturnType<typeof relay>>;
   let e: BackupEnv;
-  const archivers: Archiver[] = [];
+  let w: WalArchive;
   const dirs: string[] = [];
   let restoredDir: string | undefined;
   let cluster: string;
@@ -63,11 +57,11 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
       extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
     });
     cluster = e.host.pitr!.clusters[0]!.name;
+    w = walArchive(e, walPrefix);
   }, 300_000);
 
   afterAll(async () => {
-    for (const a of archivers) if (a.proc.exitCode === null) a.proc.kill("SIGTERM");
-    await Promise.all(archivers.map((a) => Promise.race([a.exited, new Promise((r) => setTimeout(r, 10_000))])));
+    await w?.stopAll();
     // The last archiver stopped its receiver on TERM; a receiver still writing into this test's
     // state dir (an archiver that never got the TERM) is stopped by its pid.
     for (const pid of receiverPids(e?.stateDir)) process.kill(pid, "SIGTERM");
@@ -78,68 +72,13 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     await s3?.stop();
   });
 
-  function start(): Archiver {
-    const proc = e.spawn("wal-archiver");
-    let err = "";
-    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-    proc.stdout!.resume();
-    const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
-    const a = { proc, stderr: () => err, exited };
-    archivers.push(a);
-    return a;
-  }
-
   const walPrefix = () => `${HOST}/wal/${cluster}/`;
-
-  /** Decompressed WAL objects in the bucket, by segment name. */
-  async function walObjects(): Promise<Map<string, Buffer>> {
-    const out = new Map<string, Buffer>();
-    for (const { key } of await e.list(walPrefix())) {
-      const name = key.slice(walPrefix().length).replace(/\.zst$/, "");
-      out.set(name, await unzstd(await e.get(key)));
-    }
-    return out;
-  }
-
-  const fetched = new Map<string, Buffer>();
-  /** Waits until a WAL object in the bucket holds `text` (a committed row's bytes). */
-  async function reachesBucket(text: string, timeoutMs = 60_000): Promise<string> {
-    return withLog(waitFor(
-      `"${text}" to reach the bucket`,
-      async () => {
-        for (const { key } of await e.list(walPrefix())) {
-          if (!fetched.has(key)) fetched.set(key, await unzstd(await e.get(key)));
-          if (fetched.get(key)!.includes(Buffer.from(text))) return key;
-        }
-        return undefined;
-      },
-      timeoutMs,
-      500,
-    ));
-  }
-
-  /** On failure, the archivers' logs (what it did instead) go with the error. */
-  async function withLog<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- archiver stderr:\n${archivers.map((a) => a.stderr().slice(-3000)).join("\n---\n")}`);
-    }
-  }
 
   async function commitMarker(label: string): Promise<string> {
     const note = `marker-${label}-${Date.now()}`;
     await pg.psql(`INSERT INTO marker (note) VALUES ('${note}')`, { database: "app" });
     markers.push(note);
     return note;
-  }
-
-  /** The archive's segment names have no hole from the first to the last. */
-  async function expectNoGap(): Promise<string[]> {
-    const names = (await e.list(walPrefix())).map((k) => k.key.slice(walPrefix().length).replace(/\.zst$/, "")).filter((n) => /^[0-9A-F]{24}$/.test(n));
-    const nums = names.map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16), 16));
-    for (let k = 1; k < nums.length; k++) expect(nums[k]! - nums[k - 1]!, `${names[k - 1]} -> ${names[k]}`).toBe(1);
-    return names;
   }
 
   it("takes a base backup first (for the recovery at the end)", async () => {
@@ -149,13 +88,13 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   }, 120_000);
 
   it("a committed marker row on a quiet server reaches the bucket, each object carries its sha256, and the server's WAL is bounded", async () => {
-    const a = start();
-    await withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 30_000));
+    const a = w.start();
+    await w.withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 30_000));
     expect(a.stderr()).toMatch(/setting max_slot_wal_keep_size = 4096MB/);
     expect(await pg.psql("SHOW max_slot_wal_keep_size")).toBe("4GB");
     expect(await pg.psql("SELECT slot_name || ' ' || slot_type FROM pg_replication_slots")).toBe(`restorable_${cluster.replace(/[^a-z0-9_]+/g, "_")} physical`);
     const note = await commitMarker("quiet");
-    const key = await reachesBucket(note);
+    const key = await w.reachesBucket(note);
     // The object is verifiable: its sha256 is in its metadata.
     const head = await e.aws(["s3api", "head-object", "--bucket", BUCKET, "--key", key]);
     expect(JSON.parse(head.stdout).Metadata.sha256).toBe(sha256(await e.get(key)));
@@ -169,37 +108,37 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     // ... and idle is not an alarm: nothing committed waits.
     expect(a.stderr()).not.toMatch(/FAILED/);
     // A second archiver for the same host exits at once and quietly.
-    const second = start();
+    const second = w.start();
     expect(await second.exited).toBe(0);
     expect(second.stderr()).toBe("");
     expect(a.proc.exitCode).toBeNull();
   }, 180_000);
 
   it("SIGKILL mid-stream: the next archiver stops the orphaned receiver and goes on without a gap", async () => {
-    const a = archivers[0]!;
+    const a = w.archivers[0]!;
     await commitMarker("before-kill");
     a.proc.kill("SIGKILL");
     await a.exited;
-    const b = start();
+    const b = w.start();
     await waitFor("the new archiver to start", () => b.stderr().includes("archiving WAL of"), 30_000);
     expect(b.stderr()).toMatch(/stopping the receiver \(pid \d+\) a previous archiver left running/);
     // Exactly one receiver from now on (the new archiver's own).
     await waitFor("the new receiver", () => receiverPids(e.stateDir).length === 1, 30_000);
-    await reachesBucket(markers.at(-1)!);
-    await reachesBucket(await commitMarker("after-kill"));
-    await expectNoGap();
+    await w.reachesBucket(markers.at(-1)!);
+    await w.reachesBucket(await commitMarker("after-kill"));
+    await w.expectNoGap();
   }, 180_000);
 
   it("a database restart: the receiver comes back, no gap", async () => {
-    const b = archivers.at(-1)!;
+    const b = w.archivers.at(-1)!;
     await runOk("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", pg.dataDir, "-l", pg.logFile, "-m", "fast", "-w", "-t", "60", "restart"], { cwd: "/" });
-    await withLog(waitFor("the receiver to be restarted", () => /pg_receivewal exited .*restarting it/.test(b.stderr()), 60_000));
-    await reachesBucket(await commitMarker("after-restart"));
-    await expectNoGap();
+    await w.withLog(waitFor("the receiver to be restarted", () => /pg_receivewal exited .*restarting it/.test(b.stderr()), 60_000));
+    await w.reachesBucket(await commitMarker("after-restart"));
+    await w.expectNoGap();
   }, 180_000);
 
   it("S3 unreachable for a while: loud alarm naming the missing segment, fail ping; then it catches up, no gap", async () => {
-    const b = archivers.at(-1)!;
+    const b = w.archivers.at(-1)!;
     const failsBefore = pings.of("fail").length;
     await net.down();
     const during = await commitMarker("during-outage");
@@ -207,15 +146,15 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     await waitFor("a fail ping", () => pings.of("fail").length > failsBefore, 30_000);
     expect(pings.of("fail").at(-1)!.body).toMatch(/is not off-site/);
     await net.up();
-    await reachesBucket(during, 90_000);
+    await w.reachesBucket(during, 90_000);
     await waitFor("caught up", () => b.stderr().includes("caught up: the archive is within the RPO again"), 60_000);
-    await reachesBucket(await commitMarker("after-outage"));
-    await expectNoGap();
+    await w.reachesBucket(await commitMarker("after-outage"));
+    await w.expectNoGap();
     expect(b.proc.exitCode).toBeNull();
   }, 300_000);
 
   it("S3 answering 403 (a bucket policy denies the upload): loud alarm with the store's answer; then it catches up, no gap", async () => {
-    const b = archivers.at(-1)!;
+    const b = w.archivers.at(-1)!;
     const alarms = () => (b.stderr().match(/FAILED at stage archive/g) ?? []).length;
     const before = alarms();
     const deny = { Version: "2012-10-17", Statement: [{ Effect: "Deny", Principal: { AWS: [`arn:aws:iam:::user/${HOST}`] }, Action: ["s3:PutObject"], Resource: [`arn:aws:s3:::${BUCKET}/*`] }] };
@@ -223,21 +162,21 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     expect(put.code, put.stderr).toBe(0);
     try {
       const during = await commitMarker("during-403");
-      await withLog(waitFor("the 403 in the log", () => /cannot upload [0-9A-F]{24} yet \(will retry\): HTTP 403/.test(b.stderr()), 60_000, 500));
-      await withLog(waitFor("a new alarm", () => alarms() > before, 60_000, 500));
+      await w.withLog(waitFor("the 403 in the log", () => /cannot upload [0-9A-F]{24} yet \(will retry\): HTTP 403/.test(b.stderr()), 60_000, 500));
+      await w.withLog(waitFor("a new alarm", () => alarms() > before, 60_000, 500));
       expect(b.stderr().split("\n").filter((l) => l.includes("FAILED at stage archive")).at(-1)).toMatch(/[0-9A-F]{24} and later are missing .*\(upload error, see above\)/);
       const del = await s3.aws(s3.admin, ["s3api", "delete-bucket-policy", "--bucket", BUCKET]);
       expect(del.code, del.stderr).toBe(0);
-      await reachesBucket(during, 90_000);
+      await w.reachesBucket(during, 90_000);
     } finally {
       await s3.aws(s3.admin, ["s3api", "delete-bucket-policy", "--bucket", BUCKET]);
     }
-    await expectNoGap();
+    await w.expectNoGap();
     expect(b.proc.exitCode).toBeNull();
   }, 300_000);
 
   it("the base backup plus the archived WAL recover every committed marker with plain PostgreSQL", async () => {
-    await reachesBucket(markers.at(-1)!);
+    await w.reachesBucket(markers.at(-1)!);
     const keys = (await e.list(`${HOST}/`)).map((k) => k.key).filter((k) => k.includes("/base/"));
     const m = JSON.parse((await e.get(keys.find((k) => k.endsWith(".manifest.json"))!)).toString()) as { object: { key: string } };
     const base = mkdtempSync(join(tmpdir(), "rpitr-"));
@@ -249,7 +188,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     mkdirSync(walDir);
     writeFileSync(join(base, "base.tar.zst"), await e.get(m.object.key));
     await runOk("bash", ["-o", "pipefail", "-c", `zstd -d -q -c ${base}/base.tar.zst | tar -x -C ${dataDir}`]);
-    for (const [name, bytes] of await walObjects()) writeFileSync(join(walDir, name), bytes);
+    for (const [name, bytes] of await w.objects()) writeFileSync(join(walDir, name), bytes);
     writeFileSync(join(dataDir, "recovery.signal"), "");
     writeFileSync(join(dataDir, "postgresql.auto.conf"), `restore_command = 'cp ${walDir}/%f %p'\nmax_slot_wal_keep_size = -1\n`, { flag: "a" });
     await runOk("chown", ["-R", "postgres:postgres", base]);
@@ -265,7 +204,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   }, 300_000);
 
   it("the drill's RPO check uses the archive: a day-old dump passes while the archiver runs, and fails once it has stopped", async () => {
-    const b = archivers.at(-1)!;
+    const b = w.archivers.at(-1)!;
     expect(b.proc.exitCode).toBeNull();
     const dump = await e.run("backup", [], { now: new Date().toISOString().replace(/\.\d+Z$/, "Z") });
     expect(dump.code).toBe(0);
@@ -290,8 +229,8 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   }, 300_000);
 
   it("pitr-uninstall (pulumi destroy) stops the archiver and its receiver and drops the slot", async () => {
-    const a = start();
-    await withLog(waitFor("the archiver and its receiver", () => a.stderr().includes("archiving WAL of") && receiverPids(e.stateDir).length === 1, 30_000));
+    const a = w.start();
+    await w.withLog(waitFor("the archiver and its receiver", () => a.stderr().includes("archiving WAL of") && receiverPids(e.stateDir).length === 1, 30_000));
     expect(await pg.psql("SELECT count(*) FROM pg_replication_slots")).toBe("1");
     const r = await e.run("pitr-uninstall");
     expect(r.stderr).not.toMatch(/FAILED/);

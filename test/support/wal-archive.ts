@@ -1,0 +1,90 @@
+/**
+ * The WAL archiver under test: started archivers with their stderr, and what the bucket holds
+ * under `<host>/wal/<cluster>/` (decompressed segments, "has this committed row arrived", "no
+ * hole in the segment numbers"). Shared by the wal-archiver tests for local and docker sources.
+ */
+import type { ChildProcess } from "node:child_process";
+import { expect } from "vitest";
+import type { BackupEnv } from "./backup-env";
+import { unzstd, waitFor } from "./proc";
+
+export interface Archiver {
+  proc: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+export interface WalArchive {
+  /** Every archiver started so far (the last one is the current one). */
+  archivers: Archiver[];
+  /** Start `wal-archiver` of the env, collecting its stderr. */
+  start(): Archiver;
+  /** Decompressed WAL objects in the bucket, by segment name. */
+  objects(): Promise<Map<string, Buffer>>;
+  /** Waits until a WAL object in the bucket holds `text` (a committed row's bytes); its key. */
+  reachesBucket(text: string, timeoutMs?: number): Promise<string>;
+  /** On failure, the archivers' logs (what they did instead) go with the error. */
+  withLog<T>(p: Promise<T>): Promise<T>;
+  /** Asserts that the archive's segment names have no hole from the first to the last. */
+  expectNoGap(): Promise<string[]>;
+  /** TERM every archiver still running and wait (up to 10 s each) for it to exit. */
+  stopAll(): Promise<void>;
+}
+
+export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
+  const archivers: Archiver[] = [];
+  const fetched = new Map<string, Buffer>();
+  const segmentName = (key: string) => key.slice(prefix().length).replace(/\.zst$/, "");
+  const withLog = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n--- archiver stderr:\n${archivers.map((a) => a.stderr().slice(-3000)).join("\n---\n")}`);
+    }
+  };
+  return {
+    archivers,
+    start() {
+      const proc = e.spawn("wal-archiver");
+      let err = "";
+      proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      proc.stdout!.resume();
+      const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+      const a = { proc, stderr: () => err, exited };
+      archivers.push(a);
+      return a;
+    },
+    async objects() {
+      const out = new Map<string, Buffer>();
+      for (const { key } of await e.list(prefix())) out.set(segmentName(key), await unzstd(await e.get(key)));
+      return out;
+    },
+    reachesBucket(text, timeoutMs = 60_000) {
+      return withLog(
+        waitFor(
+          `"${text}" to reach the bucket`,
+          async () => {
+            for (const { key } of await e.list(prefix())) {
+              if (!fetched.has(key)) fetched.set(key, await unzstd(await e.get(key)));
+              if (fetched.get(key)!.includes(Buffer.from(text))) return key;
+            }
+            return undefined;
+          },
+          timeoutMs,
+          500,
+        ),
+      );
+    },
+    withLog,
+    async expectNoGap() {
+      const names = (await e.list(prefix())).map((k) => segmentName(k.key)).filter((n) => /^[0-9A-F]{24}$/.test(n));
+      const nums = names.map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16), 16));
+      for (let k = 1; k < nums.length; k++) expect(nums[k]! - nums[k - 1]!, `${names[k - 1]} -> ${names[k]}`).toBe(1);
+      return names;
+    },
+    async stopAll() {
+      for (const a of archivers) if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill("SIGTERM");
+      await Promise.all(archivers.map((a) => Promise.race([a.exited, new Promise((r) => setTimeout(r, 10_000))])));
+    },
+  };
+}
