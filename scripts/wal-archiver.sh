@@ -104,6 +104,7 @@ wa_sql() {
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
+declare -A WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
 
 wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
 
@@ -204,6 +205,7 @@ wa_setup() {
   if ! restorable_try setup restorable_pg "$i" pg_receivewal -w --create-slot --if-not-exists -S "$slot" -d "dbname=${RESTORABLE_PG_DATABASE[i]}"; then
     restorable_fail setup "cluster $name: cannot create the replication slot $slot (the user needs REPLICATION and a replication line in pg_hba.conf): $RESTORABLE_ERROR_REASON"
   fi
+  wa_clear_half_made "$c"
   WA_SHIPPED_END[$c]=0
   WA_DIRTY_SINCE[$c]=
   WA_UNSHIPPED_SINCE[$c]=
@@ -273,17 +275,51 @@ wa_log_once() {
 }
 
 # wa_check_receiver C: restart the receiver when it has exited, saying why.
+# The same exit reason is logged again only after REPEAT_ALARM seconds (a receiver that fails at
+# once is restarted every round: the log must not grow by a line every few seconds for days).
 wa_check_receiver() {
-  local c=$1 pid=${WA_PID[$1]:-} code=0 state spool
+  local c=$1 pid=${WA_PID[$1]:-} code=0 state spool why now=$EPOCHSECONDS
   if [[ -n $pid ]]; then
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
     if [[ $state != Z && $state != X ]]; then return 0; fi
     wait "$pid" 2>/dev/null || code=$?
     spool=$(wa_spool "$c")
-    restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: $(restorable_status_text pg_receivewal "$code"): $(restorable_summarize_err "$spool.receiver.log" "no output"); restarting it"
+    # What this receiver said (the log holds earlier runs too).
+    tail -c "+$((${WA_LOG_OFFSET[$c]:-0} + 1))" "$spool.receiver.log" >"$RESTORABLE_RUN_DIR/receiver.$c.err" 2>/dev/null || true
+    why="$(restorable_status_text pg_receivewal "$code"): $(restorable_summarize_err "$RESTORABLE_RUN_DIR/receiver.$c.err" "no output")"
+    if [[ $why != "${WA_EXIT_WHY[$c]:-}" ]] || ((now - ${WA_EXIT_AT[$c]:-0} >= REPEAT_ALARM)); then
+      restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: $why; restarting it${WA_EXIT_REPEATS[$c]:+ (the same $((WA_EXIT_REPEATS[$c])) more time(s) before)}"
+      WA_EXIT_WHY[$c]=$why WA_EXIT_AT[$c]=$now WA_EXIT_REPEATS[$c]=
+    else
+      WA_EXIT_REPEATS[$c]=$((${WA_EXIT_REPEATS[$c]:-0} + 1))
+    fi
     tail -n 200 "$spool.receiver.log" >"$spool.receiver.log.tmp" 2>/dev/null && mv -f -- "$spool.receiver.log.tmp" "$spool.receiver.log"
+    wa_clear_half_made "$c"
   fi
+  WA_LOG_OFFSET[$c]=$(stat -c %s -- "$(wa_spool "$c").receiver.log" 2>/dev/null || echo 0)
   wa_start_receiver "$c"
+}
+
+# wa_clear_half_made C: a segment file the receiver could not pad to its full size (the spool's
+# disk was full) holds only zeros, and pg_receivewal refuses to start next to it ("has N bytes,
+# should be 0 or 16777216") even once there is space again: remove it; the slot still holds that
+# WAL on the server and the receiver streams it again. One holding anything but zeros is left
+# alone and said (the receiver then keeps failing and the alarm keeps naming the segment).
+wa_clear_half_made() {
+  local c=$1 spool f size
+  spool=$(wa_spool "$c")
+  for f in "$spool"/*.partial; do
+    [[ -f $f ]] || continue
+    size=$(stat -c %s -- "$f" 2>/dev/null) || continue
+    if ((size == 0 || size == WA_SEGSIZE[$c])); then continue; fi
+    if cmp -s -n "$size" -- "$f" /dev/zero; then
+      rm -f -- "$f"
+      restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: removed ${f##*/}, a segment file the receiver could not finish making ($size bytes of zeros: the spool's disk was full); the slot keeps that WAL on the server"
+    elif [[ ${WA_HALF_SAID[$c]:-} != "$f" ]]; then
+      restorable_log "cluster ${RESTORABLE_PITR_CLUSTER[c]}: ${f##*/} has $size bytes, not a whole segment, and holds WAL: pg_receivewal will not resume next to it; move it out of $spool by hand"
+      WA_HALF_SAID[$c]=$f
+    fi
+  done
 }
 
 # wa_exists KEY: 0 when the object exists, 1 when it does not, 2 on any error. A listing with the

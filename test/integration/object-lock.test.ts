@@ -297,15 +297,17 @@ describe.skipIf(!tools.ok)("object lock on a real S3 server (radosgw)", () => {
   it(
     "lifecycle + lock at debug speed: current versions become delete markers on schedule; locked noncurrent versions stay until their lock ends",
     async () => {
-      // retention daily 2 -> the daily tier expires after 2 lifecycle days (2 * LC_DAY s), noncurrent versions 1 day later.
-      const { env, access } = await lockedHost(lcS3, LC, "lc-1", { objectLock: { mode: "governance", days: 1 }, retention: { daily: 2, weekly: 1, monthly: 1 } }, false);
-      expect(env.plan.retention.expiryDays.daily).toBe(2);
+      // retention daily 4 -> the daily tier expires after 4 lifecycle days (4 * LC_DAY s), noncurrent
+      // versions 1 day later. 4, not fewer: making and listing both fixtures took more than 2 days
+      // (20 s) on a loaded machine, and A had expired before the first check.
+      const { env, access } = await lockedHost(lcS3, LC, "lc-1", { objectLock: { mode: "governance", days: 1 }, retention: { daily: 4, weekly: 1, monthly: 1 } }, false);
+      expect(env.plan.retention.expiryDays.daily).toBe(4);
       const day = (h: number) => new Date(Math.floor(Date.now() / 1000 - h * 3600) * 1000);
       // Two manifest-backed daily backups, uploaded with the host key. B keeps the plan's lock
       // (1 real day); A's lock is shortened by the owner (governance bypass) to end soon.
       const a = await fixturePostgresBackup({ bucket: access, host: "lc-1", date: day(2), tier: "daily", pg: src, database: "app" });
       const b = await fixturePostgresBackup({ bucket: access, host: "lc-1", date: day(1), tier: "daily", pg: src, database: "app" });
-      const aEnds = Date.now() + 6 * LC_DAY * 1000;
+      const aEnds = Date.now() + 8 * LC_DAY * 1000;
       const aKeys = [a.objectKey, a.manifestKey];
       const bKeys = [b.objectKey, b.manifestKey];
       for (const key of aKeys) {
