@@ -81,6 +81,16 @@ SWITCH_AFTER=$((SHIP / 3))
 REPEAT_ALARM=300
 WAL_NAME='^([0-9A-F]{24}|[0-9A-F]{8}\.history)$'
 
+# wa_mono: WA_MONO = seconds on the monotonic clock (/proc/uptime): every interval the archiver
+# measures (how long WAL has waited, when to switch, when to repeat the alarm) uses it, so a jump
+# of the wall clock (NTP after a reboot, a wrong RTC, a manual change) cannot hide an alarm by
+# making ages negative. The wall clock only dates the status file and the log.
+wa_mono() {
+  local up
+  read -r up _ </proc/uptime
+  WA_MONO=${up%.*}
+}
+
 # "0/5000028" -> bytes
 wa_lsn() {
   local hi=${1%/*} lo=${1#*/}
@@ -104,7 +114,7 @@ wa_sql() {
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
-declare -A WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
+declare -A WA_FIRST_NAME=() WA_FIRST_SEEN=() WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
 
 wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
 
@@ -278,7 +288,9 @@ wa_log_once() {
 # The same exit reason is logged again only after REPEAT_ALARM seconds (a receiver that fails at
 # once is restarted every round: the log must not grow by a line every few seconds for days).
 wa_check_receiver() {
-  local c=$1 pid=${WA_PID[$1]:-} code=0 state spool why now=$EPOCHSECONDS
+  local c=$1 pid=${WA_PID[$1]:-} code=0 state spool why now
+  wa_mono
+  now=$WA_MONO
   if [[ -n $pid ]]; then
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
     if [[ $state != Z && $state != X ]]; then return 0; fi
@@ -410,7 +422,8 @@ wa_tick() {
   local now row lsn_text offset walfile='' status xmax lsn age
   wa_check_receiver "$c"
   wa_ship "$c" || true
-  now=$EPOCHSECONDS
+  wa_mono
+  now=$WA_MONO
   row=
   # The slot's wal_status is NULL until a receiver first streams from it (pg_receivewal
   # --create-slot does not reserve WAL): 'unused', not 'missing' (that would be a false alarm).
@@ -472,10 +485,20 @@ wa_tick() {
   # or WAL on the server the archive has not reached).
   local first first_age=0 unshipped_age=0
   first=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort | head -n1 || true)
-  if [[ -n $first ]]; then first_age=$((now - $(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$now"))); fi
+  if [[ -n $first ]]; then
+    # How long it has waited: since this archiver first saw it (monotonic), or since the receiver
+    # wrote it (its mtime, the wall clock: it may predate this archiver), whichever is longer; a
+    # wall-clock age below zero (the clock went back) counts as zero.
+    if [[ ${WA_FIRST_NAME[$c]:-} != "$first" ]]; then WA_FIRST_NAME[$c]=$first WA_FIRST_SEEN[$c]=$now; fi
+    local mtime wall_age
+    mtime=$(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$EPOCHSECONDS")
+    wall_age=$((EPOCHSECONDS - mtime))
+    first_age=$((now - WA_FIRST_SEEN[$c]))
+    if ((wall_age > first_age)); then first_age=$wall_age; fi
+  fi
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
-  restorable_pitr_write_status "$name" "$now" "$age" || true
+  restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
   if ((age > RESTORABLE_RPO_SECONDS)); then
     wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     return
@@ -489,7 +512,9 @@ wa_tick() {
 
 # wa_alarm C REASON: log it; the failure ping when it starts and again every REPEAT_ALARM seconds.
 wa_alarm() {
-  local c=$1 reason=$2 now=$EPOCHSECONDS
+  local c=$1 reason=$2 now
+  wa_mono
+  now=$WA_MONO
   if [[ -z ${WA_ALARM[$c]} ]] || ((now - WA_ALARM_AT[$c] >= REPEAT_ALARM)); then
     restorable_log "FAILED at stage archive: cluster ${RESTORABLE_PITR_CLUSTER[c]}: $reason"
     restorable_ping fail

@@ -48,10 +48,10 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     });
     cluster = e.host.pitr!.clusters[0]!.name;
     w = walArchive(e, walPrefix);
-    // The spool's disk: 3 segments' worth.
+    // The spool's disk: 4 segments' worth (a segment being written, one completed, room to spare).
     spoolMount = join(e.stateDir, "wal");
     mkdirSync(spoolMount, { recursive: true, mode: 0o700 });
-    await runOk("mount", ["-t", "tmpfs", "-o", `size=${3 * SEGMENT},mode=0700`, "restorable-spool", spoolMount]);
+    await runOk("mount", ["-t", "tmpfs", "-o", `size=${4 * SEGMENT},mode=0700`, "restorable-spool", spoolMount]);
   }, 300_000);
 
   afterAll(async () => {
@@ -82,13 +82,14 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
   it("the spool's disk full: loud (the alarm names the segment, a fail ping), the server keeps the WAL; space again: it catches up with no gap", async () => {
     const a = w.archivers.at(-1)!;
     const fails = pings.of("fail").length;
+    const before = alarms();
     // Leave less than one segment free: the receiver cannot make its next segment file.
     const avail = Number((await runOk("df", ["--output=avail", "-B1", spoolMount!])).stdout.trim().split("\n").at(-1));
     const filler = join(spoolMount!, "filler");
     writeFileSync(filler, Buffer.alloc(Math.max(0, avail - 4 * 1024 * 1024)));
     const during: string[] = [];
     for (let k = 0; k < 3; k++) during.push(await commitMarker(`full-${k}`));
-    await w.withLog(waitFor("the alarm", () => alarms() > 0, 120_000, 500));
+    await w.withLog(waitFor("the alarm", () => alarms() > before, 120_000, 500));
     await waitFor("a fail ping", () => pings.of("fail").length > fails, 30_000);
     expect(await slotStatus()).toMatch(/^(reserved|extended)$/);
     for (let k = 3; k < 5; k++) during.push(await commitMarker(`full-${k}`));
