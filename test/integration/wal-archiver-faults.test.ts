@@ -6,13 +6,13 @@
 import { mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, hostBucketAccess, type BackupEnv } from "../support/backup-env";
+import { hostBucketAccess, type BackupEnv } from "../support/backup-env";
 import { startPingServer, type PingServer } from "../support/pings";
 import { startPostgres, type PgCluster } from "../support/postgres";
 import { run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
-import { walArchive, type WalArchive } from "../support/wal-archive";
+import { localArchiverEnv, walArchive, type WalArchive } from "../support/wal-archive";
 
 const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "mount", "umount");
 
@@ -37,15 +37,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     const access = await hostBucketAccess(s3, BUCKET, HOST);
     await pg.psql("CREATE DATABASE app");
     await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL)", { database: "app" });
-    e = createBackupEnv({
-      s3: access,
-      pingUrl: pings.url,
-      objectives: { rpo: "1m", rto: "1h" },
-      pitr: {},
-      postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
-      drill: { runtime: "local" },
-      extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
-    });
+    e = localArchiverEnv({ s3: access, port: pg.port, pingUrl: pings.url });
     cluster = e.host.pitr!.clusters[0]!.name;
     w = walArchive(e, walPrefix);
     // The spool's disk: 4 segments' worth (a segment being written, one completed, room to spare).

@@ -10,11 +10,11 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBackupEnv, hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
+import { hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/backup-env";
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk, waitFor } from "../support/proc";
-import { walArchive, type WalArchive } from "../support/wal-archive";
+import { localArchiverEnv, walArchive, type WalArchive } from "../support/wal-archive";
 import { tcpRelay as relay } from "../support/tcp-relay";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -45,17 +45,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     net = await relay(new URL(s3.endpoint));
     await pg.psql("CREATE DATABASE app");
     await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL, at timestamptz DEFAULT now())", { database: "app" });
-    e = createBackupEnv({
-      s3: { ...access, endpoint: net.url },
-      pingUrl: pings.url,
-      objectives: { rpo: "1m", rto: "1h" },
-      pitr: {},
-      postgres: [{ via: "local", host: "127.0.0.1", port: pg.port, database: "app" }],
-      drill: { runtime: "local" },
-      // Shorter than the defaults so the test runs in seconds: ship within 12 s (a round every 2 s,
-      // a quiet segment switched after 4 s), and an RPO of 10 s for the alarm.
-      extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
-    });
+    e = localArchiverEnv({ s3: { ...access, endpoint: net.url }, port: pg.port, pingUrl: pings.url });
     cluster = e.host.pitr!.clusters[0]!.name;
     w = walArchive(e, walPrefix);
   }, 300_000);

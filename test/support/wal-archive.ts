@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { expect } from "vitest";
-import type { BackupEnv } from "./backup-env";
+import { createBackupEnv, type BackupEnv, type BucketAccess } from "./backup-env";
 import { unzstd, waitFor } from "./proc";
 
 export interface Archiver {
@@ -87,4 +87,21 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
       await Promise.all(archivers.map((a) => Promise.race([a.exited, new Promise((r) => setTimeout(r, 10_000))])));
     },
   };
+}
+
+/**
+ * A host whose one local cluster (database app on `port`) is archived, with the archiver's
+ * periods short enough for tests: ship within 12 s (a round every 2 s, a quiet segment switched
+ * after 4 s) and an RPO of 10 s for the alarm.
+ */
+export function localArchiverEnv(o: { s3: BucketAccess; port: number; pingUrl: string }): BackupEnv {
+  return createBackupEnv({
+    s3: o.s3,
+    pingUrl: o.pingUrl,
+    objectives: { rpo: "1m", rto: "1h" },
+    pitr: {},
+    postgres: [{ via: "local", host: "127.0.0.1", port: o.port, database: "app" }],
+    drill: { runtime: "local" },
+    extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12, RESTORABLE_RPO_SECONDS: 10 },
+  });
 }
