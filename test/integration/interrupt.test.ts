@@ -10,7 +10,7 @@
  * The job is caught mid-stage without timing: a test session holds a table lock, so pg_dump (or
  * pg_restore) waits in the middle of its stream until the test sends TERM.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBackupEnv, failedLine, type BackupEnv } from "../support/backup-env";
 import { follow, processesMentioning } from "../support/drill-fixtures";
@@ -47,6 +47,23 @@ async function holdLock(pg: PgCluster, database: string, lockSql: string): Promi
       await closed;
     },
   };
+}
+
+/**
+ * TERM a job caught mid-stage (its processes must include `running`) and check how it ended:
+ * exit 1, the failure line matching `line` last on stderr, every process it had started gone.
+ * Returns the failure line.
+ */
+async function terminate(child: ChildProcess, job: ReturnType<typeof follow>, running: string[], line: RegExp): Promise<string> {
+  const started = descendants(child.pid!);
+  expect(started.map((p) => p.comm)).toEqual(expect.arrayContaining(running));
+  child.kill("SIGTERM");
+  expect(await job.exited).toBe(1);
+  const failed = failedLine(job);
+  expect(failed).toMatch(line);
+  expect(job.stderr.trimEnd().split("\n").pop()).toBe(failed);
+  for (const p of started) expect(processAlive(p.pid), `${p.comm} (${p.pid}) outlived the job`).toBe(false);
+  return failed;
 }
 
 /** The reason of a failure line ("interrupted by SIGTERM"). */
@@ -92,16 +109,8 @@ describe.skipIf(!tools.ok)("TERM during restore and during backup", () => {
       const child = env.spawn("restore", ["--database", "app", "--target", target(), "--target-database", "copy", "--force"]);
       const restoring = follow(child);
       await waitFor("pg_restore waiting for the lock", async () => (await waiting("pg_restore")) !== "0", 120_000, 200);
-      const started = descendants(child.pid!);
-      expect(started.map((p) => p.comm)).toContain("pg_restore");
       expect(processesMentioning(env.tmpDir).length).toBeGreaterThan(0);
-      child.kill("SIGTERM");
-      expect(await restoring.exited).toBe(1);
-      const line = failedLine(restoring);
-      expect(line).toMatch(/restorable restore: FAILED at stage restore: interrupted by SIGTERM$/);
-      expect(restoring.stderr.trimEnd().split("\n").pop()).toBe(line);
-      lines.push(line);
-      for (const p of started) expect(processAlive(p.pid), `${p.comm} (${p.pid}) outlived the restore`).toBe(false);
+      lines.push(await terminate(child, restoring, ["pg_restore"], /restorable restore: FAILED at stage restore: interrupted by SIGTERM$/));
       expect(processesMentioning(env.tmpDir)).toEqual([]);
       expect(env.leftovers()).toEqual([]);
     } finally {
@@ -118,15 +127,7 @@ describe.skipIf(!tools.ok)("TERM during restore and during backup", () => {
       const child = env.spawn("backup", [], { now: "2026-11-25T03:00:00Z" });
       const backingUp = follow(child);
       await waitFor("pg_dump waiting for the lock", async () => (await waiting("pg_dump")) !== "0", 120_000, 200);
-      const started = descendants(child.pid!);
-      expect(started.map((p) => p.comm)).toEqual(expect.arrayContaining(["pg_dump", "zstd", "aws"]));
-      child.kill("SIGTERM");
-      expect(await backingUp.exited).toBe(1);
-      const line = failedLine(backingUp);
-      expect(line).toMatch(/restorable backup: FAILED at stage dump: interrupted by SIGTERM$/);
-      expect(backingUp.stderr.trimEnd().split("\n").pop()).toBe(line);
-      lines.push(line);
-      for (const p of started) expect(processAlive(p.pid), `${p.comm} (${p.pid}) outlived the backup`).toBe(false);
+      lines.push(await terminate(child, backingUp, ["pg_dump", "zstd", "aws"], /restorable backup: FAILED at stage dump: interrupted by SIGTERM$/));
       expect(env.leftovers()).toEqual([]);
     } finally {
       await lock.release();
