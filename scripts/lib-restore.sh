@@ -1,17 +1,20 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables set here are read by the scripts that source this file
+# shellcheck disable=SC2153 # RESTORABLE_* settings come from restorable.conf (lib.sh's restorable_load_config)
 # lib-restore.sh — what is specific to `restore` and `restore-drill` (sourced after lib.sh, never
-# executed). The run control they share with the backup jobs is lib.sh's: logging (restorable_log,
-# restorable_say), the failure line (restorable_fail), pings (restorable_ping), the clock
-# (restorable_realtime, _elapsed, _now, _iso, _stamp), the lock (restorable_lock NAME [optional]).
+# executed). The run control they share with the backup jobs is lib.sh's: the handlers
+# (restorable_traps: children, cleanups, the one failure line, pings, exit status), the config
+# (restorable_load_config) and credentials (restorable_load_credentials optional), logging
+# (restorable_log, restorable_say), the failure line (restorable_fail), pings (restorable_ping), the
+# clock (restorable_realtime, _elapsed, _now, _iso, _stamp), the lock (restorable_lock NAME
+# [optional]), interruptible children (restorable_run, restorable_kill_tree).
 # Here:
-#   config      restorable_load_config: restorable.conf with the restore side's defaults + credentials
 #   failing     restorable_stage, restorable_die (exit 1), restorable_usage (exit 2),
 #               restorable_config_error (exit 2): all through restorable_fail
-#   traps       restorable_traps: EXIT INT TERM HUP handlers that kill children (restorable_run: an
-#               interruptible child), stop the throwaway Postgres and volumes, remove the temp dir,
-#               call the script's restorable_on_finish hook, print the failure line and ping
-#               (the backup jobs' handlers, restorable_init in lib.sh, fail at once instead)
+#   teardown    restorable__restore_teardown, registered with lib.sh's EXIT handler
+#               (restorable_on_exit): background downloads, throwaway volumes, the throwaway
+#               Postgres (stopped in the background while the script's restorable_on_finish writes
+#               the drill report); the temp dir is the run's RESTORABLE_RUN_ROOT, removed last
 #   bucket      restorable_list_bucket, restorable_restore_points (restore points = manifests, found
 #               by listing <host>/), restorable_fetch_* (download -> sha256 verify -> age decrypt ->
 #               zstd decompress)
@@ -19,19 +22,14 @@
 #   throwaway   restorable_throwaway_start / _ready / _down (runtime docker | local), restorable_vol_*
 #   promise     restorable_promise_periods / _audit (the retention audit)
 #
-# Exit codes (the same in all four scripts): 0 success; 1 failure (the one-line reason says the
-# stage); 2 usage or configuration error; 3 another run holds the lock.
+# Exit codes (the same in all scripts): 0 success; 1 failure (the one-line reason says the stage;
+# a signal too: "interrupted by SIGTERM"); 2 usage or configuration error; 3 another run holds the lock.
 #
 # Secrets: AWS keys and database passwords reach child processes through the environment only
 # (AWS_*, PGPASSWORD); never argv, never a log line. The age identity is a file path.
 
 # ---- basics -----------------------------------------------------------------------------------
 
-# The installed restorable.conf (lib.sh's RESTORABLE_DEFAULT_CONFIG; RESTORABLE_CONFIG overrides).
-# Run from a checkout (not rendered) there is no default: RESTORABLE_CONFIG is required.
-RESTORABLE_DEFAULT_STATE_DIR=@@STATE_DIR@@
-if [[ $RESTORABLE_DEFAULT_CONFIG == @@* ]]; then RESTORABLE_DEFAULT_CONFIG=""; fi
-if [[ $RESTORABLE_DEFAULT_STATE_DIR == @@* ]]; then RESTORABLE_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
 umask 077
 export TZ=UTC
 export LC_ALL=C
@@ -43,12 +41,7 @@ export AWS_PAGER=""
 
 RESTORABLE_SCRIPT="${RESTORABLE_SCRIPT:-restore}"
 RESTORABLE_STAGE="start"
-RESTORABLE_LAST_ERR=""
 RESTORABLE_TMP=""
-RESTORABLE_CHILD=""
-RESTORABLE_CHILD_STAGE_FILE=""
-RESTORABLE_PINGED_START=0
-RESTORABLE_FINISHING=0
 # Throwaway Postgres state (restore-drill)
 RESTORABLE_TA_KIND=""      # docker | local
 RESTORABLE_TA_CID=""
@@ -122,175 +115,22 @@ restorable_die() { restorable_fail "$RESTORABLE_STAGE" "$*" 1; }
 # restorable_usage REASON: a usage error (exit 2): FAILED at stage usage: REASON (see <script> --help)
 restorable_usage() { restorable_fail usage "$* (see $RESTORABLE_SCRIPT --help)" 2; }
 
-restorable__on_err() {
-  # Remember the failing command for an "unexpected error" line; set -e does the exit.
-  RESTORABLE_LAST_ERR="line $2: $3 (exit $1)"
-}
-restorable__restore_on_signal() {
-  local sig=$1 code=$2
-  if [[ $RESTORABLE_FINISHING -eq 1 ]]; then return 0; fi
-  local stage=$RESTORABLE_STAGE
-  if [[ -n $RESTORABLE_CHILD_STAGE_FILE && -s $RESTORABLE_CHILD_STAGE_FILE ]]; then stage=$(<"$RESTORABLE_CHILD_STAGE_FILE"); fi
-  RESTORABLE_FAIL_STAGE=$stage RESTORABLE_FAIL_REASON="interrupted by SIG$sig"
-  exit "$code"
-}
+# ---- config (restorable_load_config, restorable_load_credentials optional: lib.sh) -------------
 
-# restorable_kill_tree PID: TERM a process and all its descendants, then wait until they are gone (up to
-# 5 s, then KILL), so that nothing outlives the script. Zombies count as gone (their parent reaps
-# them). Works for processes that are not our children too (no `wait`).
-restorable_tree_pids() {
-  local p=$1 c
-  for c in $(pgrep -P "$p" 2>/dev/null || true); do restorable_tree_pids "$c"; done
-  printf '%s\n' "$p"
-}
-restorable_alive() {
-  local st
-  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $st && ${st:0:1} != Z ]]
-}
-restorable_kill_tree() {
-  local pids p i alive=""
-  pids=$(restorable_tree_pids "$1")
-  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
-  for ((i = 0; i < 50; i++)); do
-    alive=""
-    for p in $pids; do if restorable_alive "$p"; then alive+="$p "; fi; done
-    [[ -n $alive ]] || return 0
-    sleep 0.1
-  done
-  for p in $alive; do kill -KILL "$p" 2>/dev/null || true; done
-}
+restorable_config_error() { restorable_fail config "$*" 2; }
 
-restorable__restore_on_exit() {
-  local rc=$?
-  RESTORABLE_FINISHING=1
-  set +e
-  trap - ERR
-  trap '' INT TERM HUP
-  if [[ $rc -ne 0 && -z $RESTORABLE_FAIL_REASON ]]; then
-    RESTORABLE_FAIL_STAGE=$RESTORABLE_STAGE
-    RESTORABLE_FAIL_REASON="unexpected error${RESTORABLE_LAST_ERR:+ at $RESTORABLE_LAST_ERR}"
-  fi
-  if [[ $rc -eq 0 && -n $RESTORABLE_FAIL_REASON ]]; then rc=1; fi
-  restorable_progress_stop
-  if [[ -n $RESTORABLE_CHILD ]]; then restorable_kill_tree "$RESTORABLE_CHILD"; wait "$RESTORABLE_CHILD" 2>/dev/null; RESTORABLE_CHILD=""; fi
+# The EXIT handler's part for restore and drill (lib.sh, restorable_on_exit): downloads, throwaway
+# volumes, then the throwaway Postgres in the background (the handler waits for it after the
+# script's restorable_on_finish, e.g. the drill's report, so both overlap).
+restorable__restore_teardown() {
   restorable_bg_stop_all
   restorable_vol_down
-  # Tear the throwaway down while the report is written and uploaded.
-  local down=""
   if [[ -n $RESTORABLE_TA_KIND ]]; then
     restorable_throwaway_down &
-    down=$!
+    RESTORABLE_TEARDOWN_PIDS+=("$!")
   fi
-  if declare -F restorable_on_finish >/dev/null; then
-    restorable_finish_rc=""
-    restorable_on_finish "$rc"
-    if [[ -n $restorable_finish_rc ]]; then rc=$restorable_finish_rc; fi
-  fi
-  if [[ -n $down ]]; then wait "$down" 2>/dev/null; fi
-  if [[ $rc -ne 0 ]]; then
-    # The contract's one line, last on stderr.
-    restorable_log "FAILED at stage ${RESTORABLE_FAIL_STAGE:-$RESTORABLE_STAGE}: ${RESTORABLE_FAIL_REASON//$'\n'/ }"
-    if [[ $RESTORABLE_PINGED_START -eq 1 ]]; then restorable_ping fail; fi
-  elif [[ $RESTORABLE_PINGED_START -eq 1 ]]; then
-    restorable_ping success
-  fi
-  if [[ $RESTORABLE_SCRIPT == restore-drill ]]; then
-    restorable_metrics_job "$RESTORABLE_SCRIPT" "$rc" "$(restorable_elapsed)" "$(restorable_now)"
-  fi
-  # Last: the temp dir (downloads, the throwaway's files, the run log the fail ping carried).
-  if [[ -n $RESTORABLE_TMP && -d $RESTORABLE_TMP ]]; then rm -rf -- "$RESTORABLE_TMP"; fi
-  exit "$rc"
 }
-
-restorable_traps() {
-  RESTORABLE__DEFER_FAIL=1
-  set -E
-  trap 'restorable__on_err $? $LINENO "$BASH_COMMAND"' ERR
-  trap restorable__restore_on_exit EXIT
-  trap 'restorable__restore_on_signal INT 130' INT
-  trap 'restorable__restore_on_signal TERM 143' TERM
-  trap 'restorable__restore_on_signal HUP 129' HUP
-}
-
-# restorable_run CMD...: run a command as a background child and wait for it, so that a signal to this
-# script is handled at once (bash defers traps while a foreground child runs). Returns its status.
-# Only for external commands and simple wrappers: called in a condition (`if ! restorable_run f`), a shell
-# function runs with set -e ignored.
-restorable_run() {
-  # <&0: keep our stdin (a background job would otherwise read /dev/null).
-  "$@" <&0 &
-  RESTORABLE_CHILD=$!
-  local rc=0
-  wait "$RESTORABLE_CHILD" || rc=$?
-  RESTORABLE_CHILD=""
-  return "$rc"
-}
-
-# ---- config -----------------------------------------------------------------------------------
-
-# restorable_load_config: source restorable.conf (RESTORABLE_CONFIG) and the credentials file it names.
-restorable_load_config() {
-  local conf=${RESTORABLE_CONFIG:-$RESTORABLE_DEFAULT_CONFIG}
-  [[ -n $conf ]] || restorable_config_error "no config: set RESTORABLE_CONFIG to the path of a restorable.conf"
-  [[ -r $conf ]] || restorable_config_error "cannot read config $conf (set RESTORABLE_CONFIG)"
-  # shellcheck source=/dev/null
-  . "$conf"
-  local v
-  for v in RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT; do
-    [[ -n ${!v:-} ]] || restorable_config_error "$v is not set in $conf"
-  done
-  RESTORABLE_REGION=${RESTORABLE_REGION:-us-east-1}
-  RESTORABLE_PREFIX=${RESTORABLE_PREFIX:-$RESTORABLE_HOST/}
-  RESTORABLE_PING_URL=${RESTORABLE_PING_URL:-}
-  RESTORABLE_RPO_SECONDS=${RESTORABLE_RPO_SECONDS:-86400}
-  RESTORABLE_RTO_SECONDS=${RESTORABLE_RTO_SECONDS:-3600}
-  RESTORABLE_RETENTION_DAILY=${RESTORABLE_RETENTION_DAILY:-7}
-  RESTORABLE_RETENTION_WEEKLY=${RESTORABLE_RETENTION_WEEKLY:-4}
-  RESTORABLE_RETENTION_MONTHLY=${RESTORABLE_RETENTION_MONTHLY:-12}
-  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RESTORABLE_DEFAULT_STATE_DIR}
-  RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
-  RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
-  RESTORABLE_DRILL_IMAGE=${RESTORABLE_DRILL_IMAGE:-postgres:16}
-  RESTORABLE_AGE_IDENTITY=${RESTORABLE_AGE_IDENTITY:-}
-  [[ -n ${RESTORABLE_PG_DATABASE+x} ]] || RESTORABLE_PG_DATABASE=()
-  [[ -n ${RESTORABLE_PG_VIA+x} ]] || RESTORABLE_PG_VIA=()
-  [[ -n ${RESTORABLE_PG_USER+x} ]] || RESTORABLE_PG_USER=()
-  [[ -n ${RESTORABLE_PG_PROJECT+x} ]] || RESTORABLE_PG_PROJECT=()
-  [[ -n ${RESTORABLE_PG_SERVICE+x} ]] || RESTORABLE_PG_SERVICE=()
-  [[ -n ${RESTORABLE_PG_CONTAINER+x} ]] || RESTORABLE_PG_CONTAINER=()
-  [[ -n ${RESTORABLE_PG_HOST+x} ]] || RESTORABLE_PG_HOST=()
-  [[ -n ${RESTORABLE_PG_PORT+x} ]] || RESTORABLE_PG_PORT=()
-  [[ -n ${RESTORABLE_VOLUMES+x} ]] || RESTORABLE_VOLUMES=()
-  [[ -n ${RESTORABLE_DRILL_CHECKS+x} ]] || RESTORABLE_DRILL_CHECKS=()
-  [[ -n ${RESTORABLE_AGE_RECIPIENTS+x} ]] || RESTORABLE_AGE_RECIPIENTS=()
-  [[ $RESTORABLE_RPO_SECONDS =~ ^[0-9]+$ ]] || restorable_config_error "RESTORABLE_RPO_SECONDS must be a number of seconds"
-  [[ $RESTORABLE_RTO_SECONDS =~ ^[0-9]+$ ]] || restorable_config_error "RESTORABLE_RTO_SECONDS must be a number of seconds"
-  local t
-  for t in DAILY WEEKLY MONTHLY; do
-    v=RESTORABLE_RETENTION_$t
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || restorable_config_error "$v must be a whole number of restore points"
-  done
-
-  RESTORABLE_CREDENTIALS=${RESTORABLE_CREDENTIALS:-}
-  RESTORABLE_PG_PASSWORD=()
-  if [[ -n $RESTORABLE_CREDENTIALS ]]; then
-    if [[ -r $RESTORABLE_CREDENTIALS ]]; then
-      # shellcheck source=/dev/null
-      . "$RESTORABLE_CREDENTIALS"
-    elif [[ -z ${AWS_ACCESS_KEY_ID:-} ]]; then
-      restorable_config_error "cannot read credentials $RESTORABLE_CREDENTIALS (run as root, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-    fi
-  fi
-  [[ -n ${RESTORABLE_PG_PASSWORD+x} ]] || RESTORABLE_PG_PASSWORD=()
-  if [[ -n ${AWS_ACCESS_KEY_ID:-} ]]; then export AWS_ACCESS_KEY_ID; fi
-  if [[ -n ${AWS_SECRET_ACCESS_KEY:-} ]]; then export AWS_SECRET_ACCESS_KEY; fi
-  if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then export AWS_SESSION_TOKEN; fi
-  # Never hand a database password to a child by accident; targets export it deliberately.
-  RESTORABLE_ENV_PGPASSWORD=${PGPASSWORD:-}
-  unset PGPASSWORD
-}
-restorable_config_error() { restorable_fail config "$*" 2; }
+restorable_on_exit restorable__restore_teardown
 
 # (restorable_lock NAME [optional]: lib.sh's.)
 
@@ -304,16 +144,13 @@ restorable_tmp_init() {
   mkdir -m 0700 "$RESTORABLE_TMP/work"
   # lib.sh's run dir: the run log (restorable_log, the fail ping's body) and the S3 helpers' scratch files.
   RESTORABLE_RUN_DIR="$RESTORABLE_TMP/work"
+  # Removed last by the EXIT handler (downloads, the throwaway's files, the run log the fail ping carried).
+  RESTORABLE_RUN_ROOT=$RESTORABLE_TMP
   : >"$RESTORABLE_RUN_DIR/log"
   printf '[default]\ns3 =\n  addressing_style = %s\n' "${RESTORABLE_S3_ADDRESSING_STYLE:-auto}" >"$RESTORABLE_TMP/work/aws.config"
   export AWS_CONFIG_FILE="$RESTORABLE_TMP/work/aws.config" AWS_SHARED_CREDENTIALS_FILE=/dev/null
   export AWS_DEFAULT_REGION=$RESTORABLE_REGION
 }
-
-# ---- pings (healthchecks-style; never fail the job) -------------------------------------------
-
-# (restorable_ping: lib.sh.) Mark that a start ping belongs to this run even without a URL (so success/fail pings follow).
-restorable_ping_start() { RESTORABLE_PINGED_START=1; restorable_ping start; }
 
 # ---- bucket -----------------------------------------------------------------------------------
 

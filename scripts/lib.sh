@@ -11,7 +11,9 @@
 #   3  another run of the same script holds its lock
 # On failure the last line on stderr is
 #   <UTC time> restorable <script>: FAILED at stage <stage>: <reason>
-# and, when a ping URL is configured, <url>/fail receives the tail of the run's log.
+# and, when a ping URL is configured, <url>/fail receives the tail of the run's log. A signal is a
+# failure of the stage it arrives in (exit 1, "interrupted by SIGTERM"), after the run's children
+# and throwaways are torn down (restorable_traps, below).
 #
 # Environment overrides: RESTORABLE_CONFIG (path of restorable.conf; default substituted at
 # render time), RESTORABLE_NOW (ISO-8601 UTC clock deciding stamp and tier, for tests).
@@ -27,7 +29,12 @@ RESTORABLE_EXIT_USAGE=2
 # shellcheck disable=SC2034
 RESTORABLE_EXIT_LOCKED=3
 
+# The installed restorable.conf and state dir (substituted at render time). Run from a checkout
+# (not rendered) there is no default config: RESTORABLE_CONFIG is required.
 RESTORABLE_DEFAULT_CONFIG=@@DEFAULT_CONFIG@@
+RESTORABLE_DEFAULT_STATE_DIR=@@STATE_DIR@@
+if [[ $RESTORABLE_DEFAULT_CONFIG == @@* ]]; then RESTORABLE_DEFAULT_CONFIG=""; fi
+if [[ $RESTORABLE_DEFAULT_STATE_DIR == @@* ]]; then RESTORABLE_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
 
 # Cron runs jobs with a bare PATH; put the usual directories first.
 PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
@@ -36,8 +43,7 @@ export PATH
 RESTORABLE_SCRIPT=${RESTORABLE_SCRIPT:-restorable}
 RESTORABLE_STAGE=init
 RESTORABLE_RUN_DIR=
-RESTORABLE__REPORTED=
-RESTORABLE__STARTED=$EPOCHREALTIME   # when the run started (restorable_init resets it)
+RESTORABLE__STARTED=$EPOCHREALTIME   # when the run started (restorable_init / restorable_traps reset it)
 
 # ------------------------------------------------------------------------------------------ log
 
@@ -67,22 +73,21 @@ restorable_say() {
 }
 
 # restorable_fail STAGE REASON [EXIT_CODE]: THE way a run fails (exit code 1 by default; 2 usage or
-# configuration, 3 locked). It logs the one-line failure and pings /fail, then exits. Under the
-# restore scripts' trap set (restorable_traps in lib-restore.sh: RESTORABLE__DEFER_FAIL) the first
-# failure is recorded instead, and the EXIT trap prints the line and pings once it has torn the
-# run down (there a child process, e.g. a drill item, may fail this way: it only ends the child,
-# and the parent reports the item). Otherwise only call from the main shell.
-RESTORABLE__DEFER_FAIL=
+# configuration, 3 locked). Under the run's handlers (restorable_traps) it records the first
+# failure and exits; the EXIT handler tears the run down, then prints the one failure line and
+# pings /fail. In a child that has its own EXIT trap (a drill item, the throwaway's startup) it
+# only ends the child, which reports the recorded failure. Without the handlers (a library
+# function called on its own) it prints the line and exits at once.
 RESTORABLE_FAIL_STAGE='' RESTORABLE_FAIL_REASON=''
 restorable_fail() {
   local stage=$1 reason=$2 code=${3:-1}
-  if [[ -n $RESTORABLE__DEFER_FAIL ]]; then
+  if [[ -n $RESTORABLE__TRAPPED ]]; then
     if [[ -z $RESTORABLE_FAIL_REASON ]]; then RESTORABLE_FAIL_STAGE=$stage RESTORABLE_FAIL_REASON=$reason; fi
     exit "$code"
   fi
   RESTORABLE__REPORTED=1
   restorable_log "FAILED at stage $stage: $reason"
-  restorable_ping fail
+  if [[ -n $RESTORABLE__PINGS ]]; then restorable_ping fail; fi
   exit "$code"
 }
 
@@ -118,6 +123,7 @@ restorable_status_text() {
 # No URL configured: nothing is sent. A failed ping is logged and never fails the job.
 restorable_ping() {
   local kind=$1 url=${RESTORABLE_PING_URL:-} log=/dev/null
+  if [[ $kind == start ]]; then RESTORABLE__PINGS=1 RESTORABLE__PINGED_START=1; fi
   [[ -n $url ]] || return 0
   url=${url%/}
   case $kind in
@@ -257,34 +263,220 @@ restorable_no_args() {
   esac
 }
 
-# restorable_init SCRIPT_NAME: strict mode, config, state dir, run dir, traps, clock.
-restorable_init() {
-  RESTORABLE_SCRIPT=$1
+# ------------------------------------------------------------------------------------------ run control
+
+# One handler set for every job (restorable_traps; restorable_init installs it for the backup
+# jobs, restore and restore-drill call it before they read their arguments):
+#   ERR         remembers the failing command (for an "unexpected error at line N: CMD" line)
+#   INT TERM HUP  record "interrupted by SIG<NAME>" at the current stage (a child's, when a child
+#               does the stage's work: RESTORABLE_CHILD_STAGE_FILE) and exit 1, like any failed stage
+#   EXIT        tears the run down, then reports it, in this order:
+#                 1. the progress watcher, the running child (RESTORABLE_CHILD) and the background
+#                    jobs (RESTORABLE_BG_PIDS), each with all its descendants (restorable_kill_tree)
+#                 2. the cleanups registered with restorable_on_exit (lib-restore.sh: downloads,
+#                    throwaway volumes and the throwaway Postgres), in the order registered; a slow
+#                    one may run on in the background if it adds its pid to RESTORABLE_TEARDOWN_PIDS
+#                 3. the script's own restorable_on_finish RC, when it defines one (the drill's
+#                    report); setting RESTORABLE_FAIL_STAGE/REASON there fails a run that succeeded
+#                 4. waits for RESTORABLE_TEARDOWN_PIDS
+#                 5. the one failure line (last on stderr) and /fail, or the success ping; pings
+#                    only once the run is pinging (RESTORABLE__PINGS: the backup jobs from
+#                    restorable_init on, the drill from its start ping; restore never pings), and
+#                    the success ping only after a start ping
+#                 6. the job's textfile metrics (RESTORABLE_METRICS_JOB, when set)
+#                 7. removes RESTORABLE_RUN_ROOT (default: the run dir), last: the fail ping read it
+#               and exits with the run's status (0, or the failure's 1, 2 or 3).
+# A run that ended quietly on purpose (wal-archiver: another archiver runs, or it was stopped)
+# sets RESTORABLE__REPORTED=1: no failure line, no ping.
+RESTORABLE__TRAPPED=''       # the handlers are installed: restorable_fail records, the EXIT handler reports
+RESTORABLE__FINISHING=0      # the EXIT handler runs: signals are ignored
+RESTORABLE__REPORTED=''
+RESTORABLE__PINGS=''         # /fail (and success, after a start ping) at the end
+RESTORABLE__PINGED_START=''
+RESTORABLE_LAST_ERR=''
+RESTORABLE_CHILD=''          # the child restorable_run waits for
+RESTORABLE_CHILD_STAGE_FILE=''  # where that child writes the stage it is in (restore-drill's items)
+RESTORABLE_BG_PIDS=()        # background jobs of this run (killed if the run ends before them)
+RESTORABLE_CLEANUPS=()       # restorable_on_exit FUNC...
+RESTORABLE_TEARDOWN_PIDS=()
+RESTORABLE_METRICS_JOB=''
+RESTORABLE_RUN_ROOT=''
+
+# restorable_traps: install the run's handlers (see above).
+restorable_traps() {
+  RESTORABLE__TRAPPED=1
   RESTORABLE__STARTED=$EPOCHREALTIME
-  umask 077
-  trap 'restorable__on_exit $?' EXIT
+  set -E
+  trap 'restorable__on_err $? $LINENO "$BASH_COMMAND"' ERR
+  trap restorable__on_exit EXIT
   trap 'restorable__on_signal INT' INT
   trap 'restorable__on_signal TERM' TERM
   trap 'restorable__on_signal HUP' HUP
+}
+
+# restorable_on_exit FUNC...: have the EXIT handler call FUNC RC (step 2 above).
+restorable_on_exit() { RESTORABLE_CLEANUPS+=("$@"); }
+
+restorable__on_err() {
+  # Remember the failing command for an "unexpected error" line; set -e does the exit.
+  RESTORABLE_LAST_ERR="line $2: $3 (exit $1)"
+}
+
+restorable__on_signal() {
+  if ((RESTORABLE__FINISHING)); then return 0; fi
+  local stage=$RESTORABLE_STAGE
+  if [[ -n $RESTORABLE_CHILD_STAGE_FILE && -s $RESTORABLE_CHILD_STAGE_FILE ]]; then stage=$(<"$RESTORABLE_CHILD_STAGE_FILE"); fi
+  RESTORABLE_FAIL_STAGE=$stage RESTORABLE_FAIL_REASON="interrupted by SIG$1"
+  exit "$RESTORABLE_EXIT_FAILED"
+}
+
+restorable__on_exit() {
+  local rc=$? f pid
+  RESTORABLE__FINISHING=1
+  set +e
+  trap - ERR
+  trap '' INT TERM HUP
+  if ((rc != 0)) && [[ -z $RESTORABLE_FAIL_REASON ]]; then
+    RESTORABLE_FAIL_STAGE=$RESTORABLE_STAGE
+    RESTORABLE_FAIL_REASON="unexpected error${RESTORABLE_LAST_ERR:+ at $RESTORABLE_LAST_ERR}"
+    [[ -n $RESTORABLE_LAST_ERR ]] || RESTORABLE_FAIL_REASON+=" (exit status $rc)"
+  fi
+  if ((rc == 0)) && [[ -n $RESTORABLE_FAIL_REASON ]]; then rc=$RESTORABLE_EXIT_FAILED; fi
+  # 1. children
+  restorable_progress_stop
+  if [[ -n $RESTORABLE_CHILD ]]; then
+    restorable_kill_tree "$RESTORABLE_CHILD"
+    wait "$RESTORABLE_CHILD" 2>/dev/null
+    RESTORABLE_CHILD=''
+  fi
+  for pid in "${RESTORABLE_BG_PIDS[@]}"; do restorable_kill_tree "$pid"; done
+  # 2.-4. cleanups, the script's hook, the background teardowns
+  for f in "${RESTORABLE_CLEANUPS[@]}"; do "$f" "$rc"; done
+  if declare -F restorable_on_finish >/dev/null; then restorable_on_finish "$rc"; fi
+  for pid in "${RESTORABLE_TEARDOWN_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  if ((rc == 0)) && [[ -n $RESTORABLE_FAIL_REASON ]]; then rc=$RESTORABLE_EXIT_FAILED; fi
+  # 5. the report: one line, last on stderr, and one ping
+  if [[ -z $RESTORABLE__REPORTED ]]; then
+    RESTORABLE__REPORTED=1
+    if ((rc != 0)); then
+      restorable_log "FAILED at stage ${RESTORABLE_FAIL_STAGE:-$RESTORABLE_STAGE}: ${RESTORABLE_FAIL_REASON//$'\n'/ }"
+      if [[ -n $RESTORABLE__PINGS ]]; then restorable_ping fail; fi
+    elif [[ -n $RESTORABLE__PINGED_START ]]; then
+      restorable_ping success
+    fi
+  fi
+  # 6.-7.
+  if [[ -n $RESTORABLE_METRICS_JOB ]]; then
+    restorable_metrics_job "$RESTORABLE_METRICS_JOB" "$rc" "$(restorable_elapsed)" "${RESTORABLE_EPOCH:-$(restorable_now)}"
+  fi
+  local root=${RESTORABLE_RUN_ROOT:-$RESTORABLE_RUN_DIR}
+  if [[ -n $root && -d $root ]]; then rm -rf -- "$root"; fi
+  exit "$rc"
+}
+
+# restorable_run CMD...: run a command as a background child and wait for it, so that a signal to
+# this script is handled at once (bash defers traps while a foreground child runs) and the EXIT
+# handler can stop it. Returns its status. Only for external commands and simple wrappers: called
+# in a condition (`if ! restorable_run f`), a shell function runs with set -e ignored.
+restorable_run() {
+  # <&0: keep our stdin (a background job would otherwise read /dev/null).
+  "$@" <&0 &
+  RESTORABLE_CHILD=$!
+  local rc=0
+  wait "$RESTORABLE_CHILD" || rc=$?
+  RESTORABLE_CHILD=''
+  return "$rc"
+}
+
+# restorable_kill_tree PID: TERM a process and all its descendants, then wait until they are gone
+# (up to 5 s, then KILL), so that nothing outlives the script. Zombies count as gone (their parent
+# reaps them). Works for processes that are not our children too (no `wait`).
+restorable_tree_pids() {
+  local p=$1 c
+  for c in $(pgrep -P "$p" 2>/dev/null || true); do restorable_tree_pids "$c"; done
+  printf '%s\n' "$p"
+}
+restorable_alive() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $st && ${st:0:1} != Z ]]
+}
+restorable_kill_tree() {
+  local pids p i alive=""
+  pids=$(restorable_tree_pids "$1")
+  for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    alive=""
+    for p in $pids; do if restorable_alive "$p"; then alive+="$p "; fi; done
+    [[ -n $alive ]] || return 0
+    sleep 0.1
+  done
+  for p in $alive; do kill -KILL "$p" 2>/dev/null || true; done
+}
+
+# ------------------------------------------------------------------------------------------ config
+
+# restorable_load_config [KEY...]: read restorable.conf (RESTORABLE_CONFIG, default: the installed
+# path) with every optional setting defaulted (so a config written by an older version still reads
+# under `set -u`), and fail at stage config (exit 2) naming the first of KEY... (the settings this
+# job cannot run without; default RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT) that is
+# not set, or a malformed number. Credentials are restorable_load_credentials'.
+restorable_load_config() {
+  local -a need=("$@")
+  ((${#need[@]})) || need=(RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT)
   RESTORABLE_STAGE=config
   RESTORABLE_CONFIG=${RESTORABLE_CONFIG:-$RESTORABLE_DEFAULT_CONFIG}
+  if [[ -z $RESTORABLE_CONFIG ]]; then
+    restorable_fail config "no config: set RESTORABLE_CONFIG to the path of a restorable.conf" 2
+  fi
   if [[ ! -r $RESTORABLE_CONFIG || ! -f $RESTORABLE_CONFIG ]]; then
     restorable_fail config "cannot read config file $RESTORABLE_CONFIG (set RESTORABLE_CONFIG or reinstall with pulumi up)" 2
   fi
-  # Empty defaults, so a config written by an older version still reads under `set -u`.
   RESTORABLE_AGE_RECIPIENTS=() RESTORABLE_VOLUMES=() RESTORABLE_DRILL_CHECKS=()
   RESTORABLE_PG_DATABASE=() RESTORABLE_PG_VIA=() RESTORABLE_PG_USER=() RESTORABLE_PG_PROJECT=()
   RESTORABLE_PG_SERVICE=() RESTORABLE_PG_CONTAINER=() RESTORABLE_PG_HOST=() RESTORABLE_PG_PORT=()
-  RESTORABLE_PING_URL='' RESTORABLE_VOLUME_IMAGE=busybox:1.36
+  RESTORABLE_PG_PASSWORD=()
   # shellcheck source=/dev/null
   if ! . "$RESTORABLE_CONFIG"; then
     restorable_fail config "config file $RESTORABLE_CONFIG could not be read" 2
   fi
-  local v
-  for v in RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT RESTORABLE_REGION RESTORABLE_PREFIX \
-    RESTORABLE_CREDENTIALS RESTORABLE_STATE_DIR RESTORABLE_ZSTD_LEVEL; do
+  local v t
+  for v in "${need[@]}"; do
     if [[ -z ${!v:-} ]]; then restorable_fail config "$v is not set in $RESTORABLE_CONFIG" 2; fi
   done
+  RESTORABLE_REGION=${RESTORABLE_REGION:-us-east-1}
+  RESTORABLE_PREFIX=${RESTORABLE_PREFIX:-$RESTORABLE_HOST/}
+  RESTORABLE_STATE_DIR=${RESTORABLE_STATE_DIR:-$RESTORABLE_DEFAULT_STATE_DIR}
+  RESTORABLE_CREDENTIALS=${RESTORABLE_CREDENTIALS:-}
+  RESTORABLE_PING_URL=${RESTORABLE_PING_URL:-}
+  RESTORABLE_RPO_SECONDS=${RESTORABLE_RPO_SECONDS:-86400}
+  RESTORABLE_RTO_SECONDS=${RESTORABLE_RTO_SECONDS:-3600}
+  RESTORABLE_RETENTION_DAILY=${RESTORABLE_RETENTION_DAILY:-7}
+  RESTORABLE_RETENTION_WEEKLY=${RESTORABLE_RETENTION_WEEKLY:-4}
+  RESTORABLE_RETENTION_MONTHLY=${RESTORABLE_RETENTION_MONTHLY:-12}
+  RESTORABLE_VOLUME_IMAGE=${RESTORABLE_VOLUME_IMAGE:-busybox:1.36}
+  RESTORABLE_DRILL_RUNTIME=${RESTORABLE_DRILL_RUNTIME:-docker}
+  RESTORABLE_DRILL_IMAGE=${RESTORABLE_DRILL_IMAGE:-postgres:16}
+  RESTORABLE_AGE_IDENTITY=${RESTORABLE_AGE_IDENTITY:-}
+  for v in RESTORABLE_RPO_SECONDS RESTORABLE_RTO_SECONDS; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || restorable_fail config "$v must be a number of seconds" 2
+  done
+  for t in DAILY WEEKLY MONTHLY; do
+    v=RESTORABLE_RETENTION_$t
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || restorable_fail config "$v must be a whole number of restore points" 2
+  done
+}
+
+# restorable_init SCRIPT_NAME: a backup job's start: the handlers (pinging /fail from here on),
+# the config with every key a backup job needs, the state dir, the run dir, metrics, the clock.
+restorable_init() {
+  RESTORABLE_SCRIPT=$1
+  umask 077
+  restorable_traps
+  RESTORABLE__PINGS=1
+  RESTORABLE_METRICS_JOB=$1
+  restorable_load_config RESTORABLE_HOST RESTORABLE_BUCKET RESTORABLE_ENDPOINT RESTORABLE_REGION RESTORABLE_PREFIX \
+    RESTORABLE_CREDENTIALS RESTORABLE_STATE_DIR RESTORABLE_ZSTD_LEVEL
   if [[ ! -d $RESTORABLE_STATE_DIR ]] && mkdir -p "$RESTORABLE_STATE_DIR" 2>/dev/null; then
     chmod 0700 "$RESTORABLE_STATE_DIR" 2>/dev/null || true
   fi
@@ -297,29 +489,6 @@ restorable_init() {
   fi
   : >"$RESTORABLE_RUN_DIR/log"
   restorable_clock
-}
-
-restorable__on_signal() {
-  trap - "$1"
-  restorable_fail "$RESTORABLE_STAGE" "interrupted by signal $1" 1
-}
-
-# Background jobs of this run (killed if the run ends before them).
-RESTORABLE_BG_PIDS=()
-
-restorable__on_exit() {
-  local code=$1 pid
-  trap - EXIT
-  restorable_progress_stop
-  for pid in "${RESTORABLE_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  if ((code != 0)) && [[ -z $RESTORABLE__REPORTED ]]; then
-    RESTORABLE__REPORTED=1
-    restorable_log "FAILED at stage $RESTORABLE_STAGE: unexpected error (exit status $code)"
-    restorable_ping fail
-  fi
-  restorable_metrics_job "$RESTORABLE_SCRIPT" "$code" "$(restorable_elapsed)"
-  if [[ -n $RESTORABLE_RUN_DIR && -d $RESTORABLE_RUN_DIR ]]; then rm -rf -- "$RESTORABLE_RUN_DIR"; fi
-  exit "$code"
 }
 
 # restorable_lock NAME [optional]: take $RESTORABLE_STATE_DIR/NAME.lock for the rest of the run
@@ -370,10 +539,32 @@ restorable_rotate_log() {
   printf '%s restorable %s: rotated %s (%s bytes) to %s.1, keeping %s generations\n' "$(restorable_utc)" "$job" "$log" "$size" "$log" "$keep" >&2
 }
 
-# restorable_load_credentials: source the 0600 credentials file (the only file with secrets),
-# export AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; RESTORABLE_PG_PASSWORD stays unexported.
+# restorable_load_credentials [optional]: source the 0600 credentials file (the only file with
+# secrets), export AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; RESTORABLE_PG_PASSWORD stays
+# unexported. The backup jobs need the file (stage credentials, exit 2). With "optional" (restore
+# and restore-drill: an operator may restore on a machine without it) AWS_* exported in the
+# environment do instead of a file that is not set or not readable, and the operator's PGPASSWORD
+# is kept aside (RESTORABLE_ENV_PGPASSWORD) for a target that asks for it, not handed to every child.
+# shellcheck disable=SC2120 # the backup jobs call it without the argument
 restorable_load_credentials() {
   local f=$RESTORABLE_CREDENTIALS mode
+  if [[ ${1:-} == optional ]]; then
+    RESTORABLE_PG_PASSWORD=()
+    if [[ -n $f ]]; then
+      if [[ -r $f ]]; then
+        # shellcheck source=/dev/null
+        . "$f"
+      elif [[ -z ${AWS_ACCESS_KEY_ID:-} ]]; then
+        restorable_fail config "cannot read credentials $f (run as root, or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)" 2
+      fi
+    fi
+    if [[ -n ${AWS_ACCESS_KEY_ID:-} ]]; then export AWS_ACCESS_KEY_ID; fi
+    if [[ -n ${AWS_SECRET_ACCESS_KEY:-} ]]; then export AWS_SECRET_ACCESS_KEY; fi
+    if [[ -n ${AWS_SESSION_TOKEN:-} ]]; then export AWS_SESSION_TOKEN; fi
+    RESTORABLE_ENV_PGPASSWORD=${PGPASSWORD:-}
+    unset PGPASSWORD
+    return 0
+  fi
   RESTORABLE_STAGE=credentials
   if [[ ! -e $f ]]; then restorable_fail credentials "credentials file $f is missing (reinstall with pulumi up)" 2; fi
   if [[ ! -r $f ]]; then restorable_fail credentials "credentials file $f is not readable by $(id -un)" 2; fi
@@ -690,7 +881,7 @@ restorable_record_failure() {
   fi
 }
 
-# restorable_finish: exit 0 with the success ping, or fail with the first recorded failure.
+# restorable_finish: exit 0 (the EXIT handler pings success), or fail with the first recorded failure.
 restorable_finish() {
   if ((RESTORABLE_FAILURES > 0)); then
     local more=
@@ -699,8 +890,7 @@ restorable_finish() {
   fi
   RESTORABLE_STAGE='done'
   restorable_log "done in $(restorable_elapsed)s"
-  restorable_ping success
-  exit 0
+  exit 0   # the EXIT handler pings success
 }
 
 # ------------------------------------------------------------------------------------------ stream
@@ -740,28 +930,19 @@ restorable_stream() {
   local -a zstd_args=(-q -c "-${RESTORABLE_ZSTD_LEVEL}" "-T${RESTORABLE_ZSTD_THREADS:-1}")
   local -a st names cmds
   RESTORABLE_STAGE=$pstage
-  set +e
-  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then
-    local -a age_args=() r
-    for r in "${RESTORABLE_AGE_RECIPIENTS[@]}"; do age_args+=(-r "$r"); done
-    "$@" </dev/null 2>"$d/err.0" |
-      zstd "${zstd_args[@]}" 2>"$d/err.1" |
-      age "${age_args[@]}" 2>"$d/err.2" |
-      tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.3" |
-      "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
-    st=("${PIPESTATUS[@]}")
+  # The pipe runs as a background child the shell waits for (restorable_run), so that a signal
+  # ends it at once: the EXIT handler stops the child with everything it started.
+  local -a age_args=() r
+  for r in "${RESTORABLE_AGE_RECIPIENTS[@]}"; do age_args+=(-r "$r"); done
+  if ((${#age_args[@]} > 0)); then
     names=("$pstage" compress encrypt hash upload)
     cmds=("$pname" zstd age tee "$uploader")
   else
-    "$@" </dev/null 2>"$d/err.0" |
-      zstd "${zstd_args[@]}" 2>"$d/err.1" |
-      tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.2" |
-      "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
-    st=("${PIPESTATUS[@]}")
     names=("$pstage" compress hash upload)
     cmds=("$pname" zstd tee "$uploader")
   fi
-  set -e
+  restorable_run restorable__stream_pipe "$d" "${#age_args[@]}" "$@" || true
+  read -r -a st <"$d/status" 2>/dev/null || st=(1)
   restorable_progress_stop
   # Unblock the hash readers if tee never opened their FIFOs, then collect them.
   local f fd hs=0 cs=0
@@ -804,6 +985,28 @@ restorable_stream() {
   fi
   rm -rf -- "$d"
   return 0
+}
+
+# restorable__stream_pipe DIR AGE_ARGS_COUNT PRODUCER [ARGS...]: restorable_stream's pipe (in its
+# child; zstd_args, age_args and upload are restorable_stream's), writing each stage's exit status
+# to DIR/status.
+restorable__stream_pipe() {
+  local d=$1 encrypt=$2
+  shift 2
+  set +e
+  if ((encrypt > 0)); then
+    "$@" </dev/null 2>"$d/err.0" |
+      zstd "${zstd_args[@]}" 2>"$d/err.1" |
+      age "${age_args[@]}" 2>"$d/err.2" |
+      tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.3" |
+      "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
+  else
+    "$@" </dev/null 2>"$d/err.0" |
+      zstd "${zstd_args[@]}" 2>"$d/err.1" |
+      tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.2" |
+      "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
+  fi
+  printf '%s\n' "${PIPESTATUS[*]}" >"$d/status"
 }
 
 # ------------------------------------------------------------------------------------------ JSON

@@ -85,6 +85,7 @@ usage() { sed -n '3,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0
 
 only=() only_volumes=() runtime="" image="" identity=""
 restorable_traps
+RESTORABLE_METRICS_JOB=restore-drill
 while (($#)); do
   case $1 in
     -h | --help) usage || true; exit 0 ;;
@@ -99,6 +100,7 @@ while (($#)); do
 done
 
 restorable_load_config
+restorable_load_credentials optional
 runtime=${runtime:-$RESTORABLE_DRILL_RUNTIME}
 image=${image:-$RESTORABLE_DRILL_IMAGE}
 identity=${identity:-$RESTORABLE_AGE_IDENTITY}
@@ -135,12 +137,12 @@ report_key="${RESTORABLE_PREFIX}drills/$stamp.json"
 report_file="$RESTORABLE_STATE_DIR/drills/$stamp.json"
 declare -A db_result=()   # database -> its JSON result (the report lists them in config order)
 declare -A vol_result=()  # volume -> its JSON result (likewise)
-restorable_ping_start
+restorable_ping start
 restorable_log "drill $RESTORABLE_RUN_ID of ${#databases[@]} database(s) and ${#volumes[@]} volume(s) on $RESTORABLE_HOST, runtime $runtime$([[ $runtime == docker ]] && printf ' (%s)' "$image")"
 
 # ---- report (also written on failure: a failed drill is evidence too) -----------------------------
 
-# shellcheck disable=SC2317,SC2034 # called by the EXIT trap in lib-restore.sh
+# shellcheck disable=SC2317,SC2034 # called by the EXIT handler in lib.sh (a failure recorded here fails the run)
 restorable_on_finish() {
   local rc=$1 result=pass failure=null checks_json
   if [[ $rc -ne 0 ]]; then
@@ -177,7 +179,6 @@ restorable_on_finish() {
   elif [[ $rc -eq 0 ]]; then
     RESTORABLE_FAIL_STAGE=report RESTORABLE_FAIL_REASON="cannot upload the report to s3://$RESTORABLE_BUCKET/$report_key: $(restorable_last_line "$err")"
     rm -f "$err"
-    restorable_finish_rc=1
     return 0
   else
     restorable_log "could not upload the report (best effort on a failed drill): $(restorable_last_line "$err")"

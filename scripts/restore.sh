@@ -155,6 +155,7 @@ fi
 if [[ -n $at ]]; then at_epoch=$(restorable_parse_date "$at" 2>/dev/null) || restorable_usage "--at \"$at\" is not a date (e.g. 2026-11-24T14:00:00Z)"; fi
 
 restorable_load_config
+restorable_load_credentials optional
 identity=${identity:-$RESTORABLE_AGE_IDENTITY}
 # Point in time (lib-pitr-restore.sh): --at on a database whose cluster has a WAL archive.
 pitr_cluster=""

@@ -228,6 +228,13 @@ wa_setup() {
 WA_SIDECAR_SH='if [ "$5" = 1 ]; then IFS= read -r PGPASSWORD; export PGPASSWORD; fi
 exec pg_receivewal -w -n -D /spool -S "$1" -h 127.0.0.1 -p "$4" -U "$2" -d "dbname=$3"'
 
+# wa_bg_pids: the running receivers are the run's background jobs (lib.sh stops them on exit).
+wa_bg_pids() {
+  local p
+  RESTORABLE_BG_PIDS=()
+  for p in "${WA_PID[@]}"; do [[ -z $p ]] || RESTORABLE_BG_PIDS+=("$p"); done
+}
+
 wa_start_receiver() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} spool
   spool=$(wa_spool "$c")
@@ -241,7 +248,7 @@ wa_start_receiver() {
   restorable_pg "$i" pg_receivewal -w -n -D "$spool" -S "${RESTORABLE_PITR_SLOT[c]}" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" \
     </dev/null >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
   WA_PID[$c]=$!
-  RESTORABLE_BG_PIDS=("${WA_PID[@]}")
+  wa_bg_pids
 }
 
 # wa_start_sidecar C: pg_receivewal in a container from the database container's image, in its
@@ -272,7 +279,7 @@ wa_start_sidecar() {
     "${RESTORABLE_PITR_SLOT[c]}" "${RESTORABLE_PG_USER[i]}" "${RESTORABLE_PG_DATABASE[i]}" "$port" "$([[ -n $pw ]] && echo 1 || echo 0)" \
     >>"$spool.receiver.log" 2>&1 {WA_LOCK_FD}>&- &
   WA_PID[$c]=$!
-  RESTORABLE_BG_PIDS=("${WA_PID[@]}")
+  wa_bg_pids
   restorable_log "cluster $name: receiver started in a container from the database's image ${image:7:12}, in the network of ${cid:0:12}, port $port"
 }
 

@@ -2,14 +2,14 @@
 // one-line reason naming the stage, the fail ping (with the reason) received, no manifest for the
 // failed run, nothing earlier lost, and no run directory left behind.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostIamPolicy } from "../../infra/plan";
 import { createBackupEnv, failedLine, hostBucketAccess, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "../support/backup-env";
 import { startPingServer, type PingServer } from "../support/pings";
 import { loadSampleData, startPostgres, type PgCluster } from "../support/postgres";
-import { freePort, run, waitFor, type RunResult } from "../support/proc";
+import { descendants, freePort, procInfo, run, waitFor, type RunResult } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
@@ -20,40 +20,6 @@ const HOST = "web-1";
 const BASELINE_NOW = "2026-11-24T01:00:00Z";
 
 // ---- processes of a running backup ----------------------------------------------------------
-
-function procInfo(pid: number): { ppid: number; comm: string; state: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const close = stat.lastIndexOf(")");
-    const comm = stat.slice(stat.indexOf("(") + 1, close);
-    const [state, ppid] = stat.slice(close + 2).split(" ");
-    return { ppid: Number(ppid), comm, state: state! };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Live descendants of `root` (pid, parent and comm). */
-function descendants(root: number): { pid: number; ppid: number; comm: string }[] {
-  const all = new Map<number, { ppid: number; comm: string; state: string }>();
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    const info = procInfo(Number(e));
-    if (info && info.state !== "Z") all.set(Number(e), info);
-  }
-  const out: { pid: number; ppid: number; comm: string }[] = [];
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift()!;
-    for (const [pid, info] of all) {
-      if (info.ppid === p) {
-        out.push({ pid, ppid: p, comm: info.comm });
-        queue.push(pid);
-      }
-    }
-  }
-  return out;
-}
 
 function bytesWritten(pid: number): number {
   try {
@@ -86,7 +52,7 @@ const cmdline = (pid: number) => {
  * Start a backup, freeze the database's uploader as soon as it exists (so the pipe fills and the
  * dump is genuinely mid-stream), SIGKILL the database pipeline's `victim` once it has written
  * data, then let the uploader go on. (The roles' pipeline runs alongside in a background job of
- * the script; its processes are not children of the script's main shell and are left alone.)
+ * the script, one level further down; its processes are left alone.)
  */
 async function killMidStream(e: BackupEnv, now: string, victim: "pg_dump" | "zstd"): Promise<RunResult> {
   const child = e.spawn("backup", [], { now });
@@ -101,9 +67,10 @@ async function killMidStream(e: BackupEnv, now: string, victim: "pg_dump" | "zst
   try {
     const target = await waitFor(
       `${victim} mid-stream`,
-      // zstd: the database pipeline's is forked by the script's main shell (the roles' by the job);
-      // pg_dump is the database pipeline's only (the roles use pg_dumpall).
-      () => descendants(child.pid!).find((p) => p.comm === victim && (victim === "pg_dump" || p.ppid === child.pid) && bytesWritten(p.pid) > 64 * 1024),
+      // zstd: the database pipeline's is forked by the stream's child of the script's main shell
+      // (the roles' one level further down, in the roles' job); pg_dump is the database pipeline's
+      // only (the roles use pg_dumpall).
+      () => descendants(child.pid!).find((p) => p.comm === victim && (victim === "pg_dump" || procInfo(p.ppid)?.ppid === child.pid) && bytesWritten(p.pid) > 64 * 1024),
       60_000,
       10,
     );

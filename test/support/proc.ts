@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 export interface RunResult {
@@ -98,6 +98,41 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A process's parent, command name and state from /proc (undefined when it is gone). */
+export function procInfo(pid: number): { ppid: number; comm: string; state: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const [state, ppid] = stat.slice(close + 2).split(" ");
+    return { ppid: Number(ppid), comm, state: state! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Live descendants of `root` (pid, parent and comm). */
+export function descendants(root: number): { pid: number; ppid: number; comm: string }[] {
+  const all = new Map<number, { ppid: number; comm: string; state: string }>();
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const info = procInfo(Number(e));
+    if (info && info.state !== "Z") all.set(Number(e), info);
+  }
+  const out: { pid: number; ppid: number; comm: string }[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift()!;
+    for (const [pid, info] of all) {
+      if (info.ppid === p) {
+        out.push({ pid, ppid: p, comm: info.comm });
+        queue.push(pid);
+      }
+    }
+  }
+  return out;
 }
 
 const exitCleanups = new Set<() => void>();

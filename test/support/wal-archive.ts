@@ -49,7 +49,8 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
       let err = "";
       proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
       proc.stdout!.resume();
-      const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+      // "close", not "exit": the last stderr lines (e.g. "stopped by signal TERM") arrive before it.
+      const exited = new Promise<number | null>((r) => proc.on("close", (code) => r(code)));
       const a = { proc, stderr: () => err, exited };
       archivers.push(a);
       return a;
