@@ -112,18 +112,36 @@ restorable_pitr_pgbin() {
 # answers and that the image holds PostgreSQL MAJOR; sets PITR_IMAGE and PITR_OWNER (the image's
 # postgres uid:gid, what the official image's data directory is owned by). Dies (current stage).
 restorable_pitr_use_image() {
-  local image=$1 major=$2 err="$RESTORABLE_TMP/work/image.err" out v
-  docker info >/dev/null 2>"$err" || restorable_die "recovering with image $image needs docker, which is not reachable: $(restorable_last_line "$err")"
+  restorable_pitr_probe_image "$@" || restorable_die "$PITR_IMAGE_WHY"
+}
+
+# restorable_pitr_probe_image IMAGE MAJOR: as restorable_pitr_use_image, but returns 1 with the
+# reason in PITR_IMAGE_WHY instead of dying.
+PITR_IMAGE_WHY=""
+restorable_pitr_probe_image() {
+  local image=$1 major=$2 err="$RESTORABLE_TMP/work/image.err" out v owner
+  if ! docker info >/dev/null 2>"$err"; then
+    PITR_IMAGE_WHY="recovering with image $image needs docker, which is not reachable: $(restorable_last_line "$err")"
+    return 1
+  fi
   # shellcheck disable=SC2016 # expanded by the image's sh
-  out=$(docker run --rm --network none --log-driver none --entrypoint sh "$image" -c "$RESTORABLE_IMAGE_PGBIN_SH"'
+  if ! out=$(docker run --rm --network none --log-driver none --entrypoint sh "$image" -c "$RESTORABLE_IMAGE_PGBIN_SH"'
 [ -x "$b/postgres" ] || { echo "no PostgreSQL server binaries in this image" >&2; exit 1; }
-printf "%s %s:%s\n" "$("$b/postgres" -V | awk "{ print \$NF }")" "$(id -u postgres)" "$(id -g postgres)"' 2>"$err") ||
-    restorable_die "cannot use image $image for the recovery: $(restorable_last_line "$err")"
+printf "%s %s:%s\n" "$("$b/postgres" -V | awk "{ print \$NF }")" "$(id -u postgres)" "$(id -g postgres)"' 2>"$err"); then
+    PITR_IMAGE_WHY="cannot use image $image for the recovery: $(restorable_last_line "$err")"
+    return 1
+  fi
   v=${out%% *}
-  [[ ${v%%.*} == "$major" ]] || restorable_die "image $image holds PostgreSQL ${v:-?}; the archived cluster is PostgreSQL $major: give --image with a PostgreSQL $major image (e.g. postgres:$major; drill.image in the config is the default)"
-  PITR_OWNER=${out#* }
-  [[ $PITR_OWNER =~ ^[0-9]+:[0-9]+$ && $PITR_OWNER != 0:* ]] || restorable_die "image $image has no postgres user to run the recovery as (id postgres: ${PITR_OWNER:-nothing})"
-  PITR_IMAGE=$image PITR_PGBIN=""
+  if [[ ${v%%.*} != "$major" ]]; then
+    PITR_IMAGE_WHY="image $image holds PostgreSQL ${v:-?}; the archived cluster is PostgreSQL $major: give --image with a PostgreSQL $major image (e.g. postgres:$major; drill.image in the config is the default)"
+    return 1
+  fi
+  owner=${out#* }
+  if [[ ! $owner =~ ^[0-9]+:[0-9]+$ || $owner == 0:* ]]; then
+    PITR_IMAGE_WHY="image $image has no postgres user to run the recovery as (id postgres: ${owner:-nothing})"
+    return 1
+  fi
+  PITR_OWNER=$owner PITR_IMAGE=$image PITR_PGBIN=""
 }
 
 # restorable_pitr_tool TOOL ARGS...: a PostgreSQL program of the recovery's runtime: the host's (as
@@ -263,8 +281,13 @@ restorable_pitr_windows() {
   PITR_NO_BIN=""
   if [[ -s $dir/bases.tsv ]] && [[ -z $PITR_PGBIN && -z $PITR_IMAGE ]]; then
     PITR_PGBIN=$(restorable_pitr_pgbin "${ver%%.*}") || PITR_PGBIN=""
-    # Without them the windows end at their base backups (nothing after can be vouched for).
-    [[ -n $PITR_PGBIN ]] || PITR_NO_BIN="reading the WAL archive of cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL ${ver%%.*} server binaries (pg_waldump, postgres) on this host: apt-get install postgresql-${ver%%.*}"
+    # None on the host (a Compose host): the drill image's, when docker answers and it has them.
+    if [[ -z $PITR_PGBIN && -n ${RESTORABLE_DRILL_IMAGE:-} && $(id -u) -eq 0 ]] && command -v docker >/dev/null 2>&1 &&
+      restorable_pitr_probe_image "$RESTORABLE_DRILL_IMAGE" "${ver%%.*}"; then
+      restorable_log "this host has no PostgreSQL ${ver%%.*} server binaries: reading and recovering the archive of cluster $cluster in containers from $PITR_IMAGE (the drill image)"
+    fi
+    # Without either the windows end at their base backups (nothing after can be vouched for).
+    [[ -n $PITR_PGBIN || -n $PITR_IMAGE ]] || PITR_NO_BIN="reading the WAL archive of cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL ${ver%%.*} server binaries (pg_waldump, postgres) on this host (apt-get install postgresql-${ver%%.*}) or a drill image with them${PITR_IMAGE_WHY:+ ($PITR_IMAGE_WHY)}"
   fi
   while IFS=$'\t' read -r first last; do
     i=$((i + 1))
@@ -711,7 +734,9 @@ restorable_pitr_restore_db() {
   say_plan_tail
   t_start=$(restorable_realtime)
   RESTORABLE_TA_KIND=local RESTORABLE_TA_DIR="$RESTORABLE_TMP/pg" RESTORABLE_TA_BIN=$PITR_PGBIN
-  restorable_pitr_recover "$cluster" "$PITR_INV" "$at_epoch" "$identity" "$RESTORABLE_TA_DIR"
+  # A recovery container is removed by restorable_pitr_stop (registered below), not as a local server.
+  if [[ -n $PITR_IMAGE ]]; then RESTORABLE_TA_KIND=""; fi
+  restorable_pitr_recover "$cluster" "$PITR_INV" "$at_epoch" "$identity" "$RESTORABLE_TMP/pg"
   RESTORABLE_TA_BIN=$PITR_PGBIN
   local next=""
   [[ -z $PITR_NEXT_COMMIT ]] || next="; the next commit, at $PITR_NEXT_COMMIT, is not in it"
@@ -760,7 +785,7 @@ restorable_pitr_copy() {
   local dir=$1 src=$2 dst=$3 st
   shift 3
   set +e
-  "$PITR_PGBIN/pg_dump" -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U "$PITR_SU" -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
+  restorable_pitr_tool pg_dump -Fc -h "$PITR_SOCK" -p "$PITR_PORT" -U "$PITR_SU" -d "$src" 2>"$dir/decode.err" | restorable_tgt_run pg_restore "$dst" "$@" 2>"$dir/restore.err"
   st=("${PIPESTATUS[@]}")
   set -e
   printf '%s %s\n' "${st[0]}" "${st[1]}" >"$dir/pipe.status"
@@ -896,6 +921,8 @@ restorable_pitr_drill_item() {
   restorable_pitr_recover "$cluster" "$inv" "$t" "$identity" "$base"
   rec=$PITR_RECOVERY_SECONDS
   RESTORABLE_T_KIND=native RESTORABLE_T_HOST=$PITR_SOCK RESTORABLE_T_PORT=$PITR_PORT RESTORABLE_T_USER=$PITR_SU RESTORABLE_T_BIN="$PITR_PGBIN/" RESTORABLE_T_DESC="the recovered cluster $cluster"
+  # In a recovery container: its client tools, over the recovery's socket.
+  if [[ -n $PITR_IMAGE ]]; then RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$PITR_CNAME RESTORABLE_T_SOCK=$PITR_SOCK; fi
 
   restorable_stage target
   next=$PITR_NEXT_COMMIT
@@ -1165,3 +1192,8 @@ restorable_pitr_into_volume() {
     restorable_die "copying the recovered cluster into volume $vol failed: $(restorable_last_line "$err.tar") $(restorable_last_line "$err")${PITR_VOL_ASIDE:+ (its previous content is in volume $PITR_VOL_ASIDE)}"
   fi
 }
+
+# A recovery container (PITR_IMAGE) left by a failed or interrupted restore or drill: removed on
+# exit with the other throwaways (lib.sh runs the registered cleanups).
+restorable__pitr_exit() { if [[ -n $PITR_IMAGE && -n $PITR_CNAME ]]; then restorable_pitr_stop; fi; }
+restorable_on_exit restorable__pitr_exit

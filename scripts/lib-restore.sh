@@ -488,13 +488,13 @@ RESTORABLE_T_KIND="" RESTORABLE_T_CID="" RESTORABLE_T_SOCK="" RESTORABLE_T_HOST=
 restorable_target_compose() {
   local project=$1 service=$2 user=$3 ids err=$RESTORABLE_TMP/work/compose.err
   ids=$(restorable_compose_container "$project" "$service" 2>"$err") || restorable_die "compose service $service in $project: $(restorable_last_line "$err")"
-  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$ids RESTORABLE_T_USER=$user RESTORABLE_T_SOCK=""
+  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$ids RESTORABLE_T_USER=$user RESTORABLE_T_SOCK="" RESTORABLE_T_PORT=""
   RESTORABLE_T_DESC="compose service $service in $project (container ${ids:0:12}) as $user"
 }
 restorable_target_container() {
   local name=$1 user=$2
   docker inspect --format '{{.State.Running}}' "$name" 2>/dev/null | grep -qx true || restorable_die "container $name is not running"
-  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$name RESTORABLE_T_USER=$user RESTORABLE_T_SOCK=""
+  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$name RESTORABLE_T_USER=$user RESTORABLE_T_SOCK="" RESTORABLE_T_PORT=""
   RESTORABLE_T_DESC="container $name as $user"
 }
 restorable_target_local() {
@@ -515,7 +515,8 @@ restorable_tgt_run() {
     exec)
       local envs=() sock=()
       if [[ -n ${PGPASSWORD:-} ]]; then envs=(-e PGPASSWORD); fi
-      if [[ -n $RESTORABLE_T_SOCK ]]; then sock=(-h "$RESTORABLE_T_SOCK"); fi
+      # A socket dir inside the container; with a port when the server is not on 5432 there.
+      if [[ -n $RESTORABLE_T_SOCK ]]; then sock=(-h "$RESTORABLE_T_SOCK" ${RESTORABLE_T_PORT:+-p "$RESTORABLE_T_PORT"}); fi
       docker exec -i "${envs[@]}" "$RESTORABLE_T_CID" "$tool" "${sock[@]}" -U "$RESTORABLE_T_USER" -d "$db" "$@"
       ;;
     native) "$RESTORABLE_T_BIN$tool" -h "$RESTORABLE_T_HOST" -p "$RESTORABLE_T_PORT" -U "$RESTORABLE_T_USER" -d "$db" "$@" ;;
@@ -781,7 +782,7 @@ exec "$b/postgres" -D /tmp/restorable-drill/data -k /tmp/restorable-drill/sock '
   ((i < 600)) || restorable_die "the throwaway container from $image did not accept connections within 60 s"
   # The uid that reads the FIFO in the share (empty: stream through docker exec stdin instead).
   RESTORABLE_TA_UID=$(docker exec "$cid" id -u 2>/dev/null || true)
-  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$cid RESTORABLE_T_SOCK=$RESTORABLE_TA_SOCK_IN_CONTAINER RESTORABLE_T_USER=postgres
+  RESTORABLE_T_KIND=exec RESTORABLE_T_CID=$cid RESTORABLE_T_SOCK=$RESTORABLE_TA_SOCK_IN_CONTAINER RESTORABLE_T_PORT="" RESTORABLE_T_USER=postgres
   RESTORABLE_T_DESC="throwaway container ${cid:0:12} ($image)"
 }
 

@@ -9,7 +9,8 @@
 //   - refusals lose nothing: a volume a running container uses, a non-empty volume without --force;
 //     --force moves the old content into VOL.replaced-<stamp> (compared entry by entry)
 //   - a host without PostgreSQL server binaries (hidden in a private mount namespace) recovers
-//     into a data directory with the drill image
+//     into a data directory with the drill image, and restores one database to a time and drills
+//     the archive with it
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -168,6 +169,31 @@ volumes:
     }
     expect(await recoveryContainers()).toBe("");
   }, 600_000);
+  it("a host without PostgreSQL server binaries: restore --database --at and the drill's point-in-time item run in containers from the drill image", async () => {
+    // The same private mount namespace: no host server (or client) binaries.
+    const noBin = (script: string, args: string[]) =>
+      run("unshare", ["-m", "sh", "-c", 'mount -t tmpfs none /usr/lib/postgresql && exec bash "$@"', "sh", fx.e.scriptPath(script), ...args], { env: fx.e.env(), cwd: fx.e.dir, timeoutMs: 10 * 60_000 });
+    const t = fx.between(2);
+    const name = "pitr-target";
+    await d.dockerOk(["run", "-d", "--name", name, "--network", "none", "-e", "POSTGRES_PASSWORD=target-secret", image]);
+    try {
+      await waitHealthy(d, name);
+      const r = await noBin("restore", ["--database", "app", "--at", iso(t), "--target", `container:${name}`, "--target-database", "app_at"]);
+      expect(r.code, r.stderr.slice(-3000)).toBe(0);
+      expect(r.stderr).toContain(`this host has no PostgreSQL 15 server binaries: reading and recovering the archive of cluster ${fx.cluster} in containers from ${image} (the drill image)`);
+      const got = await d.dockerOk(["exec", name, "psql", "-XAtq", "-U", "postgres", "-d", "app_at", "-c", "SELECT note FROM marker ORDER BY id"]);
+      expect(got.stdout.trim().split("\n")).toEqual(fx.markers.filter((m) => m.committedMs <= t).map((m) => m.note));
+    } finally {
+      await d.docker(["rm", "-f", name]);
+    }
+    expect(await recoveryContainers()).toBe("");
+    const drill = await noBin("restore-drill", []);
+    expect(drill.code, drill.stderr.slice(-3000)).toBe(0);
+    expect(drill.stderr).toMatch(/1 cluster\(s\) recovered to a point in time/);
+    expect(await recoveryContainers()).toBe("");
+    expect(fx.e.leftovers().filter((f) => !f.includes("run.wal-archiver."))).toEqual([]);
+  }, 900_000);
+
   it("--image names the recovery image; a cluster without the role to connect as fails naming --user, nothing left behind; bad combinations are usage errors", async () => {
     const dir = join(fx.scratch, "dr-norole");
     const r = await restore(["--cluster", fx.cluster, "--at", "latest", "--data-dir", dir, "--image", image, "--user", "nosuch"]);
