@@ -286,9 +286,16 @@ class RadosGwServer implements S3Server {
       for (const d of [mon, osd, rgw]) this.ensureAlive(d);
       try {
         const res = await fetch(this.endpoint + "/", { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
+        const body = await res.text();
+        // The answer must be radosgw's: another process that took the port between freePort()
+        // and radosgw's bind (radosgw then runs without listening) would pass a bare "answers"
+        // check, and the first S3 call later fails with "Could not connect" (seen once under load).
+        if (!body.includes("ListAllMyBucketsResult")) {
+          throw new PortTaken(`${this.endpoint} answered, but not as radosgw (another process has it): ${body.slice(0, 120)}`);
+        }
         break;
-      } catch {
+      } catch (e) {
+        if (e instanceof PortTaken) throw e;
         if (Date.now() > deadline) throw new Error(`radosgw did not answer at ${this.endpoint}:\n${tail(join(this.dir, "log", "client.rgw.log"))}`);
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -394,6 +401,9 @@ class RadosGwServer implements S3Server {
 }
 
 /** Starts mon + memstore OSD + radosgw and an owner user; retries on a port race. */
+/** The radosgw port was taken by another process: startS3Server tries again with new ports. */
+class PortTaken extends Error {}
+
 export async function startS3Server(opts: StartS3ServerOptions = {}): Promise<S3Server> {
   installExitHook();
   sweepStaleDirs();
