@@ -65,10 +65,16 @@ function cpuSnapshot(): { idle: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
   return { idle: f[3]! + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
 }
+/** Every idle share printed, for the closing verdict on the run. */
+const idleShares: number[] = [];
 function idleSince(s: { idle: number; total: number }): string {
   const n = cpuSnapshot();
-  return `${((100 * (n.idle - s.idle)) / Math.max(1, n.total - s.total)).toFixed(0)}% idle`;
+  const pct = (100 * (n.idle - s.idle)) / Math.max(1, n.total - s.total);
+  idleShares.push(pct);
+  return `${pct.toFixed(0)}% idle`;
 }
+/** Below this idle share during a figure the run is flagged as taken on a busy machine. */
+const BUSY_BELOW_PCT = 80;
 
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
 
@@ -355,6 +361,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       const tLog = secs(t);
       const logRows = (await empty.psql("SELECT count(*) FROM pgbench_accounts", { database: "app" })) === expectRows ? "rows ok" : "ROW COUNT DIFFERS";
       rows.push(`logical: restore --globals + --database app        ${tLog.toFixed(2).padStart(8)} s  (empty cluster's initdb + start ${tInit.toFixed(2)} s, not counted; ${logRows}; ${idleSince(c)})`);
+      rows.push("  (the empty cluster is the harness's, fsync=off: that favours the logical path; the physical and pgBackRest recoveries run with fsync on)");
       await empty.stop();
       // pgBackRest
       c = cpuSnapshot();
@@ -437,6 +444,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     if (archiverStop) await archiverStop();
     for (const stop of restoredStops) await stop();
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch((x: unknown) => console.error(`cleanup: ${x instanceof Error ? x.message : x}`));
+    if (idleShares.length && Math.min(...idleShares) < BUSY_BELOW_PCT) {
+      console.log(`\nWARNING: the machine was busy (as little as ${Math.min(...idleShares).toFixed(0)}% idle CPU during a figure): these figures are not comparable with another run`);
+    }
     console.log(`\nmeasured: ${measured.length ? measured.join(", ") : "nothing"}${PARTS.filter((p) => !measured.includes(p)).length ? `; not measured: ${PARTS.filter((p) => !measured.includes(p)).join(", ")}` : ""}`);
   }
 }
