@@ -46,6 +46,13 @@ export interface S3Server {
   createBucket(name: string, opts?: { versioning?: boolean; objectLock?: boolean }): Promise<void>;
   /** Runs radosgw-admin -c <confPath> ...args; throws on non-zero exit; returns stdout. */
   radosgwAdmin(args: string[]): Promise<string>;
+  /**
+   * With `https: true`: the port of the second, TLS frontend on 127.0.0.1 (self-signed
+   * certificate for IP 127.0.0.1, at tlsCertPath), for clients that talk to S3 over TLS only
+   * (pgBackRest). Undefined otherwise.
+   */
+  httpsPort?: number;
+  tlsCertPath?: string;
   /** Pids of this server's daemons still running (empty after stop()). */
   pids(): number[];
   /** radosgw, then OSD, then mon; removes the temp dir. Idempotent. */
@@ -57,6 +64,11 @@ export interface StartS3ServerOptions {
   lcDebugInterval?: number;
   /** Capacity of the memstore OSD (objects live in RAM). Default 2 GiB. */
   memstoreBytes?: number;
+  /**
+   * Also serve https on a second port (beast ssl_endpoint, a self-signed certificate made with
+   * openssl). Default off: the plain http endpoint only.
+   */
+  https?: boolean;
 }
 
 const REGION = "us-east-1";
@@ -156,7 +168,10 @@ function tail(path: string, lines = 30): string {
   }
 }
 
-function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, opts: StartS3ServerOptions): string {
+function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, opts: StartS3ServerOptions, httpsPort?: number): string {
+  const frontend = httpsPort === undefined
+    ? `beast endpoint=127.0.0.1:${rgwPort}`
+    : `beast endpoint=127.0.0.1:${rgwPort} ssl_endpoint=127.0.0.1:${httpsPort} ssl_certificate=${dir}/tls/cert.pem ssl_private_key=${dir}/tls/key.pem`;
   const lines = [
     "[global]",
     `fsid = ${fsid}`,
@@ -190,7 +205,7 @@ function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, o
     `log file = ${dir}/log/$name.log`,
     "",
     "[client.rgw]",
-    `rgw frontends = beast endpoint=127.0.0.1:${rgwPort}`,
+    `rgw frontends = ${frontend}`,
     "rgw dns name = 127.0.0.1",
   ];
   if (opts.lcDebugInterval !== undefined) lines.push(`rgw lc debug interval = ${opts.lcDebugInterval}`);
@@ -201,6 +216,8 @@ class RadosGwServer implements S3Server {
   readonly region = REGION;
   readonly endpoint: string;
   readonly confPath: string;
+  httpsPort?: number;
+  tlsCertPath?: string;
   admin: S3Creds = { accessKeyId: "", secretAccessKey: "" };
   private readonly daemons: Daemon[] = [];
   private stopping: Promise<void> | undefined;
@@ -415,11 +432,23 @@ export async function startS3Server(opts: StartS3ServerOptions = {}): Promise<S3
     const monPort = await freePort();
     let rgwPort = await freePort();
     while (rgwPort === monPort) rgwPort = await freePort();
+    let httpsPort: number | undefined;
+    if (opts.https) {
+      do httpsPort = await freePort();
+      while (httpsPort === monPort || httpsPort === rgwPort);
+    }
     const fsid = randomUUID();
-    writeFileSync(join(dir, "ceph.conf"), cephConf(dir, fsid, monPort, rgwPort, opts));
+    writeFileSync(join(dir, "ceph.conf"), cephConf(dir, fsid, monPort, rgwPort, opts, httpsPort));
     const server = new RadosGwServer(dir, fsid, monPort, rgwPort);
     live.add(server);
     try {
+      if (httpsPort !== undefined) {
+        mkdirSync(join(dir, "tls"));
+        await runOk("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+          "-keyout", join(dir, "tls", "key.pem"), "-out", join(dir, "tls", "cert.pem")], { timeoutMs: 60_000 });
+        server.httpsPort = httpsPort;
+        server.tlsCertPath = join(dir, "tls", "cert.pem");
+      }
       await server.start();
       return server;
     } catch (e) {
