@@ -12,7 +12,7 @@
 // the job's own temp/state dirs, sampled likewise). Prints; asserts nothing; never a test.
 import { spawn } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,6 +20,7 @@ import { createBackupEnv, filesUnder } from "../support/backup-env";
 import { cleanLibpqEnv, loadSampleData, PG_BIN, startPostgres } from "../support/postgres";
 import { startS3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
+import { descendants } from "../support/proc";
 
 interface Sample {
   wallS: number;
@@ -29,30 +30,14 @@ interface Sample {
 }
 
 function treeRss(root: number): number {
-  const children = new Map<number, number[]>();
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(e));
-      children.set(ppid, list);
-    } catch {
-      /* gone */
-    }
-  }
   let total = 0;
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift()!;
+  for (const pid of [root, ...descendants(root).map((d) => d.pid)]) {
     try {
-      const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+      const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
       if (m) total += Number(m[1]) * 1024;
     } catch {
       /* gone */
     }
-    queue.push(...(children.get(p) ?? []));
   }
   return total;
 }

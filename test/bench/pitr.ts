@@ -34,7 +34,7 @@
  *        [--load-tps N (default 100)] [--measure backup,restore,rpo,cpu]
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -80,28 +80,15 @@ const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) |
 
 /** CPU seconds of a process tree: the root's own and reaped children's, plus every live descendant's. */
 function treeCpuSeconds(root: number): number {
-  const children = new Map<number, number[]>();
-  const ticks = new Map<number, number>();
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
+  let total = 0;
+  for (const pid of [root, ...descendants(root).map((d) => d.pid)]) {
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ppid = Number(f[1]);
-      ticks.set(Number(e), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
-      const list = children.get(ppid) ?? [];
-      list.push(Number(e));
-      children.set(ppid, list);
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const x = f.slice(f.lastIndexOf(")") + 2).split(" ");
+      total += Number(x[11]) + Number(x[12]) + Number(x[13]) + Number(x[14]);
     } catch {
       /* gone */
     }
-  }
-  let total = 0;
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift()!;
-    total += ticks.get(p) ?? 0;
-    queue.push(...(children.get(p) ?? []));
   }
   return total / CLK_TCK;
 }
