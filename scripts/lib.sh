@@ -1118,6 +1118,10 @@ restorable_pg() (
   shift 2
   local via=${RESTORABLE_PG_VIA[i]} user=${RESTORABLE_PG_USER[i]} pw=${RESTORABLE_PG_PASSWORD[i]:-}
   local container=${RESTORABLE_PG_CONTAINER[i]:-}
+  # RESTORABLE_PG_TIMEOUT=SECONDS (for short queries): killed after that long (exit 124), so a hung
+  # docker daemon or server cannot stop a loop that must keep raising its alarm.
+  local -a pre=(env)
+  if [[ -n ${RESTORABLE_PG_TIMEOUT:-} ]]; then pre=(timeout -k 5 "$RESTORABLE_PG_TIMEOUT"); fi
   if [[ $via == compose && -n ${RESTORABLE_PG_CID[i]:-} ]]; then
     via=container container=${RESTORABLE_PG_CID[i]}
   fi
@@ -1131,16 +1135,16 @@ restorable_pg() (
       cd "${RESTORABLE_PG_PROJECT[i]}" || exit 1
       restorable_detect_compose || exit 1
       if [[ $RESTORABLE_COMPOSE == v2 ]]; then
-        exec docker compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
+        exec "${pre[@]}" docker compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
       fi
-      exec docker-compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
+      exec "${pre[@]}" docker-compose exec -T "${envs[@]}" "${RESTORABLE_PG_SERVICE[i]}" "$tool" -U "$user" "$@"
       ;;
     container)
-      exec docker exec -i "${envs[@]}" "$container" "$tool" -U "$user" "$@"
+      exec "${pre[@]}" docker exec -i "${envs[@]}" "$container" "$tool" -U "$user" "$@"
       ;;
     local)
       export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-15}
-      exec "$tool" -h "${RESTORABLE_PG_HOST[i]}" -p "${RESTORABLE_PG_PORT[i]}" -U "$user" "$@"
+      exec "${pre[@]}" "$tool" -h "${RESTORABLE_PG_HOST[i]}" -p "${RESTORABLE_PG_PORT[i]}" -U "$user" "$@"
       ;;
     *)
       echo "unknown access mode '$via' for database ${RESTORABLE_PG_DATABASE[i]}" >&2

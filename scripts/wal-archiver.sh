@@ -109,7 +109,7 @@ wa_limit_mb() {
 wa_sql() {
   local i=$1
   shift
-  restorable_pg "$i" psql -X -w -A -t -q -F '|' -v ON_ERROR_STOP=1 -d "${RESTORABLE_PG_DATABASE[i]}" -c "$1"
+  RESTORABLE_PG_TIMEOUT=30 restorable_pg "$i" psql -X -w -A -t -q -F '|' -v ON_ERROR_STOP=1 -d "${RESTORABLE_PG_DATABASE[i]}" -c "$1"
 }
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()

@@ -12,8 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "./backup-env";
 import { PG_BIN, startPostgres, type PgCluster } from "./postgres";
-import { runOk, unzstd, waitFor } from "./proc";
+import { runOk, waitFor } from "./proc";
 import { startS3Server, type S3Server } from "./s3server";
+import { keyHolding } from "./wal-archive";
 
 /** What the fixture needs on the host (for requireTools). */
 export const PITR_FIXTURE_TOOLS = [
@@ -126,13 +127,8 @@ export async function archivedCluster(o: {
     if (markers.length !== 5) throw new Error(`expected 5 markers, found ${rows.join(",")}`);
     const walPrefix = () => `${o.host}/wal/${cluster}/`;
     const cache = new Map<string, Buffer>();
-    const segmentHolding = async (text: string) => {
-      for (const { key } of await env.list(walPrefix())) {
-        if (!cache.has(key)) cache.set(key, await unzstd(await env.get(key)));
-        if (cache.get(key)!.includes(Buffer.from(text))) return key.slice(walPrefix().length).replace(/\.zst(\.age)?$/, "");
-      }
-      return undefined;
-    };
+    const segmentHolding = async (text: string) =>
+      (await keyHolding(env, walPrefix(), text, cache))?.slice(walPrefix().length).replace(/\.zst(\.age)?$/, "");
     // Every marker is in the bucket (and which segment holds it).
     await waitFor("the last marker to reach the archive", async () => {
       for (const m of markers) if (!m.segment) m.segment = await segmentHolding(m.note);
