@@ -483,9 +483,8 @@ wa_tick() {
       restorable_pg "$i" pg_receivewal -w --create-slot --if-not-exists -S "$slot" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" >/dev/null 2>&1 || true
       return
     fi
-  elif [[ ${WA_CONNECT_ERROR[$c]:-} != 1 ]]; then
-    restorable_log "cluster $name: cannot query the server (will retry): $RESTORABLE_ERROR_REASON"
-    WA_CONNECT_ERROR[$c]=1
+  else
+    wa_log_once "$c" "cannot query the server (will retry): $RESTORABLE_ERROR_REASON"
   fi
   if [[ -n $row ]]; then WA_CONNECT_ERROR[$c]=; fi
   # The alarm: WAL older than the RPO is not off-site (a completed segment waiting in the spool,
