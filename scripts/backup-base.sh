@@ -12,8 +12,8 @@
 #
 # Keys (contract):
 #   <host>/<tier>/base/<cluster>/<stamp>.tar.zst[.age]  + <stamp>.manifest.json
-# The manifest records timeline, start and stop LSN, system identifier, server version, size and
-# sha256 of the uploaded object.
+# The manifest records timeline, start and stop LSN, system identifier, server version, the WAL
+# segment size (walSegmentBytes), size and sha256 of the uploaded object.
 #
 # The user needs the REPLICATION attribute (or superuser) and a `replication` line in pg_hba.conf
 # for the way it connects (the official image has one for the local socket).
@@ -30,6 +30,8 @@ set -euo pipefail
 RESTORABLE_SELF_DIR=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd -P)
 # shellcheck source=lib.sh
 . "$RESTORABLE_SELF_DIR/lib.sh"
+# shellcheck source=lib-pitr.sh
+. "$RESTORABLE_SELF_DIR/lib-pitr.sh"
 
 restorable_no_args "backup-base" "${BASH_SOURCE[0]}" "$@"
 
@@ -39,10 +41,12 @@ restorable_lock backup-base
 restorable_ping start
 restorable_load_credentials
 
-# One row: server version | data size of all databases (bytes; bounds the tar's size).
+# One row: server version | data size of all databases (bytes; bounds the tar's size) | bootstrap
+# superuser | WAL segment size in bytes (restore reads the archive's segment names with it).
 BASE_FACTS_SQL="SELECT split_part(current_setting('server_version'), ' ', 1)
   || '|' || (SELECT sum(pg_database_size(oid)) FROM pg_database)::bigint::text
-  || '|' || (SELECT rolname FROM pg_roles WHERE oid = 10)"
+  || '|' || (SELECT rolname FROM pg_roles WHERE oid = 10)
+  || '|' || ($RESTORABLE_PITR_SEGSIZE_SQL)::text"
 
 # base_producer SOURCE: the tar stream on stdout. pg_basebackup's progress lines (-v: start and
 # stop LSN) go to a file of the run; on failure they are repeated on stderr for the reason.
@@ -70,12 +74,12 @@ base_backup_cluster() {
   local key=$RESTORABLE_ITEM_KEY manifest=$RESTORABLE_ITEM_MANIFEST
   restorable_log "cluster $name ($(restorable_pg_describe "$i")): base backup to $(restorable_s3_url "$key")"
 
-  local facts version size superuser ident sysid timeline
+  local facts version size superuser segbytes ident sysid timeline
   restorable_try connect restorable_pg "$i" psql -X -w -A -t -q -v ON_ERROR_STOP=1 -d "$db" \
     -c "$BASE_FACTS_SQL" >"$RESTORABLE_RUN_DIR/facts" || return 1
   facts=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/facts" || true)
-  IFS='|' read -r version size superuser <<<"$facts"
-  if [[ -z $version || ! $size =~ ^[0-9]+$ ]]; then
+  IFS='|' read -r version size superuser segbytes <<<"$facts"
+  if [[ -z $version || ! $size =~ ^[0-9]+$ || ! $segbytes =~ ^[1-9][0-9]*$ ]]; then
     RESTORABLE_ERROR_STAGE=connect
     RESTORABLE_ERROR_REASON="unexpected answer from the server: ${facts:0:200}"
     return 1
@@ -111,6 +115,7 @@ base_backup_cluster() {
   extra+=" \"serverVersion\": $(restorable_json_str "$version"),"
   extra+=" \"systemIdentifier\": $(restorable_json_str "$sysid"),"
   extra+=" \"superuser\": $(restorable_json_str "$superuser"),"
+  extra+=" \"walSegmentBytes\": $segbytes,"
   extra+=" \"timeline\": ${start_tli:-$timeline},"
   extra+=" \"startLsn\": $(restorable_json_str "$start_lsn"),"
   extra+=" \"stopLsn\": $(restorable_json_str "$stop_lsn"),"

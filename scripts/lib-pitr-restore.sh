@@ -94,7 +94,8 @@ restorable_pitr_seg_name() {
 # restorable_pitr_lsn_seq LSN ("0/5000028"): the position of the segment holding LSN.
 restorable_pitr_lsn_seq() {
   local hi=${1%/*} lo=${1#*/}
-  printf '%d' "$(((16#$hi * 4294967296 + 16#$lo) / PITR_SEG_BYTES))"
+  # (hi * 2^32 + lo) / size, without the product: a segment size divides 2^32.
+  printf '%d' "$((16#$hi * (0x100000000 / PITR_SEG_BYTES) + 16#$lo / PITR_SEG_BYTES))"
 }
 
 # restorable_pitr_pgbin MAJOR: the bin dir of PostgreSQL MAJOR's server binaries (physical
@@ -163,6 +164,62 @@ restorable_pitr_tool() {
 
 # ---- inventory and windows ----------------------------------------------------------------------
 
+# restorable_pitr_manifests CLUSTER LISTING DIR: downloads the base backups' manifests of CLUSTER
+# (manifest-backed only: the manifest is uploaded last) and writes
+#   DIR/manifests.tsv  end <TAB> stamp <TAB> manifestKey <TAB> stopLsn <TAB> serverVersion <TAB> createdAt <TAB> walSegmentBytes ("-": not recorded)
+# Sets PITR_SEG_BYTES, the cluster's WAL segment size: what its base manifests record
+# (walSegmentBytes; manifests from before it was recorded say nothing), 16 MiB when none records
+# it. Dies (at the current stage) when a manifest cannot be read, records a size PostgreSQL
+# cannot have, or when the manifests disagree (pg_resetwal --wal-segsize after a base backup:
+# segment names of two sizes cannot be put in one order).
+restorable_pitr_manifests() {
+  local cluster=$1 listing=$2 dir=$3 k mf fields created dur stop ver seg end lm
+  mkdir -p -- "$dir/manifests"
+  : >"$dir/manifests.tsv"
+  while IFS= read -r k; do
+    mf="$dir/manifests/${k//\//_}"
+    restorable_s3_request GET "$k" "" "$RESTORABLE_EMPTY_SHA256" "$mf" -D "$mf.hdr" 2>"$mf.err" ||
+      restorable_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(restorable_last_line "$mf.err")"
+    jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || restorable_die "base backup manifest $k is not a base backup manifest"
+    # (\x1f between the fields: a tab is IFS white space, and empty fields would collapse.)
+    fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // ""), (.walSegmentBytes // "-" | tostring)] | join("\u001f")' "$mf")
+    IFS=$'\x1f' read -r created dur stop ver seg <<<"$fields"
+    [[ $stop =~ ^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$ ]] || restorable_die "base backup manifest $k has no readable stopLsn: ${stop:0:40}"
+    if [[ $seg != - ]] && ! restorable_pitr_segsize_ok "$seg"; then
+      restorable_die "base backup manifest $k records walSegmentBytes ${seg:0:40}, not a WAL segment size (a power of two from 1 MiB to 1 GiB)"
+    fi
+    end=$(date -u -d "$created" +%s 2>/dev/null) || restorable_die "base backup manifest $k has no readable createdAt"
+    # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up),
+    # and not before the manifest (uploaded last) reached the store.
+    end=$((end + ${dur%%.*} + 1))
+    lm=$(tr -d '\r' <"$mf.hdr" | sed -n 's/^[Ll]ast-[Mm]odified: *//p' | tail -n 1)
+    lm=$(date -u -d "$lm" +%s 2>/dev/null || echo 0)
+    if ((lm > end)); then end=$lm; fi
+    rm -f -- "$mf.hdr" "$mf.err"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "$(basename -- "$k" .manifest.json)" "$k" "$stop" "$ver" "$created" "$seg" >>"$dir/manifests.tsv"
+  done < <(jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
+    .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
+    | select(($r | length) == 4 and (["daily","weekly","monthly"] | index($r[0])) != null and $r[1] == "base" and $r[2] == $c
+             and ($r[3] | test("^[0-9]{8}T[0-9]{6}Z\\.manifest\\.json$"))) | $k' "$listing")
+  sort -t $'\t' -k1,1n -o "$dir/manifests.tsv" "$dir/manifests.tsv"
+  local sizes
+  sizes=$(awk -F '\t' '$7 != "-" { n[$7] = n[$7] (n[$7] == "" ? "" : ", ") $2 } END { for (s in n) print s " bytes (base backup(s) " n[s] ")" }' "$dir/manifests.tsv" | sort -n)
+  if (($(grep -c . <<<"$sizes") > 1)); then
+    restorable_die "the base backups of cluster $cluster disagree about its WAL segment size: $(paste -sd';' - <<<"$sizes" | sed 's/;/; /g'); its archive holds segment names of more than one size (pg_resetwal --wal-segsize?), which this version cannot put in one order: restore from a copy of the archive that holds only one size's base backups and WAL"
+  fi
+  PITR_SEG_BYTES=${sizes%% *}
+  PITR_SEG_BYTES=${PITR_SEG_BYTES:-$((16 * 1024 * 1024))}
+}
+
+# restorable_pitr_segsize_ok BYTES: 0 when BYTES is a WAL segment size PostgreSQL can have (initdb
+# --wal-segsize: a power of two from 1 MiB to 1 GiB).
+restorable_pitr_segsize_ok() {
+  [[ $1 =~ ^[1-9][0-9]{0,9}$ ]] && (($1 >= 1048576 && $1 <= 1073741824 && ($1 & ($1 - 1)) == 0))
+}
+
+# restorable_pitr_mib BYTES: "16 MiB"
+restorable_pitr_mib() { printf '%d MiB' "$(($1 / 1048576))"; }
+
 # restorable_pitr_inventory CLUSTER LISTING DIR: what the archive of CLUSTER holds, from the
 # bucket listing (restorable_list_bucket JSON lines). Downloads the base backups' manifests. Writes
 #   DIR/wal.tsv      seq <TAB> name <TAB> key     (segments, by position; all timelines)
@@ -170,11 +227,16 @@ restorable_pitr_tool() {
 #   DIR/bases.tsv    end <TAB> stamp <TAB> manifestKey <TAB> stopSeq <TAB> serverVersion <TAB> createdAt
 #   DIR/runs.tsv     first <TAB> last            (unbroken runs of segment positions)
 #   DIR/gaps.tsv     name                        (the first missing segment after each run but the last)
-# Dies (at the current stage) when a manifest cannot be read.
+# and DIR/manifests.tsv; sets PITR_SEG_BYTES (restorable_pitr_manifests), which the positions use.
+# Dies (at the current stage) when a manifest cannot be read or the manifests disagree about the
+# segment size.
 restorable_pitr_inventory() {
-  local cluster=$1 listing=$2 dir=$3 wp k n mf
+  local cluster=$1 listing=$2 dir=$3 wp k n
   wp="${RESTORABLE_PREFIX}wal/$cluster/"
   mkdir -p -- "$dir"
+  # The base backups' manifests first: they say the cluster's WAL segment size, which every
+  # segment position below depends on.
+  restorable_pitr_manifests "$cluster" "$listing" "$dir"
   : >"$dir/wal.tsv.tmp"
   : >"$dir/history.tsv"
   while IFS= read -r k; do
@@ -220,43 +282,26 @@ restorable_pitr_inventory() {
       printf '\n' >>"$dir/gaps.tsv"
     fi
   done <"$dir/runs.tsv"
-  # The base backups (manifest-backed only: the manifest is uploaded last).
-  mkdir -p -- "$dir/manifests"
+  # The base backups, with their stop positions.
+  local line
   : >"$dir/bases.tsv"
-  while IFS= read -r k; do
-    mf="$dir/manifests/${k//\//_}"
-    restorable_s3_request GET "$k" "" "$RESTORABLE_EMPTY_SHA256" "$mf" -D "$mf.hdr" 2>"$mf.err" ||
-      restorable_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(restorable_last_line "$mf.err")"
-    jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || restorable_die "base backup manifest $k is not a base backup manifest"
-    local fields created dur stop ver end lm
-    fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // "")] | join("\t")' "$mf")
-    IFS=$'\t' read -r created dur stop ver <<<"$fields"
-    end=$(date -u -d "$created" +%s 2>/dev/null) || restorable_die "base backup manifest $k has no readable createdAt"
-    # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up),
-    # and not before the manifest (uploaded last) reached the store.
-    end=$((end + ${dur%%.*} + 1))
-    lm=$(tr -d '\r' <"$mf.hdr" | sed -n 's/^[Ll]ast-[Mm]odified: *//p' | tail -n 1)
-    lm=$(date -u -d "$lm" +%s 2>/dev/null || echo 0)
-    if ((lm > end)); then end=$lm; fi
-    rm -f -- "$mf.hdr" "$mf.err"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "$(basename -- "$k" .manifest.json)" "$k" "$(restorable_pitr_lsn_seq "$stop")" "$ver" "$created" >>"$dir/bases.tsv"
-  done < <(jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
-    .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
-    | select(($r | length) == 4 and (["daily","weekly","monthly"] | index($r[0])) != null and $r[1] == "base" and $r[2] == $c
-             and ($r[3] | test("^[0-9]{8}T[0-9]{6}Z\\.manifest\\.json$"))) | $k' "$listing")
-  sort -t $'\t' -k1,1n -o "$dir/bases.tsv" "$dir/bases.tsv"
+  while IFS= read -r line; do
+    printf '%s\t%s\t%s\n' "$(cut -f1-3 <<<"$line")" "$(restorable_pitr_lsn_seq "$(cut -f4 <<<"$line")")" "$(cut -f5,6 <<<"$line")" >>"$dir/bases.tsv"
+  done <"$dir/manifests.tsv"
 }
 
 # restorable_pitr_last_commit DIR FIRST LAST: the timestamp of the last commit in the segments
 # FIRST..LAST (positions, in DIR/wal.tsv), read with pg_waldump from the newest segment backwards
-# (up to 16 segments). Prints "epoch<TAB>text" or nothing. Needs PITR_PGBIN or PITR_IMAGE.
+# (up to 256 MiB of WAL: 16 segments of 16 MiB, 256 of 1 MiB; at least 2). Prints "epoch<TAB>text"
+# or nothing. Needs PITR_PGBIN or PITR_IMAGE.
 restorable_pitr_last_commit() {
-  local dir=$1 first=$2 last=$3 s key name f ts n=0
+  local dir=$1 first=$2 last=$3 s key name f ts n=0 most=$((256 * 1024 * 1024 / PITR_SEG_BYTES))
+  if ((most < 2)); then most=2; fi
   mkdir -p -- "$dir/scan"
   # As root, on the host or in a one-shot container of the image that sees only the scan directory.
   local -a PITR_AS=() PITR_MOUNTS=(-v "$dir/scan:$dir/scan:ro")
   local PITR_TOOL_AS=0:0 PITR_CNAME=""
-  for ((s = last; s >= first && n < 16; s--, n++)); do
+  for ((s = last; s >= first && n < most; s--, n++)); do
     name="" key=""
     IFS=$'\t' read -r name key < <(awk -F '\t' -v s="$s" '$1 == s { print $2 "\t" $3 }' "$dir/wal.tsv" | tail -n 1) || true
     [[ -n $key ]] || continue
@@ -571,7 +616,11 @@ EOF
   if [[ -n $PITR_OWNER ]]; then chown -R "$PITR_OWNER" "$PITR_DATA/"; fi
   chmod 0700 "$PITR_DATA/"
   segbytes=$(restorable_pitr_tool pg_controldata "$PITR_DATA" 2>/dev/null | awk -F ': *' '/^Bytes per WAL segment/ { print $2 }')
-  [[ -z $segbytes || $segbytes == "$PITR_SEG_BYTES" ]] || restorable_die "cluster $cluster uses WAL segments of $segbytes bytes; this version reads the archive with 16 MiB segments only"
+  # The segment size the archive was read with (its base manifests') must be the cluster's own:
+  # every position, gap and segment count above depends on it.
+  if [[ -n $segbytes && $segbytes != "$PITR_SEG_BYTES" ]]; then
+    restorable_die "base backup $PITR_BASE_STAMP of cluster $cluster holds a cluster with WAL segments of $segbytes bytes (pg_controldata), but its archive was read with segments of $PITR_SEG_BYTES bytes ($(if awk -F '\t' '$7 != "-" { f = 1 } END { exit !f }' "$inv/manifests.tsv"; then echo "the walSegmentBytes its base manifests record"; else echo "16 MiB: none of its base manifests records walSegmentBytes"; fi)): nothing was restored"
+  fi
 
   # Our own settings, nothing of the source's (its postgresql.conf may sit elsewhere, name
   # libraries, certificates or ports): a unix socket only, no archiving, the target.
@@ -811,14 +860,14 @@ restorable_pitr_list() {
     restorable_pitr_windows "$cluster" "$inv"
     if [[ $json -eq 1 ]]; then
       jq -cn --arg cluster "$cluster" --arg dbs "$dbs" --rawfile w "$inv/windows.tsv" --argjson bases "$(wc -l <"$inv/bases.tsv")" \
-        --argjson segments "$(wc -l <"$inv/wal.tsv")" --arg note "$PITR_NO_BIN" '
-        {kind: "pitr", cluster: $cluster, databases: ($dbs | split(", ") | map(select(. != ""))), baseBackups: $bases, walSegments: $segments,
+        --argjson segments "$(wc -l <"$inv/wal.tsv")" --argjson segbytes "$PITR_SEG_BYTES" --arg note "$PITR_NO_BIN" '
+        {kind: "pitr", cluster: $cluster, databases: ($dbs | split(", ") | map(select(. != ""))), baseBackups: $bases, walSegments: $segments, walSegmentBytes: $segbytes,
          windows: ($w | split("\n") | map(select(. != "") | split("\t") | {from: (.[0] | tonumber | todate), to: (.[1] | tonumber | todate),
            lastCommit: .[2], gapAfter: (if .[6] == "-" then null else .[6] end)})), note: (if $note == "" then null else $note end)}'
       continue
     fi
     printf '\npoint in time: cluster %s (databases %s): restorable to the second with --at\n' "$cluster" "${dbs:-none configured}"
-    printf '  %d base backup(s), %d WAL segment(s) in s3://%s/%swal/%s/\n' "$(wc -l <"$inv/bases.tsv")" "$(wc -l <"$inv/wal.tsv")" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$cluster"
+    printf '  %d base backup(s), %d WAL segment(s) of %s in s3://%s/%swal/%s/\n' "$(wc -l <"$inv/bases.tsv")" "$(wc -l <"$inv/wal.tsv")" "$(restorable_pitr_mib "$PITR_SEG_BYTES")" "$RESTORABLE_BUCKET" "$RESTORABLE_PREFIX" "$cluster"
     if [[ ! -s $inv/windows.tsv ]]; then printf '  window   none (no base backup followed by archived WAL)\n'; fi
     while IFS=$'\t' read -r s e et f l nb gap; do
       printf '  window   %s .. %s  (from %d base backup(s); last archived commit %s)\n' "$(restorable_iso "$s")" "$(restorable_iso "$e")" "$nb" "$et"
@@ -894,7 +943,7 @@ restorable_pitr_drill_item() {
   if [[ -n $gap ]]; then
     restorable_die "the WAL archive of cluster $cluster has a gap after the newest base backup ($base_stamp): WAL segment $(sed -n "$((gap - 1))p" "$inv/gaps.tsv") is missing"
   fi
-  cont_n=$((last - first + 1))
+  cont_n=$((last - stop_seq + 1))
   restorable_log "cluster $cluster: WAL continuous from the newest base backup $base_stamp ($cont_first) to $cont_last: $cont_n segment(s)"
 
   restorable_stage rpo

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# restorable: what the PITR parts share, sourced after lib.sh (by wal-archiver and restore-drill).
+# restorable: what the PITR parts share, sourced after lib.sh (by wal-archiver, backup-base and restore-drill).
 # Installed as <scriptsDir>/lib-pitr.sh (0644).
 #
 # The WAL archiver writes <stateDir>/wal/<cluster>.status after every round: "<epoch> <seconds>",
@@ -11,6 +11,12 @@
 RESTORABLE_PITR_CLUSTER=() RESTORABLE_PITR_SOURCE=() RESTORABLE_PITR_SLOT=()
 # shellcheck disable=SC2034  # results for the sourcing script
 PITR_RPO_AGE=0 PITR_RPO_TEXT=''
+
+# The server's WAL segment size in bytes (initdb --wal-segsize: 1 MiB .. 1 GiB, a power of two;
+# 16 MiB by default). One row, one number. The archiver's segment arithmetic uses it, and
+# backup-base records it in the base manifest (walSegmentBytes), where restore reads it.
+# shellcheck disable=SC2034  # used by the sourcing scripts
+RESTORABLE_PITR_SEGSIZE_SQL="SELECT setting::bigint * CASE unit WHEN 'MB' THEN 1048576 WHEN '8kB' THEN 8192 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size'"
 
 # restorable_pitr_cluster_of I: the PITR cluster name of postgres source I ("" when not archived).
 restorable_pitr_cluster_of() {

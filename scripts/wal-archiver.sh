@@ -197,7 +197,7 @@ wa_setup() {
   fi
   # A receiver left running by a killed archiver holds the slot: stop it first.
   wa_stop_receivers "$c" "a previous archiver left running"
-  if ! restorable_try setup wa_sql "$i" "SELECT setting::bigint * CASE unit WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size'" >"$RESTORABLE_RUN_DIR/segsize"; then
+  if ! restorable_try setup wa_sql "$i" "$RESTORABLE_PITR_SEGSIZE_SQL" >"$RESTORABLE_RUN_DIR/segsize"; then
     restorable_fail setup "cluster $name: cannot query the server: $RESTORABLE_ERROR_REASON"
   fi
   WA_SEGSIZE[$c]=$(tr -dc 0-9 <"$RESTORABLE_RUN_DIR/segsize")
@@ -321,7 +321,7 @@ wa_check_receiver() {
 
 # wa_clear_half_made C: a segment file the receiver could not pad to its full size (the spool's
 # disk was full) holds only zeros, and pg_receivewal refuses to start next to it ("has N bytes,
-# should be 0 or 16777216") even once there is space again: remove it; the slot still holds that
+# should be 0 or <the segment size>") even once there is space again: remove it; the slot still holds that
 # WAL on the server and the receiver streams it again. One holding anything but zeros is left
 # alone and said (the receiver then keeps failing and the alarm keeps naming the segment).
 wa_clear_half_made() {
@@ -443,7 +443,7 @@ wa_tick() {
     # Quiet server: the current segment holds a transaction not yet archived -> switch after
     # SWITCH_AFTER. "A transaction": the next xid moved since our last switch. Not just "offset > 0":
     # an idle server writes a small running-xacts record after every switch, and switching for it
-    # would churn a 16 MB segment every few seconds forever.
+    # would churn a whole segment (16 MB by default) every few seconds forever.
     if ((offset > 0)) && [[ $xmax != "${WA_SWITCH_XID[$c]:-}" ]]; then
       if [[ -z ${WA_DIRTY_SINCE[$c]} ]]; then WA_DIRTY_SINCE[$c]=$now; fi
       if ((now - WA_DIRTY_SINCE[$c] >= SWITCH_AFTER)); then

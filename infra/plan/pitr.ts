@@ -23,6 +23,48 @@ export function walPrefix(host: string, cluster?: string): string {
 /** A WAL file name as PostgreSQL writes it: 24 hex digits (timeline, log, segment), or a timeline history file. */
 export const WAL_FILE = /^(?:[0-9A-F]{24}|[0-9A-F]{8}\.history)$/;
 
+/** PostgreSQL's default WAL segment size (initdb --wal-segsize changes it: 1 MiB .. 1 GiB). */
+export const DEFAULT_WAL_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+function segmentsPerLog(segBytes: number): number {
+  if (!Number.isInteger(segBytes) || segBytes < 1 << 20 || segBytes > 1 << 30 || (segBytes & (segBytes - 1)) !== 0) {
+    throw new Error(`${segBytes} is not a WAL segment size (a power of two from 1 MiB to 1 GiB)`);
+  }
+  return 2 ** 32 / segBytes;
+}
+
+/**
+ * A WAL segment's position (its timeline ignored): log * segments-per-log + segment, where a log
+ * is 4 GiB of WAL; consecutive segments have consecutive positions. The segment size decides
+ * how a name reads: with 1 MiB segments 000000010000000000000FFF is followed by
+ * 000000010000000100000000, with 16 MiB ones 0000000100000000000000FF is. As
+ * scripts/lib-pitr-restore.sh's restorable_pitr_seq.
+ */
+export function walSegmentPosition(name: string, segBytes: number = DEFAULT_WAL_SEGMENT_BYTES): number {
+  if (!/^[0-9A-F]{24}$/.test(name)) throw new Error(`"${name}" is not a WAL segment name`);
+  const per = segmentsPerLog(segBytes);
+  const seg = parseInt(name.slice(16), 16);
+  if (seg >= per) throw new Error(`"${name}" is not a WAL segment name with ${segBytes}-byte segments (at most ${per} segments per log)`);
+  return parseInt(name.slice(8, 16), 16) * per + seg;
+}
+
+/** The name of the segment at `position` on `timeline` (restorable_pitr_seg_name). */
+export function walSegmentName(timeline: number, position: number, segBytes: number = DEFAULT_WAL_SEGMENT_BYTES): string {
+  const per = segmentsPerLog(segBytes);
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, "0");
+  return hex(timeline) + hex(Math.floor(position / per)) + hex(position % per);
+}
+
+/** The position of the segment holding LSN "hi/lo" (restorable_pitr_lsn_seq); PostgreSQL's
+ * pg_walfile_name(lsn) is walSegmentName(timeline, walSegmentOfLsn(lsn)) but for an LSN at a
+ * segment's very start, which it names by the segment before. */
+export function walSegmentOfLsn(lsn: string, segBytes: number = DEFAULT_WAL_SEGMENT_BYTES): number {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(lsn);
+  if (!m) throw new Error(`"${lsn}" is not an LSN`);
+  segmentsPerLog(segBytes);
+  return Number(((BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`)) / BigInt(segBytes));
+}
+
 export function walKey(host: string, cluster: string, walFile: string, opts: { encrypted: boolean }): string {
   if (!WAL_FILE.test(walFile)) throw new Error(`"${walFile}" is not a WAL segment or timeline history file name`);
   return `${walPrefix(host, cluster)}${walFile}.zst${opts.encrypted ? ".age" : ""}`;

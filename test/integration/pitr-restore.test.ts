@@ -15,6 +15,7 @@ import { PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
+import { walSegmentName, walSegmentPosition } from "../../infra/plan/pitr";
 import { ageKey, type AgeKey } from "../support/drill-fixtures";
 import { archivedCluster, isoSecond, PITR_FIXTURE_TOOLS, type ArchivedCluster, type Marker } from "../support/pitr-fixture";
 
@@ -381,6 +382,5 @@ describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encr
 
 /** The segment name before NAME (same timeline, 16 MiB segments). */
 function prev(name: string): string {
-  const n = parseInt(name.slice(8, 16), 16) * 256 + parseInt(name.slice(16), 16) - 1;
-  return name.slice(0, 8) + Math.floor(n / 256).toString(16).toUpperCase().padStart(8, "0") + (n % 256).toString(16).toUpperCase().padStart(8, "0");
+  return walSegmentName(parseInt(name.slice(0, 8), 16), walSegmentPosition(name) - 1);
 }

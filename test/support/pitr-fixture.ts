@@ -11,7 +11,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBackupEnv, hostBucketAccess, type BackupEnv, type BackupEnvOptions, type BucketAccess } from "./backup-env";
-import { PG_BIN, startPostgres, type PgCluster } from "./postgres";
+import { PG_BIN, startPostgres, type PgCluster, type StartPostgresOptions } from "./postgres";
 import { runOk, waitFor } from "./proc";
 import { startS3Server, type S3Server } from "./s3server";
 import { keyHolding } from "./wal-archive";
@@ -57,10 +57,14 @@ export async function archivedCluster(o: {
   host: string;
   drill?: BackupEnvOptions["drill"];
   baseEnv?: NodeJS.ProcessEnv;
+  /** How the cluster is made (e.g. walSegmentMB for initdb --wal-segsize). */
+  postgres?: StartPostgresOptions;
+  /** Runs after the base backup, before the markers are committed (e.g. to write more WAL). */
+  afterBaseBackup?: (pg: PgCluster) => Promise<void>;
 }): Promise<ArchivedCluster> {
   const scratch = mkdtempSync(join(tmpdir(), "pitr-t-"));
   chmodSync(scratch, 0o755);
-  const [s3, pg] = await Promise.all([startS3Server(), startPostgres()]);
+  const [s3, pg] = await Promise.all([startS3Server(), startPostgres(o.postgres)]);
   let archiver: ChildProcess | undefined;
   let err = "";
   let e: BackupEnv | undefined;
@@ -110,6 +114,7 @@ export async function archivedCluster(o: {
       const r = await env.run(job);
       if (r.code !== 0) throw new Error(`${job} failed: ${r.stderr.slice(-2000)}`);
     }
+    await o.afterBaseBackup?.(pg);
     // Markers after the base backup (3 s: its end, rounded up, is before the first one), a
     // second and a half apart, each in its own WAL segment.
     await new Promise((r) => setTimeout(r, 3000));

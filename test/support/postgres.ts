@@ -39,6 +39,14 @@ export interface PgCluster {
 export interface StartPostgresOptions {
   /** "trust" (default): everything trusted. "scram": the unix socket is trusted, TCP needs a scram-sha-256 password. */
   auth?: "trust" | "scram";
+  /** WAL segment size in MB (initdb --wal-segsize: a power of two from 1 to 1024); default PostgreSQL's 16. */
+  walSegmentMB?: number;
+  /**
+   * The WAL file the new cluster starts writing (pg_resetwal -l before its first start, 24 hex
+   * digits, later than initdb's), e.g. one just before a log boundary ("...0000000000000FF8" with
+   * 1 MB segments: 8 segments before log 1) so that a test crosses it quickly.
+   */
+  firstWalFile?: string;
 }
 
 /** libpq env vars a caller's environment must not leak into a test's clients. */
@@ -123,8 +131,13 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     } else {
       initArgs.push("--auth=trust");
     }
+    if (opts.walSegmentMB !== undefined) initArgs.push(`--wal-segsize=${opts.walSegmentMB}`);
     await runOk(`${PG_BIN}/initdb`, initArgs, asPg);
     rmSync(join(base, "pwfile"), { force: true });
+    if (opts.firstWalFile !== undefined) {
+      if (!/^[0-9A-F]{24}$/.test(opts.firstWalFile)) throw new Error(`firstWalFile "${opts.firstWalFile}" is not a WAL file name (24 hex digits)`);
+      await runOk(`${PG_BIN}/pg_resetwal`, ["-l", opts.firstWalFile, "-D", dataDir], asPg);
+    }
 
     // Ports are only free "a moment ago": retry with another one if the bind loses a race.
     let port = 0;

@@ -4,6 +4,7 @@
  * hole in the segment numbers"). Shared by the wal-archiver tests for local and docker sources.
  */
 import type { ChildProcess } from "node:child_process";
+import { DEFAULT_WAL_SEGMENT_BYTES, walSegmentPosition } from "../../infra/plan/pitr";
 import { createBackupEnv, type BackupEnv, type BucketAccess } from "./backup-env";
 import { unzstd, waitFor } from "./proc";
 
@@ -24,8 +25,9 @@ export interface WalArchive {
   reachesBucket(text: string, timeoutMs?: number): Promise<string>;
   /** On failure, the archivers' logs (what they did instead) go with the error. */
   withLog<T>(p: Promise<T>): Promise<T>;
-  /** Asserts that the archive's segment names have no hole from the first to the last. */
-  expectNoGap(): Promise<string[]>;
+  /** Asserts that the archive's segment names have no hole from the first to the last (read
+   * with the cluster's segment size, 16 MiB by default). */
+  expectNoGap(segBytes?: number): Promise<string[]>;
   /** TERM every archiver still running and wait (up to 10 s each) for it to exit. */
   stopAll(): Promise<void>;
 }
@@ -70,9 +72,9 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
       );
     },
     withLog,
-    async expectNoGap() {
+    async expectNoGap(segBytes = DEFAULT_WAL_SEGMENT_BYTES) {
       const names = (await e.list(prefix())).map((k) => segmentName(k.key)).filter((n) => /^[0-9A-F]{24}$/.test(n));
-      const nums = names.map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16), 16));
+      const nums = names.map((n) => walSegmentPosition(n, segBytes));
       // A plain error, not vitest's expect: the benchmarks (tsx, no vitest) use this module too.
       for (let k = 1; k < nums.length; k++) if (nums[k]! - nums[k - 1]! !== 1) throw new Error(`a gap in the WAL archive: ${names[k - 1]} -> ${names[k]}`);
       return names;
