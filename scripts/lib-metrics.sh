@@ -29,6 +29,8 @@ RESTORABLE_METRICS=(
   "restorable_drill_rpo_seconds|gauge|Achieved recovery point of the database in the last drill (age of the restored backup)."
   "restorable_rpo_objective_seconds|gauge|The configured RPO (restorable:objectives.rpo)."
   "restorable_rto_objective_seconds|gauge|The configured RTO (restorable:objectives.rto)."
+  "restorable_wal_archive_unarchived_seconds|gauge|Age of the cluster's oldest WAL not yet in the bucket, as the WAL archiver last measured it (0: all of it off-site); above the RPO the archiver alarms."
+  "restorable_wal_archive_check_timestamp_seconds|gauge|When the WAL archiver last measured the cluster (Unix time); minutes old: the archiver is not running."
 )
 
 # restorable_metric_label VALUE: VALUE escaped for a label ("\" -> "\\", '"' -> '\"', newline -> "\n").
@@ -80,9 +82,26 @@ restorable_metrics_job() {
     restorable__metrics_items "$l" "$now" "$old"
     if [[ $job == restore-drill ]]; then restorable__metrics_drill "$host" "$old"; fi
   } >"$new" 2>/dev/null || { restorable__metrics_warn "cannot write $new"; return 0; }
-  mv -f -- "$new" "$frag" || { restorable__metrics_warn "cannot write $frag"; return 0; }
   rm -f -- "$old"
-  restorable__metrics_merge "$dir"
+  restorable__metrics_install "$new" "$frag"
+}
+
+# restorable_metrics_fragment NAME: the sample lines on stdin become fragment NAME (replacing its
+# previous lines) and the textfile is merged again; for a long-running job's gauges (the WAL
+# archiver's, every half minute), which restorable_metrics_job writes only when the job ends.
+restorable_metrics_fragment() {
+  [[ -n ${RESTORABLE_METRICS_DIR:-} && -n ${RESTORABLE_STATE_DIR:-} ]] || { cat >/dev/null; return 0; }
+  local dir="$RESTORABLE_STATE_DIR/metrics" new
+  mkdir -p -- "$dir" 2>/dev/null || true
+  new="$dir/$1.prom.$$.new"
+  cat >"$new" 2>/dev/null || { restorable__metrics_warn "cannot write $new"; rm -f -- "$new"; return 0; }
+  restorable__metrics_install "$new" "$dir/$1.prom"
+}
+
+# restorable__metrics_install NEW FRAGMENT: NEW replaces FRAGMENT, then every fragment is merged.
+restorable__metrics_install() {
+  mv -f -- "$1" "$2" || { restorable__metrics_warn "cannot write $2"; return 0; }
+  restorable__metrics_merge "${2%/*}"
 }
 
 restorable__metrics_warn() {

@@ -19,8 +19,9 @@
 # After a recovery (a new timeline), only segments on the newest timeline's history count: an
 # older timeline's segments past its switch point are left in the bucket and ignored.
 #
-# Recovery (restorable_pitr_recover): the base backup is downloaded, its sha256 checked against
-# the manifest (lib-restore.sh restorable_fetch_object), extracted into a fresh data directory; a fetcher
+# Recovery (restorable_pitr_recover): the base backup is streamed into a fresh data directory as it
+# downloads, its sha256 checked against the manifest when the stream ends and before any server
+# starts on it (lib-restore.sh restorable_stream_object; a mismatch fails and the directory goes); a fetcher
 # downloads the WAL segments from the base backup's stop point on, LOOKAHEAD segments ahead of the
 # recovery at most, PARALLEL at a time, checks each one's sha256 against its x-amz-meta-sha256,
 # decrypts and decompresses it into a local directory; PostgreSQL's restore_command serves only
@@ -603,14 +604,9 @@ EOF
   local fpid=$!
   RESTORABLE_BG["$PITR_DIR/fetcher"]="$fpid:fetcher"
 
-  restorable_fetch_object "$mdir" "$identity"
-  restorable_stage decompress
-  local err="$base/extract.err"
-  if ! restorable_run restorable_decode_into "$mdir" tar -x -C "$PITR_DATA"; then
-    restorable_die "extracting base backup $PITR_BASE_STAMP: $(restorable_decode_into_reason "$mdir" "tar -x")"
-  fi
-  # shellcheck disable=SC2153 # RESTORABLE_OBJ is set by restorable_fetch_object (lib-restore.sh)
-  rm -f -- "$RESTORABLE_OBJ"
+  # Streamed into the fresh data directory as it downloads (checked against the manifest's sha256
+  # at its end, before any server starts on it: a bad one dies here and the directory goes).
+  restorable_stream_object "$mdir" "$identity" tar -x -C "$PITR_DATA"
   [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || restorable_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
   if [[ -n $PITR_OWNER ]]; then chown -R "$PITR_OWNER" "$PITR_DATA/"; fi
@@ -707,7 +703,7 @@ EOF
       fi
       if [[ $t != latest && $state == false* ]]; then restorable_die "the recovery server ended recovery without pausing at $(restorable_iso "$t")"; fi
     fi
-    sleep 0.2
+    sleep 0.1
   done
   restorable_bg_stop_all
   PITR_RECOVERY_SECONDS=$(restorable_elapsed "$t0")

@@ -225,6 +225,19 @@ restorable_s3_fetch() {
   return 1
 }
 
+# restorable_s3_get_stream KEY [SIZE]: the object KEY on stdout, by the same clients as
+# restorable_s3_fetch. No retry inside: a retried transfer would repeat bytes on the stream (the
+# caller's sha256 check would catch it, but fail).
+restorable_s3_get_stream() {
+  local key=$1 size=${2:-0}
+  if [[ $size =~ ^[0-9]+$ ]] && ((size <= RESTORABLE_CURL_MAX)); then
+    curl -sS -f --connect-timeout 15 -K <(restorable__curl_auth) --aws-sigv4 "aws:amz:$RESTORABLE_REGION:s3" \
+      -H "x-amz-content-sha256: $RESTORABLE_EMPTY_SHA256" "$(restorable_s3_http_url "$key")"
+  else
+    restorable_aws s3 cp --quiet --only-show-errors "$(restorable_s3_url "$key")" -
+  fi
+}
+
 # Background downloads overlap with each other, the target check and the throwaway's startup.
 # RESTORABLE_BG maps a destination file to "pid:key".
 declare -A RESTORABLE_BG=()
@@ -363,6 +376,28 @@ restorable_fetch_object() {
   RESTORABLE_T_VERIFY=$(restorable_elapsed "$t0")
   restorable_log "verified sha256 of $okey ($actual_size bytes)"
 
+  restorable__decodable "$okey" "$identity"
+  if [[ $RESTORABLE_ENC == age ]]; then
+    restorable_stage decrypt
+    # The header names the recipients: a wrong identity fails here, before anything is decoded.
+    if ! age -d -i "$identity" "$RESTORABLE_OBJ" 2>"$err" | head -c 1 >/dev/null; then
+      if [[ -s $err ]]; then
+        restorable_log_file_tail "$err" 5
+        restorable_die "age could not decrypt $okey with identity $identity: $(restorable_last_line "$err")"
+      fi
+    fi
+  fi
+  restorable_stage decompress
+  RESTORABLE_HEAD=$(restorable_decode 2>"$err" | head -c 512 | tr -d '\0' || true)
+  if [[ -z $RESTORABLE_HEAD ]]; then
+    restorable_die "cannot decode $okey ($RESTORABLE_ENC, $RESTORABLE_COMP): $(restorable_last_line "$err")"
+  fi
+}
+
+# restorable__decodable KEY IDENTITY: dies unless the manifest's encryption and compression
+# (RESTORABLE_ENC, RESTORABLE_COMP) are known and, for age, the identity file is there and readable.
+restorable__decodable() {
+  local okey=$1 identity=$2
   case $RESTORABLE_ENC in
     none) ;;
     age)
@@ -370,13 +405,6 @@ restorable_fetch_object() {
       [[ -n $identity ]] || restorable_die "$okey is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
       [[ -r $identity ]] || restorable_die "cannot read the age identity file $identity"
       command -v age >/dev/null || restorable_die "$okey is encrypted with age, but age is not installed"
-      # The header names the recipients: a wrong identity fails here, before anything is decoded.
-      if ! age -d -i "$identity" "$RESTORABLE_OBJ" 2>"$err" | head -c 1 >/dev/null; then
-        if [[ -s $err ]]; then
-          restorable_log_file_tail "$err" 5
-          restorable_die "age could not decrypt $okey with identity $identity: $(restorable_last_line "$err")"
-        fi
-      fi
       ;;
     *) restorable_stage decrypt; restorable_die "unknown encryption \"$RESTORABLE_ENC\" in the manifest of $okey" ;;
   esac
@@ -384,11 +412,91 @@ restorable_fetch_object() {
     zstd | none) ;;
     *) restorable_stage decompress; restorable_die "unknown compression \"$RESTORABLE_COMP\" in the manifest of $okey" ;;
   esac
-  restorable_stage decompress
-  RESTORABLE_HEAD=$(restorable_decode 2>"$err" | head -c 512 | tr -d '\0' || true)
-  if [[ -z $RESTORABLE_HEAD ]]; then
-    restorable_die "cannot decode $okey ($RESTORABLE_ENC, $RESTORABLE_COMP): $(restorable_last_line "$err")"
+}
+
+# restorable_stream_object DIR IDENTITY CMD...: the object RESTORABLE_MF names (after
+# restorable_fetch_manifest) downloaded, decrypted and decompressed straight into CMD, with no copy
+# on disk and the download overlapping the decode; its sha256 and size are taken on the way and
+# checked against the manifest once the stream has ended. CMD sees the bytes BEFORE that check:
+# use it only for a destination this job throws away when it dies (a recovery's fresh data
+# directory), never for a user's database (restorable_fetch_object verifies first). Dies naming the
+# stage: download, decrypt/decompress or CMD (stage decompress), verify (a mismatch). Sets
+# RESTORABLE_T_DOWNLOAD (the whole stream, seconds) and RESTORABLE_T_VERIFY (0: on the way).
+restorable_stream_object() {
+  local dir=$1 identity=${2:-} t0
+  shift 2
+  local okey=$RESTORABLE_MF_KEY sha=${RESTORABLE_MF_SHA256,,} size=$RESTORABLE_MF_SIZE
+  RESTORABLE_ENC=$RESTORABLE_MF_ENC RESTORABLE_COMP=$RESTORABLE_MF_COMP RESTORABLE_IDENTITY=$identity
+  restorable__decodable "$okey" "$identity"
+  local d="$dir/stream"
+  rm -rf -- "$d"
+  mkdir -m 0700 -- "$d"
+  mkfifo -- "$d/sha.fifo" "$d/size.fifo"
+  sha256sum <"$d/sha.fifo" >"$d/sha" 2>"$d/err.sha" &
+  local hpid=$!
+  wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
+  local cpid=$!
+  restorable_stage download
+  t0=$(restorable_realtime)
+  restorable_progress_start "restore $okey" "$size" rchar "$cpid" "$d/size"
+  restorable_run restorable__stream_object_pipe "$d" "$okey" "$size" "$@" || true
+  restorable_progress_stop
+  local f fd st=()
+  read -r -a st <"$d/status" 2>/dev/null || st=(1 1 1 1)
+  for f in "$d/sha.fifo" "$d/size.fifo"; do
+    exec {fd}<>"$f"
+    exec {fd}>&-
+  done
+  wait "$hpid" 2>/dev/null || true
+  wait "$cpid" 2>/dev/null || true
+  RESTORABLE_T_DOWNLOAD=$(restorable_elapsed "$t0") RESTORABLE_T_VERIFY=0
+  # Which failure is the cause: a download that failed on its own (not of a broken pipe: curl 23,
+  # SIGPIPE 141) comes first; a complete download is then checked against the manifest (a changed
+  # object explains everything after it); then the decode (unless it only lost its reader), then
+  # CMD, then the hashing tee.
+  local get=${st[0]:-1} tee=${st[1]:-1} dec=${st[2]:-1} cmd=${st[3]:-1}
+  if ((get != 0 && get != 23 && get != 141)); then
+    restorable_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(restorable_last_line "$d/err.get")"
   fi
+  local actual actual_size
+  if ((get == 0)); then
+    restorable_stage verify
+    actual=$(cut -d ' ' -f 1 <"$d/sha" 2>/dev/null || true)
+    actual_size=$(tr -dc 0-9 <"$d/size" 2>/dev/null || true)
+    if [[ $actual =~ ^[0-9a-f]{64}$ && -n $actual_size ]]; then
+      if [[ $actual != "$sha" ]]; then
+        restorable_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not using it"
+      fi
+      if [[ -n $size && $size != "$actual_size" ]]; then
+        restorable_die "size mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $size bytes, downloaded $actual_size"
+      fi
+    elif ((tee == 0)); then
+      restorable_die "could not hash the downloaded stream of $okey: $(restorable_last_line "$d/err.sha")"
+    fi
+  fi
+  if ((dec != 0 && dec != 141)) && ! grep -qi 'broken pipe' "$d/err.decode" 2>/dev/null; then
+    restorable_stage decompress
+    restorable_die "cannot decrypt/decompress $okey ($RESTORABLE_ENC, $RESTORABLE_COMP): $(restorable_last_line "$d/err.decode")"
+  fi
+  if ((cmd != 0)); then
+    restorable_stage decompress
+    restorable_die "$1 failed on $okey: $(restorable_error_line "$d/err.cmd")"
+  fi
+  if ((get != 0 || tee != 0 || dec != 0)); then
+    restorable_die "streaming $okey failed (download $get, hash $tee, decode $dec): $(restorable_last_line "$d/err.get") $(restorable_last_line "$d/err.tee") $(restorable_last_line "$d/err.decode")"
+  fi
+  restorable_log "verified sha256 of $okey ($actual_size bytes, on the way)"
+  rm -rf -- "$d"
+}
+restorable__stream_object_pipe() {
+  local d=$1 okey=$2 size=$3
+  shift 3
+  set +e
+  restorable_s3_get_stream "$okey" "$size" 2>"$d/err.get" |
+    tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.tee" |
+    RESTORABLE_OBJ=/dev/stdin restorable_decode 2>"$d/err.decode" |
+    "$@" 2>"$d/err.cmd"
+  printf '%s\n' "${PIPESTATUS[*]}" >"$d/status"
 }
 
 # restorable_decode: the object RESTORABLE_OBJ decrypted and decompressed, on stdout (a stream: no copy on disk).

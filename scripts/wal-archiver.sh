@@ -114,6 +114,7 @@ wa_sql() {
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
+declare -A WA_AGE=() WA_AGE_AT=()
 declare -A WA_FIRST_NAME=() WA_FIRST_SEEN=() WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
 
 wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
@@ -121,25 +122,26 @@ wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
 # wa_in_docker C: 0 when cluster C's receiver runs as a sidecar container (compose/container).
 wa_in_docker() { [[ ${RESTORABLE_PG_VIA[${RESTORABLE_PITR_SOURCE[$1]}]} != local ]]; }
 
-# wa_container C: the database container's id (compose: the service's container, resolved again
-# each time: `up` may have recreated it; also kept in RESTORABLE_PG_CID for restorable_pg's
-# queries). On stderr why not.
+# wa_container C: "ID IMAGE" of the database container, from one `docker inspect` (compose: the
+# service's container, resolved again each time: `up` may have recreated it). The id is also kept
+# in RESTORABLE_PG_CID for restorable_pg's queries. On stderr why not.
 wa_container() {
-  local i=${RESTORABLE_PITR_SOURCE[$1]} id
+  local i=${RESTORABLE_PITR_SOURCE[$1]} ref=${RESTORABLE_PG_CONTAINER[${RESTORABLE_PITR_SOURCE[$1]}]:-} what out
+  what="container $ref"
   if [[ ${RESTORABLE_PG_VIA[i]} == compose ]]; then
     RESTORABLE_PG_CID[i]=
-    id=$(restorable_compose_container "${RESTORABLE_PG_PROJECT[i]}" "${RESTORABLE_PG_SERVICE[i]}" 2>"$RESTORABLE_RUN_DIR/cid.err") || {
-      echo "compose service ${RESTORABLE_PG_SERVICE[i]} in ${RESTORABLE_PG_PROJECT[i]}: $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "not found")" >&2
-      return 1
-    }
-    RESTORABLE_PG_CID[i]=$id
-  else
-    id=$(docker inspect --format '{{.Id}}' "${RESTORABLE_PG_CONTAINER[i]}" 2>"$RESTORABLE_RUN_DIR/cid.err") || {
-      echo "container ${RESTORABLE_PG_CONTAINER[i]}: $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "not found")" >&2
+    what="compose service ${RESTORABLE_PG_SERVICE[i]} in ${RESTORABLE_PG_PROJECT[i]}"
+    ref=$(restorable_compose_container "${RESTORABLE_PG_PROJECT[i]}" "${RESTORABLE_PG_SERVICE[i]}" 2>"$RESTORABLE_RUN_DIR/cid.err") || {
+      echo "$what: $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "not found")" >&2
       return 1
     }
   fi
-  printf '%s\n' "$id"
+  if ! out=$(docker inspect --format '{{.Id}} {{.Image}}' "$ref" 2>"$RESTORABLE_RUN_DIR/cid.err") || [[ $out != *" "?* ]]; then
+    echo "$what: $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "not found")" >&2
+    return 1
+  fi
+  if [[ ${RESTORABLE_PG_VIA[i]} == compose ]]; then RESTORABLE_PG_CID[i]=${out%% *}; fi
+  printf '%s\n' "$out"
 }
 
 # wa_stop_receivers C [WHY]: stop every receiver of cluster C: pg_receivewal processes writing into
@@ -262,11 +264,7 @@ wa_start_sidecar() {
     wa_log_once "$c" "cannot find the database container (will retry): $RESTORABLE_ERROR_REASON"
     return 1
   fi
-  cid=$(<"$RESTORABLE_RUN_DIR/cid")
-  if ! image=$(docker inspect --format '{{.Image}}' "$cid" 2>"$RESTORABLE_RUN_DIR/cid.err"); then
-    wa_log_once "$c" "cannot inspect the database container ${cid:0:12} (will retry): $(restorable_summarize_err "$RESTORABLE_RUN_DIR/cid.err" "docker inspect failed")"
-    return 1
-  fi
+  read -r cid image <"$RESTORABLE_RUN_DIR/cid"
   # The port the server listens on inside its container (PGPORT may move it from 5432).
   if ! restorable_try connect wa_sql "$i" "SHOW port" >"$RESTORABLE_RUN_DIR/port" || ! port=$(tr -dc 0-9 <"$RESTORABLE_RUN_DIR/port") || [[ -z $port ]]; then
     wa_log_once "$c" "cannot query the server in container ${cid:0:12} (will retry): ${RESTORABLE_ERROR_REASON:-no port}"
@@ -505,6 +503,7 @@ wa_tick() {
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
   restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
+  WA_AGE[$c]=$age WA_AGE_AT[$c]=$EPOCHSECONDS
   if ((age > RESTORABLE_RPO_SECONDS)); then
     wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     return
@@ -529,6 +528,25 @@ wa_alarm() {
   WA_ALARM[$c]=1
 }
 
+# wa_metrics: the clusters' gauges (lib-metrics.sh: the unarchived WAL's age and when it was
+# measured) into the textfile, every METRICS_EVERY seconds and whenever an alarm starts or ends:
+# an alert rule sees the same age the alarm does, and a stale check time when the archiver is gone.
+METRICS_EVERY=30 WA_METRICS_AT=-1 WA_METRICS_ALARMS=
+wa_metrics() {
+  [[ -n ${RESTORABLE_METRICS_DIR:-} ]] || return 0
+  local alarms="${!WA_ALARM[*]}=${WA_ALARM[*]}" c host l
+  wa_mono
+  if ((WA_METRICS_AT >= 0 && WA_MONO - WA_METRICS_AT < METRICS_EVERY)) && [[ $alarms == "$WA_METRICS_ALARMS" ]]; then return 0; fi
+  WA_METRICS_AT=$WA_MONO WA_METRICS_ALARMS=$alarms
+  host=$(restorable_metric_label "$RESTORABLE_HOST")
+  for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+    [[ -n ${WA_AGE_AT[$c]:-} ]] || continue
+    l="host=\"$host\",cluster=\"$(restorable_metric_label "${RESTORABLE_PITR_CLUSTER[c]}")\""
+    printf 'restorable_wal_archive_unarchived_seconds{%s} %s\n' "$l" "${WA_AGE[$c]}"
+    printf 'restorable_wal_archive_check_timestamp_seconds{%s} %s\n' "$l" "${WA_AGE_AT[$c]}"
+  done | restorable_metrics_fragment wal-archive
+}
+
 # ------------------------------------------------------------------------------------------ main
 
 needs=(zstd sha256sum curl flock)
@@ -547,6 +565,7 @@ restorable_log "archiving WAL of ${#RESTORABLE_PITR_CLUSTER[@]} cluster(s) to $(
 RESTORABLE_STAGE=archive
 while :; do
   for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do wa_tick "$c"; done
+  wa_metrics
   # Keep the run's log (the fail ping's body) bounded in a process that runs for months.
   if (($(stat -c %s "$RESTORABLE_RUN_DIR/log" 2>/dev/null || echo 0) > 1048576)); then
     tail -c 100000 "$RESTORABLE_RUN_DIR/log" >"$RESTORABLE_RUN_DIR/log.tmp" && mv -f -- "$RESTORABLE_RUN_DIR/log.tmp" "$RESTORABLE_RUN_DIR/log"

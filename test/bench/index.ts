@@ -30,7 +30,7 @@ async function run(argv: string[]): Promise<void> {
   if (only !== undefined && only !== "backup" && only !== "drill" && only !== "pitr") throw new Error(`--only takes backup, drill or pitr, not ${only}`);
   if (only === "pitr") {
     console.log("== point in time: ours (backup-base, wal-archiver, restore --cluster) vs logical dump vs pgBackRest");
-    await pitrBench(pick(rest, ["--scale", "--probes", "--load-tps", "--measure"]));
+    await pitrBench(pick(rest, ["--scale", "--probes", "--load-tps", "--measure", "--runs"]));
     return;
   }
   if (only !== "drill") {

@@ -27,11 +27,14 @@
  *            descendant's, so children already reaped count through their parent) per GB of WAL
  *            generated (pg_wal_lsn_diff) while under load, up to the last load probe in the bucket;
  *            also per minute on the idle server. The server's walsender is not counted.
- * Every figure comes with the machine's idle CPU share (/proc/stat) during it: on a busy shared
- * machine the figures are not comparable with another run. Prints; asserts nothing; never a test.
+ * Every figure comes with the machine's idle CPU share (/proc/stat) before it, measured over a
+ * second while the bench is quiet (it waits up to 30 s for one of at least 80%), and during it
+ * (which counts the bench's own work). The run warns when other work was running before a figure:
+ * such figures are not comparable with another run. The restores run in --runs interleaved rounds
+ * (default 3): best and median. Prints; asserts nothing; never a test.
  *
  * Usage: npm run bench -- --only pitr [--scale N (default 50)] [--probes N (default 3)]
- *        [--load-tps N (default 100)] [--measure backup,restore,rpo,cpu]
+ *        [--load-tps N (default 100)] [--measure backup,restore,rpo,cpu] [--runs N (default 3)]
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -65,16 +68,29 @@ function cpuSnapshot(): { idle: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
   return { idle: f[3]! + (f[4] ?? 0), total: f.reduce((a, b) => a + b, 0) };
 }
-/** Every idle share printed, for the closing verdict on the run. */
-const idleShares: number[] = [];
 function idleSince(s: { idle: number; total: number }): string {
   const n = cpuSnapshot();
   const pct = (100 * (n.idle - s.idle)) / Math.max(1, n.total - s.total);
-  idleShares.push(pct);
-  return `${pct.toFixed(0)}% idle`;
+  return `${pct.toFixed(0)}% idle during`;
 }
-/** Below this idle share during a figure the run is flagged as taken on a busy machine. */
+/** Below this idle share of the machine before a figure (nothing of the bench's running) the run
+ * is flagged as taken on a busy machine. The share during a figure is printed too, but it counts
+ * the bench's own work (a restore keeps both cores busy): only the share before says "others". */
 const BUSY_BELOW_PCT = 80;
+const quietShares: number[] = [];
+/** The machine's idle share over one second while the bench does nothing; waits up to 30 s for
+ * a second of at least BUSY_BELOW_PCT, and records the best seen. */
+async function quietShare(): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < 30 && best < BUSY_BELOW_PCT; i++) {
+    const c = cpuSnapshot();
+    await sleep(1000);
+    const n = cpuSnapshot();
+    best = Math.max(best, (100 * (n.idle - c.idle)) / Math.max(1, n.total - c.total));
+  }
+  quietShares.push(best);
+  return best;
+}
 
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
 
@@ -215,15 +231,17 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       probes: { type: "string", default: "3" },
       "load-tps": { type: "string", default: "100" },
       measure: { type: "string", default: PARTS.join(",") },
+      runs: { type: "string", default: "3" },
     },
   });
   const scale = Number(values.scale);
   const probes = Number(values.probes);
   const loadTps = Number(values["load-tps"]);
+  const runs = Number(values.runs);
   const measure = new Set(values.measure!.split(",").map((s) => s.trim()));
   for (const m of measure) if (!(PARTS as readonly string[]).includes(m)) throw new Error(`--measure takes ${PARTS.join(",")}, not ${m}`);
-  if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(probes) || probes < 1 || !(loadTps > 0)) {
-    throw new Error("usage: npm run bench -- --only pitr [--scale N] [--probes N] [--load-tps N] [--measure backup,restore,rpo,cpu]");
+  if (!Number.isInteger(scale) || scale < 1 || !Number.isInteger(probes) || probes < 1 || !(loadTps > 0) || !Number.isInteger(runs) || runs < 1) {
+    throw new Error("usage: npm run bench -- --only pitr [--scale N] [--probes N] [--load-tps N] [--measure backup,restore,rpo,cpu] [--runs N]");
   }
   const want = (p: Part) => measure.has(p);
   const tools = requireTools(`${PG_BIN}/initdb`, "pg_receivewal", "pg_basebackup", "pg_dump", "pgbench", "psql", "radosgw", "/usr/bin/aws", "zstd", "flock", "curl", "tar", "jq", "openssl", "pgbackrest");
@@ -288,13 +306,14 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     const backupRows: string[] = [];
     const timed = async (label: string, fn: () => Promise<void>, keep: (k: string) => boolean) => {
       const before = await bucketSizes(e);
+      const quiet = await quietShare();
       const c = cpuSnapshot();
       const t = process.hrtime.bigint();
       await fn();
       const s = secs(t);
       const idle = idleSince(c);
       const n = newBytes(before, await bucketSizes(e), keep);
-      backupRows.push(`${label.padEnd(34)} ${s.toFixed(2).padStart(8)} s  ${mb(n.bytes).padStart(10)}  ${String(n.objects).padStart(7)}  (${idle})`);
+      backupRows.push(`${label.padEnd(34)} ${s.toFixed(2).padStart(8)} s  ${mb(n.bytes).padStart(10)}  ${String(n.objects).padStart(7)}  (${quiet.toFixed(0)}% idle before, ${idle})`);
       return { s, bytes: n.bytes };
     };
     const scriptOk = async (name: string, a: string[] = [], extra: NodeJS.ProcessEnv = {}) => {
@@ -319,53 +338,68 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
 
     // ---- restores --------------------------------------------------------------------------
     if (want("restore")) {
-      const rows: string[] = [];
       const expectRows = String(scale * 100000);
       const check = async (psql: (sql: string) => Promise<string>) => ((await psql("SELECT count(*) FROM pgbench_accounts")) === expectRows ? "rows ok" : "ROW COUNT DIFFERS");
-      // physical
-      let c = cpuSnapshot();
-      const physDir = join(scratch, "phys");
-      let t = process.hrtime.bigint();
-      const pr = await scriptOk("restore", ["--cluster", cluster, "--at", "latest", "--data-dir", physDir]);
-      const tRestoreCmd = secs(t);
-      const phys = await startUntilQueryable(physDir, scratch);
-      const tPhys = secs(t);
-      rows.push(`physical: restore --cluster --at latest + start   ${tPhys.toFixed(2).padStart(8)} s  (restore ${tRestoreCmd.toFixed(2)} s; ${await check(phys.psql)}; ${idleSince(c)})`);
-      const reached = /reached (.*?) \(the last replayed commit\)/.exec(pr.stdout)?.[1];
-      const replayed = /(\d+ WAL segment\(s\) from the archive, \S+ s)/.exec(pr.stdout)?.[1];
-      await phys.stop();
-      rmSync(physDir, { recursive: true, force: true });
-      // logical
-      const t1 = process.hrtime.bigint();
-      const empty = await startPostgres();
-      cleanups.push(() => empty.stop());
-      const tInit = secs(t1);
-      c = cpuSnapshot();
-      t = process.hrtime.bigint();
-      const target = `local:127.0.0.1:${empty.port}`;
-      await scriptOk("restore", ["--globals", "--target", target]);
-      await scriptOk("restore", ["--database", "app", "--target", target]);
-      const tLog = secs(t);
-      const logRows = (await empty.psql("SELECT count(*) FROM pgbench_accounts", { database: "app" })) === expectRows ? "rows ok" : "ROW COUNT DIFFERS";
-      rows.push(`logical: restore --globals + --database app        ${tLog.toFixed(2).padStart(8)} s  (empty cluster's initdb + start ${tInit.toFixed(2)} s, not counted; ${logRows}; ${idleSince(c)})`);
-      rows.push("  (the empty cluster is the harness's, fsync=off: that favours the logical path; the physical and pgBackRest recoveries run with fsync on)");
-      await empty.stop();
-      // pgBackRest
-      c = cpuSnapshot();
-      const brData = pgDir(join(scratch, "pgbr-data"));
-      t = process.hrtime.bigint();
-      await br([`--pg1-path=${brData}`, "--type=immediate", "--target-action=promote", "restore"]);
-      const tBrCmd = secs(t);
-      const brSrv = await startUntilQueryable(brData, scratch);
-      const tBr = secs(t);
-      rows.push(`pgbackrest: restore --type=immediate + start      ${tBr.toFixed(2).padStart(8)} s  (restore ${tBrCmd.toFixed(2)} s; ${await check(brSrv.psql)}; ${idleSince(c)})`);
-      await brSrv.stop();
-      rmSync(brData, { recursive: true, force: true });
+      type Round = { phys: number; physCmd: number; log: number; init: number; br: number; brCmd: number; notes: string[] };
+      const rounds: Round[] = [];
+      let reached: string | undefined;
+      let replayed: string | undefined;
+      // Interleaved rounds (physical, logical, pgBackRest, then again): a load that comes and
+      // goes hits all three alike. Each round starts on a quiet machine when it can (quietShare).
+      for (let i = 0; i < runs; i++) {
+        const before = await quietShare();
+        const notes: string[] = [];
+        // physical
+        let c = cpuSnapshot();
+        const physDir = join(scratch, "phys");
+        let t = process.hrtime.bigint();
+        const pr = await scriptOk("restore", ["--cluster", cluster, "--at", "latest", "--data-dir", physDir]);
+        const physCmd = secs(t);
+        const phys = await startUntilQueryable(physDir, scratch);
+        const tPhys = secs(t);
+        notes.push(`physical ${await check(phys.psql)}, ${idleSince(c)}`);
+        reached = /reached (.*?) \(the last replayed commit\)/.exec(pr.stdout)?.[1];
+        replayed = /(\d+ WAL segment\(s\) from the archive, \S+ s)/.exec(pr.stdout)?.[1];
+        await phys.stop();
+        rmSync(physDir, { recursive: true, force: true });
+        // logical
+        const t1 = process.hrtime.bigint();
+        const empty = await startPostgres();
+        cleanups.push(() => empty.stop());
+        const tInit = secs(t1);
+        c = cpuSnapshot();
+        t = process.hrtime.bigint();
+        const target = `local:127.0.0.1:${empty.port}`;
+        await scriptOk("restore", ["--globals", "--target", target]);
+        await scriptOk("restore", ["--database", "app", "--target", target]);
+        const tLog = secs(t);
+        notes.push(`logical ${(await empty.psql("SELECT count(*) FROM pgbench_accounts", { database: "app" })) === expectRows ? "rows ok" : "ROW COUNT DIFFERS"}, ${idleSince(c)}`);
+        await empty.stop();
+        // pgBackRest
+        c = cpuSnapshot();
+        const brData = pgDir(join(scratch, "pgbr-data"));
+        t = process.hrtime.bigint();
+        await br([`--pg1-path=${brData}`, "--type=immediate", "--target-action=promote", "restore"]);
+        const brCmd = secs(t);
+        const brSrv = await startUntilQueryable(brData, scratch);
+        const tBr = secs(t);
+        notes.push(`pgbackrest ${await check(brSrv.psql)}, ${idleSince(c)}`);
+        await brSrv.stop();
+        rmSync(brData, { recursive: true, force: true });
+        rounds.push({ phys: tPhys, physCmd, log: tLog, init: tInit, br: tBr, brCmd, notes: [`machine ${before.toFixed(0)}% idle before`, ...notes] });
+      }
       measured.push("restore");
-      console.log("\n== restore to queryable (command start until `SELECT NOT pg_is_in_recovery()` answers t on app)");
-      for (const r of rows) console.log(r);
+      const best = (f: (r: Round) => number) => Math.min(...rounds.map(f));
+      const med = (f: (r: Round) => number) => median(rounds.map(f));
+      const fig = (f: (r: Round) => number) => `${best(f).toFixed(2).padStart(6)} s (median ${med(f).toFixed(2)})`;
+      console.log(`\n== restore to queryable (command start until \`SELECT NOT pg_is_in_recovery()\` answers t on app): best of ${runs} interleaved rounds, median in parentheses`);
+      console.log(`physical: restore --cluster --at latest + start  ${fig((r) => r.phys)}  (the restore command alone ${fig((r) => r.physCmd)})`);
+      console.log(`logical: restore --globals + --database app       ${fig((r) => r.log)}  (the empty cluster's initdb + start, not counted: ${fig((r) => r.init)})`);
+      console.log("  (the empty cluster is the harness's, fsync=off: that favours the logical path; the physical and pgBackRest recoveries run with fsync on)");
+      console.log(`pgbackrest: restore --type=immediate + start     ${fig((r) => r.br)}  (the restore command alone ${fig((r) => r.brCmd)})`);
+      rounds.forEach((r, i) => console.log(`  round ${i + 1}: physical ${r.phys.toFixed(2)} s, logical ${r.log.toFixed(2)} s, pgbackrest ${r.br.toFixed(2)} s; ${r.notes.join("; ")}`));
       console.log(`physical restore reached ${reached ?? "?"} (the last replayed commit); ${replayed ?? "?"} of recovery`);
-      console.log(`ratios: physical/pgbackrest ${(tPhys / tBr).toFixed(2)}, physical/logical ${(tPhys / tLog).toFixed(2)}`);
+      console.log(`ratios (best; median): physical/pgbackrest ${(best((r) => r.phys) / best((r) => r.br)).toFixed(2)}; ${(med((r) => r.phys) / med((r) => r.br)).toFixed(2)}, physical/logical ${(best((r) => r.phys) / best((r) => r.log)).toFixed(2)}; ${(med((r) => r.phys) / med((r) => r.log)).toFixed(2)}`);
     }
 
     // ---- RPO and the archiver's CPU ---------------------------------------------------------
@@ -382,6 +416,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       };
       const pid = archiver.proc.pid!;
       // Idle server.
+      await quietShare();
       let c = cpuSnapshot();
       let cpu0 = treeCpuSeconds(pid);
       let wall0 = Date.now();
@@ -431,8 +466,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     if (archiverStop) await archiverStop();
     for (const stop of restoredStops) await stop();
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch((x: unknown) => console.error(`cleanup: ${x instanceof Error ? x.message : x}`));
-    if (idleShares.length && Math.min(...idleShares) < BUSY_BELOW_PCT) {
-      console.log(`\nWARNING: the machine was busy (as little as ${Math.min(...idleShares).toFixed(0)}% idle CPU during a figure): these figures are not comparable with another run`);
+    if (quietShares.length && Math.min(...quietShares) < BUSY_BELOW_PCT) {
+      console.log(`\nWARNING: other work was running (as little as ${Math.min(...quietShares).toFixed(0)}% idle CPU before a figure, with the bench quiet): these figures are not comparable with another run`);
     }
     console.log(`\nmeasured: ${measured.length ? measured.join(", ") : "nothing"}${PARTS.filter((p) => !measured.includes(p)).length ? `; not measured: ${PARTS.filter((p) => !measured.includes(p)).join(", ")}` : ""}`);
   }

@@ -213,6 +213,34 @@ describe.skipIf(!tools.ok)("point-in-time restore and drill against real Postgre
     }
   }, 180_000);
 
+  it("a corrupt base backup (streamed into the new data directory as it downloads) fails at verify before any server starts on it; the directory is gone", async () => {
+    const ls = await e.aws(["s3api", "list-objects-v2", "--bucket", BUCKET, "--prefix", HOST + "/"]);
+    expect(ls.code, ls.stderr).toBe(0);
+    const key = (JSON.parse(ls.stdout).Contents as { Key: string }[]).map((o) => o.Key).find((k) => k.includes(`/base/${cluster}/`) && k.endsWith(".tar.zst"));
+    expect(key, ls.stdout).toBeDefined();
+    const good = await e.get(key!);
+    const bad = Buffer.from(good);
+    // Bit rot late in the object: most of the tar is already extracted when the stream ends.
+    const i = Math.floor(bad.length * 0.9);
+    bad[i] = bad[i]! ^ 0xff;
+    const file = join(scratch, "bad-base.tar.zst");
+    writeFileSync(file, bad);
+    const put = async (f: string) => expect((await s3.aws(s3.admin, ["s3api", "put-object", "--bucket", BUCKET, "--key", key!, "--body", f])).code).toBe(0);
+    await put(file);
+    const dir = join(scratch, "dr-corrupt");
+    try {
+      const r = await e.run("restore", ["--cluster", cluster, "--at", "latest", "--data-dir", dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n").at(-1)).toMatch(new RegExp(`FAILED at stage verify: sha256 mismatch for s3://${BUCKET}/${key!.replace(/[.]/g, "\\.")}: the manifest says [0-9a-f]{64}, the downloaded object \\(${bad.length} bytes\\) has [0-9a-f]{64}`));
+      expect(existsSync(dir)).toBe(false);
+      expect(readdirSync(scratch).filter((n) => n.startsWith(".dr-corrupt"))).toEqual([]);
+      expect(leftovers()).toEqual([]);
+    } finally {
+      writeFileSync(file, good);
+      await put(file);
+    }
+  }, 180_000);
+
   it("a missing WAL object (a gap before T) fails the restore naming the segment", async () => {
     const { seg, key, good, sha } = await storedSegment(markers[1]!.segment!);
     const del = await s3.aws(s3.admin, ["s3api", "delete-object", "--bucket", BUCKET, "--key", key]);

@@ -19,7 +19,7 @@ import { tcpRelay as relay } from "../support/tcp-relay";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
 
-const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "tar");
+const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal", "pg_basebackup", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "tar", "promtool");
 
 const BUCKET = "wal-archive";
 const HOST = "web-1";
@@ -36,6 +36,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   const dirs: string[] = [];
   let restoredDir: string | undefined;
   let cluster: string;
+  let textfileDir: string;
   const markers: string[] = [];
 
   beforeAll(async () => {
@@ -45,7 +46,9 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     net = await relay(new URL(s3.endpoint));
     await pg.psql("CREATE DATABASE app");
     await pg.psql("CREATE TABLE marker (id serial PRIMARY KEY, note text NOT NULL, at timestamptz DEFAULT now())", { database: "app" });
-    e = localArchiverEnv({ s3: { ...access, endpoint: net.url }, port: pg.port, pingUrl: pings.url });
+    textfileDir = mkdtempSync(join(tmpdir(), "rwa-textfile-"));
+    dirs.push(textfileDir);
+    e = localArchiverEnv({ s3: { ...access, endpoint: net.url }, port: pg.port, pingUrl: pings.url, textfileDir });
     cluster = e.host.pitr!.clusters[0]!.name;
     w = walArchive(e, walPrefix);
   }, 300_000);
@@ -63,6 +66,20 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   });
 
   const walPrefix = () => `${HOST}/wal/${cluster}/`;
+
+  /** The archiver's gauges for the cluster in the node_exporter textfile (checked by promtool). */
+  async function unarchivedGauge(): Promise<{ age: number; checkedAt: number }> {
+    const text = readFileSync(join(textfileDir, "restorable.prom"), "utf8");
+    const check = await run("promtool", ["check", "metrics"], { input: text });
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    const l = `{host="${HOST}",cluster="${cluster}"} `;
+    const value = (name: string) => {
+      const line = text.split("\n").find((x) => x.startsWith(name + l));
+      expect(line, text).toBeDefined();
+      return Number(line!.slice(name.length + l.length));
+    };
+    return { age: value("restorable_wal_archive_unarchived_seconds"), checkedAt: value("restorable_wal_archive_check_timestamp_seconds") };
+  }
 
   async function commitMarker(label: string): Promise<string> {
     const note = `marker-${label}-${Date.now()}`;
@@ -135,9 +152,14 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     await waitFor("the alarm", () => /FAILED at stage archive: cluster .*WAL older than the RPO .* is not off-site: [0-9A-F]{24} and later are missing/.test(b.stderr()), 90_000, 500);
     await waitFor("a fail ping", () => pings.of("fail").length > failsBefore, 30_000);
     expect(pings.of("fail").at(-1)!.body).toMatch(/is not off-site/);
+    // The textfile gauge says what the alarm says (written when the alarm starts), and promtool takes it.
+    const gauge = await unarchivedGauge();
+    expect(gauge.age).toBeGreaterThan(10);
+    expect(Math.abs(gauge.checkedAt - Date.now() / 1000)).toBeLessThan(60);
     await net.up();
     await w.reachesBucket(during, 90_000);
     await waitFor("caught up", () => b.stderr().includes("caught up: the archive is within the RPO again"), 60_000);
+    await waitFor("the gauge back within the RPO", async () => (await unarchivedGauge()).age <= 10, 60_000, 500);
     await w.reachesBucket(await commitMarker("after-outage"));
     await w.expectNoGap();
     expect(b.proc.exitCode).toBeNull();

@@ -91,10 +91,11 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
  * periods short enough for tests: ship within 12 s (a round every 2 s, a quiet segment switched
  * after 4 s) and an RPO of 10 s for the alarm.
  */
-export function localArchiverEnv(o: { s3: BucketAccess; port: number; pingUrl: string }): BackupEnv {
+export function localArchiverEnv(o: { s3: BucketAccess; port: number; pingUrl: string; textfileDir?: string }): BackupEnv {
   return createBackupEnv({
     s3: o.s3,
     pingUrl: o.pingUrl,
+    ...(o.textfileDir ? { metrics: { textfileDir: o.textfileDir } } : {}),
     objectives: { rpo: "1m", rto: "1h" },
     pitr: {},
     postgres: [{ via: "local", host: "127.0.0.1", port: o.port, database: "app" }],
