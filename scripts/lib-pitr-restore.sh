@@ -1023,9 +1023,7 @@ restorable_pitr_drill_item() {
   [[ -z $failed ]] || restorable_die "$failed"
 
   restorable_stage rto
-  if awk -v a="$rec" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
-    restorable_die "recovering cluster $cluster to $target took $rec s, more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
-  fi
+  restorable_rto_check "recovering cluster $cluster to $target" "$rec"
   restorable_log "cluster $cluster: point-in-time drill passed; RPO $(restorable_human_age "$rpo_age") ($rpo_text), recovery $rec s"
   exit 0
 }

@@ -394,6 +394,14 @@ restorable_fetch_object() {
   fi
 }
 
+# restorable_rto_check WHAT SECONDS [PARTS]: dies (at the current stage) when SECONDS, a restore's
+# measured time, exceed the RTO objective: "WHAT took SECONDS s (PARTS), more than the RTO objective of 1h".
+restorable_rto_check() {
+  if awk -v a="$2" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
+    restorable_die "$1 took $2 s${3:+ ($3)}, more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
+  fi
+}
+
 # restorable__decodable KEY IDENTITY: dies unless the manifest's encryption and compression
 # (RESTORABLE_ENC, RESTORABLE_COMP) are known and, for age, the identity file is there and readable.
 restorable__decodable() {

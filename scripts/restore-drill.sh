@@ -443,9 +443,7 @@ drill_one() {
   restorable_stage rto
   # RTO achieved: download + verify + decrypt/decompress/restore + table check + SQL checks.
   rto=$(jq -r '[.[]] | add * 1000 | round / 1000' <<<"$durations")
-  if awk -v a="$rto" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
-    restorable_die "restoring $db took ${rto} s (download + verify + decrypt + restore + checks), more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
-  fi
+  restorable_rto_check "restoring $db" "$rto" "download + verify + decrypt + restore + checks"
   restorable_log "$db: passed; RPO $(restorable_human_age "$rpo_age") (objective $(restorable_human_age "$RESTORABLE_RPO_SECONDS")), RTO ${rto} s (objective $(restorable_human_age "$RESTORABLE_RTO_SECONDS"))"
   exit 0
 }
@@ -643,9 +641,7 @@ drill_volume() {
   # The volume's restore time: download + verify + decrypt/decompress/extract (not the drill's own
   # listing and comparison). Reported per volume; the databases' RTO figures stay their own.
   rto=$(jq -r '[.download, .verify, .restore] | add * 1000 | round / 1000' <<<"$durations")
-  if awk -v a="$rto" -v t="$RESTORABLE_RTO_SECONDS" 'BEGIN { exit !(a > t) }'; then
-    restorable_die "restoring volume $vol took ${rto} s (download + verify + decrypt + extract), more than the RTO objective of $(restorable_human_age "$RESTORABLE_RTO_SECONDS")"
-  fi
+  restorable_rto_check "restoring volume $vol" "$rto" "download + verify + decrypt + extract"
   restorable_log "volume $vol: passed$([[ $content == true ]] || printf ' (content not verified)'); RPO $(restorable_human_age "$rpo_age"), restore ${rto} s"
   exit 0
 }

@@ -254,6 +254,18 @@ describe.skipIf(!tools.ok)("restore-drill (runtime local)", () => {
     expect(report.globals).toMatchObject({ result: "pass" });
   });
 
+  it("fails when the restore takes longer than the RTO, reporting the achieved time against the objective", async () => {
+    // An RTO of 0 s: any real restore takes longer (the config's schema would refuse it; the
+    // rendered conf's number is what the scripts read).
+    const e = host("slow", { extraConf: { RESTORABLE_RTO_SECONDS: 0 } });
+    await backup("slow", 1);
+    const r = await drill(e);
+    const report = await expectFault(e, r, "rto", /restoring app took [0-9.]+ s \(download \+ verify \+ decrypt \+ restore \+ checks\), more than the RTO objective of 0s/);
+    const d = report.databases[0]!;
+    expect(d).toMatchObject({ sha256Ok: true, restoreOk: true, tablesOk: true, rto: { targetSeconds: 0, ok: false } });
+    expect(d.rto.achievedSeconds).toBeGreaterThan(0);
+  });
+
   it("refuses an object corrupted after upload (sha256 mismatch)", async () => {
     const e = host("corrupt");
     const b = await backup("corrupt", 1);
