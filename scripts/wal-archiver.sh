@@ -84,7 +84,8 @@ WAL_NAME='^([0-9A-F]{24}|[0-9A-F]{8}\.history)$'
 # wa_mono: WA_MONO = seconds on the monotonic clock (/proc/uptime): every interval the archiver
 # measures (how long WAL has waited, when to switch, when to repeat the alarm) uses it, so a jump
 # of the wall clock (NTP after a reboot, a wrong RTC, a manual change) cannot hide an alarm by
-# making ages negative. The wall clock only dates the status file and the log.
+# making ages negative, nor fake one. The wall clock dates the status file and the log, and
+# gives a segment that predates this archiver its wait so far (wa_waiting).
 wa_mono() {
   local up
   read -r up _ </proc/uptime
