@@ -84,7 +84,8 @@ WAL_NAME='^([0-9A-F]{24}|[0-9A-F]{8}\.history)$'
 # wa_mono: WA_MONO = seconds on the monotonic clock (/proc/uptime): every interval the archiver
 # measures (how long WAL has waited, when to switch, when to repeat the alarm) uses it, so a jump
 # of the wall clock (NTP after a reboot, a wrong RTC, a manual change) cannot hide an alarm by
-# making ages negative. The wall clock only dates the status file and the log.
+# making ages negative, nor fake one. The wall clock dates the status file and the log, and
+# gives a segment that predates this archiver its wait so far (wa_waiting).
 wa_mono() {
   local up
   read -r up _ </proc/uptime
@@ -115,7 +116,7 @@ wa_sql() {
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
 declare -A WA_AGE=() WA_AGE_AT=()
-declare -A WA_FIRST_NAME=() WA_FIRST_SEEN=() WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
+declare -A WA_SEEN=() WA_LOOKED=() WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
 
 wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
 
@@ -487,19 +488,9 @@ wa_tick() {
   if [[ -n $row ]]; then WA_CONNECT_ERROR[$c]=; fi
   # The alarm: WAL older than the RPO is not off-site (a completed segment waiting in the spool,
   # or WAL on the server the archive has not reached).
-  local first first_age=0 unshipped_age=0
-  first=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort | head -n1 || true)
-  if [[ -n $first ]]; then
-    # How long it has waited: since this archiver first saw it (monotonic), or since the receiver
-    # wrote it (its mtime, the wall clock: it may predate this archiver), whichever is longer; a
-    # wall-clock age below zero (the clock went back) counts as zero.
-    if [[ ${WA_FIRST_NAME[$c]:-} != "$first" ]]; then WA_FIRST_NAME[$c]=$first WA_FIRST_SEEN[$c]=$now; fi
-    local mtime wall_age
-    mtime=$(stat -c %Y "$(wa_spool "$c")/$first" 2>/dev/null || echo "$EPOCHSECONDS")
-    wall_age=$((EPOCHSECONDS - mtime))
-    first_age=$((now - WA_FIRST_SEEN[$c]))
-    if ((wall_age > first_age)); then first_age=$wall_age; fi
-  fi
+  local first first_age unshipped_age=0
+  wa_waiting "$c" "$now"
+  first=$WA_FIRST first_age=$WA_FIRST_AGE
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
   restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
@@ -513,6 +504,39 @@ wa_tick() {
     WA_ALARM[$c]=
     restorable_ping success
   fi
+}
+
+# wa_waiting C NOW: WA_FIRST = the oldest completed segment waiting in cluster C's spool (empty:
+# none), WA_FIRST_AGE = how long it has waited. Each file's wait is timed on the monotonic clock
+# from when this archiver first saw it. A file already there at the archiver's first look
+# predates it: its wait until then is its mtime's age on the wall clock (below zero, the clock
+# went back, counts as zero). That first look is the only time the wall clock counts, so a jump
+# while the archiver runs changes no wait, either way (a segment written before a jump forward
+# would otherwise look that much older at once: a false alarm on a healthy archive).
+wa_waiting() {
+  local c=$1 now=$2 spool f mtime age born
+  local -A here=()
+  spool=$(wa_spool "$c")
+  WA_FIRST='' WA_FIRST_AGE=0
+  while IFS= read -r f; do
+    if [[ -z ${WA_SEEN["$c/$f"]:-} ]]; then
+      age=0
+      if [[ -z ${WA_LOOKED[$c]:-} ]]; then
+        mtime=$(stat -c %Y -- "$spool/$f" 2>/dev/null || echo "$EPOCHSECONDS")
+        age=$((EPOCHSECONDS - mtime))
+        if ((age < 0)); then age=0; fi
+      fi
+      WA_SEEN["$c/$f"]=$((now - age))
+    fi
+    born=${WA_SEEN["$c/$f"]}
+    here["$c/$f"]=1
+    if [[ -z $WA_FIRST ]]; then WA_FIRST=$f WA_FIRST_AGE=$((now - born)); fi
+  done < <(find "$spool" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort)
+  # Forget the files that have gone (shipped).
+  for f in "${!WA_SEEN[@]}"; do
+    if [[ $f == "$c/"* && -z ${here[$f]:-} ]]; then unset 'WA_SEEN[$f]'; fi
+  done
+  WA_LOOKED[$c]=1
 }
 
 # wa_alarm C REASON: log it; the failure ping when it starts and again every REPEAT_ALARM seconds.

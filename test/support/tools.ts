@@ -46,6 +46,7 @@ const PACKAGES: Record<string, string> = {
   busybox: "busybox-static",
   "/usr/bin/chromium": "chromium",
   promtool: "prometheus",
+  "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1": "faketime",
 };
 
 export function hasTool(bin: string): boolean {

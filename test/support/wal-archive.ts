@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { DEFAULT_WAL_SEGMENT_BYTES, walSegmentPosition } from "../../infra/plan/pitr";
-import { createBackupEnv, type BackupEnv, type BucketAccess } from "./backup-env";
+import { createBackupEnv, type BackupEnv, type BucketAccess, type RunScriptOptions } from "./backup-env";
 import { unzstd, waitFor } from "./proc";
 
 export interface Archiver {
@@ -17,8 +17,8 @@ export interface Archiver {
 export interface WalArchive {
   /** Every archiver started so far (the last one is the current one). */
   archivers: Archiver[];
-  /** Start `wal-archiver` of the env, collecting its stderr. */
-  start(): Archiver;
+  /** Start `wal-archiver` of the env (with `opts`, e.g. extra environment), collecting its stderr. */
+  start(opts?: RunScriptOptions): Archiver;
   /** Decompressed WAL objects in the bucket, by segment name. */
   objects(): Promise<Map<string, Buffer>>;
   /** Waits until a WAL object in the bucket holds `text` (a committed row's bytes); its key. */
@@ -45,8 +45,8 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
   };
   return {
     archivers,
-    start() {
-      const proc = e.spawn("wal-archiver");
+    start(opts) {
+      const proc = e.spawn("wal-archiver", [], opts);
       let err = "";
       proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
       proc.stdout!.resume();
