@@ -31,7 +31,6 @@
 # ---- basics -----------------------------------------------------------------------------------
 
 umask 077
-export TZ=UTC
 export LC_ALL=C
 # aws: no instance-metadata probing (slow and pointless off-cloud), bounded retries.
 export AWS_EC2_METADATA_DISABLED=true

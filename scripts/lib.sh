@@ -36,6 +36,10 @@ RESTORABLE_DEFAULT_STATE_DIR=@@STATE_DIR@@
 if [[ $RESTORABLE_DEFAULT_CONFIG == @@* ]]; then RESTORABLE_DEFAULT_CONFIG=""; fi
 if [[ $RESTORABLE_DEFAULT_STATE_DIR == @@* ]]; then RESTORABLE_DEFAULT_STATE_DIR="${TMPDIR:-/tmp}/restorable-state"; fi
 
+# Every date this prints or parses is UTC, whatever the host's zone: the log's "...Z" stamps and
+# the %(...)T dates are local time otherwise (mislabelled on a host in Europe/Berlin).
+export TZ=UTC
+
 # Cron runs jobs with a bare PATH; put the usual directories first.
 PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
 export PATH

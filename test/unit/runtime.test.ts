@@ -95,3 +95,19 @@ describe("restorable_load_config: one loader, the job's required keys, the share
     expect(last(missing.stderr)).toMatch(/FAILED at stage config: cannot read config file .*nope\.conf \(set RESTORABLE_CONFIG or reinstall with pulumi up\)$/);
   });
 });
+
+describe("the log's timestamps are UTC whatever the host's zone", () => {
+  it("a host 9 hours east of UTC (TZ=JST-9) still logs the UTC time, labelled Z", () => {
+    const before = Math.floor(Date.now() / 1000);
+    const r = spawnSync("bash", job(`restorable_log hello; restorable_utc`), { encoding: "utf8", env: { ...process.env, TZ: "JST-9" } });
+    const after = Math.ceil(Date.now() / 1000);
+    expect(r.status, r.stderr).toBe(0);
+    const logged = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) restorable t: hello$/m.exec(r.stderr)?.[1];
+    expect(logged, r.stderr).toBeDefined();
+    for (const stamp of [logged!, r.stdout.trim()]) {
+      const t = Date.parse(stamp) / 1000;
+      expect(t).toBeGreaterThanOrEqual(before);
+      expect(t).toBeLessThanOrEqual(after);
+    }
+  });
+});
