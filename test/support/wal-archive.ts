@@ -4,8 +4,12 @@
  * hole in the segment numbers"). Shared by the wal-archiver tests for local and docker sources.
  */
 import type { ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { createBackupEnv, type BackupEnv, type BucketAccess } from "./backup-env";
 import { unzstd, waitFor } from "./proc";
+
+/** What the helpers below read from the bucket: a BackupEnv, or any reader with its list/get. */
+export type BucketReader = Pick<BackupEnv, "list" | "get">;
 
 export interface Archiver {
   proc: ChildProcess;
@@ -70,13 +74,7 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
       );
     },
     withLog,
-    async expectNoGap() {
-      const names = (await e.list(prefix())).map((k) => segmentName(k.key)).filter((n) => /^[0-9A-F]{24}$/.test(n));
-      const nums = names.map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16), 16));
-      // A plain error, not vitest's expect: the benchmarks (tsx, no vitest) use this module too.
-      for (let k = 1; k < nums.length; k++) if (nums[k]! - nums[k - 1]! !== 1) throw new Error(`a gap in the WAL archive: ${names[k - 1]} -> ${names[k]}`);
-      return names;
-    },
+    expectNoGap: () => expectNoGap(e, prefix()),
     async stopAll() {
       for (const a of archivers) if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill("SIGTERM");
       await Promise.all(archivers.map((a) => Promise.race([a.exited, new Promise((r) => setTimeout(r, 10_000))])));
@@ -114,10 +112,35 @@ export function walRecordBytes(segment: Buffer): Buffer {
 
 /** The key of the WAL object under `prefix` whose records hold `text` (a committed row's bytes);
  * `cache` keeps each object's record bytes across calls (complete objects never change). */
-export async function keyHolding(e: BackupEnv, prefix: string, text: string, cache: Map<string, Buffer>): Promise<string | undefined> {
+export async function keyHolding(e: BucketReader, prefix: string, text: string, cache: Map<string, Buffer>): Promise<string | undefined> {
   for (const { key } of await e.list(prefix)) {
     if (!cache.has(key)) cache.set(key, walRecordBytes(await unzstd(await e.get(key))));
     if (cache.get(key)!.includes(Buffer.from(text))) return key;
   }
   return undefined;
 }
+
+/** Asserts that the WAL segment names under `prefix` have no hole from the first to the last; the names. */
+export async function expectNoGap(e: BucketReader, prefix: string): Promise<string[]> {
+  const names = (await e.list(prefix)).map((k) => k.key.slice(prefix.length).replace(/\.zst$/, "")).filter((n) => /^[0-9A-F]{24}$/.test(n));
+  const nums = names.map((n) => parseInt(n.slice(8, 16), 16) * 256 + parseInt(n.slice(16), 16));
+  // A plain error, not vitest's expect: the benchmarks (tsx, no vitest) use this module too.
+  for (let k = 1; k < nums.length; k++) if (nums[k]! - nums[k - 1]! !== 1) throw new Error(`a gap in the WAL archive: ${names[k - 1]} -> ${names[k]}`);
+  return names;
+}
+
+/** pids of pg_receivewal processes whose arguments mention `dir`. */
+export function receiverPids(dir: string | undefined): number[] {
+  if (!dir) return [];
+  const out: number[] = [];
+  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const args = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      if (args[0]?.endsWith("pg_receivewal") && args.some((a) => a.startsWith(dir))) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
