@@ -232,8 +232,12 @@ describe.skipIf(!tools.ok)("cron, the real daemon, runs what the install plan in
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n--- wal-archiver.log:\n${archiverLog().slice(-3000)}`);
       });
-      // It was cron that started it: the cron daemon is its ancestor (cron, its job's sh, the archiver).
+      // It was cron that started it: the cron daemon is its ancestor (cron, its job's sh, the
+      // archiver), and it started in cron's bare environment (PATH=/usr/bin:/bin, nothing of ours).
       expect(ancestors(pid)).toContain(cron!.pid);
+      const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+      expect(env).toContain("PATH=/usr/bin:/bin");
+      expect(env.filter((v) => v.startsWith("VITEST"))).toEqual([]);
       return pid;
     }
     async function commitMarker(label: string): Promise<string> {
