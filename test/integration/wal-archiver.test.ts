@@ -6,7 +6,7 @@
 // up), the archive must have no gap, and a base backup plus the archived WAL must recover every
 // marker with plain PostgreSQL.
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ import { hostBucketAccess, type BackupEnv, type BucketAccess } from "../support/
 import { startPingServer, type PingServer } from "../support/pings";
 import { cleanLibpqEnv, PG_BIN, startPostgres, type PgCluster } from "../support/postgres";
 import { freePort, run, runOk, waitFor } from "../support/proc";
-import { localArchiverEnv, walArchive, type WalArchive } from "../support/wal-archive";
+import { localArchiverEnv, receiverPids, walArchive, type WalArchive } from "../support/wal-archive";
 import { tcpRelay as relay } from "../support/tcp-relay";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
@@ -254,19 +254,3 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
     expect((await e.run("pitr-uninstall")).code).toBe(0);
   }, 120_000);
 });
-
-/** pids of pg_receivewal processes whose arguments mention `dir`. */
-function receiverPids(dir: string | undefined): number[] {
-  if (!dir) return [];
-  const out: number[] = [];
-  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    try {
-      const args = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-      if (args[0]?.endsWith("pg_receivewal") && args.some((a) => a.startsWith(dir))) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-

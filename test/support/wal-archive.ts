@@ -4,9 +4,13 @@
  * hole in the segment numbers"). Shared by the wal-archiver tests for local and docker sources.
  */
 import type { ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { DEFAULT_WAL_SEGMENT_BYTES, walSegmentPosition } from "../../infra/plan/pitr";
 import { createBackupEnv, type BackupEnv, type BucketAccess, type RunScriptOptions } from "./backup-env";
 import { unzstd, waitFor } from "./proc";
+
+/** What the helpers below read from the bucket: a BackupEnv, or any reader with its list/get. */
+export type BucketReader = Pick<BackupEnv, "list" | "get">;
 
 export interface Archiver {
   proc: ChildProcess;
@@ -35,7 +39,7 @@ export interface WalArchive {
 export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
   const archivers: Archiver[] = [];
   const fetched = new Map<string, Buffer>();
-  const segmentName = (key: string) => key.slice(prefix().length).replace(/\.zst$/, "");
+  const segmentName = (key: string) => walObjectName(key, prefix());
   const withLog = async <T>(p: Promise<T>): Promise<T> => {
     try {
       return await p;
@@ -72,13 +76,7 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
       );
     },
     withLog,
-    async expectNoGap(segBytes = DEFAULT_WAL_SEGMENT_BYTES) {
-      const names = (await e.list(prefix())).map((k) => segmentName(k.key)).filter((n) => /^[0-9A-F]{24}$/.test(n));
-      const nums = names.map((n) => walSegmentPosition(n, segBytes));
-      // A plain error, not vitest's expect: the benchmarks (tsx, no vitest) use this module too.
-      for (let k = 1; k < nums.length; k++) if (nums[k]! - nums[k - 1]! !== 1) throw new Error(`a gap in the WAL archive: ${names[k - 1]} -> ${names[k]}`);
-      return names;
-    },
+    expectNoGap: (segBytes = DEFAULT_WAL_SEGMENT_BYTES) => expectNoGap(e, prefix(), segBytes),
     async stopAll() {
       for (const a of archivers) if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill("SIGTERM");
       await Promise.all(archivers.map((a) => Promise.race([a.exited, new Promise((r) => setTimeout(r, 10_000))])));
@@ -117,10 +115,38 @@ export function walRecordBytes(segment: Buffer): Buffer {
 
 /** The key of the WAL object under `prefix` whose records hold `text` (a committed row's bytes);
  * `cache` keeps each object's record bytes across calls (complete objects never change). */
-export async function keyHolding(e: BackupEnv, prefix: string, text: string, cache: Map<string, Buffer>): Promise<string | undefined> {
+export async function keyHolding(e: BucketReader, prefix: string, text: string, cache: Map<string, Buffer>): Promise<string | undefined> {
   for (const { key } of await e.list(prefix)) {
     if (!cache.has(key)) cache.set(key, walRecordBytes(await unzstd(await e.get(key))));
     if (cache.get(key)!.includes(Buffer.from(text))) return key;
   }
   return undefined;
 }
+
+/** The WAL file name of an archived object: its key under `prefix` without ".zst". */
+const walObjectName = (key: string, prefix: string) => key.slice(prefix.length).replace(/\.zst$/, "");
+
+/** Asserts that the WAL segment names under `prefix` have no hole from the first to the last; the names. */
+export async function expectNoGap(e: BucketReader, prefix: string, segBytes = DEFAULT_WAL_SEGMENT_BYTES): Promise<string[]> {
+  const names = (await e.list(prefix)).map((k) => walObjectName(k.key, prefix)).filter((n) => /^[0-9A-F]{24}$/.test(n));
+  const nums = names.map((n) => walSegmentPosition(n, segBytes));
+  // A plain error, not vitest's expect: the benchmarks (tsx, no vitest) use this module too.
+  for (let k = 1; k < nums.length; k++) if (nums[k]! - nums[k - 1]! !== 1) throw new Error(`a gap in the WAL archive: ${names[k - 1]} -> ${names[k]}`);
+  return names;
+}
+
+/** pids of pg_receivewal processes whose arguments mention `dir`. */
+export function receiverPids(dir: string | undefined): number[] {
+  if (!dir) return [];
+  const out: number[] = [];
+  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const args = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      if (args[0]?.endsWith("pg_receivewal") && args.some((a) => a.startsWith(dir))) out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
