@@ -18,6 +18,7 @@ import { requireTools } from "../support/tools";
 import { walSegmentName, walSegmentPosition } from "../../infra/plan/pitr";
 import { ageKey, type AgeKey } from "../support/drill-fixtures";
 import { archivedCluster, isoSecond, PITR_FIXTURE_TOOLS, type ArchivedCluster, type Marker } from "../support/pitr-fixture";
+import { walArchive, type WalArchive } from "../support/wal-archive";
 
 const tools = requireTools(...PITR_FIXTURE_TOOLS);
 
@@ -323,8 +324,7 @@ describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encr
   let s3: S3Server;
   let pg: PgCluster;
   let e: BackupEnv;
-  let archiver: ChildProcess | undefined;
-  let archiverErr = "";
+  let w: WalArchive | undefined;
   const keyDir = mkdtempSync(join(tmpdir(), "pitr-age-"));
   let key: AgeKey;
   const commits: number[] = [];
@@ -347,10 +347,8 @@ describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encr
       drill: { runtime: "local" },
       extraConf: { RESTORABLE_PITR_SHIP_SECONDS: 12 },
     });
-    archiver = e.spawn("wal-archiver");
-    archiver.stderr!.on("data", (d: Buffer) => (archiverErr += d.toString()));
-    archiver.stdout!.resume();
-    await waitFor("the archiver to start", () => archiverErr.includes("archiving WAL of 1 cluster(s)"), 60_000);
+    w = walArchive(e, () => `${HOST}/wal/${e.host.pitr!.clusters[0]!.name}/`);
+    await w.startReady();
     expect((await e.run("backup")).code).toBe(0);
     const base = await e.run("backup-base");
     expect(base.code, base.stderr).toBe(0);
@@ -376,10 +374,7 @@ describe.skipIf(!tools.ok || !ageTools.ok)("point-in-time restore of an age-encr
   }, 400_000);
 
   afterAll(async () => {
-    if (archiver && archiver.exitCode === null) {
-      archiver.kill("SIGTERM");
-      await new Promise((r) => archiver!.once("exit", r));
-    }
+    await w?.stopAll();
     rmSync(keyDir, { recursive: true, force: true });
     e?.remove();
     await pg?.stop();

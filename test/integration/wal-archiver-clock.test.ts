@@ -116,8 +116,7 @@ describe.skipIf(!tools.ok)("wal-archiver under wall-clock jumps", () => {
   }, 60_000);
 
   it("the archiver runs under the fake clock and ships a marker", async () => {
-    const a = w.start({ env: archiverEnv() });
-    await w.withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 60_000));
+    const a = await w.startReady({ env: archiverEnv() });
     // (the first upload has taken a minute when radosgw was slow to answer its first request)
     await w.reachesBucket(await commitMarker("first"), 120_000);
     expect(a.stderr()).not.toMatch(/FAILED|libfaketime/);

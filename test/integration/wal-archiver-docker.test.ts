@@ -123,8 +123,7 @@ volumes:
   }, 300_000);
 
   it("a committed marker reaches the bucket through the sidecar; the sidecar holds no secret and runs without capabilities", async () => {
-    const a = w.start();
-    await w.withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 120_000));
+    const a = await w.startReady({}, 120_000);
     expect(a.stderr()).toMatch(/setting max_slot_wal_keep_size = 4096MB/);
     expect(await sql("SELECT slot_name FROM pg_replication_slots")).toMatch(/^restorable_/);
     await w.reachesBucket(await commitMarker("first"), 90_000);

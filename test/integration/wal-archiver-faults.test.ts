@@ -66,8 +66,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
   const slotStatus = () => pg.psql("SELECT wal_status FROM pg_replication_slots");
 
   it("the archiver runs with its spool on a small disk", async () => {
-    const a = w.start();
-    await w.withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 60_000));
+    await w.startReady();
     await w.reachesBucket(await commitMarker("first"));
   }, 120_000);
 

@@ -95,8 +95,7 @@ describe.skipIf(!tools.ok)("wal-archiver against real PostgreSQL and S3", () => 
   }, 120_000);
 
   it("a committed marker row on a quiet server reaches the bucket, each object carries its sha256, and the server's WAL is bounded", async () => {
-    const a = w.start();
-    await w.withLog(waitFor("the archiver to start", () => a.stderr().includes("archiving WAL of 1 cluster(s)"), 30_000));
+    const a = await w.startReady();
     expect(a.stderr()).toMatch(/setting max_slot_wal_keep_size = 4096MB/);
     expect(await pg.psql("SHOW max_slot_wal_keep_size")).toBe("4GB");
     expect(await pg.psql("SELECT slot_name || ' ' || slot_type FROM pg_replication_slots")).toBe(`restorable_${cluster.replace(/[^a-z0-9_]+/g, "_")} physical`);

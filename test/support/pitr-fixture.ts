@@ -14,7 +14,7 @@ import { createBackupEnv, hostBucketAccess, type BackupEnv, type BackupEnvOption
 import { PG_BIN, startPostgres, type PgCluster, type StartPostgresOptions } from "./postgres";
 import { runOk, waitFor } from "./proc";
 import { startS3Server, type S3Server } from "./s3server";
-import { keyHolding } from "./wal-archive";
+import { keyHolding, walArchive, type WalArchive } from "./wal-archive";
 
 /** What the fixture needs on the host (for requireTools). */
 export const PITR_FIXTURE_TOOLS = [
@@ -65,14 +65,10 @@ export async function archivedCluster(o: {
   const scratch = mkdtempSync(join(tmpdir(), "pitr-t-"));
   chmodSync(scratch, 0o755);
   const [s3, pg] = await Promise.all([startS3Server(), startPostgres(o.postgres)]);
-  let archiver: ChildProcess | undefined;
-  let err = "";
+  let w: WalArchive | undefined;
   let e: BackupEnv | undefined;
   const stop = async () => {
-    if (archiver && archiver.exitCode === null && archiver.signalCode === null) {
-      archiver.kill("SIGTERM");
-      await new Promise((r) => archiver!.once("exit", r));
-    }
+    await w?.stopAll();
     rmSync(scratch, { recursive: true, force: true });
     e?.remove();
     await pg.stop();
@@ -101,14 +97,10 @@ export async function archivedCluster(o: {
     });
     const env = e;
     const cluster = env.host.pitr!.clusters[0]!.name;
-    const startArchiver = async () => {
-      err = "";
-      archiver = env.spawn("wal-archiver");
-      archiver.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      archiver.stdout!.resume();
-      await waitFor("the archiver to start", () => err.includes("archiving WAL of 1 cluster(s)"), 60_000);
-      return archiver;
-    };
+    const walPrefix = () => `${o.host}/wal/${cluster}/`;
+    const archive = walArchive(env, walPrefix);
+    w = archive;
+    const startArchiver = async () => (await archive.startReady()).proc;
     await startArchiver();
     for (const job of ["backup", "backup-base"]) {
       const r = await env.run(job);
@@ -130,7 +122,6 @@ export async function archivedCluster(o: {
       markers.push({ note: note!, committedMs: Number(ms) });
     }
     if (markers.length !== 5) throw new Error(`expected 5 markers, found ${rows.join(",")}`);
-    const walPrefix = () => `${o.host}/wal/${cluster}/`;
     const cache = new Map<string, Buffer>();
     const segmentHolding = async (text: string) =>
       (await keyHolding(env, walPrefix(), text, cache))?.slice(walPrefix().length).replace(/\.zst(\.age)?$/, "");
@@ -141,8 +132,8 @@ export async function archivedCluster(o: {
     }, 120_000, 1000);
     return {
       s3, pg, access, e: env, cluster, markers, scratch,
-      get archiver() { return archiver!; },
-      archiverErr: () => err,
+      get archiver() { return archive.archivers.at(-1)!.proc; },
+      archiverErr: () => archive.archivers.at(-1)?.stderr() ?? "",
       startArchiver,
       segmentHolding,
       between(k) {

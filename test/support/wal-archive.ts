@@ -23,6 +23,8 @@ export interface WalArchive {
   archivers: Archiver[];
   /** Start `wal-archiver` of the env (with `opts`, e.g. extra environment), collecting its stderr. */
   start(opts?: RunScriptOptions): Archiver;
+  /** start(), then wait (up to `timeoutMs`) until it says it archives ("archiving WAL of N cluster(s)"). */
+  startReady(opts?: RunScriptOptions, timeoutMs?: number): Promise<Archiver>;
   /** Decompressed WAL objects in the bucket, by segment name. */
   objects(): Promise<Map<string, Buffer>>;
   /** Waits until a WAL object in the bucket holds `text` (a committed row's bytes); its key. */
@@ -58,6 +60,11 @@ export function walArchive(e: BackupEnv, prefix: () => string): WalArchive {
       const exited = new Promise<number | null>((r) => proc.on("close", (code) => r(code)));
       const a = { proc, stderr: () => err, exited };
       archivers.push(a);
+      return a;
+    },
+    async startReady(opts, timeoutMs = 60_000) {
+      const a = this.start(opts);
+      await withLog(waitFor("the archiver to start", () => /archiving WAL of \d+ cluster\(s\)/.test(a.stderr()), timeoutMs));
       return a;
     },
     async objects() {
