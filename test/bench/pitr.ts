@@ -78,9 +78,12 @@ function idleSince(s: { idle: number; total: number }): string {
  * the bench's own work (a restore keeps both cores busy): only the share before says "others". */
 const BUSY_BELOW_PCT = 80;
 const quietShares: number[] = [];
-/** The machine's idle share over one second while the bench does nothing; waits up to 30 s for
- * a second of at least BUSY_BELOW_PCT, and records the best seen. */
+/** After a sync, the machine's idle share over one second while the bench does nothing; waits up
+ * to 30 s for a second of at least BUSY_BELOW_PCT, and records the best seen. */
 async function quietShare(): Promise<number> {
+  // The previous figure's dirty pages (a restore writes the whole data directory) are written out
+  // first, so that their writeback does not land on the next figure's disk time.
+  execFileSync("sync");
   let best = 0;
   for (let i = 0; i < 30 && best < BUSY_BELOW_PCT; i++) {
     const c = cpuSnapshot();
@@ -367,6 +370,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
         const empty = await startPostgres();
         cleanups.push(() => empty.stop());
         const tInit = secs(t1);
+        const beforeLog = await quietShare();
         c = cpuSnapshot();
         t = process.hrtime.bigint();
         const target = `local:127.0.0.1:${empty.port}`;
@@ -376,6 +380,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
         notes.push(`logical ${(await empty.psql("SELECT count(*) FROM pgbench_accounts", { database: "app" })) === expectRows ? "rows ok" : "ROW COUNT DIFFERS"}, ${idleSince(c)}`);
         await empty.stop();
         // pgBackRest
+        const beforeBr = await quietShare();
         c = cpuSnapshot();
         const brData = pgDir(join(scratch, "pgbr-data"));
         t = process.hrtime.bigint();
@@ -386,7 +391,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
         notes.push(`pgbackrest ${await check(brSrv.psql)}, ${idleSince(c)}`);
         await brSrv.stop();
         rmSync(brData, { recursive: true, force: true });
-        rounds.push({ phys: tPhys, physCmd, log: tLog, init: tInit, br: tBr, brCmd, notes: [`machine ${before.toFixed(0)}% idle before`, ...notes] });
+        rounds.push({ phys: tPhys, physCmd, log: tLog, init: tInit, br: tBr, brCmd, notes: [`machine ${before.toFixed(0)}%/${beforeLog.toFixed(0)}%/${beforeBr.toFixed(0)}% idle before each`, ...notes] });
       }
       measured.push("restore");
       const best = (f: (r: Round) => number) => Math.min(...rounds.map(f));
