@@ -438,24 +438,15 @@ restorable_stream_object() {
   local d="$dir/stream"
   rm -rf -- "$d"
   mkdir -m 0700 -- "$d"
-  mkfifo -- "$d/sha.fifo" "$d/size.fifo"
-  sha256sum <"$d/sha.fifo" >"$d/sha" 2>"$d/err.sha" &
-  local hpid=$!
-  wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
-  local cpid=$!
+  restorable_hash_start "$d"
   restorable_stage download
   t0=$(restorable_realtime)
-  restorable_progress_start "restore $okey" "$size" rchar "$cpid" "$d/size"
+  restorable_progress_start "restore $okey" "$size" rchar "$RESTORABLE_HASH_SIZE_PID" "$d/size"
   restorable_run restorable__stream_object_pipe "$d" "$okey" "$size" "$@" || true
   restorable_progress_stop
-  local f fd st=()
+  local st=() hashed=0
   read -r -a st <"$d/status" 2>/dev/null || st=(1 1 1 1)
-  for f in "$d/sha.fifo" "$d/size.fifo"; do
-    exec {fd}<>"$f"
-    exec {fd}>&-
-  done
-  wait "$hpid" 2>/dev/null || true
-  wait "$cpid" 2>/dev/null || true
+  restorable_hash_finish "$d" || hashed=1
   RESTORABLE_T_DOWNLOAD=$(restorable_elapsed "$t0") RESTORABLE_T_VERIFY=0
   # Which failure is the cause: a download that failed on its own (not of a broken pipe: curl 23,
   # SIGPIPE 141) comes first; a complete download is then checked against the manifest (a changed
@@ -465,12 +456,10 @@ restorable_stream_object() {
   if ((get != 0 && get != 23 && get != 141)); then
     restorable_die "cannot download s3://$RESTORABLE_BUCKET/$okey: $(restorable_last_line "$d/err.get")"
   fi
-  local actual actual_size
+  local actual=$RESTORABLE_HASH_SHA256 actual_size=$RESTORABLE_HASH_SIZE
   if ((get == 0)); then
     restorable_stage verify
-    actual=$(cut -d ' ' -f 1 <"$d/sha" 2>/dev/null || true)
-    actual_size=$(tr -dc 0-9 <"$d/size" 2>/dev/null || true)
-    if [[ $actual =~ ^[0-9a-f]{64}$ && -n $actual_size ]]; then
+    if ((hashed == 0)); then
       if [[ $actual != "$sha" ]]; then
         restorable_die "sha256 mismatch for s3://$RESTORABLE_BUCKET/$okey: the manifest says $sha, the downloaded object ($actual_size bytes) has $actual; it changed or was corrupted after upload, not using it"
       fi

@@ -899,6 +899,32 @@ restorable_finish() {
 
 # ------------------------------------------------------------------------------------------ stream
 
+# restorable_hash_start DIR: the FIFOs DIR/sha.fifo and DIR/size.fifo, read in the background by
+# sha256sum and wc -c (a stream's `tee DIR/sha.fifo DIR/size.fifo` feeds them; errors in
+# DIR/err.sha, DIR/err.size). RESTORABLE_HASH_SIZE_PID is wc's pid (a progress probe).
+restorable_hash_start() {
+  mkfifo -- "$1/sha.fifo" "$1/size.fifo"
+  sha256sum <"$1/sha.fifo" >"$1/sha" 2>"$1/err.sha" &
+  RESTORABLE__HASH_SHA_PID=$!
+  wc -c <"$1/size.fifo" >"$1/size" 2>"$1/err.size" &
+  RESTORABLE_HASH_SIZE_PID=$!
+}
+# restorable_hash_finish DIR: after the stream, unblock the readers if tee never opened their
+# FIFOs, wait for them, and set RESTORABLE_HASH_SHA256 and RESTORABLE_HASH_SIZE (bytes); returns 1
+# when either reader failed or gave no well-formed result.
+restorable_hash_finish() {
+  local f fd rc=0
+  for f in "$1/sha.fifo" "$1/size.fifo"; do
+    exec {fd}<>"$f"
+    exec {fd}>&-
+  done
+  wait "$RESTORABLE__HASH_SHA_PID" 2>/dev/null || rc=1
+  wait "$RESTORABLE_HASH_SIZE_PID" 2>/dev/null || rc=1
+  RESTORABLE_HASH_SHA256=$(cut -d' ' -f1 <"$1/sha" 2>/dev/null || true)
+  RESTORABLE_HASH_SIZE=$(tr -d ' \n' <"$1/size" 2>/dev/null || true)
+  ((rc == 0)) && [[ $RESTORABLE_HASH_SHA256 =~ ^[0-9a-f]{64}$ && $RESTORABLE_HASH_SIZE =~ ^[0-9]+$ ]]
+}
+
 # restorable_stream KEY EXPECTED_SIZE PRODUCER_STAGE PRODUCER_NAME PRODUCER [ARGS...]
 # Streams `PRODUCER ARGS | zstd | [age -r ...] | tee (sha256 + byte count) | aws s3 cp - s3://…/KEY`
 # with no local copy of the data. Every stage's exit status is checked (PIPESTATUS); the failing
@@ -915,13 +941,9 @@ restorable_stream() {
   shift 4
   local d
   d=$(mktemp -d "$RESTORABLE_RUN_DIR/stream.XXXXXX")
-  mkfifo "$d/sha.fifo" "$d/size.fifo"
-  sha256sum <"$d/sha.fifo" >"$d/sha" 2>"$d/err.sha" &
-  local hpid=$!
-  wc -c <"$d/size.fifo" >"$d/size" 2>"$d/err.size" &
-  local cpid=$!
+  restorable_hash_start "$d"
   # Progress from the byte count wc is reading (lib-progress.sh); the roles are too small for it.
-  [[ ${RESTORABLE_STREAM_SMALL:-} == 1 ]] || restorable_progress_start "upload $key" 0 rchar "$cpid" "$d/size"
+  [[ ${RESTORABLE_STREAM_SMALL:-} == 1 ]] || restorable_progress_start "upload $key" 0 rchar "$RESTORABLE_HASH_SIZE_PID" "$d/size"
   # The AWS CLI streams in multipart chunks of bounded memory; a small stream (RESTORABLE_STREAM_SMALL=1,
   # e.g. the roles) is one signed PUT by curl instead, which saves an AWS CLI start.
   local -a upload=(restorable_aws s3 cp - "$(restorable_s3_url "$key")" --only-show-errors --no-progress)
@@ -948,14 +970,8 @@ restorable_stream() {
   restorable_run restorable__stream_pipe "$d" "${#age_args[@]}" "$@" || true
   read -r -a st <"$d/status" 2>/dev/null || st=(1)
   restorable_progress_stop
-  # Unblock the hash readers if tee never opened their FIFOs, then collect them.
-  local f fd hs=0 cs=0
-  for f in "$d/sha.fifo" "$d/size.fifo"; do
-    exec {fd}<>"$f"
-    exec {fd}>&-
-  done
-  wait "$hpid" || hs=$?
-  wait "$cpid" || cs=$?
+  local hashed=0
+  restorable_hash_finish "$d" || hashed=1
   local i failed=-1
   for ((i = ${#st[@]} - 1; i >= 0; i--)); do
     if ((st[i] != 0)); then failed=$i; break; fi
@@ -966,9 +982,8 @@ restorable_stream() {
     RESTORABLE_STAGE=$RESTORABLE_ERROR_STAGE
     return 1
   fi
-  RESTORABLE_STREAM_SHA256=$(cut -d' ' -f1 <"$d/sha" 2>/dev/null || true)
-  RESTORABLE_STREAM_SIZE=$(tr -d ' \n' <"$d/size" 2>/dev/null || true)
-  if ((hs != 0 || cs != 0)) || [[ ! $RESTORABLE_STREAM_SHA256 =~ ^[0-9a-f]{64}$ || ! $RESTORABLE_STREAM_SIZE =~ ^[0-9]+$ ]]; then
+  RESTORABLE_STREAM_SHA256=$RESTORABLE_HASH_SHA256 RESTORABLE_STREAM_SIZE=$RESTORABLE_HASH_SIZE
+  if ((hashed != 0)); then
     RESTORABLE_ERROR_STAGE='hash'
     RESTORABLE_ERROR_REASON="could not hash the stream: $(restorable_summarize_err "$d/err.sha" "sha256sum/wc failed")"
     return 1
