@@ -498,6 +498,7 @@ restorable__stream_object_pipe() {
 # restorable_decode: the object RESTORABLE_OBJ decrypted and decompressed, on stdout (a stream: no copy on disk).
 # Exit status: the first failing stage's (pipefail).
 restorable_decode() {
+  restorable_wide_pipe
   case $RESTORABLE_ENC:$RESTORABLE_COMP in
     none:none) cat -- "$RESTORABLE_OBJ" ;;
     none:zstd) zstd -q -d -c -- "$RESTORABLE_OBJ" ;;

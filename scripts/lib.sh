@@ -899,6 +899,15 @@ restorable_finish() {
 
 # ------------------------------------------------------------------------------------------ stream
 
+# restorable_wide_pipe: when stdout is a pipe, widen it to 1 MiB (F_SETPIPE_SZ, with perl, which
+# Debian always has; the default pipe-max-size). A 64 KiB pipe costs two context switches per
+# 64 KiB: here a 0.8 GB data directory decompressed into tar took 1.5 s through one, 1.0 s
+# through 1 MiB. Nothing happens when stdout is not a pipe or perl is missing.
+restorable_wide_pipe() {
+  [[ -p /dev/stdout ]] && command -v perl >/dev/null 2>&1 || return 0
+  perl -e 'fcntl(STDOUT, 1031, 1048576)' 2>/dev/null || true
+}
+
 # restorable_hash_start DIR: the FIFOs DIR/sha.fifo and DIR/size.fifo, read in the background by
 # sha256sum and wc -c (a stream's `tee DIR/sha.fifo DIR/size.fifo` feeds them; errors in
 # DIR/err.sha, DIR/err.size). RESTORABLE_HASH_SIZE_PID is wc's pid (a progress probe).

@@ -111,3 +111,25 @@ describe("the log's timestamps are UTC whatever the host's zone", () => {
     }
   });
 });
+
+describe("restorable_wide_pipe: a decoded stream's pipe is 1 MiB, not 64 KiB", () => {
+  // F_GETPIPE_SZ (1032) of stdout, as the reader at the other end of the pipe sees it.
+  const pipeSize = `perl -e 'print STDERR fcntl(STDOUT, 1032, 0) // "not a pipe", "\\n"'`;
+
+  it("widens the pipe its stdout is, and the bytes pass unchanged", () => {
+    const r = spawnSync("bash", job(`{ restorable_wide_pipe; ${pipeSize}; printf 'abc'; } | od -An -c | tr -d ' \\n'`), { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr.trim()).toBe("1048576");
+    expect(r.stdout).toBe("abc");
+  });
+
+  it("a plain pipe stays 64 KiB without it; a file is left alone", () => {
+    const plain = spawnSync("bash", job(`{ ${pipeSize}; } | cat`), { encoding: "utf8" });
+    expect(plain.stderr.trim()).toBe("65536");
+    const file = join(dir, "wide-pipe.out");
+    const r = spawnSync("bash", job(`restorable_wide_pipe >${JSON.stringify(file)}; echo done`), { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe("done");
+    expect(r.stderr).toBe("");
+  });
+});
