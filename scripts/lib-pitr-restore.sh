@@ -51,8 +51,10 @@ PITR_DATA="" PITR_AS=() PITR_NO_BIN="" PITR_WIN="" PITR_TIMELINE=""
 PITR_IMAGE="" PITR_CNAME="" PITR_MOUNTS=() PITR_OWNER="" PITR_SU=postgres PITR_SU_TRY=() PITR_SU_GIVEN=""
 # PITR_MODE: throwaway (a read-only server paused at T, thrown away) or cluster (disaster recovery:
 # the data directory PITR_INTO is promoted at T or at the end of the archive and stopped cleanly,
-# durable settings, its own configuration kept).
-PITR_MODE=throwaway PITR_INTO=""
+# its own configuration kept, flushed to disk once at the end). PITR_WRITEBACK: 1 when PITR_INTO is
+# where the cluster stays (a data directory, not a staging copy for a volume): its files are
+# written back to disk while the recovery runs.
+PITR_MODE=throwaway PITR_INTO="" PITR_WRITEBACK=""
 
 # restorable_pitr_clusters_of_db DB: the PITR cluster that archives database DB ("" when none).
 restorable_pitr_cluster_of_db() {
@@ -103,7 +105,9 @@ restorable_pitr_lsn_seq() {
 # recovery needs the same major version as the backed-up cluster).
 restorable_pitr_pgbin() {
   local major=$1 d
-  for d in "${RESTORABLE_DRILL_PGBIN:-}" "/usr/lib/postgresql/$major/bin" "$(pg_config --bindir 2>/dev/null || true)"; do
+  # (pg_config only when neither of the others has them: it is a process more per call)
+  for d in "${RESTORABLE_DRILL_PGBIN:-}" "/usr/lib/postgresql/$major/bin" pg_config; do
+    if [[ $d == pg_config ]]; then d=$(pg_config --bindir 2>/dev/null || true); fi
     [[ -n $d && -x $d/postgres && -x $d/pg_ctl ]] || continue
     if [[ $("$d/postgres" -V 2>/dev/null | awk '{ split($NF, v, "."); print v[1] }') == "$major" ]]; then printf '%s\n' "${d%/}"; return 0; fi
   done
@@ -177,10 +181,22 @@ restorable_pitr_manifests() {
   local cluster=$1 listing=$2 dir=$3 k mf fields created dur stop ver seg end lm
   mkdir -p -- "$dir/manifests"
   : >"$dir/manifests.tsv"
+  # Downloaded 8 at a time (a bucket with the whole retention holds 23 or more), read in order.
+  jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
+    .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
+    | select(($r | length) == 4 and (["daily","weekly","monthly"] | index($r[0])) != null and $r[1] == "base" and $r[2] == $c
+             and ($r[3] | test("^[0-9]{8}T[0-9]{6}Z\\.manifest\\.json$"))) | $k' "$listing" >"$dir/manifest-keys"
+  local -a gets=()
   while IFS= read -r k; do
     mf="$dir/manifests/${k//\//_}"
-    restorable_s3_request GET "$k" "" "$RESTORABLE_EMPTY_SHA256" "$mf" -D "$mf.hdr" 2>"$mf.err" ||
-      restorable_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(restorable_last_line "$mf.err")"
+    if ((${#gets[@]} >= 8)); then wait "${gets[0]}" || true; gets=("${gets[@]:1}"); fi
+    { restorable_s3_request GET "$k" "" "$RESTORABLE_EMPTY_SHA256" "$mf" -D "$mf.hdr" 2>"$mf.err" || echo failed >"$mf.failed"; } </dev/null &
+    gets+=("$!")
+  done <"$dir/manifest-keys"
+  for k in "${gets[@]}"; do wait "$k" || true; done
+  while IFS= read -r k; do
+    mf="$dir/manifests/${k//\//_}"
+    [[ ! -e $mf.failed ]] || restorable_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(restorable_last_line "$mf.err")"
     jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || restorable_die "base backup manifest $k is not a base backup manifest"
     # (\x1f between the fields: a tab is IFS white space, and empty fields would collapse.)
     fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // ""), (.walSegmentBytes // "-" | tostring)] | join("\u001f")' "$mf")
@@ -198,10 +214,7 @@ restorable_pitr_manifests() {
     if ((lm > end)); then end=$lm; fi
     rm -f -- "$mf.hdr" "$mf.err"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "$(basename -- "$k" .manifest.json)" "$k" "$stop" "$ver" "$created" "$seg" >>"$dir/manifests.tsv"
-  done < <(jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
-    .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
-    | select(($r | length) == 4 and (["daily","weekly","monthly"] | index($r[0])) != null and $r[1] == "base" and $r[2] == $c
-             and ($r[3] | test("^[0-9]{8}T[0-9]{6}Z\\.manifest\\.json$"))) | $k' "$listing")
+  done <"$dir/manifest-keys"
   sort -t $'\t' -k1,1n -o "$dir/manifests.tsv" "$dir/manifests.tsv"
   local sizes
   sizes=$(awk -F '\t' '$7 != "-" { n[$7] = n[$7] (n[$7] == "" ? "" : ", ") $2 } END { for (s in n) print s " bytes (base backup(s) " n[s] ")" }' "$dir/manifests.tsv" | sort -n)
@@ -547,7 +560,9 @@ restorable_pitr_recover() {
   if [[ -n $PITR_INTO ]]; then ln -s -- "$PITR_INTO" "$PITR_DATA"; else mkdir -m 0700 -- "$PITR_DATA"; fi
   # The base backup: manifest, object (sha256 against the manifest), decryption check.
   local mdir="$base/base"
-  mkdir -m 0700 -- "$mdir"
+  mkdir -m 0700 -- "$mdir" "$mdir/fetch"
+  # The manifest the inventory downloaded (restorable_pitr_manifests), not a second GET.
+  cp -- "$inv/manifests/${PITR_BASE_KEY//\//_}" "$mdir/fetch/${PITR_BASE_KEY##*/}" 2>/dev/null || true
   restorable_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
   # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
   ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
@@ -610,6 +625,16 @@ EOF
   # 10 KiB ones: about an eighth less time writing a data directory of 1.4 GB here.
   local -a tar_io=()
   if tar --version 2>/dev/null | grep -q 'GNU tar'; then tar_io=(-B -b 2048); fi
+  # A cluster recovered to keep: its files written back to disk while the rest runs (a syncfs
+  # every half second), so that the one flush at the end (restorable_pitr_durable) finds little
+  # left to write; a throwaway is never flushed.
+  if [[ $PITR_MODE == cluster && -n $PITR_WRITEBACK ]]; then
+    (
+      trap - EXIT INT TERM HUP ERR
+      while sleep 0.5; do sync -f -- "$PITR_DATA/" 2>/dev/null || true; done
+    ) </dev/null &
+    RESTORABLE_BG["$PITR_DIR/writeback"]="$!:writeback"
+  fi
   restorable_stream_object "$mdir" "$identity" tar -x "${tar_io[@]}" -C "$PITR_DATA"
   [[ -f $PITR_DATA/backup_label && -f $PITR_DATA/PG_VERSION ]] || restorable_die "base backup $PITR_BASE_STAMP holds no PostgreSQL data directory with a backup_label"
   local segbytes
@@ -639,7 +664,12 @@ EOF
     printf "listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n" "$PITR_PORT" "$PITR_SOCK"
     printf "hba_file = '%s'\nident_file = '%s'\n" "$base/pg_hba.conf" "$base/pg_ident.conf"
     printf "archive_mode = off\nhot_standby = on\n"
-    if [[ $PITR_MODE != cluster ]]; then printf "fsync = off\nsynchronous_commit = off\nautovacuum = off\n"; fi
+    # No fsync while recovering, in every mode: a throwaway is thrown away, and a recovered
+    # cluster is made durable once, after its clean shutdown and before it is renamed into place
+    # (restorable_pitr_durable). With fsync on, the server would first flush the whole data
+    # directory just written (before replaying anything), then every checkpoint's files.
+    printf "fsync = off\n"
+    if [[ $PITR_MODE != cluster ]]; then printf "synchronous_commit = off\nautovacuum = off\n"; fi
     printf "max_slot_wal_keep_size = -1\nshared_preload_libraries = ''\n"
     printf "restore_command = '%s %%f %%p'\nrecovery_target_timeline = 'latest'\n" "$PITR_DIR/restore-wal"
     if [[ $t != latest ]]; then
@@ -1128,7 +1158,8 @@ restorable_pitr_restore_cluster() {
     PITR_SU=postgres
     mapfile -t PITR_SU_TRY < <(for i in "${!RESTORABLE_PG_DATABASE[@]}"; do [[ $(restorable_pitr_cluster_of "$i") != "$cluster" ]] || printf '%s\n' "${RESTORABLE_PG_USER[i]:-}"; done | grep -vx -e '' -e postgres | sort -u)
   fi
-  PITR_MODE=cluster PITR_INTO=$staging
+  PITR_MODE=cluster PITR_INTO=$staging PITR_WRITEBACK=
+  if [[ -z $vol ]]; then PITR_WRITEBACK=1; fi
   restorable_pitr_recover "$cluster" "$PITR_INV" "$t" "$identity" "$RESTORABLE_TMP/pg"
   RESTORABLE_TA_BIN=$PITR_PGBIN
   local dbs
@@ -1144,8 +1175,10 @@ restorable_pitr_restore_cluster() {
     rm -rf -- "$staging"
     done_in="Docker volume $vol (owned by $PITR_OWNER, mode 0700${PITR_VOL_ASIDE:+; its previous content is in volume $PITR_VOL_ASIDE})"
   else
+    restorable_pitr_durable "$staging"
     if [[ -d $dir ]]; then rmdir -- "$dir" || restorable_die "cannot replace the empty directory $dir"; fi
     mv -- "$staging" "$dir" || restorable_die "cannot rename $staging to $dir"
+    sync -- "$parent" 2>"$RESTORABLE_TMP/work/sync.err" || restorable_die "cannot flush the rename of $staging to $dir to disk: $(restorable_last_line "$RESTORABLE_TMP/work/sync.err")"
     done_in=$dir
     [[ -z $PITR_IMAGE ]] || done_in+=" (owned by $PITR_OWNER, the postgres user of $PITR_IMAGE)"
   fi
@@ -1156,6 +1189,14 @@ restorable_pitr_restore_cluster() {
   else
     restorable_say "  Start it with its own configuration (pg_ctl -D $dir start, or as the volume of the database service); the wal-archiver then archives timeline $PITR_TIMELINE under new segment names (the old timeline's segments stay as they are), and take a base backup (backup-base) right away."
   fi
+}
+
+# restorable_pitr_durable DIR: the stopped, recovered cluster in DIR on disk (the server recovered
+# with fsync off): one syncfs of the filesystem(s) holding it and its pg_wal. Dies at the current
+# stage when the kernel reports a write error.
+restorable_pitr_durable() {
+  local dir=$1 err="$RESTORABLE_TMP/work/sync.err"
+  sync -f -- "$dir" "$dir/pg_wal/" 2>"$err" || restorable_die "cannot flush the recovered cluster in $dir to disk: $(restorable_last_line "$err")"
 }
 
 # restorable_pitr_stop_clean DIR: stop the recovered server in DIR with a fast shutdown and check
@@ -1204,9 +1245,10 @@ restorable_pitr_volume_check() {
 
 # restorable_pitr_into_volume DIR VOL CLUSTER: copy the stopped, recovered data directory DIR into
 # the root of Docker volume VOL (created when missing), with the image's tar as root, owner and
-# modes kept; the root is then owned by PITR_OWNER with mode 0700. A non-empty VOL (--force) is
-# first copied into the new volume VOL.replaced-<stamp>, the copy compared by its file list, and
-# only then emptied: its old content stays recoverable there (PITR_VOL_ASIDE).
+# modes kept; the root is then owned by PITR_OWNER with mode 0700, and all of it flushed to disk
+# (sync) before it returns. A non-empty VOL (--force) is first copied into the new volume
+# VOL.replaced-<stamp>, the copy compared by its file list, and only then emptied: its old content
+# stays recoverable there (PITR_VOL_ASIDE).
 restorable_pitr_into_volume() {
   local dir=$1 vol=$2 cluster=$3 err="$RESTORABLE_TMP/work/volume.err" running st
   running=$(docker ps --filter "volume=$vol" --format '{{.Names}}' 2>/dev/null | paste -sd, -)
@@ -1232,7 +1274,7 @@ restorable_pitr_into_volume() {
   # shellcheck disable=SC2016 # expanded by the image's sh
   tar --numeric-owner -C "$dir" -cf - . 2>"$err.tar" |
     docker run --rm -i --network none --log-driver none --user 0:0 -v "$vol:/data" --entrypoint sh "$PITR_IMAGE" \
-      -c 'tar --numeric-owner -C /data -xf - && chown "$0" /data && chmod 0700 /data' "$PITR_OWNER" 2>"$err"
+      -c 'tar --numeric-owner -C /data -xf - && chown "$0" /data && chmod 0700 /data && sync' "$PITR_OWNER" 2>"$err"
   st=("${PIPESTATUS[@]}")
   set -e
   if [[ ${st[0]} -ne 0 || ${st[1]} -ne 0 ]]; then
