@@ -1023,13 +1023,13 @@ restorable__stream_pipe() {
   shift 2
   set +e
   if ((encrypt > 0)); then
-    "$@" </dev/null 2>"$d/err.0" |
+    { restorable_wide_pipe; "$@"; } </dev/null 2>"$d/err.0" |
       zstd "${zstd_args[@]}" 2>"$d/err.1" |
       age "${age_args[@]}" 2>"$d/err.2" |
       tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.3" |
       "${upload[@]}" >"$d/out.4" 2>"$d/err.4"
   else
-    "$@" </dev/null 2>"$d/err.0" |
+    { restorable_wide_pipe; "$@"; } </dev/null 2>"$d/err.0" |
       zstd "${zstd_args[@]}" 2>"$d/err.1" |
       tee "$d/sha.fifo" "$d/size.fifo" 2>"$d/err.2" |
       "${upload[@]}" >"$d/out.3" 2>"$d/err.3"
