@@ -400,7 +400,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       console.log(`\n== restore to queryable (command start until \`SELECT NOT pg_is_in_recovery()\` answers t on app): best of ${runs} interleaved rounds, median in parentheses`);
       console.log(`physical: restore --cluster --at latest + start  ${fig((r) => r.phys)}  (the restore command alone ${fig((r) => r.physCmd)})`);
       console.log(`logical: restore --globals + --database app       ${fig((r) => r.log)}  (the empty cluster's initdb + start, not counted: ${fig((r) => r.init)})`);
-      console.log("  (the empty cluster is the harness's, fsync=off: that favours the logical path; the physical and pgBackRest recoveries run with fsync on)");
+      console.log("  (the empty cluster is the harness's, fsync=off: that favours the logical path; pgBackRest's recovery runs with fsync on; ours with fsync off, then one syncfs before the command ends, so both are on disk when counted)");
       console.log(`pgbackrest: restore --type=immediate + start     ${fig((r) => r.br)}  (the restore command alone ${fig((r) => r.brCmd)})`);
       rounds.forEach((r, i) => console.log(`  round ${i + 1}: physical ${r.phys.toFixed(2)} s, logical ${r.log.toFixed(2)} s, pgbackrest ${r.br.toFixed(2)} s; ${r.notes.join("; ")}`));
       console.log(`physical restore reached ${reached ?? "?"} (the last replayed commit); ${replayed ?? "?"} of recovery`);
