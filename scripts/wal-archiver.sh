@@ -13,8 +13,11 @@
 #       the target even when nothing else is written
 #   an alarm: WAL older than the RPO that is not off-site (receiver down, store unreachable, spool
 #       disk full, ...) logs the oldest missing segment and pings /fail, again every 5 minutes
-#       while it lasts; a slot the server had to invalidate (the limit was hit) is a gap, reported
-#       the same way until the next base backup.
+#       while it lasts; a server the archiver has not been able to query for longer than the RPO
+#       (a wrong password, pg_hba.conf, the network, a stopped server: the receiver cannot stream
+#       either, so what the server writes meanwhile is not archived) is reported the same way; a
+#       slot the server had to invalidate (the limit was hit) is a gap, reported the same way
+#       until the next base backup.
 # The receiver is restarted when it exits (database restart, network); a receiver left behind by
 # a killed archiver is stopped first. Cron starts this every minute as a keepalive: a running
 # archiver holds its lock and the new one exits at once, quietly (exit 0).
@@ -115,7 +118,7 @@ wa_sql() {
 
 declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_SINCE=() WA_UNSHIPPED_SINCE=() WA_UNSHIPPED_LSN=()
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
-declare -A WA_AGE=() WA_AGE_AT=()
+declare -A WA_AGE=() WA_AGE_AT=() WA_UNMEASURED_SINCE=() WA_UNMEASURED_WHY=()
 declare -A WA_SEEN=() WA_LOOKED=() WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
 
 wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
@@ -221,6 +224,7 @@ wa_setup() {
   WA_SHIPPED_END[$c]=0
   WA_DIRTY_SINCE[$c]=
   WA_UNSHIPPED_SINCE[$c]=
+  WA_UNMEASURED_SINCE[$c]=
   WA_ALARM[$c]=
   WA_ALARM_AT[$c]=0
 }
@@ -424,7 +428,7 @@ wa_ship() {
 # wa_tick C: one round for cluster C: receiver, shipping, the quiet-server switch, the alarm.
 wa_tick() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
-  local now row lsn_text offset walfile='' status xmax lsn age
+  local now row lsn_text offset walfile='' status xmax lsn age back_since=''
   wa_check_receiver "$c"
   wa_ship "$c" || true
   wa_mono
@@ -437,6 +441,11 @@ wa_tick() {
   fi
   if [[ -n $row ]]; then
     IFS='|' read -r lsn_text offset walfile status xmax <<<"$row"
+    if [[ -n ${WA_UNMEASURED_SINCE[$c]} ]]; then
+      restorable_log "cluster $name: the server answers again after $((now - WA_UNMEASURED_SINCE[$c]))s"
+      back_since=${WA_UNMEASURED_SINCE[$c]}
+      WA_UNMEASURED_SINCE[$c]=
+    fi
     lsn=$(wa_lsn "$lsn_text")
     # Quiet server: the current segment holds a transaction not yet archived -> switch after
     # SWITCH_AFTER. "A transaction": the next xid moved since our last switch. Not just "offset > 0":
@@ -467,9 +476,12 @@ wa_tick() {
     fi
     # Not off-site yet: the archive does not reach the current segment, or a transaction waits in
     # it. Its clock starts when first seen, and restarts whenever the archive passes that point.
+    # First seen right after a time the server could not be queried: that WAL may have been
+    # written at any moment of it, so its clock starts when the server stopped answering (else
+    # "caught up" would be said at the first answer, before what it wrote meanwhile is off-site).
     if ((lsn - offset > WA_SHIPPED_END[$c])) || [[ -n ${WA_DIRTY_SINCE[$c]} ]]; then
       if [[ -z ${WA_UNSHIPPED_SINCE[$c]} ]] || ((WA_UNSHIPPED_LSN[$c] <= WA_SHIPPED_END[$c])); then
-        WA_UNSHIPPED_SINCE[$c]=$now
+        WA_UNSHIPPED_SINCE[$c]=${back_since:-$now}
         WA_UNSHIPPED_LSN[$c]=$lsn
       fi
     else
@@ -482,20 +494,37 @@ wa_tick() {
       return
     fi
   else
-    wa_log_once "$c" "cannot query the server (will retry): $RESTORABLE_ERROR_REASON"
+    # The server cannot be measured: the receiver cannot stream from it either, so the WAL it
+    # writes meanwhile is not being archived, and no age above sees it. How long this lasts is
+    # an age of its own (from the first failed query, on the monotonic clock).
+    if [[ -z ${WA_UNMEASURED_SINCE[$c]} ]]; then WA_UNMEASURED_SINCE[$c]=$now; fi
+    WA_UNMEASURED_WHY[$c]=${RESTORABLE_ERROR_REASON:-no answer}
+    wa_log_once "$c" "cannot query the server (will retry): ${WA_UNMEASURED_WHY[$c]}"
   fi
   if [[ -n $row ]]; then WA_CONNECT_ERROR[$c]=; fi
   # The alarm: WAL older than the RPO is not off-site (a completed segment waiting in the spool,
   # or WAL on the server the archive has not reached).
-  local first first_age unshipped_age=0
+  # Or the server has not answered for longer than the RPO (nothing can be measured then).
+  local first first_age unshipped_age=0 unmeasured_age=0 missing
   wa_waiting "$c" "$now"
   first=$WA_FIRST first_age=$WA_FIRST_AGE
   if [[ -n ${WA_UNSHIPPED_SINCE[$c]} ]]; then unshipped_age=$((now - WA_UNSHIPPED_SINCE[$c])); fi
+  if [[ -n ${WA_UNMEASURED_SINCE[$c]} ]]; then unmeasured_age=$((now - WA_UNMEASURED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
+  age=$((unmeasured_age > age ? unmeasured_age : age))
   restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
   WA_AGE[$c]=$age WA_AGE_AT[$c]=$EPOCHSECONDS
   if ((age > RESTORABLE_RPO_SECONDS)); then
-    wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: ${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
+    missing="${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
+  fi
+  if ((unmeasured_age > RESTORABLE_RPO_SECONDS)); then
+    local also=''
+    if ((first_age > RESTORABLE_RPO_SECONDS)); then also="; also $missing"; fi
+    wa_alarm "$c" "cannot query the server for ${unmeasured_age}s (> RPO ${RESTORABLE_RPO_SECONDS}s): WAL it writes meanwhile is not being archived (the receiver cannot stream from it either; a deliberately stopped server raises this too: the archiver cannot tell it from an unreachable one)$also: ${WA_UNMEASURED_WHY[$c]}"
+    return
+  fi
+  if ((age > RESTORABLE_RPO_SECONDS)); then
+    wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: $missing"
     return
   fi
   if [[ -n ${WA_ALARM[$c]} ]]; then

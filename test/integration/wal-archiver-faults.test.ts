@@ -1,9 +1,10 @@
 // wal-archiver faults beyond the ones wal-archiver.test.ts drives, against real services: the
-// spool's disk full (a small tmpfs mounted as <stateDir>/wal) and the bucket briefly missing
-// (deleted and made again by its owner). Each must end loud (the alarm names the segment that is
-// not off-site, a fail ping) while it lasts, with the server's WAL kept by the slot, and with no
-// gap once it is over: never a silent gap.
-import { mkdirSync, writeFileSync, rmSync } from "node:fs";
+// spool's disk full (a small tmpfs mounted as <stateDir>/wal), the bucket briefly missing
+// (deleted and made again by its owner) and the server refusing the archiver (pg_hba.conf) while
+// it keeps running and writing. Each must end loud (the alarm says what is not off-site, a fail
+// ping) while it lasts, with the server's WAL kept by the slot, and with no gap once it is over:
+// never a silent gap.
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostBucketAccess, type BackupEnv } from "../support/backup-env";
@@ -12,7 +13,7 @@ import { startPostgres, type PgCluster } from "../support/postgres";
 import { run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
-import { localArchiverEnv, walArchive, type WalArchive } from "../support/wal-archive";
+import { keyHolding, localArchiverEnv, walArchive, type WalArchive } from "../support/wal-archive";
 
 const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "mount", "umount");
 
@@ -20,7 +21,7 @@ const BUCKET = "wal-faults";
 const HOST = "web-1";
 const SEGMENT = 16 * 1024 * 1024;
 
-describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bucket", () => {
+describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bucket, a server that refuses the archiver", () => {
   let s3: S3Server;
   let pg: PgCluster;
   let pings: PingServer;
@@ -121,6 +122,69 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     // Everything since the bucket came back is contiguous (what was deleted with it is the owner's doing).
     const names = await w.expectNoGap();
     expect(names.length).toBeGreaterThan(0);
+    expect(a.proc.exitCode).toBeNull();
+  }, 400_000);
+
+  it("the server refuses the archiver (pg_hba.conf) but keeps running and writing: an alarm after the RPO although nothing waits in the spool; let in again: what it wrote meanwhile arrives, caught up, no gap", async () => {
+    const a = w.archivers.at(-1)!;
+    const log = () => a.stderr();
+    // Start from a quiet archive, not in alarm (an alarm still on from the test before would
+    // only be said again after 5 minutes): its last alarm line, if any, is a "caught up".
+    await w.reachesBucket(await commitMarker("before-refused"));
+    await w.withLog(
+      waitFor("no alarm on", () => {
+        const l = log().split("\n").filter((x) => /FAILED at stage archive|caught up: the archive is within the RPO/.test(x));
+        return l.length === 0 || l.at(-1)!.includes("caught up");
+      }, 120_000, 500),
+    );
+    const from = log().length;
+    const since = () => log().slice(from);
+    const fails = pings.of("fail").length;
+    // Refuse TCP from 127.0.0.1 (how the archiver and its receiver connect), normal and
+    // replication, ahead of every other line; the test's own psql goes over the unix socket.
+    const hba = join(pg.dataDir, "pg_hba.conf");
+    const hbaBefore = readFileSync(hba, "utf8");
+    writeFileSync(hba, `host all all 127.0.0.1/32 reject\nhost replication all 127.0.0.1/32 reject\n${hbaBefore}`);
+    await pg.psql("SELECT pg_reload_conf()");
+    await waitFor("TCP connections refused", async () => (await run("psql", ["-XAtqw", "-d", "app", "-c", "SELECT 1"], { env: pg.env() })).code !== 0, 30_000, 200);
+    // The streaming receiver's connection predates the change: end it (it cannot come back).
+    await pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'walsender'");
+    const cutAt = Date.now();
+    try {
+      // The server keeps writing: these are on no receiver's disk, so nothing waits in the spool.
+      const during: string[] = [];
+      for (let k = 0; k < 2; k++) during.push(await commitMarker(`refused-${k}`));
+      const alarmLine = /FAILED at stage archive: cluster \S+: cannot query the server for (\d+)s \(> RPO 10s\): WAL it writes meanwhile is not being archived[^\n]*: [^\n]*pg_hba\.conf rejects connection/;
+      await w.withLog(waitFor("the alarm", () => alarmLine.test(since()), 90_000, 500));
+      const after = (Date.now() - cutAt) / 1000;
+      // About the RPO (10 s) after the server stopped answering: not before it, within a few rounds of it.
+      expect(after).toBeGreaterThanOrEqual(10);
+      expect(after).toBeLessThan(40);
+      expect(Number(alarmLine.exec(since())![1])).toBeGreaterThan(10);
+      expect(since()).toMatch(/a deliberately stopped server/);
+      await waitFor("a fail ping", () => pings.of("fail").length > fails, 30_000);
+      expect(pings.of("fail").at(-1)!.body).toMatch(/cannot query the server for \d+s/);
+      // The age the drill reads (and the gauge carries) says it too.
+      const status = readFileSync(join(e.stateDir, "wal", `${cluster}.status`), "utf8").trim().split(" ");
+      expect(Number(status[1])).toBeGreaterThan(10);
+      // The connection problem is one log line, not one a round.
+      expect(since().split("\n").filter((l) => l.includes("cannot query the server (will retry)"))).toHaveLength(1);
+      expect(await slotStatus()).toMatch(/^(reserved|extended)$/);
+      // Let it in again.
+      writeFileSync(hba, hbaBefore);
+      await pg.psql("SELECT pg_reload_conf()");
+      // "caught up" only once the WAL written meanwhile is in the bucket (not at the first answer).
+      const caughtUp = () => since().includes("caught up: the archive is within the RPO again");
+      await w.withLog(waitFor("caught up", caughtUp, 120_000, 200));
+      const fetched = new Map<string, Buffer>();
+      for (const note of during) expect(await keyHolding(e, walPrefix(), note, fetched), `${note} in the bucket when "caught up" was said`).toBeDefined();
+      expect(since()).toMatch(/cluster \S+: the server answers again after \d+s/);
+    } finally {
+      writeFileSync(hba, hbaBefore);
+      await pg.psql("SELECT pg_reload_conf()");
+    }
+    await w.reachesBucket(await commitMarker("after-refused"));
+    await w.expectNoGap();
     expect(a.proc.exitCode).toBeNull();
   }, 400_000);
 });
