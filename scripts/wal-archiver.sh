@@ -188,6 +188,23 @@ wa_kill() {
   kill -KILL "$1" 2>/dev/null || true
 }
 
+# wa_create_slot C: cluster C's physical slot, made when missing, its WAL reserved from that moment
+# (pg_create_physical_replication_slot(NAME, true); REPLICATION is enough). pg_receivewal
+# --create-slot (what earlier versions used) reserves nothing until a receiver first streams: WAL
+# written between the slot's creation and the receiver's first connection was never archived, and
+# the archive could not show it as a gap (it came before its first segment). Such a slot, one that
+# has never reserved anything and that no receiver uses, is made again, reserving.
+wa_create_slot() {
+  local i=${RESTORABLE_PITR_SOURCE[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
+  wa_sql "$i" "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$slot' AND restart_lsn IS NULL AND NOT active" >/dev/null &&
+    wa_sql "$i" "SELECT pg_create_physical_replication_slot('$slot', true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot')" >/dev/null
+}
+
+# wa_streaming C: 0 once cluster C's receiver streams from its slot (the slot is active).
+wa_streaming() {
+  [[ $(wa_sql "${RESTORABLE_PITR_SOURCE[$1]}" "SELECT active FROM pg_replication_slots WHERE slot_name = '${RESTORABLE_PITR_SLOT[$1]}'" 2>/dev/null) == t ]]
+}
+
 # wa_setup C: spool dir, the server's WAL bound, the slot; stops a receiver a killed archiver left.
 wa_setup() {
   local c=$1 i=${RESTORABLE_PITR_SOURCE[$1]} name=${RESTORABLE_PITR_CLUSTER[$1]} slot=${RESTORABLE_PITR_SLOT[$1]}
@@ -217,7 +234,7 @@ wa_setup() {
       restorable_fail setup "cluster $name: cannot bound the WAL the slot keeps on the server (max_slot_wal_keep_size needs a superuser to set it once): $RESTORABLE_ERROR_REASON"
     fi
   fi
-  if ! restorable_try setup restorable_pg "$i" pg_receivewal -w --create-slot --if-not-exists -S "$slot" -d "dbname=${RESTORABLE_PG_DATABASE[i]}"; then
+  if ! restorable_try setup wa_create_slot "$c"; then
     restorable_fail setup "cluster $name: cannot create the replication slot $slot (the user needs REPLICATION and a replication line in pg_hba.conf): $RESTORABLE_ERROR_REASON"
   fi
   wa_clear_half_made "$c"
@@ -434,8 +451,8 @@ wa_tick() {
   wa_mono
   now=$WA_MONO
   row=
-  # The slot's wal_status is NULL until a receiver first streams from it (pg_receivewal
-  # --create-slot does not reserve WAL): 'unused', not 'missing' (that would be a false alarm).
+  # The slot's wal_status is NULL while it reserves no WAL (a slot made by an older version with
+  # pg_receivewal --create-slot, before a receiver first streams): 'unused', not 'missing'.
   if restorable_try connect wa_sql "$i" "SELECT pg_current_wal_lsn(), (pg_walfile_name_offset(pg_current_wal_lsn())).file_offset, pg_walfile_name(pg_current_wal_lsn()), coalesce((SELECT coalesce(wal_status, 'unused') FROM pg_replication_slots WHERE slot_name = '$slot'), 'missing'), pg_snapshot_xmax(pg_current_snapshot())" >"$RESTORABLE_RUN_DIR/tick.$c"; then
     row=$(grep -m1 '|' "$RESTORABLE_RUN_DIR/tick.$c" || true)
   fi
@@ -490,7 +507,7 @@ wa_tick() {
     if [[ $status == lost || $status == missing ]]; then
       wa_alarm "$c" "the server dropped WAL the archive never received (slot $slot is $status: max_slot_wal_keep_size was reached): the archive has a gap before $walfile; take a base backup"
       if [[ $status == lost ]]; then wa_sql "$i" "SELECT pg_drop_replication_slot('$slot')" >/dev/null 2>&1 || true; fi
-      restorable_pg "$i" pg_receivewal -w --create-slot --if-not-exists -S "$slot" -d "dbname=${RESTORABLE_PG_DATABASE[i]}" >/dev/null 2>&1 || true
+      wa_create_slot "$c" >/dev/null 2>&1 || true
       return
     fi
   else
@@ -613,6 +630,11 @@ if [[ $(restorable_s3_small_client) != curl ]]; then
   restorable_fail preflight "the WAL archiver needs curl 7.87 or newer (signed uploads with a payload hash)"
 fi
 for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do wa_setup "$c"; done
+# "Archiving" once each receiver streams (up to 30 s; one that cannot is the rounds' to report).
+for c in "${!RESTORABLE_PITR_CLUSTER[@]}"; do
+  wa_check_receiver "$c"
+  for ((k = 0; k < 60; k++)); do wa_streaming "$c" && break; sleep 0.5; done
+done
 restorable_log "archiving WAL of ${#RESTORABLE_PITR_CLUSTER[@]} cluster(s) to $(restorable_s3_url "${RESTORABLE_PREFIX}wal/"): each segment off-site within ${SHIP}s (a round every ${TICK}s)"
 RESTORABLE_STAGE=archive
 while :; do

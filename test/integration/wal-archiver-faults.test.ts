@@ -187,4 +187,34 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     await w.expectNoGap();
     expect(a.proc.exitCode).toBeNull();
   }, 400_000);
+
+  it("the slot reserves WAL from setup: what the server writes before the receiver first streams is archived too (a slot an older version made, reserving nothing, is replaced)", async () => {
+    // A fresh start (no spool) on a slot made the old way, by pg_receivewal --create-slot: it
+    // reserves no WAL until a receiver first streams.
+    await w.stopAll();
+    const slot = await pg.psql("SELECT slot_name FROM pg_replication_slots");
+    await pg.psql(`SELECT pg_drop_replication_slot('${slot}')`);
+    await pg.psql(`SELECT pg_create_physical_replication_slot('${slot}')`);
+    rmSync(join(spoolMount!, cluster), { recursive: true, force: true });
+    // The receiver cannot connect at first (replication refused; the archiver's queries pass).
+    const hba = join(pg.dataDir, "pg_hba.conf");
+    const hbaBefore = readFileSync(hba, "utf8");
+    writeFileSync(hba, `host replication all 127.0.0.1/32 reject\n${hbaBefore}`);
+    await pg.psql("SELECT pg_reload_conf()");
+    let note: string;
+    try {
+      const a = w.start();
+      await w.withLog(waitFor("the slot to reserve WAL", async () => (await pg.psql(`SELECT restart_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = '${slot}'`)) === "t", 60_000, 200));
+      expect(await pg.psql(`SELECT active FROM pg_replication_slots WHERE slot_name = '${slot}'`)).toBe("f");
+      // Committed, its segment completed, before any receiver streamed.
+      note = await commitMarker("before-first-stream");
+      expect(a.proc.exitCode).toBeNull();
+    } finally {
+      writeFileSync(hba, hbaBefore);
+      await pg.psql("SELECT pg_reload_conf()");
+    }
+    await w.reachesBucket(note, 120_000);
+    await w.reachesBucket(await commitMarker("after-first-stream"));
+    await w.expectNoGap();
+  }, 300_000);
 });
