@@ -533,15 +533,13 @@ wa_tick() {
   WA_AGE[$c]=$age WA_AGE_AT[$c]=$EPOCHSECONDS
   if ((age > RESTORABLE_RPO_SECONDS)); then
     missing="${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
-  fi
-  if ((unmeasured_age > RESTORABLE_RPO_SECONDS)); then
-    local also=''
-    if ((first_age > RESTORABLE_RPO_SECONDS)); then also="; also $missing"; fi
-    wa_alarm "$c" "cannot query the server for ${unmeasured_age}s (> RPO ${RESTORABLE_RPO_SECONDS}s): WAL it writes meanwhile is not being archived (the receiver cannot stream from it either; a deliberately stopped server raises this too: the archiver cannot tell it from an unreachable one)$also: ${WA_UNMEASURED_WHY[$c]}"
-    return
-  fi
-  if ((age > RESTORABLE_RPO_SECONDS)); then
-    wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: $missing"
+    if ((unmeasured_age > RESTORABLE_RPO_SECONDS)); then
+      local also=''
+      if ((first_age > RESTORABLE_RPO_SECONDS)); then also="; also $missing"; fi
+      wa_alarm "$c" "cannot query the server for ${unmeasured_age}s (> RPO ${RESTORABLE_RPO_SECONDS}s): WAL it writes meanwhile is not being archived (the receiver cannot stream from it either; a deliberately stopped server raises this too: the archiver cannot tell it from an unreachable one)$also: ${WA_UNMEASURED_WHY[$c]}"
+    else
+      wa_alarm "$c" "WAL older than the RPO (${age}s > ${RESTORABLE_RPO_SECONDS}s) is not off-site: $missing"
+    fi
     return
   fi
   if [[ -n ${WA_ALARM[$c]} ]]; then
