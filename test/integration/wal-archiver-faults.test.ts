@@ -66,6 +66,22 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
   const alarms = () => (w.archivers.at(-1)!.stderr().match(/FAILED at stage archive: .*is not off-site: (the segment )?[0-9A-F]{24} and later are missing/g) ?? []).length;
   const slotStatus = () => pg.psql("SELECT wal_status FROM pg_replication_slots");
 
+  /** Puts LINES ahead of pg_hba.conf's own and reloads; the function returned puts the file back
+   * and reloads (once, however often it is called). */
+  async function hbaAhead(lines: string): Promise<() => Promise<void>> {
+    const hba = join(pg.dataDir, "pg_hba.conf");
+    const before = readFileSync(hba, "utf8");
+    writeFileSync(hba, `${lines}${before}`);
+    await pg.psql("SELECT pg_reload_conf()");
+    let back = false;
+    return async () => {
+      if (back) return;
+      back = true;
+      writeFileSync(hba, before);
+      await pg.psql("SELECT pg_reload_conf()");
+    };
+  }
+
   it("the archiver runs with its spool on a small disk", async () => {
     await w.startReady();
     await w.reachesBucket(await commitMarker("first"));
@@ -142,10 +158,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     const fails = pings.of("fail").length;
     // Refuse TCP from 127.0.0.1 (how the archiver and its receiver connect), normal and
     // replication, ahead of every other line; the test's own psql goes over the unix socket.
-    const hba = join(pg.dataDir, "pg_hba.conf");
-    const hbaBefore = readFileSync(hba, "utf8");
-    writeFileSync(hba, `host all all 127.0.0.1/32 reject\nhost replication all 127.0.0.1/32 reject\n${hbaBefore}`);
-    await pg.psql("SELECT pg_reload_conf()");
+    const letIn = await hbaAhead("host all all 127.0.0.1/32 reject\nhost replication all 127.0.0.1/32 reject\n");
     await waitFor("TCP connections refused", async () => (await run("psql", ["-XAtqw", "-d", "app", "-c", "SELECT 1"], { env: pg.env() })).code !== 0, 30_000, 200);
     // The streaming receiver's connection predates the change: end it (it cannot come back).
     await pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'walsender'");
@@ -171,8 +184,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
       expect(since().split("\n").filter((l) => l.includes("cannot query the server (will retry)"))).toHaveLength(1);
       expect(await slotStatus()).toMatch(/^(reserved|extended)$/);
       // Let it in again.
-      writeFileSync(hba, hbaBefore);
-      await pg.psql("SELECT pg_reload_conf()");
+      await letIn();
       // "caught up" only once the WAL written meanwhile is in the bucket (not at the first answer).
       const caughtUp = () => since().includes("caught up: the archive is within the RPO again");
       await w.withLog(waitFor("caught up", caughtUp, 120_000, 200));
@@ -180,8 +192,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
       for (const note of during) expect(await keyHolding(e, walPrefix(), note, fetched), `${note} in the bucket when "caught up" was said`).toBeDefined();
       expect(since()).toMatch(/cluster \S+: the server answers again after \d+s/);
     } finally {
-      writeFileSync(hba, hbaBefore);
-      await pg.psql("SELECT pg_reload_conf()");
+      await letIn();
     }
     await w.reachesBucket(await commitMarker("after-refused"));
     await w.expectNoGap();
@@ -197,10 +208,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     await pg.psql(`SELECT pg_create_physical_replication_slot('${slot}')`);
     rmSync(join(spoolMount!, cluster), { recursive: true, force: true });
     // The receiver cannot connect at first (replication refused; the archiver's queries pass).
-    const hba = join(pg.dataDir, "pg_hba.conf");
-    const hbaBefore = readFileSync(hba, "utf8");
-    writeFileSync(hba, `host replication all 127.0.0.1/32 reject\n${hbaBefore}`);
-    await pg.psql("SELECT pg_reload_conf()");
+    const letIn = await hbaAhead("host replication all 127.0.0.1/32 reject\n");
     let note: string;
     try {
       const a = w.start();
@@ -210,8 +218,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
       note = await commitMarker("before-first-stream");
       expect(a.proc.exitCode).toBeNull();
     } finally {
-      writeFileSync(hba, hbaBefore);
-      await pg.psql("SELECT pg_reload_conf()");
+      await letIn();
     }
     await w.reachesBucket(note, 120_000);
     await w.reachesBucket(await commitMarker("after-first-stream"));
