@@ -100,18 +100,42 @@ restorable_pitr_lsn_seq() {
   # (hi * 2^32 + lo) / size, without the product: a segment size divides 2^32.
   printf '%d' "$((16#$hi * (0x100000000 / PITR_SEG_BYTES) + 16#$lo / PITR_SEG_BYTES))"
 }
+# The same three in awk, for whole files of names (an archive holds thousands of segments: a
+# process per name would take seconds per thousand). Called with -v per=<segments per 4 GiB log>
+# -v seg=PITR_SEG_BYTES (restorable_pitr_awk).
+# shellcheck disable=SC2016 # awk source
+PITR_AWK_SEG='
+function pitr_hex(h,  i, v) { v = 0; for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789ABCDEF", toupper(substr(h, i, 1))) - 1; return v }
+function pitr_seq(n) { return pitr_hex(substr(n, 9, 8)) * per + pitr_hex(substr(n, 17, 8)) }
+function pitr_lsn_seq(lsn,  p) { p = index(lsn, "/"); return pitr_hex(substr(lsn, 1, p - 1)) * per + int(pitr_hex(substr(lsn, p + 1)) / seg) }
+function pitr_is_hex(h) { return h != "" && h !~ /[^0-9A-F]/ }
+'
+# restorable_pitr_awk PROGRAM ARGS...: awk with PITR_AWK_SEG's functions, per and seg set.
+restorable_pitr_awk() {
+  local prog=$1
+  shift
+  awk -v per="$((0x100000000 / PITR_SEG_BYTES))" -v seg="$PITR_SEG_BYTES" "$PITR_AWK_SEG$prog" "$@"
+}
 
 # restorable_pitr_pgbin MAJOR: the bin dir of PostgreSQL MAJOR's server binaries (physical
-# recovery needs the same major version as the backed-up cluster).
+# recovery needs the same major version as the backed-up cluster) in PITR_PGBIN_FOUND; returns 1
+# when this host has none. Each answer is kept for the run (restore asks up to three times, and
+# each look runs postgres -V): call it in the script's shell, not in $(...).
+declare -A PITR_PGBIN_OF=()
+PITR_PGBIN_FOUND=""
 restorable_pitr_pgbin() {
   local major=$1 d
-  # (pg_config only when neither of the others has them: it is a process more per call)
-  for d in "${RESTORABLE_DRILL_PGBIN:-}" "/usr/lib/postgresql/$major/bin" pg_config; do
-    if [[ $d == pg_config ]]; then d=$(pg_config --bindir 2>/dev/null || true); fi
-    [[ -n $d && -x $d/postgres && -x $d/pg_ctl ]] || continue
-    if [[ $("$d/postgres" -V 2>/dev/null | awk '{ split($NF, v, "."); print v[1] }') == "$major" ]]; then printf '%s\n' "${d%/}"; return 0; fi
-  done
-  return 1
+  if [[ -z ${PITR_PGBIN_OF[$major]+set} ]]; then
+    PITR_PGBIN_OF[$major]=""
+    # (pg_config only when neither of the others has them: it is a process more per call)
+    for d in "${RESTORABLE_DRILL_PGBIN:-}" "/usr/lib/postgresql/$major/bin" pg_config; do
+      if [[ $d == pg_config ]]; then d=$(pg_config --bindir 2>/dev/null || true); fi
+      [[ -n $d && -x $d/postgres && -x $d/pg_ctl ]] || continue
+      if [[ $("$d/postgres" -V 2>/dev/null | awk '{ split($NF, v, "."); print v[1] }') == "$major" ]]; then PITR_PGBIN_OF[$major]=${d%/}; break; fi
+    done
+  fi
+  PITR_PGBIN_FOUND=${PITR_PGBIN_OF[$major]}
+  [[ -n $PITR_PGBIN_FOUND ]]
 }
 
 # restorable_pitr_use_image IMAGE MAJOR: recover with IMAGE's server binaries. Checks that docker
@@ -178,9 +202,10 @@ restorable_pitr_tool() {
 # cannot have, or when the manifests disagree (pg_resetwal --wal-segsize after a base backup:
 # segment names of two sizes cannot be put in one order).
 restorable_pitr_manifests() {
-  local cluster=$1 listing=$2 dir=$3 k mf fields created dur stop ver seg end lm
+  local cluster=$1 listing=$2 dir=$3 k mf
   mkdir -p -- "$dir/manifests"
   : >"$dir/manifests.tsv"
+  : >"$dir/manifests.fields"
   # Downloaded 8 at a time (a bucket with the whole retention holds 23 or more), read in order.
   jq -r --arg p "$RESTORABLE_PREFIX" --arg c "$cluster" '
     .key as $k | select($k | startswith($p)) | ($k[($p | length):] | split("/")) as $r
@@ -194,27 +219,62 @@ restorable_pitr_manifests() {
     gets+=("$!")
   done <"$dir/manifest-keys"
   for k in "${gets[@]}"; do wait "$k" || true; done
+  local -a mfs=()
   while IFS= read -r k; do
     mf="$dir/manifests/${k//\//_}"
     [[ ! -e $mf.failed ]] || restorable_die "cannot download base backup manifest s3://$RESTORABLE_BUCKET/$k: $(restorable_last_line "$mf.err")"
-    jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$mf" >/dev/null 2>&1 || restorable_die "base backup manifest $k is not a base backup manifest"
-    # (\x1f between the fields: a tab is IFS white space, and empty fields would collapse.)
-    fields=$(jq -r '[.createdAt // "", (.durationSeconds // 0 | tostring), .stopLsn, (.serverVersion // ""), (.walSegmentBytes // "-" | tostring)] | join("\u001f")' "$mf")
-    IFS=$'\x1f' read -r created dur stop ver seg <<<"$fields"
+    mfs+=("$mf")
+  done <"$dir/manifest-keys"
+  # Every manifest read by one jq (a process per manifest and field took a second per 20 base
+  # backups), with the Last-Modified of each (its .hdr) beside it. One line per manifest, fields
+  # separated by \x1f (a tab is IFS white space: empty fields would collapse): file, createdAt,
+  # createdAt in epoch seconds ("" when jq cannot read it), whole seconds of durationSeconds,
+  # stopLsn, serverVersion, walSegmentBytes ("-": not recorded), Last-Modified in epoch seconds
+  # (0: none).
+  if ((${#mfs[@]})); then
+    awk 'FNR == 1 { if (f != "") print f "\t" lm; f = FILENAME; lm = "" } { sub(/\r$/, "") }
+      tolower(substr($0, 1, 14)) == "last-modified:" { lm = substr($0, 15); sub(/^ */, "", lm) }
+      END { if (f != "") print f "\t" lm }' "${mfs[@]/%/.hdr}" >"$dir/lastmod.tsv"
+    # shellcheck disable=SC2016 # jq program
+    if ! jq -r -n --rawfile lm "$dir/lastmod.tsv" '
+      ($lm | split("\n") | map(select(. != "") | split("\t") | {key: .[0], value: (.[1] // "")}) | from_entries) as $m
+      | inputs | input_filename as $f
+      | if .kind == "base" and (.stopLsn | type) == "string" then . else error("not a base backup manifest") end
+      | [$f, (.createdAt // "" | tostring), (.createdAt | try fromdateiso8601 catch "" | tostring),
+         (.durationSeconds // 0 | if type == "number" then floor else 0 end | tostring), .stopLsn,
+         (.serverVersion // "" | tostring), (.walSegmentBytes // "-" | tostring),
+         ($m[$f + ".hdr"] // "" | try (strptime("%a, %d %b %Y %H:%M:%S GMT") | mktime) catch 0 | tostring)]
+      | join("\u001f")' "${mfs[@]}" >"$dir/manifests.fields" 2>"$dir/manifests.err"; then
+      # Which one: the first in order that is not a base backup manifest (or not JSON).
+      while IFS= read -r k; do
+        jq -e '.kind == "base" and (.stopLsn | type) == "string"' "$dir/manifests/${k//\//_}" >/dev/null 2>&1 || restorable_die "base backup manifest $k is not a base backup manifest"
+      done <"$dir/manifest-keys"
+      restorable_die "cannot read the base backup manifests of cluster $cluster: $(restorable_last_line "$dir/manifests.err")"
+    fi
+  fi
+  local f created epoch dur stop ver seg lm i=0 end stamp prev=""
+  while IFS= read -r k; do
+    mf=${mfs[i]}
+    IFS=$'\x1f' read -r f created epoch dur stop ver seg lm <&3 || f=""
+    i=$((i + 1))
+    if [[ $f != "$mf" ]]; then
+      if ((i > 1)) && [[ $f == "${mfs[i - 2]}" ]]; then restorable_die "base backup manifest $prev is not a base backup manifest: it holds more than one JSON document"; fi
+      restorable_die "base backup manifest $k is not a base backup manifest"
+    fi
+    prev=$k
     [[ $stop =~ ^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$ ]] || restorable_die "base backup manifest $k has no readable stopLsn: ${stop:0:40}"
     if [[ $seg != - ]] && ! restorable_pitr_segsize_ok "$seg"; then
       restorable_die "base backup manifest $k records walSegmentBytes ${seg:0:40}, not a WAL segment size (a power of two from 1 MiB to 1 GiB)"
     fi
-    end=$(date -u -d "$created" +%s 2>/dev/null) || restorable_die "base backup manifest $k has no readable createdAt"
+    if [[ ! $epoch =~ ^[0-9]+$ ]]; then epoch=$(date -u -d "$created" +%s 2>/dev/null) || restorable_die "base backup manifest $k has no readable createdAt"; fi
     # Consistent once pg_basebackup has finished: createdAt + the run's duration (rounded up),
     # and not before the manifest (uploaded last) reached the store.
-    end=$((end + ${dur%%.*} + 1))
-    lm=$(tr -d '\r' <"$mf.hdr" | sed -n 's/^[Ll]ast-[Mm]odified: *//p' | tail -n 1)
-    lm=$(date -u -d "$lm" +%s 2>/dev/null || echo 0)
-    if ((lm > end)); then end=$lm; fi
+    end=$((epoch + dur + 1))
+    if [[ $lm =~ ^[0-9]+$ ]] && ((lm > end)); then end=$lm; fi
     rm -f -- "$mf.hdr" "$mf.err"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "$(basename -- "$k" .manifest.json)" "$k" "$stop" "$ver" "$created" "$seg" >>"$dir/manifests.tsv"
-  done <"$dir/manifest-keys"
+    stamp=${k##*/}
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$end" "${stamp%.manifest.json}" "$k" "$stop" "$ver" "$created" "$seg" >>"$dir/manifests.tsv"
+  done <"$dir/manifest-keys" 3<"$dir/manifests.fields"
   sort -t $'\t' -k1,1n -o "$dir/manifests.tsv" "$dir/manifests.tsv"
   local sizes
   sizes=$(awk -F '\t' '$7 != "-" { n[$7] = n[$7] (n[$7] == "" ? "" : ", ") $2 } END { for (s in n) print s " bytes (base backup(s) " n[s] ")" }' "$dir/manifests.tsv" | sort -n)
@@ -245,24 +305,22 @@ restorable_pitr_mib() { printf '%d MiB' "$(($1 / 1048576))"; }
 # Dies (at the current stage) when a manifest cannot be read or the manifests disagree about the
 # segment size.
 restorable_pitr_inventory() {
-  local cluster=$1 listing=$2 dir=$3 wp k n
+  local cluster=$1 listing=$2 dir=$3 wp
   wp="${RESTORABLE_PREFIX}wal/$cluster/"
   mkdir -p -- "$dir"
   # The base backups' manifests first: they say the cluster's WAL segment size, which every
   # segment position below depends on.
   restorable_pitr_manifests "$cluster" "$listing" "$dir"
-  : >"$dir/wal.tsv.tmp"
-  : >"$dir/history.tsv"
-  while IFS= read -r k; do
-    n=${k#"$wp"}
-    n=${n%.age}
-    n=${n%.zst}
-    if [[ $n =~ ^[0-9A-F]{24}$ ]]; then
-      printf '%s\t%s\t%s\n' "$(restorable_pitr_seq "$n")" "$n" "$k" >>"$dir/wal.tsv.tmp"
-    elif [[ $n =~ ^[0-9A-F]{8}\.history$ ]]; then
-      printf '%s\t%s\n' "$n" "$k" >>"$dir/history.tsv"
-    fi
-  done < <(jq -r --arg p "$wp" 'select(.key | startswith($p)) | .key' "$listing")
+  # Segments and history files, the name being the key without the prefix and .zst[.age]: one
+  # pass over the listing.
+  # (paths through the environment: awk -v would read backslashes in them as escapes)
+  jq -r --arg p "$wp" 'select(.key | startswith($p)) | .key' "$listing" |
+    PITR_WP=$wp PITR_WAL_OUT="$dir/wal.tsv.tmp" PITR_HIST_OUT="$dir/history.tsv" restorable_pitr_awk '
+      BEGIN { wal = ENVIRON["PITR_WAL_OUT"]; hist = ENVIRON["PITR_HIST_OUT"]; printf "" > wal; printf "" > hist }
+      { n = substr($0, length(ENVIRON["PITR_WP"]) + 1); sub(/\.age$/, "", n); sub(/\.zst$/, "", n) }
+      length(n) == 24 && pitr_is_hex(n) { print pitr_seq(n) "\t" n "\t" $0 > wal; next }
+      length(n) == 16 && substr(n, 9) == ".history" && pitr_is_hex(substr(n, 1, 8)) { print n "\t" $0 > hist }' ||
+    restorable_die "cannot read the bucket listing for the WAL archive of cluster $cluster"
   # After a recovery the cluster runs on a newer timeline: only the segments on the newest
   # timeline's history count (an older timeline's segments after its switch point are the future
   # that recovery undid; they stay in the bucket, untouched, but no window runs through them).
@@ -277,31 +335,30 @@ restorable_pitr_inventory() {
       [[ $tli =~ ^[0-9]+$ && $lsn =~ ^[0-9A-Fa-f]+/[0-9A-Fa-f]+$ ]] || continue
       printf '%d\t%d\n' "$tli" "$(restorable_pitr_lsn_seq "$lsn")" >>"$dir/timelines.tsv"
     done <"$dir/$hmax"
-    awk -F '\t' 'FILENAME == ARGV[1] { max[$1] = $2; next }
-      { t = 0; h = substr($2, 1, 8); for (i = 1; i <= 8; i++) t = t * 16 + index("0123456789ABCDEF", substr(h, i, 1)) - 1 }
-      (t in max) && (max[t] < 0 || $1 <= max[t])' "$dir/timelines.tsv" "$dir/wal.tsv.tmp" >"$dir/wal.tsv.cur"
+    restorable_pitr_awk 'BEGIN { FS = "\t" } FILENAME == ARGV[1] { max[$1] = $2; next }
+      { t = pitr_hex(substr($2, 1, 8)) } (t in max) && (max[t] < 0 || $1 <= max[t])' "$dir/timelines.tsv" "$dir/wal.tsv.tmp" >"$dir/wal.tsv.cur"
     mv -f -- "$dir/wal.tsv.cur" "$dir/wal.tsv.tmp"
   fi
   sort -t $'\t' -k1,1n -k2,2 "$dir/wal.tsv.tmp" >"$dir/wal.tsv"
   rm -f -- "$dir/wal.tsv.tmp"
   # Unbroken runs of positions, and the first missing segment after each run but the last.
-  cut -f1 "$dir/wal.tsv" | uniq | awk 'NR == 1 { f = $1; l = $1; next } $1 == l + 1 { l = $1; next } { print f "\t" l; f = $1; l = $1 } END { if (NR) print f "\t" l }' >"$dir/runs.tsv"
+  # (runs.tmp: first <TAB> last <TAB> the timeline of the last run's newest segment at its last position)
+  awk -F '\t' 'NR == 1 { f = $1; l = $1; tl = substr($2, 1, 8); next } $1 == l { tl = substr($2, 1, 8); next }
+    $1 == l + 1 { l = $1; tl = substr($2, 1, 8); next } { print f "\t" l "\t" tl; f = $1; l = $1; tl = substr($2, 1, 8) }
+    END { if (NR) print f "\t" l "\t" tl }' "$dir/wal.tsv" >"$dir/runs.tmp"
+  cut -f1,2 "$dir/runs.tmp" >"$dir/runs.tsv"
   : >"$dir/gaps.tsv"
   local first last tl final
   final=$(tail -n 1 "$dir/runs.tsv" | cut -f2)
-  while IFS=$'\t' read -r first last; do
-    tl=$(awk -F '\t' -v s="$last" '$1 == s { print substr($2, 1, 8) }' "$dir/wal.tsv" | tail -n 1)
+  while IFS=$'\t' read -r first last tl; do
     if [[ $last != "$final" ]]; then
       restorable_pitr_seg_name "$((16#$tl))" "$((last + 1))" >>"$dir/gaps.tsv"
       printf '\n' >>"$dir/gaps.tsv"
     fi
-  done <"$dir/runs.tsv"
+  done <"$dir/runs.tmp"
+  rm -f -- "$dir/runs.tmp"
   # The base backups, with their stop positions.
-  local line
-  : >"$dir/bases.tsv"
-  while IFS= read -r line; do
-    printf '%s\t%s\t%s\n' "$(cut -f1-3 <<<"$line")" "$(restorable_pitr_lsn_seq "$(cut -f4 <<<"$line")")" "$(cut -f5,6 <<<"$line")" >>"$dir/bases.tsv"
-  done <"$dir/manifests.tsv"
+  restorable_pitr_awk 'BEGIN { FS = OFS = "\t" } { print $1, $2, $3, pitr_lsn_seq($4), $5, $6 }' "$dir/manifests.tsv" >"$dir/bases.tsv"
 }
 
 # restorable_pitr_last_commit DIR FIRST LAST: the timestamp of the last commit in the segments
@@ -339,7 +396,8 @@ restorable_pitr_windows() {
   ver=$(tail -n 1 "$dir/bases.tsv" | cut -f5)
   PITR_NO_BIN=""
   if [[ -s $dir/bases.tsv ]] && [[ -z $PITR_PGBIN && -z $PITR_IMAGE ]]; then
-    PITR_PGBIN=$(restorable_pitr_pgbin "${ver%%.*}") || PITR_PGBIN=""
+    PITR_PGBIN=""
+    if restorable_pitr_pgbin "${ver%%.*}"; then PITR_PGBIN=$PITR_PGBIN_FOUND; fi
     # None on the host (a Compose host): the drill image's, when docker answers and it has them.
     if [[ -z $PITR_PGBIN && -n ${RESTORABLE_DRILL_IMAGE:-} && $(id -u) -eq 0 ]] && command -v docker >/dev/null 2>&1 &&
       restorable_pitr_probe_image "$RESTORABLE_DRILL_IMAGE" "${ver%%.*}"; then
@@ -564,25 +622,25 @@ restorable_pitr_recover() {
   # The manifest the inventory downloaded (restorable_pitr_manifests), not a second GET.
   cp -- "$inv/manifests/${PITR_BASE_KEY//\//_}" "$mdir/fetch/${PITR_BASE_KEY##*/}" 2>/dev/null || true
   restorable_fetch_manifest "$PITR_BASE_KEY" base "$cluster" "$mdir"
-  # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
-  ver=$(jq -r '.serverVersion // ""' "$RESTORABLE_MF")
   # The role the recovery connects as: the cluster's bootstrap superuser as the base backup
   # recorded it (POSTGRES_USER in the official image, often not "postgres"); manifests from
   # before it was recorded: postgres, then the configured users, then the source's.
-  local recorded
-  recorded=$(jq -r '.superuser // ""' "$RESTORABLE_MF")
+  local recorded source_user stop_lsn
+  # shellcheck disable=SC2153 # RESTORABLE_MF is set by restorable_fetch_manifest (lib-restore.sh)
+  IFS=$'\x1f' read -r ver recorded source_user stop_lsn < <(jq -r '[.serverVersion, .superuser, .source.user, .stopLsn] | map(. // "" | tostring) | join("\u001f")' "$RESTORABLE_MF")
   if [[ -z $PITR_SU_GIVEN && -n $recorded ]]; then
     PITR_SU=$recorded PITR_SU_TRY=()
   elif [[ -z $PITR_SU_GIVEN ]]; then
-    recorded=$(jq -r '.source.user // ""' "$RESTORABLE_MF")
-    if [[ -n $recorded && $recorded != "$PITR_SU" ]]; then PITR_SU_TRY+=("$recorded"); fi
+    if [[ -n $source_user && $source_user != "$PITR_SU" ]]; then PITR_SU_TRY+=("$source_user"); fi
   fi
   major=${ver%%.*}
   if [[ -z $PITR_IMAGE ]]; then
-    PITR_PGBIN=$(restorable_pitr_pgbin "$major") || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
+    restorable_pitr_pgbin "$major" || restorable_die "recovering cluster $cluster (PostgreSQL ${ver:-?}) needs the PostgreSQL $major server binaries on this host (apt-get install postgresql-$major)"
+    PITR_PGBIN=$PITR_PGBIN_FOUND
   fi
   local stop_seq
-  stop_seq=$(restorable_pitr_lsn_seq "$(jq -r '.stopLsn' "$RESTORABLE_MF")")
+  [[ $stop_lsn =~ ^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$ ]] || restorable_die "base backup manifest $PITR_BASE_KEY has no readable stopLsn: ${stop_lsn:0:40}"
+  stop_seq=$(restorable_pitr_lsn_seq "$stop_lsn")
 
   # The WAL it needs: every archived segment from its stop point to the end of its window (the
   # recovery stops at T long before the end when T is earlier: the fetcher only runs ahead of it
@@ -1111,7 +1169,7 @@ restorable_pitr_restore_cluster() {
   if [[ -n $major ]]; then
     if [[ -n $image ]]; then
       restorable_pitr_use_image "$image" "$major"
-    elif ! restorable_pitr_pgbin "$major" >/dev/null && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    elif ! restorable_pitr_pgbin "$major" && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
       restorable_log "this host has no PostgreSQL $major server binaries: recovering in a container from $RESTORABLE_DRILL_IMAGE (the drill image; --image IMG for another)"
       restorable_pitr_use_image "$RESTORABLE_DRILL_IMAGE" "$major"
     fi

@@ -328,10 +328,6 @@ restorable_fetch_manifest() {
     restorable_get "$mkey" "$RESTORABLE_MF" 0 || restorable_die "cannot download manifest s3://$RESTORABLE_BUCKET/$mkey: $(restorable_last_line "$RESTORABLE_MF.err")"
   fi
   restorable_check_manifest "$RESTORABLE_MF" "$mkey" "$kind" "$name"
-  local fields
-  fields=$(jq -r '[.object.key, .object.sha256, (.object.size // ""), (.createdAt // ""), (.encryption // "none"),
-    (.compression // "none")] | map(tostring) | join("\u001f")' "$RESTORABLE_MF")
-  IFS=$'\x1f' read -r RESTORABLE_MF_KEY RESTORABLE_MF_SHA256 RESTORABLE_MF_SIZE RESTORABLE_MF_CREATED RESTORABLE_MF_ENC RESTORABLE_MF_COMP <<<"$fields"
 }
 
 # restorable_fetch_object DIR IDENTITY: download (or take the prefetched) object RESTORABLE_MF names (after
@@ -560,21 +556,27 @@ restorable_globals_sql() {
   RESTORABLE_GLOBALS_ROLES=$(grep -c '^CREATE ROLE' "$in" || true)
 }
 
-# restorable_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we asked for.
+# restorable_check_manifest FILE KEY KIND NAME: the manifest is well-formed and describes what we
+# asked for; sets the RESTORABLE_MF_* fields (restorable_fetch_manifest). One jq for both (a jq
+# start is a noticeable share of a restore's preamble).
 restorable_check_manifest() {
-  local f=$1 key=$2 kind=$3 name=$4 dir
+  local f=$1 key=$2 kind=$3 name=$4 dir out problem
   dir=${key%/*}
-  jq -e . "$f" >/dev/null 2>&1 || restorable_die "manifest $key is not valid JSON"
-  local problem
-  problem=$(jq -r --arg kind "$kind" --arg name "$name" --arg host "$RESTORABLE_HOST" --arg dir "$dir/" '
-    if .format != 1 then "unsupported manifest format \(.format)"
+  # One JSON document, then the first problem ("" when none) and the fields, \x1f apart.
+  out=$(jq -r -s --arg kind "$kind" --arg name "$name" --arg host "$RESTORABLE_HOST" --arg dir "$dir/" '
+    if length != 1 then "not one JSON document" else .[0] |
+    (if .format != 1 then "unsupported manifest format \(.format)"
     elif .kind != $kind then "kind is \(.kind), expected \($kind)"
     elif .host != $host then "host is \(.host), expected \($host)"
     elif ($kind == "postgres" and .database != $name) then "database is \(.database), expected \($name)"
     elif ($kind == "volume" and .volume != $name) then "volume is \(.volume), expected \($name)"
     elif (.object.key | type) != "string" or (.object.key | startswith($dir) | not) then "object.key \(.object.key) is not beside the manifest"
     elif (.object.sha256 | type) != "string" or (.object.sha256 | test("^[0-9a-fA-F]{64}$") | not) then "object.sha256 is missing or malformed"
-    else "" end' "$f")
+    else "" end) as $problem
+    | [$problem, .object.key, .object.sha256, (.object.size // ""), (.createdAt // ""), (.encryption // "none"), (.compression // "none")]
+    | map(tostring) | join("\u001f") end' "$f" 2>/dev/null) || restorable_die "manifest $key is not valid JSON"
+  [[ $out == *$'\x1f'* ]] || restorable_die "manifest $key is not valid JSON"
+  IFS=$'\x1f' read -r problem RESTORABLE_MF_KEY RESTORABLE_MF_SHA256 RESTORABLE_MF_SIZE RESTORABLE_MF_CREATED RESTORABLE_MF_ENC RESTORABLE_MF_COMP <<<"$out"
   [[ -z $problem ]] || restorable_die "manifest $key: $problem"
 }
 
