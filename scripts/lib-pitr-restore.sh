@@ -1258,18 +1258,21 @@ restorable_pitr_durable() {
 }
 
 # restorable_pitr_stop_clean DIR: stop the recovered server in DIR with a fast shutdown and check
-# that it shut down cleanly (dies at the current stage otherwise).
+# that it shut down cleanly (dies at the current stage otherwise). The server is our child
+# (restorable_pitr_server_start): SIGINT to it is a fast shutdown, and its exit is seen as soon as
+# it happens (pg_ctl -w looks every 100 ms); the control file then says whether it was clean.
 restorable_pitr_stop_clean() {
-  local dir=$1 out="$RESTORABLE_TMP/work/stop.out" i
+  local dir=$1 out="$RESTORABLE_TMP/work/stop.out" i pm=""
   if [[ -z $PITR_IMAGE ]]; then
-    (cd / && "${PITR_AS[@]}" "$PITR_PGBIN/pg_ctl" -D "$dir" -m fast -w -t 300 stop) >"$out" 2>&1 ||
-      restorable_die "the recovered cluster did not stop cleanly: $(restorable_last_line "$out")"
-    return 0
+    { IFS= read -r pm <"$dir/postmaster.pid"; } 2>/dev/null || true
+    [[ $pm =~ ^[0-9]+$ ]] || restorable_die "the recovered cluster's server left no postmaster.pid in $dir"
+    kill -INT "$pm" 2>"$out" || restorable_die "cannot stop the recovered cluster's server (pid $pm): $(restorable_last_line "$out")"
+  else
+    # The container's main process is the server: SIGINT is a fast shutdown, and the attached
+    # client exits when it does (pg_ctl by docker exec would be killed with the container).
+    docker kill --signal INT "$PITR_CNAME" >"$out" 2>&1 || restorable_die "cannot stop the recovery container $PITR_CNAME: $(restorable_last_line "$out")"
   fi
-  # The container's main process is the server: SIGINT is a fast shutdown, and the attached
-  # client exits when it does (pg_ctl by docker exec would be killed with the container).
-  docker kill --signal INT "$PITR_CNAME" >"$out" 2>&1 || restorable_die "cannot stop the recovery container $PITR_CNAME: $(restorable_last_line "$out")"
-  for ((i = 0; i < 3000; i++)); do restorable_alive "$PITR_SERVER_PID" || break; sleep 0.1; done
+  for ((i = 0; i < 15000; i++)); do restorable_alive "$PITR_SERVER_PID" || break; sleep 0.02; done
   restorable_alive "$PITR_SERVER_PID" && restorable_die "the recovered cluster did not stop within 300 s"
   wait "$PITR_SERVER_PID" 2>/dev/null || true
   PITR_CNAME=""

@@ -402,7 +402,9 @@ restorable_tree_pids() {
 }
 restorable_alive() {
   local st
-  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+  # (read, not a sed: no process per call, and the wait loops call it often)
+  { IFS= read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st=${st##*) }
   [[ -n $st && ${st:0:1} != Z ]]
 }
 restorable_kill_tree() {
