@@ -16,8 +16,9 @@
 #       while it lasts; a server the archiver has not been able to query for longer than the RPO
 #       (a wrong password, pg_hba.conf, the network, a stopped server: the receiver cannot stream
 #       either, so what the server writes meanwhile is not archived) is reported the same way; a
-#       slot the server had to invalidate (the limit was hit) is a gap, reported the same way
-#       until the next base backup.
+#       slot the server had to invalidate (the limit was hit) is a gap, reported at once and
+#       then the same way until a base backup started after it, its time counted in the age;
+#       archiving resumes by itself from the server's current WAL (wa_resume_after_gap).
 # The receiver is restarted when it exits (database restart, network); a receiver left behind by
 # a killed archiver is stopped first. Cron starts this every minute as a keepalive: a running
 # archiver holds its lock and the new one exits at once, quietly (exit 0).
@@ -120,6 +121,11 @@ declare -A WA_SWITCH_XID=() WA_PID=() WA_SEGSIZE=() WA_SHIPPED_END=() WA_DIRTY_S
 declare -A WA_ALARM_AT=() WA_ALARM=() WA_SHIP_ERROR=() WA_CONNECT_ERROR=()
 declare -A WA_AGE=() WA_AGE_AT=() WA_UNMEASURED_SINCE=() WA_UNMEASURED_WHY=()
 declare -A WA_SEEN=() WA_LOOKED=() WA_LOG_OFFSET=() WA_EXIT_WHY=() WA_EXIT_AT=() WA_EXIT_REPEATS=() WA_HALF_SAID=()
+# A gap: the server dropped WAL the archive never received (WA_GAP: the first segment missing,
+# or "" when not known), since when the archive cannot restore to now (WA_GAP_SINCE, monotonic),
+# when the slot was made again (WA_GAP_AT, UTC stamp: a base backup started after it covers the
+# gap), and when the bucket was last looked at for one (WA_GAP_LOOKED, monotonic).
+declare -A WA_GAP=() WA_GAP_SINCE=() WA_GAP_AT=() WA_GAP_LOOKED=()
 
 wa_spool() { restorable_pitr_spool "${RESTORABLE_PITR_CLUSTER[$1]}"; }
 
@@ -333,9 +339,92 @@ wa_check_receiver() {
     fi
     tail -n 200 "$spool.receiver.log" >"$spool.receiver.log.tmp" 2>/dev/null && mv -f -- "$spool.receiver.log.tmp" "$spool.receiver.log"
     wa_clear_half_made "$c"
+    # The server no longer has the WAL the receiver resumes from (pg_receivewal starts after the
+    # spool's newest file): it would fail the same way forever.
+    local removed
+    removed=$(sed -n 's/.*requested WAL segment \([0-9A-F]\{24\}\) has already been removed.*/\1/p' "$RESTORABLE_RUN_DIR/receiver.$c.err" | tail -n 1)
+    if [[ -n $removed ]] && ! wa_resume_after_gap "$c" "$removed"; then return 0; fi
   fi
   WA_LOG_OFFSET[$c]=$(stat -c %s -- "$(wa_spool "$c").receiver.log" 2>/dev/null || echo 0)
   wa_start_receiver "$c"
+}
+
+# wa_gap C SEG NOW: the server dropped WAL of cluster C that the archive never received, from
+# segment SEG on ("" when not known yet). From then on the archive cannot restore to now: the
+# WAL after the gap needs a base backup taken after it. Counted from when that WAL stopped
+# reaching the archive (the unshipped clock, else NOW); the slot is (re)made by the caller, after
+# which WA_GAP_AT is set (wa_gap_slot_made).
+wa_gap() {
+  local c=$1 seg=$2 now=$3
+  if [[ -z ${WA_GAP[$c]+set} ]]; then
+    WA_GAP_SINCE[$c]=${WA_UNSHIPPED_SINCE[$c]:-$now}
+    WA_GAP_LOOKED[$c]=-1
+  fi
+  # The segment named for the first time: the alarm says it at once (a new fail ping), not
+  # only at its next repeat.
+  if [[ -n $seg && ${WA_GAP[$c]:-} != "$seg" ]]; then
+    WA_GAP[$c]=$seg
+    if [[ -n ${WA_ALARM_AT[$c]:-} ]]; then WA_ALARM_AT[$c]=$((now - REPEAT_ALARM)); fi
+  elif [[ -z ${WA_GAP[$c]+set} ]]; then
+    WA_GAP[$c]=""
+  fi
+}
+wa_gap_slot_made() { printf -v "WA_GAP_AT[$1]" '%(%Y%m%dT%H%M%SZ)T' -1; }
+
+# wa_gap_covered C NOW: 0 once a base backup of cluster C started after the slot was made again
+# (a manifest in any tier with a later stamp): from it on every time is restorable again. Looks
+# at the bucket at most every 30 s. Sets WA_GAP_BASE to the stamp.
+WA_GAP_BASE=""
+wa_gap_covered() {
+  local c=$1 now=$2 name=${RESTORABLE_PITR_CLUSTER[$1]} tier k stamp
+  [[ -n ${WA_GAP_AT[$c]:-} ]] || return 1
+  if ((WA_GAP_LOOKED[$c] >= 0 && now - WA_GAP_LOOKED[$c] < 30)); then return 1; fi
+  WA_GAP_LOOKED[$c]=$now
+  for tier in daily weekly monthly; do
+    while IFS= read -r k; do
+      stamp=${k##*/}
+      stamp=${stamp%.manifest.json}
+      if [[ $stamp =~ ^[0-9]{8}T[0-9]{6}Z$ && $stamp > ${WA_GAP_AT[$c]} ]]; then WA_GAP_BASE=$stamp; return 0; fi
+    done < <(restorable_s3_list "${RESTORABLE_PREFIX}$tier/base/$name/" 2>/dev/null | grep '\.manifest\.json$' || true)
+  done
+  return 1
+}
+
+# wa_resume_after_gap C SEG: cluster C's receiver cannot resume: the server has removed segment
+# SEG, where its spool ends (the slot was invalidated at max_slot_wal_keep_size, or dropped). What
+# the spool holds before the gap goes off-site first: its completed segments, then the part of
+# SEG the receiver had, under SEG's name (the only copy of that WAL: the server will never stream
+# SEG again, and a recovery replays it to its last record, then finds the gap). Then the slot is
+# made again, reserving from now (the old one's restart point is in the gap: a receiver's
+# feedback moves a physical slot back), and the receiver starts from it on an empty spool.
+# Returns 1 (the receiver stays down; retried next round) while an upload fails.
+wa_resume_after_gap() {
+  local c=$1 seg=$2 name=${RESTORABLE_PITR_CLUSTER[$1]} i=${RESTORABLE_PITR_SOURCE[$1]} slot=${RESTORABLE_PITR_SLOT[$1]} spool key
+  spool=$(wa_spool "$c")
+  wa_mono
+  wa_gap "$c" "$seg" "$WA_MONO"
+  wa_stop_receivers "$c"
+  wa_ship "$c" || return 1
+  if [[ -f $spool/$seg.partial ]]; then
+    key="${RESTORABLE_PREFIX}wal/$name/$seg.zst"
+    if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+    if ! restorable_try upload wa_upload "$spool/$seg.partial" "$key"; then
+      if [[ ${WA_SHIP_ERROR[$c]:-} != "$seg" ]]; then
+        restorable_log "cluster $name: cannot upload the part of $seg the receiver had yet (will retry): $RESTORABLE_ERROR_REASON"
+        WA_SHIP_ERROR[$c]=$seg
+      fi
+      return 1
+    fi
+    rm -f -- "$spool/$seg.partial"
+    restorable_log "cluster $name: archived the part of $seg the receiver had received before the server dropped the rest"
+  fi
+  if ! restorable_try connect wa_sql "$i" "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$slot' AND NOT active" >/dev/null ||
+    ! restorable_try connect wa_create_slot "$c"; then
+    restorable_log "cluster $name: cannot make the slot $slot again (will retry): $RESTORABLE_ERROR_REASON"
+    return 1
+  fi
+  wa_gap_slot_made "$c"
+  restorable_log "cluster $name: archiving resumes from the server's current WAL (slot $slot made again); the archive has a gap from $seg"
 }
 
 # wa_clear_half_made C: a segment file the receiver could not pad to its full size (the spool's
@@ -504,11 +593,15 @@ wa_tick() {
     else
       WA_UNSHIPPED_SINCE[$c]=
     fi
+    # A lost slot: the server removed WAL the slot held for the receiver, so the archive has a gap
+    # (where exactly, the receiver says when it cannot resume: wa_resume_after_gap). A missing one
+    # (dropped by hand): made again; a gap only if the receiver then cannot resume.
     if [[ $status == lost || $status == missing ]]; then
-      wa_alarm "$c" "the server dropped WAL the archive never received (slot $slot is $status: max_slot_wal_keep_size was reached): the archive has a gap before $walfile; take a base backup"
-      if [[ $status == lost ]]; then wa_sql "$i" "SELECT pg_drop_replication_slot('$slot')" >/dev/null 2>&1 || true; fi
-      wa_create_slot "$c" >/dev/null 2>&1 || true
-      return
+      if [[ $status == lost ]]; then
+        wa_gap "$c" "" "$now"
+        wa_sql "$i" "SELECT pg_drop_replication_slot('$slot')" >/dev/null 2>&1 || true
+      fi
+      if wa_create_slot "$c" >/dev/null 2>&1 && [[ $status == lost ]]; then wa_gap_slot_made "$c"; fi
     fi
   else
     # The server cannot be measured: the receiver cannot stream from it either, so the WAL it
@@ -529,8 +622,25 @@ wa_tick() {
   if [[ -n ${WA_UNMEASURED_SINCE[$c]} ]]; then unmeasured_age=$((now - WA_UNMEASURED_SINCE[$c])); fi
   age=$((first_age > unshipped_age ? first_age : unshipped_age))
   age=$((unmeasured_age > age ? unmeasured_age : age))
+  # A gap: until a base backup after it, a restore reaches no further than the gap, so the WAL
+  # lost is all of it since then: the age says so (the drill and the gauge read it), and it is
+  # an alarm at once, not after the RPO.
+  local gap_age=-1
+  if [[ -n ${WA_GAP[$c]+set} ]]; then
+    if wa_gap_covered "$c" "$now"; then
+      restorable_log "cluster $name: base backup $WA_GAP_BASE was taken after the gap from ${WA_GAP[$c]:-the last archived segment}: every time from it on is restorable again"
+      unset "WA_GAP[$c]"
+    else
+      gap_age=$((now - WA_GAP_SINCE[$c]))
+      age=$((gap_age > age ? gap_age : age))
+    fi
+  fi
   restorable_pitr_write_status "$name" "$EPOCHSECONDS" "$age" || true
   WA_AGE[$c]=$age WA_AGE_AT[$c]=$EPOCHSECONDS
+  if ((gap_age >= 0)); then
+    wa_alarm "$c" "the server dropped WAL the archive never received (slot $slot was invalidated at max_slot_wal_keep_size, or dropped): the archive has a gap from ${WA_GAP[$c]:-the segment after the last archived one}; a restore reaches no further than the gap (${gap_age}s ago) until a base backup is taken after it: run backup-base now"
+    return
+  fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
     missing="${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     if ((unmeasured_age > RESTORABLE_RPO_SECONDS)); then

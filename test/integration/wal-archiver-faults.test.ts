@@ -4,7 +4,7 @@
 // it keeps running and writing. Each must end loud (the alarm says what is not off-site, a fail
 // ping) while it lasts, with the server's WAL kept by the slot, and with no gap once it is over:
 // never a silent gap.
-import { mkdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostBucketAccess, type BackupEnv } from "../support/backup-env";
@@ -13,7 +13,7 @@ import { startPostgres, type PgCluster } from "../support/postgres";
 import { run, runOk, waitFor } from "../support/proc";
 import { startS3Server, type S3Server } from "../support/s3server";
 import { requireTools } from "../support/tools";
-import { keyHolding, localArchiverEnv, walArchive, type WalArchive } from "../support/wal-archive";
+import { keyHolding, localArchiverEnv, walArchive, walRecordBytes, type WalArchive } from "../support/wal-archive";
 
 const tools = requireTools("/usr/lib/postgresql/15/bin/initdb", "pg_receivewal", "psql", "radosgw", "radosgw-admin", "/usr/bin/aws", "zstd", "flock", "curl", "mount", "umount");
 
@@ -224,4 +224,66 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
     await w.reachesBucket(await commitMarker("after-first-stream"));
     await w.expectNoGap();
   }, 300_000);
+
+  it("the server drops WAL the archive never received (its slot invalidated at max_slot_wal_keep_size): an alarm at once naming the gap, counted in the age; archiving resumes by itself, with the part of the cut segment the receiver had; a base backup after the gap ends the alarm", async () => {
+    const a = w.archivers.at(-1)!;
+    const log = () => a.stderr();
+    await w.reachesBucket(await commitMarker("before-lost"));
+    const from = log().length;
+    const since = () => log().slice(from);
+    const fails = pings.of("fail").length;
+    // Streamed to the receiver but its segment not completed: in the spool's .partial when the
+    // receiver is cut off, and nowhere else once the server drops that segment.
+    const streamed = await commitMarker("streamed-before-cut", false);
+    const spool = join(spoolMount!, cluster);
+    let cutSegment = "";
+    await waitFor("the marker in the receiver's partial segment", () => {
+      const f = readdirSync(spool).find((x) => x.endsWith(".partial") && walRecordBytes(readFileSync(join(spool, x))).includes(Buffer.from(streamed)));
+      cutSegment = f?.replace(/\.partial$/, "") ?? "";
+      return cutSegment !== "";
+    }, 30_000, 200);
+    const keep = await pg.psql("SELECT setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'");
+    const letIn = await hbaAhead("host replication all 127.0.0.1/32 reject\n");
+    const cutAt = Date.now();
+    const gapAlarm = new RegExp(`FAILED at stage archive: cluster \\S+: the server dropped WAL the archive never received .*: the archive has a gap from ${cutSegment}; a restore reaches no further than the gap .* until a base backup is taken after it: run backup-base now`);
+    try {
+      await pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'walsender'");
+      // 64 MB of WAL the receiver cannot fetch against a 32 MB bound, then a checkpoint: the
+      // server invalidates the slot and removes the segments, the cut one among them.
+      await pg.psql("ALTER SYSTEM SET max_slot_wal_keep_size = '32MB'");
+      await pg.psql("SELECT pg_reload_conf()");
+      for (let k = 0; k < 4; k++) await commitMarker(`dropped-${k}`);
+      await pg.psql("CHECKPOINT");
+      await w.withLog(waitFor("the alarm", () => /FAILED at stage archive: cluster \S+: the server dropped WAL the archive never received/.test(since()), 60_000, 200));
+      await waitFor("a fail ping", () => pings.of("fail").length > fails, 30_000);
+    } finally {
+      await pg.psql(`ALTER SYSTEM SET max_slot_wal_keep_size = '${keep}MB'`);
+      await pg.psql("SELECT pg_reload_conf()");
+      await letIn();
+    }
+    // The receiver cannot resume from its spool (the server removed that segment): the part of
+    // it the receiver had goes off-site under its name, the slot is made again, archiving resumes.
+    const after = await commitMarker("after-gap");
+    await w.withLog(w.reachesBucket(after, 120_000));
+    expect(await keyHolding(e, walPrefix(), streamed, new Map())).toBe(`${walPrefix()}${cutSegment}.zst`);
+    expect(since()).toContain(`archived the part of ${cutSegment} the receiver had received before the server dropped the rest`);
+    expect(since()).toMatch(gapAlarm);
+    await expect(w.expectNoGap()).rejects.toThrow(new RegExp(`a gap in the WAL archive: ${cutSegment} -> `));
+    // Still an alarm, and the WAL lost since the cut is in the age, while no base backup follows the gap.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(since()).not.toContain("caught up");
+    const age = Number(readFileSync(join(e.stateDir, "wal", `${cluster}.status`), "utf8").trim().split(" ")[1]);
+    expect(age).toBeGreaterThan(10);
+    expect(age).toBeGreaterThanOrEqual((Date.now() - cutAt) / 1000 - 20);
+    // A base backup after the gap: every time from it on is restorable again, the alarm ends.
+    const oks = pings.of("success").length;
+    const r = await e.run("backup-base", []);
+    expect(r.stderr).not.toMatch(/FAILED/);
+    await w.withLog(waitFor("the gap covered", () => new RegExp(`base backup \\d{8}T\\d{6}Z was taken after the gap from ${cutSegment}: every time from it on is restorable again`).test(since()), 90_000, 500));
+    await w.withLog(waitFor("caught up", () => since().includes("caught up: the archive is within the RPO again"), 90_000, 500));
+    await waitFor("a success ping", () => pings.of("success").length > oks, 30_000);
+    expect(Number(readFileSync(join(e.stateDir, "wal", `${cluster}.status`), "utf8").trim().split(" ")[1])).toBeLessThanOrEqual(10);
+    await w.reachesBucket(await commitMarker("after-base"));
+    expect(a.proc.exitCode).toBeNull();
+  }, 400_000);
 });
