@@ -76,7 +76,7 @@ describe("restorable_pitr_inventory: the archive's segments, runs, gaps and base
     expect(wal).toHaveLength(keys.length);
     expect(wal.map((w) => Number(w[0]))).toEqual([...Array(6000).keys()].map((i) => i + 1).filter((p) => !missing.has(p)));
     for (const [pos, name, key] of wal) {
-      expect(walSegmentPosition(name, seg)).toBe(Number(pos));
+      expect(walSegmentPosition(name!, seg)).toBe(Number(pos));
       expect(key).toMatch(new RegExp(`^${PREFIX}wal/${cl}/${name}\\.zst(\\.age)?$`));
     }
     expect(tsv(join(inv, "runs.tsv"))).toEqual([["1", "699"], ["701", "2399"], ["2403", "6000"]]);
@@ -137,9 +137,9 @@ describe("restorable_pitr_manifests: every base manifest read at once, the broke
     const rows = r.stdout.trim().split("\n").map((l) => l.split("\t"));
     expect(rows).toHaveLength(25);
     expect(rows.map((x) => x[1])).toEqual([...Array(25).keys()].map((i) => `202611${String(i + 1).padStart(2, "0")}T010203Z`));
-    expect(Number(rows[0][0])).toBe(Date.parse("2026-11-01T01:02:03Z") / 1000 + 3 + 1);
-    expect(Number(rows[8][0])).toBe(Date.parse("2026-11-09T02:02:03Z") / 1000);
-    expect(rows[24][3]).toBe("0/43000100");
+    expect(Number(rows[0]![0])).toBe(Date.parse("2026-11-01T01:02:03Z") / 1000 + 3 + 1);
+    expect(Number(rows[8]![0])).toBe(Date.parse("2026-11-09T02:02:03Z") / 1000);
+    expect(rows[24]![3]).toBe("0/43000100");
   });
 
   it.each([
