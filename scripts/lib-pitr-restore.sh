@@ -487,11 +487,18 @@ restorable_pitr_get_segment() {
     if [[ $e == *" 404"* || $e == *NoSuchKey* ]]; then echo "missing from the bucket ($key: $e)" >&2; else echo "cannot download $key: $e" >&2; fi
     return 1
   fi
-  want=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Aa]mz-[Mm]eta-[Ss]ha256: *\([0-9a-fA-F]\{64\}\)$/\1/p' | tail -n 1)
+  # (read and sha256sum's output taken apart in the shell: this runs for every segment replayed)
+  local line
+  want=""
+  while IFS= read -r line; do
+    line=${line%$'\r'}
+    if [[ ${line,,} =~ ^x-amz-meta-sha256:\ *([0-9a-f]{64})$ ]]; then want=${BASH_REMATCH[1]}; fi
+  done <"$hdr"
   rm -f -- "$hdr" "$out.err"
-  got=$(sha256sum -- "$obj" | cut -d' ' -f1)
+  got=""
+  read -r got _ < <(sha256sum -- "$obj")
   if [[ -z $want ]]; then rm -f -- "$obj"; echo "$key carries no x-amz-meta-sha256: it cannot be verified, so it is not used" >&2; return 1; fi
-  if [[ ${want,,} != "$got" ]]; then
+  if [[ $want != "$got" ]]; then
     rm -f -- "$obj"
     echo "corrupt: sha256 of $key is $got, it was stored with $want" >&2
     return 1
@@ -510,30 +517,34 @@ restorable_pitr_get_segment() {
 
 # The fetcher: DIR/need.tsv (seq <TAB> name <TAB> key) in order, PITR_PARALLEL at a time and at
 # most PITR_LOOKAHEAD segments past the one PostgreSQL last asked for (DIR/asked); each verified
-# copy lands in DIR/ok/NAME, each failure in DIR/bad/NAME (its reason); DIR/done at the end.
+# copy lands in DIR/ok/NAME (mode 0644 in the server's own 0700 directory: no chown per segment),
+# each failure in DIR/bad/NAME (its reason); DIR/done at the end. A process or two per segment,
+# not a dozen: a day of WAL can be thousands of segments.
 restorable_pitr_fetcher() {
-  local dir=$1 identity=$2 seq name key asked_seq
+  local dir=$1 identity=$2 seq name key a asked_seq first="" running=0 per
   trap - EXIT INT TERM HUP ERR
   set +e
+  umask 022
+  per=$((0x100000000 / PITR_SEG_BYTES))
+  mkdir -p -- "$dir/err"
+  IFS=$'\t' read -r first _ <"$dir/need.tsv"
   fetch_one() {
-    local reason
-    if reason=$(restorable_pitr_get_segment "$3" "$dir/ok/.$2" "$identity" 2>&1); then
-      if [[ -n $PITR_OWNER ]]; then chown "$PITR_OWNER" "$dir/ok/.$2"; fi
-      mv -f -- "$dir/ok/.$2" "$dir/ok/$2"
-    else
-      printf '%s\n' "${reason:-failed}" >"$dir/bad/$2"
+    if ! restorable_pitr_get_segment "$3" "$dir/ok/$2" "$identity" 2>"$dir/err/$2"; then
+      [[ -s $dir/err/$2 ]] || echo failed >"$dir/err/$2"
+      mv -f -- "$dir/err/$2" "$dir/bad/$2"
     fi
   }
   while IFS=$'\t' read -r seq name key; do
     while :; do
-      asked_seq=-1
-      if [[ -s $dir/asked ]]; then local a; a=$(<"$dir/asked"); [[ $a =~ ^[0-9A-F]{24}$ ]] && asked_seq=$(restorable_pitr_seq "$a"); fi
-      if ((asked_seq < 0)); then asked_seq=$(head -n 1 "$dir/need.tsv" | cut -f1); fi
+      asked_seq=$first a=""
+      { read -r a <"$dir/asked"; } 2>/dev/null
+      if [[ $a =~ ^[0-9A-F]{24}$ ]]; then asked_seq=$((16#${a:8:8} * per + 16#${a:16:8})); fi
       if ((seq - asked_seq <= PITR_LOOKAHEAD)); then break; fi
       sleep 0.2
     done
-    while (($(jobs -rp | wc -l) >= PITR_PARALLEL)); do wait -n; done
+    if ((running >= PITR_PARALLEL)); then wait -n; running=$((running - 1)); fi
     fetch_one "$seq" "$name" "$key" &
+    running=$((running + 1))
   done <"$dir/need.tsv"
   wait
   : >"$dir/done"
@@ -648,7 +659,10 @@ restorable_pitr_recover() {
   local last
   last=$(cut -f5 <<<"$PITR_WIN")
   awk -F '\t' -v f="$stop_seq" -v l="$last" '$1 >= f && $1 <= l' "$inv/wal.tsv" >"$PITR_DIR/need.tsv"
-  { cut -f2 "$PITR_DIR/need.tsv"; cut -f1 "$inv/history.tsv"; } >"$PITR_DIR/names"
+  # What the archive holds for this recovery, as empty files (restore-wal tests a name without a
+  # process).
+  mkdir -m 0700 -- "$PITR_DIR/names.d"
+  { cut -f2 "$PITR_DIR/need.tsv"; cut -f1 "$inv/history.tsv"; } | (cd "$PITR_DIR/names.d" && xargs -r touch --)
   if grep -q '\.age$' "$PITR_DIR/need.tsv" "$inv/history.tsv"; then
     [[ -n $identity ]] || restorable_die "the WAL archive of cluster $cluster is encrypted with age: give the identity file with --identity FILE (or RESTORABLE_AGE_IDENTITY)"
     [[ -r $identity ]] || restorable_die "cannot read the age identity file $identity"
@@ -661,14 +675,15 @@ restorable_pitr_recover() {
   cat >"$PITR_DIR/restore-wal" <<EOF
 #!/bin/sh
 # restore_command of a restorable point-in-time recovery: serves only the fetcher's verified
-# copies; a segment the archive does not hold is "not there" (exit 1) at once.
+# copies; a segment the archive does not hold is "not there" (exit 1) at once. (The server waits
+# for it on every segment: only the copy is a process of its own.)
 d='$PITR_DIR'
-grep -qxF -- "\$1" "\$d/names" || exit 1
-printf '%s\n' "\$1" >"\$d/asked.\$\$" && mv -f "\$d/asked.\$\$" "\$d/asked"
+[ -e "\$d/names.d/\$1" ] || exit 1
+printf '%s\n' "\$1" >"\$d/asked"
 while :; do
   if [ -f "\$d/ok/\$1" ]; then exec cp -- "\$d/ok/\$1" "\$2"; fi
   if [ -f "\$d/bad/\$1" ] || [ -f "\$d/done" ]; then printf '%s\n' "\$1" >>"\$d/refused"; exit 1; fi
-  sleep 0.1
+  sleep 0.05
 done
 EOF
   chmod 0755 "$PITR_DIR/restore-wal"
