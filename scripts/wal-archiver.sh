@@ -553,6 +553,15 @@ wa_tick() {
       WA_UNMEASURED_SINCE[$c]=
     fi
     lsn=$(wa_lsn "$lsn_text")
+    # The segment the next WAL goes into, and the offset in it. Not pg_walfile_name's: at a
+    # segment boundary (right after a switch, on a quiet server) it names the segment before,
+    # which the receiver may still be writing: taken for the current one below, that segment
+    # would count as off-site while it is not.
+    if [[ ${WA_SEGSIZE[$c]:-} =~ ^[1-9][0-9]*$ ]]; then
+      local segno=$((lsn / WA_SEGSIZE[$c])) per=$((4294967296 / WA_SEGSIZE[$c]))
+      offset=$((lsn % WA_SEGSIZE[$c]))
+      printf -v walfile '%s%08X%08X' "${walfile:0:8}" "$((segno / per))" "$((segno % per))"
+    fi
     # Quiet server: the current segment holds a transaction not yet archived -> switch after
     # SWITCH_AFTER. "A transaction": the next xid moved since our last switch. Not just "offset > 0":
     # an idle server writes a small running-xacts record after every switch, and switching for it
@@ -575,9 +584,13 @@ wa_tick() {
     fi
     # The receiver is in the server's current segment and nothing completed waits in the spool:
     # everything before the current segment is in the bucket.
-    local waiting
-    waiting=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -cE "$WAL_NAME" || true)
-    if ((waiting == 0)) && [[ -e "$(wa_spool "$c")/$walfile.partial" ]] && ((lsn - offset > WA_SHIPPED_END[$c])); then
+    # (The partial first: once it is there, every earlier segment was completed before, so the
+    # count after it sees them; counted first, one completed between the two would be missed.)
+    local waiting=1
+    if [[ -e "$(wa_spool "$c")/$walfile.partial" ]]; then
+      waiting=$(find "$(wa_spool "$c")" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -cE "$WAL_NAME" || true)
+    fi
+    if ((waiting == 0)) && ((lsn - offset > WA_SHIPPED_END[$c])); then
       WA_SHIPPED_END[$c]=$((lsn - offset))
     fi
     # Not off-site yet: the archive does not reach the current segment, or a transaction waits in
@@ -642,7 +655,14 @@ wa_tick() {
     return
   fi
   if ((age > RESTORABLE_RPO_SECONDS)); then
-    missing="${first:-the segment ${walfile:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
+    # Nothing completed waits: the first segment the archive does not reach (after the last
+    # shipped one when that is known in this run, else the server's current one).
+    local from_seg=${walfile:-}
+    if [[ -z $first && -n $from_seg && ${WA_SHIPPED_END[$c]:-0} -gt 0 && ${WA_SEGSIZE[$c]:-} =~ ^[1-9][0-9]*$ ]]; then
+      local sseg=$((WA_SHIPPED_END[$c] / WA_SEGSIZE[$c])) sper=$((4294967296 / WA_SEGSIZE[$c]))
+      printf -v from_seg '%s%08X%08X' "${walfile:0:8}" "$((sseg / sper))" "$((sseg % sper))"
+    fi
+    missing="${first:-the segment ${from_seg:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     if ((unmeasured_age > RESTORABLE_RPO_SECONDS)); then
       local also=''
       if ((first_age > RESTORABLE_RPO_SECONDS)); then also="; also $missing"; fi
