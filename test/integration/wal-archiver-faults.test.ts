@@ -189,7 +189,7 @@ describe.skipIf(!tools.ok)("wal-archiver faults: a full spool disk, a missing bu
       const caughtUp = () => since().includes("caught up: the archive is within the RPO again");
       await w.withLog(waitFor("caught up", caughtUp, 120_000, 200));
       const fetched = new Map<string, Buffer>();
-      for (const note of during) expect(await keyHolding(e, walPrefix(), note, fetched), `${note} in the bucket when "caught up" was said`).toBeDefined();
+      for (const note of during) expect(await keyHolding(e, walPrefix(), note, fetched), `${note} in the bucket when "caught up" was said; the archiver said:\n${since().slice(-4000)}`).toBeDefined();
       expect(since()).toMatch(/cluster \S+: the server answers again after \d+s/);
     } finally {
       await letIn();
