@@ -399,22 +399,14 @@ wa_gap_covered() {
 # feedback moves a physical slot back), and the receiver starts from it on an empty spool.
 # Returns 1 (the receiver stays down; retried next round) while an upload fails.
 wa_resume_after_gap() {
-  local c=$1 seg=$2 name=${RESTORABLE_PITR_CLUSTER[$1]} i=${RESTORABLE_PITR_SOURCE[$1]} slot=${RESTORABLE_PITR_SLOT[$1]} spool key
+  local c=$1 seg=$2 name=${RESTORABLE_PITR_CLUSTER[$1]} i=${RESTORABLE_PITR_SOURCE[$1]} slot=${RESTORABLE_PITR_SLOT[$1]} spool
   spool=$(wa_spool "$c")
   wa_mono
   wa_gap "$c" "$seg" "$WA_MONO"
   wa_stop_receivers "$c"
   wa_ship "$c" || return 1
   if [[ -f $spool/$seg.partial ]]; then
-    key="${RESTORABLE_PREFIX}wal/$name/$seg.zst"
-    if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
-    if ! restorable_try upload wa_upload "$spool/$seg.partial" "$key"; then
-      if [[ ${WA_SHIP_ERROR[$c]:-} != "$seg" ]]; then
-        restorable_log "cluster $name: cannot upload the part of $seg the receiver had yet (will retry): $RESTORABLE_ERROR_REASON"
-        WA_SHIP_ERROR[$c]=$seg
-      fi
-      return 1
-    fi
+    wa_ship_file "$c" "$spool/$seg.partial" "$seg" "the part of $seg the receiver had" || return 1
     rm -f -- "$spool/$seg.partial"
     restorable_log "cluster $name: archived the part of $seg the receiver had received before the server dropped the rest"
   fi
@@ -499,23 +491,30 @@ wa_upload() {
   return "$rc"
 }
 
+# wa_ship_file C FILE NAME [WHAT]: upload FILE of cluster C as WAL object NAME (its key, .age when
+# encrypting). On failure, says so once per NAME ("cannot upload WHAT yet (will retry)"; WHAT is
+# NAME unless given) and returns non-zero; the caller keeps FILE for the next round.
+wa_ship_file() {
+  local c=$1 file=$2 f=$3 what=${4:-$3} name=${RESTORABLE_PITR_CLUSTER[$1]} key
+  key="${RESTORABLE_PREFIX}wal/$name/$f.zst"
+  if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
+  restorable_try upload wa_upload "$file" "$key" && return 0
+  if [[ ${WA_SHIP_ERROR[$c]:-} != "$f" ]]; then
+    restorable_log "cluster $name: cannot upload $what yet (will retry): $RESTORABLE_ERROR_REASON"
+    WA_SHIP_ERROR[$c]=$f
+  fi
+  return 1
+}
+
 # wa_ship C: upload the completed segments in order; stop at the first failure (no gap: a later
 # segment is never uploaded while an earlier one is missing).
 wa_ship() {
-  local c=$1 name=${RESTORABLE_PITR_CLUSTER[$1]} spool f key seg logno segno
+  local c=$1 name=${RESTORABLE_PITR_CLUSTER[$1]} spool f seg logno segno
   spool=$(wa_spool "$c")
   local -a files=()
   mapfile -t files < <(find "$spool" -maxdepth 1 -type f -printf '%f\n' 2>/dev/null | grep -E "$WAL_NAME" | LC_ALL=C sort)
   for f in "${files[@]}"; do
-    key="${RESTORABLE_PREFIX}wal/$name/$f.zst"
-    if ((${#RESTORABLE_AGE_RECIPIENTS[@]} > 0)); then key+=.age; fi
-    if ! restorable_try upload wa_upload "$spool/$f" "$key"; then
-      if [[ ${WA_SHIP_ERROR[$c]:-} != "$f" ]]; then
-        restorable_log "cluster $name: cannot upload $f yet (will retry): $RESTORABLE_ERROR_REASON"
-        WA_SHIP_ERROR[$c]=$f
-      fi
-      return 1
-    fi
+    wa_ship_file "$c" "$spool/$f" "$f" || return 1
     if [[ -n ${WA_SHIP_ERROR[$c]:-} ]]; then
       restorable_log "cluster $name: uploads work again"
       WA_SHIP_ERROR[$c]=
@@ -529,6 +528,13 @@ wa_ship() {
     fi
   done
   return 0
+}
+
+# wa_seg_name VAR C TIMELINE_HEX BYTES: the name of cluster C's segment holding byte position
+# BYTES on that timeline, into VAR.
+wa_seg_name() {
+  local segno=$(($4 / WA_SEGSIZE[$2])) per=$((4294967296 / WA_SEGSIZE[$2]))
+  printf -v "$1" '%s%08X%08X' "$3" "$((segno / per))" "$((segno % per))"
 }
 
 # wa_tick C: one round for cluster C: receiver, shipping, the quiet-server switch, the alarm.
@@ -558,9 +564,8 @@ wa_tick() {
     # which the receiver may still be writing: taken for the current one below, that segment
     # would count as off-site while it is not.
     if [[ ${WA_SEGSIZE[$c]:-} =~ ^[1-9][0-9]*$ ]]; then
-      local segno=$((lsn / WA_SEGSIZE[$c])) per=$((4294967296 / WA_SEGSIZE[$c]))
       offset=$((lsn % WA_SEGSIZE[$c]))
-      printf -v walfile '%s%08X%08X' "${walfile:0:8}" "$((segno / per))" "$((segno % per))"
+      wa_seg_name walfile "$c" "${walfile:0:8}" "$lsn"
     fi
     # Quiet server: the current segment holds a transaction not yet archived -> switch after
     # SWITCH_AFTER. "A transaction": the next xid moved since our last switch. Not just "offset > 0":
@@ -659,8 +664,7 @@ wa_tick() {
     # shipped one when that is known in this run, else the server's current one).
     local from_seg=${walfile:-}
     if [[ -z $first && -n $from_seg && ${WA_SHIPPED_END[$c]:-0} -gt 0 && ${WA_SEGSIZE[$c]:-} =~ ^[1-9][0-9]*$ ]]; then
-      local sseg=$((WA_SHIPPED_END[$c] / WA_SEGSIZE[$c])) sper=$((4294967296 / WA_SEGSIZE[$c]))
-      printf -v from_seg '%s%08X%08X' "${walfile:0:8}" "$((sseg / sper))" "$((sseg % sper))"
+      wa_seg_name from_seg "$c" "${walfile:0:8}" "${WA_SHIPPED_END[$c]}"
     fi
     missing="${first:-the segment ${from_seg:-after the last archived one}} and later are missing from $(restorable_s3_url "${RESTORABLE_PREFIX}wal/$name/")${WA_SHIP_ERROR[$c]:+ (upload error, see above)}"
     if ((unmeasured_age > RESTORABLE_RPO_SECONDS)); then
